@@ -1,0 +1,263 @@
+//! One cgroup per run, on cgroup v2 or v1/hybrid behind one interface.
+//!
+//! Groups are created only below the cgroup the invoking process is already in (per controller on
+//! v1, as runc does) or below `--cgroup-parent`. A group is named `sandbox-<id>-<owner pid>`: the
+//! owner pid lets `gc` tell a stale group (its sandbox is gone) from one a live run is using.
+//!
+//! All paths come in through [`Host`], so tests build a fake cgroupfs in a tempdir.
+
+pub mod detect;
+pub mod stats;
+mod v1;
+mod v2;
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use detect::Layout;
+pub use stats::Stats;
+
+use crate::config::Limits;
+use crate::error::{Error, Result};
+
+/// The v1 controllers a run uses: limits on memory, cpu and pids; accounting from cpuacct.
+pub const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+
+/// CFS period used for `--cpus` (the kernel's default, as docker uses).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// A run's cgroup, whatever the layout.
+pub trait Cgroup {
+    /// 1 or 2.
+    fn version(&self) -> u8;
+    /// The group's directory (on v1: the memory controller's, else the first).
+    fn path(&self) -> &Path;
+    /// Every directory of the group, by controller ("" on v2).
+    fn paths(&self) -> BTreeMap<String, PathBuf>;
+    /// Moves a process into the group (all its controllers).
+    fn add_pid(&self, pid: i32) -> Result<()>;
+    /// What the group used, from the kernel's stat files.
+    fn stats(&self) -> Stats;
+    /// SIGKILLs everything in the group (cgroup.kill where the kernel has it).
+    fn kill(&self);
+    /// Kills what is left and removes the group, retrying while the kernel reports it busy.
+    fn remove(&self) -> Result<()>;
+}
+
+/// Where this host's cgroup hierarchies are and where the invoking process sits in them.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub layout: Layout,
+    /// The cgroup filesystem root, normally /sys/fs/cgroup.
+    pub root: PathBuf,
+    /// v1 mounts by controller (empty on a pure v2 host).
+    pub v1: BTreeMap<String, detect::V1Mount>,
+    /// This process's cgroup per controller ("" for v2).
+    pub own: BTreeMap<String, String>,
+}
+
+impl Host {
+    /// Reads the layout (statfs of `root`) and /proc/self/{mountinfo,cgroup}.
+    pub fn detect(root: &Path) -> Result<Host> {
+        let layout = Layout::detect(root)?;
+        let read = |p: &str| std::fs::read_to_string(p).map_err(|e| Error::io("cannot read", p, e));
+        let v1 = match layout {
+            Layout::Unified => BTreeMap::new(),
+            _ => detect::v1_mounts(&read("/proc/self/mountinfo")?),
+        };
+        let own = detect::own_cgroups(&read("/proc/self/cgroup")?);
+        Ok(Host { layout, root: root.to_path_buf(), v1, own })
+    }
+
+    /// The version of the hierarchy that carries the resource controllers.
+    pub fn version(&self) -> u8 {
+        if self.layout == Layout::Unified {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The directories under which a run's group is made: one on v2, one per controller on v1.
+    /// `parent` (from `--cgroup-parent`) is relative to the hierarchy root; default: our own cgroup.
+    pub fn bases(&self, parent: Option<&str>) -> Result<BTreeMap<String, PathBuf>> {
+        let pick = |key: &str| {
+            let p = parent.map(|p| format!("/{}", p.trim_start_matches('/')));
+            p.or_else(|| self.own.get(key).cloned()).unwrap_or_else(|| "/".into())
+        };
+        let mut out = BTreeMap::new();
+        if self.layout == Layout::Unified {
+            out.insert(String::new(), self.root.join(pick("").trim_start_matches('/')));
+            return Ok(out);
+        }
+        for c in V1_CONTROLLERS {
+            let Some(m) = self.v1.get(c) else { continue };
+            let cg = pick(c);
+            let dir = detect::under_mount(&m.mount_point, &m.root, &cg).ok_or_else(|| Error::Unsupported {
+                limit: "cgroups",
+                reason: format!("cgroup {cg} of the {c} controller is not visible under {}", m.mount_point.display()),
+            })?;
+            out.insert(c.to_string(), dir);
+        }
+        Ok(out)
+    }
+
+    /// Creates the run's group named `name` with `limits` applied. On error nothing is left.
+    pub fn create(&self, parent: Option<&str>, name: &str, limits: &Limits) -> Result<Box<dyn Cgroup>> {
+        let bases = self.bases(parent)?;
+        Ok(match self.layout {
+            Layout::Unified => Box::new(v2::V2::create(&bases[""], name, limits)?),
+            _ => Box::new(v1::V1::create(&bases, name, limits)?),
+        })
+    }
+
+    /// Removes stale groups: named `sandbox-*-<pid>`, whose owner pid is gone and that hold no
+    /// process. Returns the directories removed.
+    pub fn gc(&self, parent: Option<&str>) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        let Ok(bases) = self.bases(parent) else { return removed };
+        let mut seen = std::collections::BTreeSet::new();
+        for base in bases.values().filter(|b| seen.insert(b.to_path_buf())) {
+            let Ok(entries) = std::fs::read_dir(base) else { continue };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(owner) = owner_pid(&name) else { continue };
+                if Path::new(&format!("/proc/{owner}")).exists() {
+                    continue;
+                }
+                let dir = e.path();
+                if procs(&dir).is_empty() && rmdir_retry(&dir).is_ok() {
+                    removed.push(dir);
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// The group name for run `id` owned by this process.
+pub fn group_name(id: &str) -> String {
+    format!("sandbox-{id}-{}", std::process::id())
+}
+
+/// The owner pid of a group named by [`group_name`].
+pub fn owner_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("sandbox-")?;
+    rest.rsplit_once('-')?.1.parse().ok()
+}
+
+/// Writes `value` to a cgroup file; the error names the file and the value.
+pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|source| Error::CgroupWrite {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    })
+}
+
+/// Reads a cgroup file, `None` when the kernel does not have it.
+pub(crate) fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// The pids in a group's cgroup.procs.
+pub(crate) fn procs(dir: &Path) -> Vec<i32> {
+    read(&dir.join("cgroup.procs"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// SIGKILLs the processes of a group until it is empty (v1, and v2 kernels before 5.14).
+/// A fork racing the kill is caught on the next pass; the pids limit bounds how many there are.
+pub(crate) fn kill_procs(dir: &Path) {
+    for _ in 0..200 {
+        let pids = procs(dir);
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            // Only processes in a group we created: ours to end.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// rmdir(2) that retries while the kernel still reports the group busy (dying tasks, EBUSY).
+pub(crate) fn rmdir_retry(dir: &Path) -> Result<()> {
+    let mut wait = Duration::from_micros(500);
+    let mut last = None;
+    for _ in 0..16 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_millis(200));
+    }
+    Err(Error::io("cannot remove cgroup", dir, last.unwrap()))
+}
+
+/// Removes directories already created, newest first (error-path cleanup of a half-made group).
+pub(crate) fn undo(created: &[PathBuf]) {
+    for d in created.iter().rev() {
+        let _ = rmdir_retry(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_carry_the_owner_pid() {
+        let n = group_name("abc123");
+        assert_eq!(owner_pid(&n), Some(std::process::id()));
+        assert_eq!(owner_pid("sandbox-abc-17"), Some(17));
+        assert_eq!(owner_pid("sandbox-abc"), None);
+        assert_eq!(owner_pid("other-abc-17"), None);
+    }
+
+    fn fake_v1(tmp: &Path) -> Host {
+        let mut v1 = BTreeMap::new();
+        for c in ["memory", "cpu", "cpuacct", "pids"] {
+            let mp = tmp.join(c);
+            std::fs::create_dir_all(mp.join("user")).unwrap();
+            v1.insert(c.into(), detect::V1Mount { mount_point: mp, root: "/".into(), controllers: vec![c.into()] });
+        }
+        let own = [("memory", "/user"), ("cpu", "/"), ("cpuacct", "/"), ("pids", "/")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        Host { layout: Layout::Hybrid, root: tmp.into(), v1, own }
+    }
+
+    #[test]
+    fn v1_groups_nest_under_our_own_cgroup_per_controller() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = fake_v1(tmp.path());
+        let b = host.bases(None).unwrap();
+        assert_eq!(b["memory"], tmp.path().join("memory/user"));
+        assert_eq!(b["pids"], tmp.path().join("pids"));
+        let b = host.bases(Some("jobs")).unwrap();
+        assert_eq!(b["memory"], tmp.path().join("memory/jobs"));
+    }
+
+    #[test]
+    fn gc_removes_only_groups_whose_owner_is_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = fake_v1(tmp.path());
+        let live = tmp.path().join(format!("pids/sandbox-a-{}", std::process::id()));
+        let dead = tmp.path().join("pids/sandbox-b-999999999");
+        let other = tmp.path().join("pids/not-ours-999999999");
+        for d in [&live, &dead, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let removed = host.gc(None);
+        assert_eq!(removed, vec![dead.clone()]);
+        assert!(live.exists() && other.exists() && !dead.exists());
+    }
+}

@@ -1,0 +1,194 @@
+//! cgroup v1 (legacy and hybrid hosts): one directory per controller hierarchy, each nested under
+//! the invoking process's own cgroup of that controller. Co-mounted controllers (`cpu,cpuacct`)
+//! share one directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{read, stats, write, Cgroup, Stats, CPU_PERIOD_US};
+use crate::config::Limits;
+use crate::error::{Error, Result};
+
+pub struct V1 {
+    /// controller → group directory.
+    dirs: BTreeMap<String, PathBuf>,
+    /// Each directory once, in creation order.
+    unique: Vec<PathBuf>,
+    primary: PathBuf,
+}
+
+impl V1 {
+    /// `bases`: controller → directory to create the group under.
+    pub fn create(bases: &BTreeMap<String, PathBuf>, name: &str, limits: &Limits) -> Result<V1> {
+        for (flag, ctrl, asked) in [
+            ("--mem", "memory", limits.memory_bytes.is_some()),
+            ("--cpus", "cpu", limits.cpus.is_some()),
+            ("--pids", "pids", limits.pids.is_some()),
+        ] {
+            if asked && !bases.contains_key(ctrl) {
+                return Err(Error::Unsupported {
+                    limit: flag,
+                    reason: format!("no cgroup v1 hierarchy has the {ctrl} controller mounted"),
+                });
+            }
+        }
+        let mut dirs = BTreeMap::new();
+        let mut unique: Vec<PathBuf> = Vec::new();
+        for (ctrl, base) in bases {
+            let dir = base.join(name);
+            if !unique.contains(&dir) {
+                if let Err(e) = std::fs::create_dir(&dir) {
+                    super::undo(&unique);
+                    return Err(Error::io("cannot create cgroup", &dir, e));
+                }
+                unique.push(dir.clone());
+            }
+            dirs.insert(ctrl.clone(), dir);
+        }
+        let primary = dirs.get("memory").or_else(|| unique.first()).cloned().unwrap_or_default();
+        let g = V1 { dirs, unique, primary };
+        if let Err(e) = g.apply(limits) {
+            super::undo(&g.unique);
+            return Err(e);
+        }
+        Ok(g)
+    }
+
+    fn file(&self, ctrl: &str, name: &str) -> Option<PathBuf> {
+        self.dirs.get(ctrl).map(|d| d.join(name))
+    }
+
+    fn apply(&self, limits: &Limits) -> Result<()> {
+        if let (Some(bytes), Some(dir)) = (limits.memory_bytes, self.dirs.get("memory")) {
+            write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
+            // memsw (memory+swap) equal to the limit: no swap beyond it, so the limit is real.
+            // Absent when the kernel has no swap accounting.
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                write(&memsw, &bytes.to_string())?;
+            }
+        }
+        if let (Some(c), Some(dir)) = (limits.cpus, self.dirs.get("cpu")) {
+            let quota = (c * CPU_PERIOD_US as f64).round() as u64;
+            write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+            write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+        }
+        if let (Some(n), Some(dir)) = (limits.pids, self.dirs.get("pids")) {
+            write(&dir.join("pids.max"), &n.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+impl Cgroup for V1 {
+    fn version(&self) -> u8 {
+        1
+    }
+
+    fn path(&self) -> &Path {
+        &self.primary
+    }
+
+    fn paths(&self) -> BTreeMap<String, PathBuf> {
+        self.dirs.clone()
+    }
+
+    fn add_pid(&self, pid: i32) -> Result<()> {
+        self.unique.iter().try_for_each(|d| write(&d.join("cgroup.procs"), &pid.to_string()))
+    }
+
+    fn stats(&self) -> Stats {
+        let f = |ctrl: &str, n: &str| self.file(ctrl, n).and_then(|p| read(&p));
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let cpu = if self.dirs.contains_key("cpuacct") {
+            stats::v1_cpu(
+                f("cpuacct", "cpuacct.usage").as_deref(),
+                f("cpuacct", "cpuacct.usage_user").as_deref(),
+                f("cpuacct", "cpuacct.usage_sys").as_deref(),
+                f("cpuacct", "cpuacct.stat").as_deref(),
+                f("cpu", "cpu.stat").as_deref(),
+                hz,
+            )
+        } else {
+            Default::default()
+        };
+        Stats {
+            cpu,
+            memory: stats::v1_memory(
+                f("memory", "memory.max_usage_in_bytes").as_deref(),
+                f("memory", "memory.oom_control").as_deref(),
+            ),
+            pids: stats::pids(f("pids", "pids.peak").as_deref(), f("pids", "pids.events").as_deref()),
+        }
+    }
+
+    fn kill(&self) {
+        for d in &self.unique {
+            super::kill_procs(d);
+        }
+    }
+
+    fn remove(&self) -> Result<()> {
+        self.kill();
+        let mut first_err = None;
+        for d in self.unique.iter().rev() {
+            if let Err(e) = super::rmdir_retry(d) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bases(tmp: &Path, comounted: bool) -> BTreeMap<String, PathBuf> {
+        let mut b = BTreeMap::new();
+        for c in ["memory", "cpu", "cpuacct", "pids"] {
+            let dir = if comounted && c.starts_with("cpu") { tmp.join("cpu,cpuacct") } else { tmp.join(c) };
+            std::fs::create_dir_all(&dir).unwrap();
+            b.insert(c.to_string(), dir);
+        }
+        b
+    }
+
+    #[test]
+    fn limits_go_to_the_v1_files() {
+        let t = tempfile::tempdir().unwrap();
+        let b = bases(t.path(), false);
+        let limits = Limits { memory_bytes: Some(32 << 20), cpus: Some(1.5), pids: Some(7), timeout: None };
+        let g = V1::create(&b, "g", &limits).unwrap();
+        let r = |p: &str| std::fs::read_to_string(t.path().join(p)).unwrap();
+        assert_eq!(r("memory/g/memory.limit_in_bytes"), "33554432");
+        assert_eq!(r("cpu/g/cpu.cfs_quota_us"), "150000");
+        assert_eq!(r("cpu/g/cpu.cfs_period_us"), "100000");
+        assert_eq!(r("pids/g/pids.max"), "7");
+        assert_eq!(g.path(), t.path().join("memory/g"));
+        assert_eq!(g.unique.len(), 4);
+    }
+
+    #[test]
+    fn comounted_controllers_share_one_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let g = V1::create(&bases(t.path(), true), "g", &Limits::default()).unwrap();
+        assert_eq!(g.unique.len(), 3);
+        assert_eq!(g.paths()["cpu"], g.paths()["cpuacct"]);
+    }
+
+    #[test]
+    fn a_failed_create_leaves_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let mut b = bases(t.path(), false);
+        b.insert("pids".into(), t.path().join("missing/parent"));
+        assert!(V1::create(&b, "g", &Limits::default()).is_err());
+        for c in ["memory", "cpu", "cpuacct"] {
+            assert!(!t.path().join(c).join("g").exists(), "{c} group left behind");
+        }
+        b.remove("memory");
+        let e = V1::create(&b, "g", &Limits { memory_bytes: Some(1), ..Default::default() });
+        assert!(e.err().unwrap().to_string().contains("--mem"));
+    }
+}

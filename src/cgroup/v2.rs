@@ -1,0 +1,181 @@
+//! cgroup v2: one directory, controllers enabled through the parent's cgroup.subtree_control.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{read, stats, write, Cgroup, Stats, CPU_PERIOD_US};
+use crate::config::Limits;
+use crate::error::{Error, Result};
+
+pub struct V2 {
+    dir: PathBuf,
+}
+
+/// Makes sure `controller` is enabled for children of `base`. Returns whether it is.
+/// A limit the user asked for that cannot be enabled is an error, never ignored.
+fn enable(base: &Path, controller: &str, required: bool) -> Result<bool> {
+    let listed = |f: &str| {
+        read(&base.join(f)).is_some_and(|t| t.split_whitespace().any(|c| c == controller))
+    };
+    if listed("cgroup.subtree_control") {
+        return Ok(true);
+    }
+    if !listed("cgroup.controllers") {
+        if required {
+            return Err(Error::Unsupported {
+                limit: limit_name(controller),
+                reason: format!(
+                    "the {controller} controller is not available in {} (see its cgroup.controllers); \
+                     enable it in the parent's cgroup.subtree_control or use --cgroup-parent",
+                    base.display()
+                ),
+            });
+        }
+        return Ok(false);
+    }
+    match write(&base.join("cgroup.subtree_control"), &format!("+{controller}")) {
+        Ok(()) => Ok(true),
+        // EBUSY here is the "no internal processes" rule: `base` itself holds processes.
+        Err(e) if required => Err(Error::Unsupported {
+            limit: limit_name(controller),
+            reason: format!("{e}; a v2 group with processes cannot delegate controllers: use --cgroup-parent"),
+        }),
+        Err(_) => Ok(false),
+    }
+}
+
+fn limit_name(controller: &str) -> &'static str {
+    match controller {
+        "memory" => "--mem",
+        "cpu" => "--cpus",
+        _ => "--pids",
+    }
+}
+
+impl V2 {
+    pub fn create(base: &Path, name: &str, limits: &Limits) -> Result<V2> {
+        let mem = enable(base, "memory", limits.memory_bytes.is_some())?;
+        let cpu = enable(base, "cpu", limits.cpus.is_some())?;
+        let pids = enable(base, "pids", limits.pids.is_some())?;
+        let dir = base.join(name);
+        std::fs::create_dir(&dir).map_err(|e| Error::io("cannot create cgroup", &dir, e))?;
+        let g = V2 { dir };
+        if let Err(e) = g.apply(limits, mem, cpu, pids) {
+            super::undo(&[g.dir.clone()]);
+            return Err(e);
+        }
+        Ok(g)
+    }
+
+    fn apply(&self, limits: &Limits, mem: bool, cpu: bool, pids: bool) -> Result<()> {
+        if let (Some(bytes), true) = (limits.memory_bytes, mem) {
+            write(&self.dir.join("memory.max"), &bytes.to_string())?;
+            // Without this the group swaps instead of being OOM-killed: the limit would not be real.
+            let swap = self.dir.join("memory.swap.max");
+            if swap.exists() {
+                write(&swap, "0")?;
+            }
+        }
+        if let (Some(c), true) = (limits.cpus, cpu) {
+            let quota = (c * CPU_PERIOD_US as f64).round() as u64;
+            write(&self.dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+        }
+        if let (Some(n), true) = (limits.pids, pids) {
+            write(&self.dir.join("pids.max"), &n.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+impl Cgroup for V2 {
+    fn version(&self) -> u8 {
+        2
+    }
+
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn paths(&self) -> BTreeMap<String, PathBuf> {
+        BTreeMap::from([(String::new(), self.dir.clone())])
+    }
+
+    fn add_pid(&self, pid: i32) -> Result<()> {
+        write(&self.dir.join("cgroup.procs"), &pid.to_string())
+    }
+
+    fn stats(&self) -> Stats {
+        let f = |n: &str| read(&self.dir.join(n));
+        Stats {
+            cpu: f("cpu.stat").map(|t| stats::v2_cpu(&t)).unwrap_or_default(),
+            memory: stats::v2_memory(f("memory.peak").as_deref(), f("memory.events").as_deref()),
+            pids: stats::pids(f("pids.peak").as_deref(), f("pids.events").as_deref()),
+        }
+    }
+
+    fn kill(&self) {
+        // cgroup.kill (Linux 5.14) kills atomically, forks included; older kernels get the loop.
+        let k = self.dir.join("cgroup.kill");
+        if !(k.exists() && write(&k, "1").is_ok()) {
+            super::kill_procs(&self.dir);
+        }
+    }
+
+    fn remove(&self) -> Result<()> {
+        self.kill();
+        super::rmdir_retry(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_base(controllers: &str, enabled: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("cgroup.controllers"), controllers).unwrap();
+        std::fs::write(t.path().join("cgroup.subtree_control"), enabled).unwrap();
+        t
+    }
+
+    #[test]
+    fn limits_go_to_the_v2_files() {
+        let t = fake_base("cpuset cpu io memory pids", "");
+        let limits = Limits { memory_bytes: Some(64 << 20), cpus: Some(0.5), pids: Some(20), timeout: None };
+        let g = V2::create(t.path(), "sandbox-x-1", &limits).unwrap();
+        let r = |f: &str| std::fs::read_to_string(g.path().join(f)).unwrap();
+        assert_eq!(r("memory.max"), "67108864");
+        assert_eq!(r("cpu.max"), "50000 100000");
+        assert_eq!(r("pids.max"), "20");
+        // The fake parent keeps only the last write, which shows the controllers were enabled.
+        assert_eq!(std::fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(), "+pids");
+    }
+
+    #[test]
+    fn a_missing_controller_is_an_error_only_when_its_limit_is_asked_for() {
+        let t = fake_base("cpu pids", "cpu pids");
+        let err = V2::create(t.path(), "g", &Limits { memory_bytes: Some(1 << 20), ..Default::default() });
+        let msg = err.err().unwrap().to_string();
+        assert!(msg.contains("--mem") && msg.contains("memory controller is not available"), "{msg}");
+        assert!(!t.path().join("g").exists(), "nothing half made");
+        let g = V2::create(t.path(), "g", &Limits { pids: Some(5), ..Default::default() }).unwrap();
+        assert!(!g.path().join("memory.max").exists());
+    }
+
+    #[test]
+    fn stats_from_fake_files() {
+        let t = fake_base("", "");
+        let dir = t.path();
+        let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v2/");
+        std::fs::copy(format!("{fx}cpu.stat"), dir.join("cpu.stat")).unwrap();
+        std::fs::copy(format!("{fx}memory.events"), dir.join("memory.events")).unwrap();
+        std::fs::write(dir.join("memory.peak"), "4096\n").unwrap();
+        std::fs::write(dir.join("pids.peak"), "3\n").unwrap();
+        std::fs::write(dir.join("pids.events"), "max 0\n").unwrap();
+        let s = V2 { dir: dir.to_path_buf() }.stats();
+        assert_eq!(s.memory.peak_bytes, Some(4096));
+        assert_eq!(s.memory.oom_kills, Some(1));
+        assert_eq!(s.cpu.throttled_periods, Some(27));
+        assert_eq!((s.pids.peak, s.pids.limit_hits), (Some(3), Some(0)));
+    }
+}

@@ -1,0 +1,134 @@
+//! The child side of a run: what happens between clone and exec, in this order:
+//!
+//! 1. die with sandbox (PR_SET_PDEATHSIG), wait until the parent has put us in the cgroup,
+//! 2. unshare the cgroup namespace (our group becomes its root), set the hostname, bring `lo` up,
+//! 3. execute the mount plan, connect stdio (own session, own pty when interactive),
+//! 4. restore the signal mask and exec the command (or, with `--init`, fork it under a tiny init).
+//!
+//! Failures travel to the parent over a close-on-exec pipe as "<exit code>\n<message>": if exec
+//! succeeds the pipe closes empty and the parent knows the command runs.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::unistd;
+
+use crate::plan::Op;
+use crate::sys;
+
+/// How the command's stdin/stdout/stderr are connected.
+pub enum ChildStdio {
+    /// The same fds as sandbox's (none of them is a terminal).
+    Inherit,
+    /// A pseudo-terminal slave becomes stdin, stdout, stderr and the controlling terminal.
+    Pty { slave: RawFd },
+    /// sandbox's stdout/stderr is a terminal but stdin is not: the command writes into pipes that
+    /// sandbox copies out, so it never holds the outer terminal (TIOCSTI, CVE-2017-5226).
+    Pipes { out: Option<RawFd>, err: Option<RawFd> },
+}
+
+/// Everything the child needs, prepared by the parent before clone.
+pub struct ChildSpec {
+    pub argv: Vec<CString>,
+    pub hostname: String,
+    pub ops: Vec<Op>,
+    pub init: bool,
+    pub stdio: ChildStdio,
+    /// Read end of the "you are in the cgroup, go on" pipe.
+    pub sync_rd: RawFd,
+    /// Write end of the error pipe (close-on-exec).
+    pub err_wr: RawFd,
+    /// With `--init`: where init writes the command's wait status.
+    pub status_wr: Option<RawFd>,
+    /// The parent's ends of the pipes and its signalfd/pty master: closed here.
+    pub parent_fds: Vec<RawFd>,
+    /// The signal mask to restore before exec.
+    pub old_mask: SigSet,
+}
+
+/// Reports a failure to the parent and exits with `code`.
+pub fn fail(err_wr: RawFd, code: i32, msg: &str) -> ! {
+    let m = format!("{code}\n{msg}");
+    // SAFETY: writing a live buffer to a pipe fd we own.
+    unsafe { libc::write(err_wr, m.as_ptr().cast(), m.len()) };
+    sys::exit_now(code)
+}
+
+/// Runs in the cloned child; never returns.
+pub fn main(spec: &ChildSpec) -> ! {
+    for fd in &spec.parent_fds {
+        let _ = unistd::close(*fd);
+    }
+    let setup = |what: &str, e: Errno| fail(spec.err_wr, 125, &format!("{what}: {}", e.desc()));
+    if let Err(e) = sys::die_with_parent() {
+        setup("prctl(PR_SET_PDEATHSIG)", e);
+    }
+    // Wait for the parent to move us into the cgroup. EOF means it died or gave up: stop here.
+    let mut b = [0u8; 1];
+    if !matches!(unistd::read(spec.sync_rd, &mut b), Ok(1)) {
+        sys::exit_now(125);
+    }
+    let _ = unistd::close(spec.sync_rd);
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
+        setup("unshare(CLONE_NEWCGROUP)", e);
+    }
+    if let Err(e) = unistd::sethostname(&spec.hostname) {
+        setup("sethostname", e);
+    }
+    if let Err(e) = sys::loopback_up() {
+        setup("bringing up lo", e);
+    }
+    if let Err(m) = crate::mounts::execute(&spec.ops) {
+        fail(spec.err_wr, 125, &m);
+    }
+    if let Err(e) = connect_stdio(&spec.stdio) {
+        setup("connecting stdio", e);
+    }
+    if spec.init {
+        crate::init::run(spec)
+    }
+    exec(spec)
+}
+
+/// A new session (no way back to sandbox's terminal through /dev/tty) and the stdio fds.
+fn connect_stdio(stdio: &ChildStdio) -> nix::Result<()> {
+    unistd::setsid()?;
+    match *stdio {
+        ChildStdio::Inherit => {}
+        ChildStdio::Pty { slave } => {
+            sys::set_controlling_tty(slave)?;
+            for fd in 0..3 {
+                unistd::dup2(slave, fd)?;
+            }
+            if slave > 2 {
+                unistd::close(slave)?;
+            }
+        }
+        ChildStdio::Pipes { out, err } => {
+            for (src, dst) in [(out, 1), (err, 2)] {
+                if let Some(fd) = src {
+                    unistd::dup2(fd, dst)?;
+                    unistd::close(fd)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Restores the signal mask and execs the command; on failure reports 126 or 127.
+pub fn exec(spec: &ChildSpec) -> ! {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&spec.old_mask), None);
+    let err = match unistd::execvp(&spec.argv[0], &spec.argv) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    let name = spec.argv[0].to_string_lossy();
+    let (code, msg) = match err {
+        Errno::ENOENT | Errno::ENOTDIR => (127, format!("command not found: '{name}' ({})", err.desc())),
+        _ => (126, format!("cannot execute '{name}': {}", err.desc())),
+    };
+    fail(spec.err_wr, code, &msg)
+}

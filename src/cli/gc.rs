@@ -1,0 +1,13 @@
+//! `sandbox gc`: removes the empty groups of sandboxes that are gone (e.g. SIGKILLed).
+
+use anyhow::Result;
+
+use super::Cli;
+
+pub fn gc(cli: &Cli) -> Result<i32> {
+    let host = sandbox::cgroup::Host::detect(&cli.cgroup_root)?;
+    for dir in host.gc(cli.cgroup_parent.as_deref()) {
+        println!("removed {}", dir.display());
+    }
+    Ok(0)
+}

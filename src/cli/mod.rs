@@ -1,0 +1,75 @@
+//! The command line: clap definitions and their translation into a library [`Config`].
+//! One file per subcommand; this file holds the flags shared by all of them.
+
+pub mod gc;
+pub mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Limit and report flags work before or after `run`.
+
+Exit status:
+  the command's own exit code
+  128+N  the command died of signal N (137: SIGKILL, e.g. an OOM kill)
+  124    --timeout expired
+  125    sandbox itself failed (bad flag or value, setup error)
+  126    the command is not executable
+  127    the command was not found";
+
+#[derive(Debug, Parser)]
+#[command(name = "sandbox", version, about = "Run a program in its own Linux namespaces under cgroup limits \
+and report exactly what it used", after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Memory limit: bytes with an optional binary suffix (64M, 1.5G, 512k, 1048576); swap is disabled
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub mem: Option<String>,
+    /// CPU bandwidth in CPUs, a decimal from 0.01 to this host's CPU count (0.5 = half a CPU)
+    #[arg(long, global = true, value_name = "N")]
+    pub cpus: Option<String>,
+    /// Maximum number of processes and threads (≥ 1)
+    #[arg(long, global = true, value_name = "N")]
+    pub pids: Option<String>,
+    /// Kill everything and exit 124 after this long (10s, 1m30s, 500ms)
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Accounting report on stderr after the command ends
+    #[arg(long, global = true, value_enum, default_value_t = ReportMode::Human)]
+    pub report: ReportMode,
+    /// Also write the JSON report to this file
+    #[arg(long, global = true, value_name = "PATH")]
+    pub report_file: Option<PathBuf>,
+    /// Create the run's cgroup under this path (relative to the hierarchy root) instead of under
+    /// sandbox's own cgroup
+    #[arg(long, global = true, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+    /// Where the cgroup filesystems are mounted
+    #[arg(long, global = true, value_name = "DIR", default_value = "/sys/fs/cgroup", hide = true)]
+    pub cgroup_root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportMode {
+    Human,
+    Json,
+    None,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in new pid, mount, uts, ipc, net and cgroup namespaces under the limits
+    Run(run::RunArgs),
+    /// Remove stale, empty groups left by a sandbox that was killed
+    Gc,
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
+}

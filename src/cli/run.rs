@@ -1,0 +1,93 @@
+//! `sandbox run`: builds the library [`Config`] from the flags, runs it, prints the report and
+//! returns the exit status.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use sandbox::config::{self, Config, Tty};
+
+use super::{Cli, ReportMode};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// pivot_root into DIR (old root unmounted), with a minimal /dev, a fresh /proc and read-only /sys
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Hostname inside the sandbox (default: the run's id)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Make the command's root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Bind-mount a host path: SRC[:DST][:ro]
+    #[arg(long, value_name = "SRC:DST[:ro]")]
+    pub bind: Vec<String>,
+    /// Mount an empty tmpfs at DST
+    #[arg(long, value_name = "DST")]
+    pub tmpfs: Vec<PathBuf>,
+    /// Put a minimal init (reaper and signal forwarder) in front of the command as PID 1
+    #[arg(long)]
+    pub init: bool,
+    /// Never give the command a pseudo-terminal, even when stdin is one
+    #[arg(long)]
+    pub no_tty: bool,
+    /// The command and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Translates the flags into a validated [`Config`].
+pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
+    let mut cfg = Config::new(args.command.iter().cloned());
+    let l = &mut cfg.limits;
+    l.memory_bytes = cli.mem.as_deref().map(config::parse_size).transpose()?;
+    l.cpus = cli.cpus.as_deref().map(|c| config::parse_cpus(c, config::host_cpus())).transpose()?;
+    l.pids = cli.pids.as_deref().map(config::parse_pids).transpose()?;
+    l.timeout = cli.timeout.as_deref().map(config::parse_timeout).transpose()?;
+    cfg.rootfs = match &args.rootfs {
+        Some(r) => Some(r.canonicalize().map_err(|_| {
+            sandbox::Error::invalid("--rootfs", &r.display().to_string(), "an existing directory holding a root filesystem")
+        })?),
+        None => None,
+    };
+    cfg.hostname = args.hostname.clone();
+    cfg.read_only = args.read_only;
+    cfg.binds = args.bind.iter().map(|b| config::parse_bind(b)).collect::<Result<_, _>>()?;
+    cfg.tmpfs = args.tmpfs.clone();
+    cfg.init = args.init;
+    cfg.cgroup_parent = cli.cgroup_parent.clone();
+    cfg.cgroup_root = cli.cgroup_root.clone();
+    cfg.tty = if args.no_tty { Tty::Never } else { Tty::Auto };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
+    let cfg = config(cli, args)?;
+    // Opened before the run so that a bad path fails before anything is created.
+    let mut report_file = match &cli.report_file {
+        Some(p) => Some((p, std::fs::File::create(p).with_context(|| format!("cannot create --report-file {}", p.display()))?)),
+        None => None,
+    };
+    let report = match sandbox::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some((p, f)) = report_file.take() {
+                drop(f);
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e.into());
+        }
+    };
+    match cli.report {
+        ReportMode::Human => eprint!("{}", report.to_human()),
+        ReportMode::Json => eprintln!("{}", report.to_json()),
+        ReportMode::None => {}
+    }
+    if let Some((p, mut f)) = report_file {
+        writeln!(f, "{}", report.to_json()).with_context(|| format!("cannot write --report-file {}", p.display()))?;
+    }
+    Ok(report.exit_code)
+}

@@ -1,0 +1,279 @@
+//! What a run was asked to do, validated: the command, its limits and its view of the filesystem.
+//!
+//! Everything here is pure: parsing of the user's values (sizes, CPU counts, pid counts, durations,
+//! bind specs) happens before anything is created, so a bad value leaves nothing behind.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The cgroup limits of a run. `None` means "not limited" (the report still shows usage).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    /// Memory limit in bytes (memory.max / memory.limit_in_bytes); swap is limited to zero beside it.
+    pub memory_bytes: Option<u64>,
+    /// CPU bandwidth in CPUs (0.5 = half of one CPU): cpu.max / cpu.cfs_quota_us.
+    pub cpus: Option<f64>,
+    /// Maximum number of tasks (processes and threads) in the group: pids.max.
+    pub pids: Option<u64>,
+    /// Wall-clock limit; when it expires everything in the sandbox is killed and sandbox exits 124.
+    pub timeout: Option<Duration>,
+}
+
+/// A bind mount requested with `--bind SRC:DST[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub read_only: bool,
+}
+
+/// How the command's standard streams are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tty {
+    /// A pseudo-terminal when sandbox's stdin is a terminal (like `docker run -it`), else plain fds.
+    #[default]
+    Auto,
+    /// Never allocate a pseudo-terminal.
+    Never,
+}
+
+/// A complete, validated description of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The run's id: names its cgroup and is its default hostname.
+    pub id: String,
+    /// The command and its arguments (looked up in PATH inside the sandbox).
+    pub command: Vec<String>,
+    pub limits: Limits,
+    /// Hostname inside the sandbox (default: the id).
+    pub hostname: Option<String>,
+    /// Root filesystem directory to pivot_root into; `None` shows the host's files.
+    pub rootfs: Option<PathBuf>,
+    /// Make the command's root filesystem read-only (recursively).
+    pub read_only: bool,
+    pub binds: Vec<Bind>,
+    /// Extra tmpfs mounts (absolute paths inside the sandbox).
+    pub tmpfs: Vec<PathBuf>,
+    /// Run a minimal init as PID 1 that reaps zombies and forwards signals.
+    pub init: bool,
+    /// Cgroup parent, relative to the hierarchy root; default: the invoking process's own cgroup.
+    pub cgroup_parent: Option<String>,
+    /// Where the cgroup filesystems are mounted (normally /sys/fs/cgroup).
+    pub cgroup_root: PathBuf,
+    pub tty: Tty,
+}
+
+impl Config {
+    /// A configuration with a fresh random id and no limits, for `command`.
+    pub fn new<S: Into<String>>(command: impl IntoIterator<Item = S>) -> Config {
+        Config {
+            id: crate::sys::random_id(),
+            command: command.into_iter().map(Into::into).collect(),
+            limits: Limits::default(),
+            hostname: None,
+            rootfs: None,
+            read_only: false,
+            binds: Vec::new(),
+            tmpfs: Vec::new(),
+            init: false,
+            cgroup_parent: None,
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            tty: Tty::Never,
+        }
+    }
+
+    /// Checks what can be checked before anything is created.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.command.is_empty() {
+            return Err(Error::invalid("command", "", "a command to run, e.g. `sandbox run sh`"));
+        }
+        if let Some(root) = &self.rootfs {
+            if !root.is_dir() {
+                return Err(Error::invalid(
+                    "--rootfs",
+                    &root.display().to_string(),
+                    "an existing directory holding a root filesystem",
+                ));
+            }
+        }
+        for t in &self.tmpfs {
+            check_abs("--tmpfs", t)?;
+        }
+        for b in &self.binds {
+            check_abs("--bind", &b.dst)?;
+        }
+        if let Some(h) = &self.hostname {
+            if h.is_empty() || h.len() > 64 {
+                return Err(Error::invalid("--hostname", h, "1 to 64 characters"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_abs(flag: &'static str, p: &std::path::Path) -> Result<(), Error> {
+    if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+        return Err(Error::invalid(flag, &p.display().to_string(), "an absolute path without `..`"));
+    }
+    Ok(())
+}
+
+const SIZE_HELP: &str =
+    "a number of bytes with an optional binary suffix K, M, G or T (1K = 1024), e.g. 64M, 1.5G, 512k, 1048576";
+
+/// Parses a memory size: `64M`, `1.5G`, `512k`, `1048576`, `2GiB`. Suffixes are binary (as docker's).
+pub fn parse_size(s: &str) -> Result<u64, Error> {
+    let bad = || Error::invalid("--mem", s, SIZE_HELP);
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() || num.starts_with('.') && num.len() == 1 {
+        return Err(bad());
+    }
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = if num.contains('.') {
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        (v * (1u64 << shift) as f64).round()
+    } else {
+        let v: u64 = num.parse().map_err(|_| bad())?;
+        v.checked_mul(1u64 << shift).ok_or_else(bad)? as f64
+    };
+    if !(1.0..=(i64::MAX as f64)).contains(&bytes) {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses `--cpus`: a positive decimal, at least 0.01 and at most `host_cpus`.
+pub fn parse_cpus(s: &str, host_cpus: usize) -> Result<f64, Error> {
+    let help = format!("a decimal number of CPUs from 0.01 to {host_cpus} (this host's CPU count), e.g. 0.5");
+    let v: f64 = s.trim().parse().map_err(|_| Error::invalid("--cpus", s, &help))?;
+    if !v.is_finite() || v < 0.01 || v > host_cpus as f64 {
+        return Err(Error::invalid("--cpus", s, &help));
+    }
+    Ok(v)
+}
+
+/// Parses `--pids`: a whole number ≥ 1.
+pub fn parse_pids(s: &str) -> Result<u64, Error> {
+    match s.trim().parse::<u64>() {
+        Ok(v) if v >= 1 && v <= i32::MAX as u64 => Ok(v),
+        _ => Err(Error::invalid("--pids", s, "a whole number of processes, at least 1, e.g. 20")),
+    }
+}
+
+/// Parses `--timeout` in humantime form: `10s`, `1m30s`, `500ms`.
+pub fn parse_timeout(s: &str) -> Result<Duration, Error> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(Error::invalid("--timeout", s, "a positive duration such as 10s, 1m30s or 500ms")),
+    }
+}
+
+/// Parses `--bind SRC:DST[:ro|:rw]`; DST defaults to SRC when only one path is given.
+pub fn parse_bind(s: &str) -> Result<Bind, Error> {
+    let bad = || Error::invalid("--bind", s, "SRC:DST[:ro], two absolute paths, e.g. /data:/data:ro");
+    let mut parts: Vec<&str> = s.split(':').collect();
+    let read_only = match parts.last() {
+        Some(&"ro") if parts.len() >= 2 => {
+            parts.pop();
+            true
+        }
+        Some(&"rw") if parts.len() >= 2 => {
+            parts.pop();
+            false
+        }
+        _ => false,
+    };
+    let (src, dst) = match parts.as_slice() {
+        [src] => (*src, *src),
+        [src, dst] => (*src, *dst),
+        _ => return Err(bad()),
+    };
+    if src.is_empty() || !dst.starts_with('/') {
+        return Err(bad());
+    }
+    let src = PathBuf::from(src);
+    if !src.exists() {
+        return Err(Error::invalid("--bind", s, "a source path that exists on the host"));
+    }
+    let src = src.canonicalize().map_err(|_| bad())?;
+    Ok(Bind { src, dst: PathBuf::from(dst), read_only })
+}
+
+/// The number of CPUs online on this host.
+pub fn host_cpus() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n < 1 {
+        1
+    } else {
+        n as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_binary_and_accept_decimals() {
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1048576").unwrap(), 1048576);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("32mb").unwrap(), 32 << 20);
+    }
+
+    #[test]
+    fn bad_sizes_quote_the_value_and_the_valid_form() {
+        for bad in ["", "M", "64X", "-1M", "0", "1.2.3M", "99999999999T", "."] {
+            let e = parse_size(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("'{bad}'")), "{e}");
+            assert!(e.contains("64M"), "{e}");
+        }
+    }
+
+    #[test]
+    fn cpus_must_be_positive_and_at_most_the_host_count() {
+        assert_eq!(parse_cpus("0.5", 2).unwrap(), 0.5);
+        assert_eq!(parse_cpus("2", 2).unwrap(), 2.0);
+        for bad in ["0", "-1", "3", "abc", "nan", "inf", "0.001"] {
+            let e = parse_cpus(bad, 2).unwrap_err().to_string();
+            assert!(e.contains(&format!("'{bad}'")) && e.contains("0.01 to 2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn pids_and_timeouts() {
+        assert_eq!(parse_pids("20").unwrap(), 20);
+        assert!(parse_pids("0").is_err());
+        assert!(parse_pids("-3").is_err());
+        assert!(parse_pids("1.5").is_err());
+        assert_eq!(parse_timeout("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_timeout("10s").unwrap(), Duration::from_secs(10));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("ten").unwrap_err().to_string().contains("'ten'"));
+    }
+
+    #[test]
+    fn binds_parse_mode_and_default_destination() {
+        let b = parse_bind("/tmp:/data:ro").unwrap();
+        assert_eq!((b.dst.to_str().unwrap(), b.read_only), ("/data", true));
+        let b = parse_bind("/tmp").unwrap();
+        assert_eq!((b.dst.to_str().unwrap(), b.read_only), ("/tmp", false));
+        assert!(parse_bind("/tmp:relative").is_err());
+        assert!(parse_bind("/does/not/exist:/x").is_err());
+        assert!(parse_bind("/a:/b:/c:/d").is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! `--init`: a minimal PID 1 in front of the command (as `docker run --init` puts tini there).
+//!
+//! PID 1 of a pid namespace gets only the signals it has a handler for, so a command that installs
+//! none ignores SIGTERM and leaves zombies unreaped. This init keeps every forwarded signal
+//! blocked and takes them with sigwait (blocked signals are queued even to PID 1), forwards them
+//! to the command, reaps every orphan, and exits when the command does, handing sandbox the
+//! command's raw wait status through a pipe.
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{self, ForkResult, Pid};
+
+use crate::child::{exec, fail, ChildSpec};
+use crate::sys;
+
+pub fn run(spec: &ChildSpec) -> ! {
+    let tty = matches!(spec.stdio, crate::child::ChildStdio::Pty { .. });
+    // SAFETY: the process is single-threaded (it is the freshly cloned child of a single-threaded
+    // sandbox), so fork cannot leave a lock held by another thread.
+    match unsafe { unistd::fork() } {
+        Err(e) => fail(spec.err_wr, 125, &format!("init: fork: {}", e.desc())),
+        Ok(ForkResult::Child) => {
+            if tty {
+                // Own process group in the foreground of the pty: Ctrl-C goes to the command and
+                // its jobs, not to init. SIGTTOU is still blocked here, so tcsetpgrp cannot stop us.
+                let _ = unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+                let _ = unistd::tcsetpgrp(std::io::stdin(), unistd::getpid());
+            }
+            exec(spec)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            // The command's exec closes its copy of the error pipe; ours must not keep it open.
+            let _ = unistd::close(spec.err_wr);
+            supervise(child, spec.status_wr)
+        }
+    }
+}
+
+fn supervise(child: Pid, status_wr: Option<i32>) -> ! {
+    let mut set = crate::run::forwarded_signals();
+    set.add(Signal::SIGCHLD);
+    loop {
+        let sig = match set.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if sig != Signal::SIGCHLD {
+            let _ = kill(child, sig);
+            continue;
+        }
+        // Reap everything that has exited: the command and any orphan reparented to us.
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => finish(status_wr, code << 8),
+                Ok(WaitStatus::Signaled(pid, s, core)) if pid == child => {
+                    finish(status_wr, s as i32 | if core { 0x80 } else { 0 })
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    }
+}
+
+/// Hands the raw wait status to sandbox and exits; the kernel then kills what is left in the
+/// namespace.
+fn finish(status_wr: Option<i32>, raw: i32) -> ! {
+    if let Some(fd) = status_wr {
+        let b = raw.to_ne_bytes();
+        // SAFETY: writing a live 4-byte buffer to a pipe fd we own.
+        unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+    }
+    sys::exit_now(0)
+}

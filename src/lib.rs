@@ -1,0 +1,35 @@
+//! sandbox: run a program in its own Linux namespaces under cgroup limits and report exactly what
+//! it used.
+//!
+//! Read top-down, the data flow of one run is:
+//!
+//! 1. [`config`]: the user's values, parsed and validated (nothing is created yet);
+//! 2. [`plan`]: the mount operations the command's filesystem view needs, as data;
+//! 3. [`cgroup`]: the run's group on v2 or v1/hybrid, with its limits;
+//! 4. [`run`]: clone into new namespaces ([`sys`]), the [`child`] sets itself up ([`mounts`],
+//!    [`tty`], [`init`]) and execs; the parent waits, forwards signals, enforces the timeout;
+//! 5. [`cgroup::stats`] → [`report`]: what the group used, against its limits; then cleanup.
+//!
+//! ```no_run
+//! let mut cfg = sandbox::Config::new(["sh", "-c", "echo hi"]);
+//! cfg.limits.pids = Some(20);
+//! let report = sandbox::run(&cfg).unwrap();
+//! println!("{}", report.to_json());
+//! ```
+
+pub mod cgroup;
+pub mod child;
+pub mod config;
+pub mod error;
+pub mod init;
+pub mod mounts;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod sys;
+pub mod tty;
+
+pub use config::{Config, Limits};
+pub use error::Error;
+pub use report::Report;
+pub use run::run;

@@ -1,0 +1,36 @@
+//! The `sandbox` binary: parses the command line and hands it to the library. Errors are printed
+//! with their whole chain; sandbox's own failures exit 125, as docker's and podman's do.
+
+mod cli;
+
+use clap::{CommandFactory, Parser};
+
+use cli::{Cli, Command};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match &cli.command {
+        Command::Run(args) => cli::run::run(&cli, args),
+        Command::Gc => cli::gc::gc(&cli),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map(|_| 0).map_err(Into::into),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("sandbox: {e:#}");
+            let code = e.downcast_ref::<sandbox::Error>().map_or(125, sandbox::Error::exit_code);
+            std::process::exit(code);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Executes a mount plan (`plan.rs`) inside the child's new mount namespace.
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::plan::Op;
+use crate::sys;
+
+/// Runs every operation in order; the first failure stops it with a message naming the operation.
+pub fn execute(ops: &[Op]) -> Result<(), String> {
+    // Bind sources are opened (O_PATH) before any mount of ours can cover them: a source under
+    // /tmp must be the host's /tmp, not the fresh tmpfs this plan mounts there.
+    let mut sources = Vec::new();
+    for op in ops {
+        sources.push(match op {
+            Op::Bind { src, .. } => Some(open_path(src).map_err(|e| format!("bind source {}: {e}", src.display()))?),
+            _ => None,
+        });
+    }
+    for (op, src) in ops.iter().zip(sources) {
+        run(op, src).map_err(|e| format!("{}: {e}", describe(op)))?;
+    }
+    Ok(())
+}
+
+fn open_path(p: &Path) -> std::io::Result<OwnedFd> {
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_CLOEXEC).open(p)?;
+    Ok(f.into())
+}
+
+fn describe(op: &Op) -> String {
+    let d = |p: &PathBuf| p.display().to_string();
+    match op {
+        Op::MakePrivate => "making / private".into(),
+        Op::BindSelf(p) => format!("bind {} onto itself", d(p)),
+        Op::Mkdir(p) => format!("creating mount target {}", d(p)),
+        Op::Touch(p) => format!("creating mount target {}", d(p)),
+        Op::Bind { src, dst, .. } => format!("bind {} on {}", d(src), d(dst)),
+        Op::Proc(p) => format!("mount proc on {}", d(p)),
+        Op::Sysfs(p) => format!("mount sysfs on {}", d(p)),
+        Op::Tmpfs { dst, .. } => format!("mount tmpfs on {}", d(dst)),
+        Op::Devpts(p) => format!("mount devpts on {}", d(p)),
+        Op::Symlink { link, .. } => format!("symlink {}", d(link)),
+        Op::ReadOnly(p) => format!("making {} read-only", d(p)),
+        Op::PivotRoot(p) => format!("pivot_root into {}", d(p)),
+    }
+}
+
+fn cstr(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("{} contains a NUL byte", p.display()))
+}
+
+fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
+    let none: Option<&str> = None;
+    let e = |e: nix::Error| e.desc().to_string();
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    match op {
+        Op::MakePrivate => mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(e),
+        Op::BindSelf(p) => mount(Some(p), p, none, MsFlags::MS_BIND | MsFlags::MS_REC, none).map_err(e),
+        Op::Mkdir(p) => make_target(p, true),
+        Op::Touch(p) => make_target(p, false),
+        Op::Bind { dst, read_only, .. } => {
+            let fd = src.expect("bind sources are opened up front");
+            let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            mount(Some(from.as_str()), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none).map_err(e)?;
+            match read_only {
+                Some(ro) => sys::set_read_only(&cstr(dst)?, *ro, true).map_err(e),
+                None => Ok(()),
+            }
+        }
+        Op::Proc(p) => mount(Some("proc"), p, Some("proc"), nodev, none).map_err(e),
+        Op::Sysfs(p) => mount(Some("sysfs"), p, Some("sysfs"), nodev | MsFlags::MS_RDONLY, none).map_err(e),
+        Op::Tmpfs { dst, mode } => {
+            let data = format!("mode={mode:o}");
+            mount(Some("tmpfs"), dst, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
+                .map_err(e)
+        }
+        Op::Devpts(p) => mount(
+            Some("devpts"),
+            p,
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        )
+        .map_err(e),
+        Op::Symlink { target, link } => std::os::unix::fs::symlink(target, link).map_err(|e| e.to_string()),
+        Op::ReadOnly(p) => sys::set_read_only(&cstr(p)?, true, true).map_err(e),
+        Op::PivotRoot(root) => pivot(root).map_err(e),
+    }
+}
+
+/// pivot_root(".", "."): the old root ends up stacked on the new one and is detached right away,
+/// so no path leads back to the host's filesystem (no put_old directory needed, as runc does).
+fn pivot(root: &Path) -> nix::Result<()> {
+    nix::unistd::chdir(root)?;
+    nix::unistd::pivot_root(".", ".")?;
+    umount2(".", MntFlags::MNT_DETACH)?;
+    nix::unistd::chdir("/")
+}
+
+/// Creates a mount target (directory or empty file) and any missing parents, refusing to follow a
+/// symlink anywhere in the path: a rootfs could otherwise point a target at the host's files
+/// (the class of CVE-2019-19921 / CVE-2021-30465 in runc).
+fn make_target(path: &Path, dir: bool) -> Result<(), String> {
+    let mut cur = PathBuf::from("/");
+    let comps: Vec<_> = path.components().skip(1).collect();
+    for (i, c) in comps.iter().enumerate() {
+        cur.push(c);
+        let last = i + 1 == comps.len();
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("refusing to create a mount target through the symlink {}", cur.display()))
+            }
+            Ok(_) => continue,
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.to_string()),
+            Err(_) => {}
+        }
+        let r = if dir || !last {
+            std::fs::DirBuilder::new().mode(0o755).create(&cur)
+        } else {
+            OpenOptions::new().write(true).create_new(true).mode(0o644).open(&cur).map(drop)
+        };
+        r.map_err(|e| format!("{}: {e}", cur.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_targets_are_created_without_following_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        make_target(&root.join("a/b/c"), true).unwrap();
+        assert!(root.join("a/b/c").is_dir());
+        make_target(&root.join("a/file"), false).unwrap();
+        assert!(root.join("a/file").is_file());
+        make_target(&root.join("a/file"), false).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("evil")).unwrap();
+        let err = make_target(&root.join("evil/x"), true).unwrap_err();
+        assert!(err.contains("symlink"), "{err}");
+        assert!(!Path::new("/etc/x").exists());
+    }
+}

@@ -1,0 +1,194 @@
+//! The filesystem a command sees, as a list of mount operations built before anything runs
+//! (bubblewrap's approach): the plan is pure data, unit-tested, then executed by `mounts.rs`
+//! inside the child's new mount namespace.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+
+/// One step of the plan. Paths are as seen before pivot_root (host paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `mount --make-rprivate /`: nothing we mount propagates back to the host, nothing of the
+    /// host's later mounts propagates in. Always first.
+    MakePrivate,
+    /// Recursive bind of a directory onto itself, so that it is a mount point (pivot_root needs one).
+    BindSelf(PathBuf),
+    /// Create a directory mount target if missing, refusing symlinks in the path.
+    Mkdir(PathBuf),
+    /// Create an empty file mount target if missing, refusing symlinks in the path.
+    Touch(PathBuf),
+    /// Recursive bind mount. `read_only: Some(x)` sets (or clears) read-only on it afterwards.
+    Bind { src: PathBuf, dst: PathBuf, read_only: Option<bool> },
+    /// A fresh proc for the new pid namespace.
+    Proc(PathBuf),
+    /// A fresh sysfs for the new network namespace, read-only.
+    Sysfs(PathBuf),
+    Tmpfs { dst: PathBuf, mode: u32 },
+    /// A private devpts instance (newinstance), so the command sees only its own ptys.
+    Devpts(PathBuf),
+    Symlink { target: PathBuf, link: PathBuf },
+    /// Read-only on this mount and every mount below it.
+    ReadOnly(PathBuf),
+    /// pivot_root into the directory; the old root is detached and gone.
+    PivotRoot(PathBuf),
+}
+
+/// The device nodes of the minimal /dev with `--rootfs` (bound from the host's /dev, as bwrap does).
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// `dst` (absolute inside the sandbox) as a host path under `root`.
+fn inside(root: &Path, dst: &Path) -> PathBuf {
+    root.join(dst.strip_prefix("/").unwrap_or(dst))
+}
+
+/// Builds the mount plan for a run.
+pub fn build(cfg: &Config) -> Vec<Op> {
+    let mut ops = vec![Op::MakePrivate];
+    match &cfg.rootfs {
+        None => host_view(cfg, &mut ops),
+        Some(root) => rootfs_view(cfg, root, &mut ops),
+    }
+    ops
+}
+
+/// The host's files through a private mount namespace, with our own /proc, /tmp and /dev/shm.
+/// Nothing is created on the host's filesystem: bind and tmpfs targets must exist.
+fn host_view(cfg: &Config, ops: &mut Vec<Op>) {
+    if cfg.read_only {
+        ops.push(Op::ReadOnly("/".into()));
+    }
+    ops.push(Op::Proc("/proc".into()));
+    ops.push(Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777 });
+    ops.push(Op::Tmpfs { dst: "/dev/shm".into(), mode: 0o1777 });
+    user_mounts(cfg, Path::new("/"), ops, false);
+}
+
+/// pivot_root into `root` with a minimal /dev, a fresh /proc and a read-only /sys.
+fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
+    ops.push(Op::BindSelf(root.to_path_buf()));
+    // Mount targets are made before the root turns read-only (targets under /dev live on the
+    // tmpfs mounted there later and are made then).
+    for d in ["proc", "sys", "dev"] {
+        ops.push(Op::Mkdir(root.join(d)));
+    }
+    let early = |dst: &Path| !dst.starts_with("/dev");
+    for b in cfg.binds.iter().filter(|b| early(&b.dst)) {
+        ops.push(target_op(&b.src, inside(root, &b.dst)));
+    }
+    for t in cfg.tmpfs.iter().filter(|t| early(t)) {
+        ops.push(Op::Mkdir(inside(root, t)));
+    }
+    if cfg.read_only {
+        ops.push(Op::ReadOnly(root.to_path_buf()));
+    }
+    ops.push(Op::Proc(root.join("proc")));
+    ops.push(Op::Sysfs(root.join("sys")));
+    let dev = root.join("dev");
+    ops.push(Op::Tmpfs { dst: dev.clone(), mode: 0o755 });
+    for d in DEVICES {
+        ops.push(Op::Touch(dev.join(d)));
+        ops.push(Op::Bind { src: Path::new("/dev").join(d), dst: dev.join(d), read_only: None });
+    }
+    ops.push(Op::Mkdir(dev.join("pts")));
+    ops.push(Op::Devpts(dev.join("pts")));
+    ops.push(Op::Symlink { target: "pts/ptmx".into(), link: dev.join("ptmx") });
+    ops.push(Op::Mkdir(dev.join("shm")));
+    ops.push(Op::Tmpfs { dst: dev.join("shm"), mode: 0o1777 });
+    for (name, target) in
+        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
+    {
+        ops.push(Op::Symlink { target: target.into(), link: dev.join(name) });
+    }
+    user_mounts(cfg, root, ops, true);
+    ops.push(Op::PivotRoot(root.to_path_buf()));
+}
+
+fn target_op(src: &Path, dst: PathBuf) -> Op {
+    if src.is_dir() {
+        Op::Mkdir(dst)
+    } else {
+        Op::Touch(dst)
+    }
+}
+
+/// `--bind` and `--tmpfs`, in the order given, after our own mounts so that they can override them.
+fn user_mounts(cfg: &Config, root: &Path, ops: &mut Vec<Op>, rootfs: bool) {
+    for b in &cfg.binds {
+        let dst = inside(root, &b.dst);
+        if rootfs && b.dst.starts_with("/dev") {
+            ops.push(target_op(&b.src, dst.clone()));
+        }
+        // Under --read-only a bind inherits read-only from where its source sits in our
+        // namespace, so a writable bind must clear it explicitly.
+        let read_only = if b.read_only { Some(true) } else if cfg.read_only { Some(false) } else { None };
+        ops.push(Op::Bind { src: b.src.clone(), dst, read_only });
+    }
+    for t in &cfg.tmpfs {
+        let dst = inside(root, t);
+        if rootfs && t.starts_with("/dev") {
+            ops.push(Op::Mkdir(dst.clone()));
+        }
+        ops.push(Op::Tmpfs { dst, mode: 0o1777 });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Bind;
+
+    fn cfg() -> Config {
+        Config::new(["true"])
+    }
+
+    #[test]
+    fn host_view_makes_private_first_and_creates_nothing_on_the_host() {
+        let mut c = cfg();
+        c.read_only = true;
+        c.binds.push(Bind { src: "/etc".into(), dst: "/data".into(), read_only: false });
+        c.tmpfs.push("/scratch".into());
+        let ops = build(&c);
+        assert_eq!(ops[0], Op::MakePrivate);
+        assert_eq!(ops[1], Op::ReadOnly("/".into()));
+        assert!(ops.contains(&Op::Proc("/proc".into())));
+        assert!(!ops.iter().any(|o| matches!(o, Op::Mkdir(_) | Op::Touch(_) | Op::PivotRoot(_))));
+        let bind = ops.iter().position(|o| matches!(o, Op::Bind { .. })).unwrap();
+        let tmp = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777 }).unwrap();
+        assert!(bind > tmp, "user binds come after our own mounts");
+        assert_eq!(ops[bind], Op::Bind { src: "/etc".into(), dst: "/data".into(), read_only: Some(false) });
+        assert_eq!(ops.last(), Some(&Op::Tmpfs { dst: "/scratch".into(), mode: 0o1777 }));
+    }
+
+    #[test]
+    fn rootfs_view_pivots_last_with_a_minimal_dev() {
+        let mut c = cfg();
+        c.rootfs = Some("/r".into());
+        c.read_only = true;
+        c.binds.push(Bind { src: "/etc".into(), dst: "/etc2".into(), read_only: true });
+        let ops = build(&c);
+        assert_eq!(&ops[..2], &[Op::MakePrivate, Op::BindSelf("/r".into())]);
+        assert_eq!(ops.last(), Some(&Op::PivotRoot("/r".into())));
+        let ro = ops.iter().position(|o| *o == Op::ReadOnly("/r".into())).unwrap();
+        let mk = ops.iter().position(|o| *o == Op::Mkdir("/r/etc2".into())).unwrap();
+        let devfs = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/r/dev".into(), mode: 0o755 }).unwrap();
+        assert!(mk < ro && ro < devfs, "targets made before read-only, /dev tmpfs after it");
+        for d in DEVICES {
+            assert!(ops.contains(&Op::Bind { src: Path::new("/dev").join(d), dst: Path::new("/r/dev").join(d), read_only: None }));
+        }
+        assert!(ops.contains(&Op::Sysfs("/r/sys".into())));
+        assert!(ops.contains(&Op::Devpts("/r/dev/pts".into())));
+        assert!(ops.contains(&Op::Bind { src: "/etc".into(), dst: "/r/etc2".into(), read_only: Some(true) }));
+    }
+
+    #[test]
+    fn rootfs_targets_under_dev_are_made_on_the_new_dev() {
+        let mut c = cfg();
+        c.rootfs = Some("/r".into());
+        c.tmpfs.push("/dev/cache".into());
+        let ops = build(&c);
+        let devfs = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/r/dev".into(), mode: 0o755 }).unwrap();
+        let mk = ops.iter().position(|o| *o == Op::Mkdir("/r/dev/cache".into())).unwrap();
+        assert!(mk > devfs);
+    }
+}

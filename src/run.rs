@@ -1,0 +1,288 @@
+//! One run, start to finish: cgroup → clone into new namespaces → move the child into the group →
+//! let it exec → wait (forwarding signals, relaying the pty, enforcing the timeout) → stats →
+//! cleanup → report.
+//!
+//! Cleanup is tied to guards, so every path (normal exit, OOM kill, timeout, a setup error,
+//! a panic) kills the child and removes the group.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{pipe2, read, write, Pid};
+
+use crate::cgroup::{self, Cgroup, Host};
+use crate::child::{self, ChildSpec};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::report::{CgroupReport, Ending, Report};
+use crate::sys::{self, Forked};
+use crate::tty::Stdio;
+
+/// The signals sent to sandbox that are passed on to the command.
+pub fn forwarded_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        s.add(sig);
+    }
+    s
+}
+
+/// Removes the group when dropped (error paths), or explicitly with [`GroupGuard::remove`].
+struct GroupGuard(Option<Box<dyn Cgroup>>);
+
+impl GroupGuard {
+    fn get(&self) -> &dyn Cgroup {
+        self.0.as_deref().expect("the group exists until removed")
+    }
+
+    fn remove(mut self) -> Result<()> {
+        self.0.take().map_or(Ok(()), |g| g.remove())
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(Err(e)) = self.0.take().map(|g| g.remove()) {
+            eprintln!("sandbox: warning: {e}");
+        }
+    }
+}
+
+/// Restores the signal mask when dropped.
+struct MaskGuard(SigSet);
+
+impl Drop for MaskGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
+    }
+}
+
+/// Kills (SIGKILL: the whole pid namespace goes with its PID 1) and reaps the child when dropped,
+/// unless it was already reaped.
+struct ChildGuard {
+    pid: Pid,
+    reaped: bool,
+    status: Option<WaitStatus>,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+        }
+    }
+}
+
+/// Runs `cfg` and returns its report. Sandbox's own failures are errors (exit 125), as are a
+/// command that cannot be found (127) or executed (126).
+///
+/// The calling process must be single-threaded (the child is cloned without re-exec), and the
+/// forwarded signals and SIGCHLD are blocked for the duration of the call.
+pub fn run(cfg: &Config) -> Result<Report> {
+    cfg.validate()?;
+    let argv = cfg
+        .command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::invalid("command", &cfg.command.join(" "), "arguments without NUL bytes"))?;
+    let host = Host::detect(&cfg.cgroup_root)?;
+    let parent = cfg.cgroup_parent.as_deref();
+    // Groups left by a sandbox that was SIGKILLed: gone before we add ours.
+    host.gc(parent);
+    let ops = crate::plan::build(cfg);
+    let group = GroupGuard(Some(host.create(parent, &cgroup::group_name(&cfg.id), &cfg.limits)?));
+    let mut stdio = Stdio::prepare(cfg.tty)?;
+
+    let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
+    let (sync_rd, sync_wr) = pipe()?;
+    let (err_rd, err_wr) = pipe()?;
+    let status = if cfg.init { Some(pipe()?) } else { None };
+
+    // Signals are blocked before clone so none is lost between clone and the event loop; they
+    // are read from a signalfd. The child restores the old mask right before exec.
+    let mut blocked = forwarded_signals();
+    blocked.add(Signal::SIGCHLD);
+    let mut old_mask = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old_mask))
+        .map_err(|e| Error::sys("sigprocmask", e))?;
+    let _mask = MaskGuard(old_mask);
+    let sfd = SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::sys("signalfd", e))?;
+
+    let mut parent_fds = stdio.parent_fds();
+    parent_fds.extend([sync_wr.as_raw_fd(), err_rd.as_raw_fd(), sfd.as_fd().as_raw_fd()]);
+    if let Some((rd, _)) = &status {
+        parent_fds.push(rd.as_raw_fd());
+    }
+    let spec = ChildSpec {
+        argv,
+        hostname: cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone()),
+        ops,
+        init: cfg.init,
+        stdio: std::mem::replace(&mut stdio.child, crate::child::ChildStdio::Inherit),
+        sync_rd: sync_rd.as_raw_fd(),
+        err_wr: err_wr.as_raw_fd(),
+        status_wr: status.as_ref().map(|(_, w)| w.as_raw_fd()),
+        parent_fds,
+        old_mask,
+    };
+
+    let start = Instant::now();
+    let pid = match sys::clone_fork(sys::CLONE_FLAGS).map_err(|e| Error::sys("clone", e))? {
+        Forked::Child => child::main(&spec),
+        Forked::Parent(pid) => pid,
+    };
+    let mut child = ChildGuard { pid, reaped: false, status: None };
+    drop((sync_rd, err_wr));
+    let status_rd = status.map(|(rd, _wr)| rd);
+    stdio.close_child_ends();
+
+    // The child waits on the sync pipe until it is in the group: it never runs unlimited.
+    group.get().add_pid(pid.as_raw())?;
+    write(&sync_wr, b"x").map_err(|e| Error::sys("waking the child", e))?;
+    drop(sync_wr);
+    check_exec(&err_rd)?;
+
+    let timed_out = wait(&mut child, &sfd, &mut stdio, group.get(), cfg.limits.timeout.map(|t| start + t))?;
+    let wall = start.elapsed().as_secs_f64();
+    stdio.drain();
+    stdio.restore_terminal();
+    let mut ending = child_ending(child.status);
+    if let Some(raw) = status_rd.and_then(|fd| read_status(&fd)) {
+        ending = Ending::from_raw(raw);
+    }
+
+    let g = group.get();
+    let stats = g.stats();
+    let cg = CgroupReport {
+        version: g.version(),
+        path: g.path().display().to_string(),
+        paths: g.paths().into_iter().map(|(k, v)| (k, v.display().to_string())).collect(),
+    };
+    group.remove()?;
+    Ok(Report::new(&cfg.id, &cfg.command, ending, timed_out, wall, cg, &cfg.limits, stats))
+}
+
+/// Reads the error pipe to EOF: empty means the command was executed.
+fn check_exec(err_rd: &OwnedFd) -> Result<()> {
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match read(err_rd.as_raw_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("reading the child's status", e)),
+        }
+    }
+    if msg.is_empty() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&msg);
+    let (code, message) = text.split_once('\n').unwrap_or(("125", &text));
+    match code.parse::<i32>() {
+        Ok(c @ (126 | 127)) => Err(Error::Exec { code: c, message: message.to_string() }),
+        _ => Err(Error::ChildSetup(message.to_string())),
+    }
+}
+
+fn read_status(fd: &OwnedFd) -> Option<i32> {
+    let mut b = [0u8; 4];
+    matches!(read(fd.as_raw_fd(), &mut b), Ok(4)).then(|| i32::from_ne_bytes(b))
+}
+
+fn child_ending(status: Option<WaitStatus>) -> Ending {
+    match status {
+        Some(WaitStatus::Signaled(_, s, _)) => Ending::Signaled(s as i32),
+        Some(WaitStatus::Exited(_, c)) => Ending::Exited(c),
+        _ => Ending::Exited(125),
+    }
+}
+
+/// The event loop: until the child is reaped, forward signals, relay stdio and enforce the
+/// deadline. Returns whether the deadline expired.
+fn wait(
+    child: &mut ChildGuard,
+    sfd: &SignalFd,
+    stdio: &mut Stdio,
+    group: &dyn Cgroup,
+    deadline: Option<Instant>,
+) -> Result<bool> {
+    let mut timed_out = false;
+    loop {
+        let timeout = match deadline {
+            Some(d) if !timed_out => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    timed_out = true;
+                    // Killing PID 1 kills its whole pid namespace; the group kill catches anything
+                    // that is in the group some other way.
+                    let _ = kill(child.pid, Signal::SIGKILL);
+                    group.kill();
+                    continue;
+                }
+                PollTimeout::try_from(left.min(Duration::from_secs(3600)).as_millis().max(1) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+            _ => PollTimeout::NONE,
+        };
+        let sources = stdio.sources();
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        fds.extend(sources.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)));
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        let ready: Vec<usize> = fds
+            .iter()
+            .skip(1)
+            .zip(sources.iter())
+            .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, (i, _))| *i)
+            .collect();
+        let sig_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        drop(fds);
+        drop(sources);
+        for i in ready {
+            stdio.pump(i);
+        }
+        if sig_ready {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGCHLD);
+                match sig {
+                    Signal::SIGCHLD => {}
+                    Signal::SIGWINCH if stdio.resize() => {}
+                    s => {
+                        let _ = kill(child.pid, s);
+                    }
+                }
+            }
+        }
+        match waitpid(child.pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(st) => {
+                child.reaped = true;
+                child.status = Some(st);
+                return Ok(timed_out);
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("waitpid", e)),
+        }
+    }
+}

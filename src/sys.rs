@@ -1,0 +1,142 @@
+//! Every raw system call sandbox makes that nix does not wrap, in one place.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// The namespaces a run gets at clone time. The cgroup namespace is unshared later, by the child,
+/// once the parent has moved it into its group, so that the group is the namespace's root.
+pub const CLONE_FLAGS: libc::c_int =
+    libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
+
+/// Whether we are in the parent or the child after [`clone_fork`].
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// clone(2) with fork semantics (no new stack: the child continues here on a copy of ours) and
+/// new namespaces. This is what lets sandbox set the child up directly, without re-executing
+/// itself as Go runtimes must.
+///
+/// The caller must be single-threaded: the child gets a copy of the address space in which only
+/// the calling thread exists, so any lock another thread held would stay locked forever.
+pub fn clone_fork(flags: libc::c_int) -> nix::Result<Forked> {
+    // SAFETY: with a null stack pointer, clone behaves as fork(2): the child resumes on a private
+    // copy of the caller's stack. The caller is single-threaded (documented above), so no lock is
+    // held by a thread that does not exist in the child.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Asks the kernel to SIGKILL us when the thread that forked us exits: if sandbox is killed, the
+/// command (PID 1 of its namespace, so every process in it) dies with it.
+pub fn die_with_parent() -> nix::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers involved.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map(drop)
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) (Linux 5.12): sets or clears read-only on the mount at `path` and, with
+/// `recursive`, on every mount below it in one call. A plain MS_REMOUNT|MS_BIND would change only
+/// the top mount and leave submounts (/dev, /run, …) writable.
+pub fn set_read_only(path: &CStr, read_only: bool, recursive: bool) -> nix::Result<()> {
+    let attr = MountAttr {
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if read_only { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: path is a valid C string, attr a live struct of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Brings the loopback interface of the current network namespace up (SIOCSIFFLAGS IFF_UP).
+pub fn loopback_up() -> nix::Result<()> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = Errno::result(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write an ifreq we own, named "lo".
+    unsafe {
+        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
+    }
+    Ok(())
+}
+
+/// Makes `fd` (a pty slave) the controlling terminal of the calling session leader.
+pub fn set_controlling_tty(fd: RawFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    Errno::result(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// The window size of the terminal on `fd`, if it is one.
+pub fn window_size(fd: RawFd) -> Option<libc::winsize> {
+    // SAFETY: winsize is plain old data; TIOCGWINSZ fills it.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: ws is a live winsize.
+    (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0).then_some(ws)
+}
+
+/// Sets the window size of the terminal on `fd` (the kernel then signals SIGWINCH inside).
+pub fn set_window_size(fd: RawFd, ws: &libc::winsize) {
+    // SAFETY: ws is a live winsize; failure is harmless.
+    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws) };
+}
+
+/// 12 hex digits from getrandom(2): a run's id.
+pub fn random_id() -> String {
+    let mut b = [0u8; 6];
+    // SAFETY: b is a writable buffer of the length given.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // getrandom cannot fail for 6 bytes after boot; fall back to time and pid regardless.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let v = t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
+        b.copy_from_slice(&v.to_le_bytes()[..6]);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Exits immediately, without running atexit handlers or flushing stdio buffers inherited from
+/// the parent (a forked child must not flush the parent's buffered output twice).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
