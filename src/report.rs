@@ -120,7 +120,7 @@ impl Report {
         } else {
             format!("exited with code {}", self.exit_code)
         };
-        let _ = writeln!(s, "sandbox {}: `{cmd}` {how} after {}", self.id, secs(self.wall_time_s));
+        let _ = writeln!(s, "sandbox {}: `{cmd}` {how} (wall time {})", self.id, secs(self.wall_time_s));
         if self.oom_killed {
             let lim = self.limits.memory_bytes.map(bytes).unwrap_or_else(|| "its".into());
             let n = self.stats.memory.oom_kills.unwrap_or(0);
@@ -149,17 +149,17 @@ impl Report {
         let m = &self.stats.memory;
         let _ = writeln!(
             s,
-            "  memory  peak {} of {}; OOM kills {}",
+            "  memory  peak {} {}; OOM kills {}",
             opt(m.peak_bytes, bytes),
-            self.limits.memory_bytes.map_or("no limit".into(), |b| format!("limit {}", bytes(b))),
+            self.limits.memory_bytes.map_or("(no limit)".into(), |b| format!("of limit {}", bytes(b))),
             opt(m.oom_kills, |v| v.to_string()),
         );
         let p = &self.stats.pids;
         let _ = writeln!(
             s,
-            "  pids    peak {} of {}; forks refused {}",
+            "  pids    peak {} {}; forks refused {}",
             opt(p.peak, |v| v.to_string()),
-            self.limits.pids.map_or("no limit".into(), |n| format!("limit {n}")),
+            self.limits.pids.map_or("(no limit)".into(), |n| format!("of limit {n}")),
             opt(p.limit_hits, |v| v.to_string()),
         );
         let _ = writeln!(s, "  cgroup  v{} {}", self.cgroup.version, self.cgroup.path);
@@ -249,6 +249,6 @@ mod tests {
         assert!(h.contains("limit 0.5 CPU"), "{h}");
         let h = sample(Ending::Signaled(9), true, 0, 0).to_human();
         assert!(h.contains("timed out after 10.000s"), "{h}");
-        assert!(!h.contains("OOM kill") && !h.contains("pids limit hit"), "{h}");
+        assert!(!h.contains("OOM kill:") && !h.contains("pids limit hit"), "{h}");
     }
 }

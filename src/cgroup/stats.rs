@@ -67,13 +67,13 @@ pub fn parse_single(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
-const USEC: f64 = 1e-6;
-const NSEC: f64 = 1e-9;
+const USEC: f64 = 1e6;
+const NSEC: f64 = 1e9;
 
 /// cgroup v2 `cpu.stat`.
 pub fn v2_cpu(cpu_stat: &str) -> CpuStats {
     let m = parse_keyed(cpu_stat);
-    let secs = |k: &str| m.get(k).map(|v| *v as f64 * USEC);
+    let secs = |k: &str| m.get(k).map(|v| *v as f64 / USEC);
     CpuStats {
         usage_s: secs("usage_usec"),
         user_s: secs("user_usec"),
@@ -111,7 +111,7 @@ pub fn v1_cpu(
     cpu_stat: Option<&str>,
     user_hz: u64,
 ) -> CpuStats {
-    let ns = |t: Option<&str>| t.and_then(parse_single).map(|v| v as f64 * NSEC);
+    let ns = |t: Option<&str>| t.and_then(parse_single).map(|v| v as f64 / NSEC);
     let ticks = cpuacct_stat.map(parse_keyed);
     let tick = |k: &str| ticks.as_ref().and_then(|m| m.get(k)).map(|v| *v as f64 / user_hz as f64);
     let throttle = cpu_stat.map(parse_keyed);
@@ -120,7 +120,7 @@ pub fn v1_cpu(
         user_s: ns(usage_user).or_else(|| tick("user")),
         system_s: ns(usage_sys).or_else(|| tick("system")),
         throttled_periods: throttle.as_ref().and_then(|m| m.get("nr_throttled").copied()),
-        throttled_s: throttle.as_ref().and_then(|m| m.get("throttled_time")).map(|v| *v as f64 * NSEC),
+        throttled_s: throttle.as_ref().and_then(|m| m.get("throttled_time")).map(|v| *v as f64 / NSEC),
     }
 }
 
