@@ -23,7 +23,9 @@ fn main() {
             clap_complete::generate(*shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map(|_| 0).map_err(Into::into),
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map(|_| 0).map_err(Into::into)
+        }
     };
     match result {
         Ok(code) => std::process::exit(code),

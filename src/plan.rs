@@ -19,15 +19,25 @@ pub enum Op {
     /// Create an empty file mount target if missing, refusing symlinks in the path.
     Touch(PathBuf),
     /// Recursive bind mount. `read_only: Some(x)` sets (or clears) read-only on it afterwards.
-    Bind { src: PathBuf, dst: PathBuf, read_only: Option<bool> },
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        read_only: Option<bool>,
+    },
     /// A fresh proc for the new pid namespace.
     Proc(PathBuf),
     /// A fresh sysfs for the new network namespace, read-only.
     Sysfs(PathBuf),
-    Tmpfs { dst: PathBuf, mode: u32 },
+    Tmpfs {
+        dst: PathBuf,
+        mode: u32,
+    },
     /// A private devpts instance (newinstance), so the command sees only its own ptys.
     Devpts(PathBuf),
-    Symlink { target: PathBuf, link: PathBuf },
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
     /// Read-only on this mount and every mount below it.
     ReadOnly(PathBuf),
     /// pivot_root into the directory; the old root is detached and gone.
@@ -95,9 +105,12 @@ fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     ops.push(Op::Symlink { target: "pts/ptmx".into(), link: dev.join("ptmx") });
     ops.push(Op::Mkdir(dev.join("shm")));
     ops.push(Op::Tmpfs { dst: dev.join("shm"), mode: 0o1777 });
-    for (name, target) in
-        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
-    {
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         ops.push(Op::Symlink { target: target.into(), link: dev.join(name) });
     }
     user_mounts(cfg, root, ops, true);
@@ -121,7 +134,13 @@ fn user_mounts(cfg: &Config, root: &Path, ops: &mut Vec<Op>, rootfs: bool) {
         }
         // Under --read-only a bind inherits read-only from where its source sits in our
         // namespace, so a writable bind must clear it explicitly.
-        let read_only = if b.read_only { Some(true) } else if cfg.read_only { Some(false) } else { None };
+        let read_only = if b.read_only {
+            Some(true)
+        } else if cfg.read_only {
+            Some(false)
+        } else {
+            None
+        };
         ops.push(Op::Bind { src: b.src.clone(), dst, read_only });
     }
     for t in &cfg.tmpfs {
@@ -174,7 +193,11 @@ mod tests {
         let devfs = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/r/dev".into(), mode: 0o755 }).unwrap();
         assert!(mk < ro && ro < devfs, "targets made before read-only, /dev tmpfs after it");
         for d in DEVICES {
-            assert!(ops.contains(&Op::Bind { src: Path::new("/dev").join(d), dst: Path::new("/r/dev").join(d), read_only: None }));
+            assert!(ops.contains(&Op::Bind {
+                src: Path::new("/dev").join(d),
+                dst: Path::new("/r/dev").join(d),
+                read_only: None
+            }));
         }
         assert!(ops.contains(&Op::Sysfs("/r/sys".into())));
         assert!(ops.contains(&Op::Devpts("/r/dev/pts".into())));

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::cgroup::Stats;
-use crate::config::Limits;
+use crate::config::{Config, Limits};
 
 /// How the command ended, as waitpid(2) said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,15 @@ impl Ending {
             Ending::Exited(libc::WEXITSTATUS(status))
         }
     }
+}
+
+/// How a run ended, as the parent saw it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outcome {
+    pub ending: Ending,
+    /// `--timeout` expired and sandbox killed the command.
+    pub timed_out: bool,
+    pub wall_time_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -76,31 +85,23 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(
-        id: &str,
-        command: &[String],
-        ending: Ending,
-        timed_out: bool,
-        wall_time_s: f64,
-        cgroup: CgroupReport,
-        limits: &Limits,
-        stats: Stats,
-    ) -> Report {
+    pub fn new(cfg: &Config, outcome: Outcome, cgroup: CgroupReport, stats: Stats) -> Report {
+        let Outcome { ending, timed_out, wall_time_s } = outcome;
         let (exit_code, signal) = match ending {
             _ if timed_out => (124, if let Ending::Signaled(s) = ending { Some(s) } else { None }),
             Ending::Exited(c) => (c, None),
             Ending::Signaled(s) => (128 + s, Some(s)),
         };
         Report {
-            id: id.to_string(),
-            command: command.to_vec(),
+            id: cfg.id.clone(),
+            command: cfg.command.clone(),
             exit_code,
             signal,
             timed_out,
             oom_killed: stats.memory.oom_kills.unwrap_or(0) > 0,
             wall_time_s,
             cgroup,
-            limits: limits.into(),
+            limits: (&cfg.limits).into(),
             stats,
         }
     }
@@ -191,18 +192,26 @@ mod tests {
 
     fn sample(ending: Ending, timed_out: bool, oom: u64, hits: u64) -> Report {
         let stats = Stats {
-            cpu: CpuStats { usage_s: Some(1.5), user_s: Some(1.0), system_s: Some(0.5), throttled_periods: Some(3), throttled_s: Some(0.25) },
+            cpu: CpuStats {
+                usage_s: Some(1.5),
+                user_s: Some(1.0),
+                system_s: Some(0.5),
+                throttled_periods: Some(3),
+                throttled_s: Some(0.25),
+            },
             memory: MemoryStats { peak_bytes: Some(32 << 20), oom_events: Some(oom), oom_kills: Some(oom) },
             pids: PidsStats { peak: Some(20), limit_hits: Some(hits) },
         };
-        let limits = Limits {
+        let mut cfg = Config::new(["sh", "-c", "x"]);
+        cfg.id = "abc".into();
+        cfg.limits = Limits {
             memory_bytes: Some(32 << 20),
             cpus: Some(0.5),
             pids: Some(20),
             timeout: Some(std::time::Duration::from_secs(10)),
         };
         let cg = CgroupReport { version: 1, path: "/sys/fs/cgroup/memory/sandbox-x-1".into(), paths: BTreeMap::new() };
-        Report::new("abc", &["sh".into(), "-c".into(), "x".into()], ending, timed_out, 3.0, cg, &limits, stats)
+        Report::new(&cfg, Outcome { ending, timed_out, wall_time_s: 3.0 }, cg, stats)
     }
 
     #[test]
@@ -228,10 +237,30 @@ mod tests {
         }
         keys.sort();
         let want = [
-            "cgroup.path", "cgroup.paths", "cgroup.version", "command", "cpu.system_s", "cpu.throttled_periods",
-            "cpu.throttled_s", "cpu.usage_s", "cpu.user_s", "exit_code", "id", "limits.cpus", "limits.memory_bytes",
-            "limits.pids", "limits.timeout_s", "memory.oom_events", "memory.oom_kills", "memory.peak_bytes",
-            "oom_killed", "pids.limit_hits", "pids.peak", "signal", "timed_out", "wall_time_s",
+            "cgroup.path",
+            "cgroup.paths",
+            "cgroup.version",
+            "command",
+            "cpu.system_s",
+            "cpu.throttled_periods",
+            "cpu.throttled_s",
+            "cpu.usage_s",
+            "cpu.user_s",
+            "exit_code",
+            "id",
+            "limits.cpus",
+            "limits.memory_bytes",
+            "limits.pids",
+            "limits.timeout_s",
+            "memory.oom_events",
+            "memory.oom_kills",
+            "memory.peak_bytes",
+            "oom_killed",
+            "pids.limit_hits",
+            "pids.peak",
+            "signal",
+            "timed_out",
+            "wall_time_s",
         ];
         assert_eq!(keys, want);
         assert_eq!(v["limits"]["timeout_s"], 10.0);

@@ -20,7 +20,7 @@ use crate::cgroup::{self, Cgroup, Host};
 use crate::child::{self, ChildSpec};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::report::{CgroupReport, Ending, Report};
+use crate::report::{CgroupReport, Ending, Outcome, Report};
 use crate::sys::{self, Forked};
 use crate::tty::Stdio;
 
@@ -176,7 +176,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
         paths: g.paths().into_iter().map(|(k, v)| (k, v.display().to_string())).collect(),
     };
     group.remove()?;
-    Ok(Report::new(&cfg.id, &cfg.command, ending, timed_out, wall, cg, &cfg.limits, stats))
+    let outcome = Outcome { ending, timed_out, wall_time_s: wall };
+    Ok(Report::new(cfg, outcome, cg, stats))
 }
 
 /// Reads the error pipe to EOF: empty means the command was executed.

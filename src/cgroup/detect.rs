@@ -37,7 +37,7 @@ impl Layout {
 
     /// statfs(2) of `root` (normally /sys/fs/cgroup).
     pub fn detect(root: &Path) -> Result<Layout> {
-        let magic = |p: &Path| nix::sys::statfs::statfs(p).map(|s| s.filesystem_type().0 as i64);
+        let magic = |p: &Path| nix::sys::statfs::statfs(p).map(|s| s.filesystem_type().0);
         let r = magic(root).map_err(|e| Error::sys(format!("statfs {}", root.display()), e))?;
         let u = magic(&root.join("unified")).ok();
         Layout::from_magic(r, u).ok_or_else(|| Error::Unsupported {
@@ -81,7 +81,9 @@ fn unescape(s: &str) -> String {
 pub fn v1_mounts(mountinfo: &str) -> BTreeMap<String, V1Mount> {
     let mut out = BTreeMap::new();
     for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let pre: Vec<&str> = pre.split(' ').collect();
         let post: Vec<&str> = post.split(' ').collect();
         if pre.len() < 5 || post.len() < 3 || post[0] != "cgroup" {
@@ -106,7 +108,9 @@ pub fn own_cgroups(proc_self_cgroup: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in proc_self_cgroup.lines() {
         let mut it = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else { continue };
+        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
         if ctrls.is_empty() {
             out.insert(String::new(), path.to_string());
         }

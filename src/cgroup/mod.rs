@@ -117,14 +117,20 @@ impl Host {
     /// process. Returns the directories removed.
     pub fn gc(&self, parent: Option<&str>) -> Vec<PathBuf> {
         let mut removed = Vec::new();
-        let Ok(bases) = self.bases(parent) else { return removed };
+        let Ok(bases) = self.bases(parent) else {
+            return removed;
+        };
         let mut seen = std::collections::BTreeSet::new();
         for base in bases.values().filter(|b| seen.insert(b.to_path_buf())) {
-            let Ok(entries) = std::fs::read_dir(base) else { continue };
+            let Ok(entries) = std::fs::read_dir(base) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let Some(owner) = owner_pid(&name) else { continue };
-                if Path::new(&format!("/proc/{owner}")).exists() {
+                let Some(owner) = owner_pid(&name) else {
+                    continue;
+                };
+                if alive(owner) {
                     continue;
                 }
                 let dir = e.path();
@@ -134,6 +140,15 @@ impl Host {
             }
         }
         removed
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie (a SIGKILLed sandbox whose parent has not
+/// reaped it yet is gone for our purposes).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X'])),
+        Err(_) => false,
     }
 }
 

@@ -14,9 +14,7 @@ pub struct V2 {
 /// Makes sure `controller` is enabled for children of `base`. Returns whether it is.
 /// A limit the user asked for that cannot be enabled is an error, never ignored.
 fn enable(base: &Path, controller: &str, required: bool) -> Result<bool> {
-    let listed = |f: &str| {
-        read(&base.join(f)).is_some_and(|t| t.split_whitespace().any(|c| c == controller))
-    };
+    let listed = |f: &str| read(&base.join(f)).is_some_and(|t| t.split_whitespace().any(|c| c == controller));
     if listed("cgroup.subtree_control") {
         return Ok(true);
     }
@@ -61,7 +59,7 @@ impl V2 {
         std::fs::create_dir(&dir).map_err(|e| Error::io("cannot create cgroup", &dir, e))?;
         let g = V2 { dir };
         if let Err(e) = g.apply(limits, mem, cpu, pids) {
-            super::undo(&[g.dir.clone()]);
+            super::undo(std::slice::from_ref(&g.dir));
             return Err(e);
         }
         Ok(g)

@@ -48,7 +48,11 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
     l.timeout = cli.timeout.as_deref().map(config::parse_timeout).transpose()?;
     cfg.rootfs = match &args.rootfs {
         Some(r) => Some(r.canonicalize().map_err(|_| {
-            sandbox::Error::invalid("--rootfs", &r.display().to_string(), "an existing directory holding a root filesystem")
+            sandbox::Error::invalid(
+                "--rootfs",
+                &r.display().to_string(),
+                "an existing directory holding a root filesystem",
+            )
         })?),
         None => None,
     };
@@ -68,7 +72,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     let cfg = config(cli, args)?;
     // Opened before the run so that a bad path fails before anything is created.
     let mut report_file = match &cli.report_file {
-        Some(p) => Some((p, std::fs::File::create(p).with_context(|| format!("cannot create --report-file {}", p.display()))?)),
+        Some(p) => {
+            Some((p, std::fs::File::create(p).with_context(|| format!("cannot create --report-file {}", p.display()))?))
+        }
         None => None,
     };
     let report = match sandbox::run(&cfg) {

@@ -1,0 +1,94 @@
+//! `sandbox run sh` on a terminal, driven through tmux like a person at a keyboard.
+
+use std::process::Command;
+
+use crate::harness::*;
+use crate::require_root;
+
+struct Tmux(String);
+
+impl Tmux {
+    fn keys(&self, keys: &[&str]) {
+        let st = Command::new("tmux").args(["send-keys", "-t", &self.0]).args(keys).status().unwrap();
+        assert!(st.success());
+    }
+
+    fn screen(&self) -> String {
+        let o = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        let mut s = String::new();
+        let ok = eventually(10.0, || {
+            s = self.screen();
+            s.contains(text)
+        });
+        assert!(ok, "waited for {text:?}; screen:\n{s}");
+        s
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
+    }
+}
+
+#[test]
+fn interactive_shell_gets_a_pty_with_job_control_and_ctrl_c() {
+    require_root!();
+    let _m = shared();
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED interactive test: tmux is not installed (Debian package tmux)");
+        return;
+    }
+    let name = format!("sbx-test-{}", std::process::id());
+    let st = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "env",
+            "PS1=in$ ",
+            SANDBOX,
+            "--report",
+            "none",
+            "run",
+            "sh",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = Tmux(name);
+    t.wait_for("in$");
+    t.keys(&["echo pid=$$ tty=$(tty)", "Enter"]);
+    let s = t.wait_for("pid=1 tty=/dev/pts/");
+    assert!(!s.contains("not a tty"), "{s}");
+    // Ctrl-C reaches the foreground job, not sandbox: the shell survives.
+    t.keys(&["sleep 30", "Enter"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    t.keys(&["C-c"]);
+    t.keys(&["echo alive-after-ctrl-c", "Enter"]);
+    t.wait_for("\nalive-after-ctrl-c");
+    // Job control: a background job, listed and killed by job number.
+    t.keys(&["sleep 40 &", "Enter"]);
+    t.keys(&["jobs", "Enter"]);
+    t.wait_for("Running");
+    t.keys(&["kill %1; echo killed-job", "Enter"]);
+    t.wait_for("\nkilled-job");
+    // Line editing: a character typed then erased with backspace.
+    t.keys(&["echo lineX", "BSpace", "-edit", "Enter"]);
+    t.wait_for("\nline-edit");
+    // TIOCSTI into the terminal we hold works on *our* pty only; nothing reaches the outer one.
+    t.keys(&["exit 5", "Enter"]);
+    assert!(eventually(5.0, || Command::new("tmux")
+        .args(["has-session", "-t", &t.0])
+        .status()
+        .map_or(true, |s| !s.success())));
+}

@@ -1,0 +1,197 @@
+//! Exit statuses, signals, timeouts, bad input and cleanup on every ending.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::harness::*;
+use crate::require_root;
+
+#[test]
+fn exit_status_is_the_commands_own_code() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&["run", "sh", "-c", "exit 3"]);
+    assert_eq!((r.code, r.report()["exit_code"].as_i64()), (3, Some(3)));
+}
+
+#[test]
+fn death_by_signal_exits_128_plus_n() {
+    require_root!();
+    let _m = shared();
+    // A fault signal is forced even on PID 1.
+    let r = sandbox(&["run", "python3", "-c", "import ctypes; ctypes.string_at(0)"]);
+    assert_eq!(r.code, 139, "{}", r.stderr);
+    assert_eq!(r.report()["signal"], 11);
+    // With --init the command is not PID 1, so it can die of an ordinary signal.
+    let r = sandbox(&["run", "--init", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(r.code, 143, "{}", r.stderr);
+    assert_eq!(r.report()["signal"], 15);
+}
+
+#[test]
+fn not_found_is_127_and_not_executable_is_126() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&["run", "no-such-command-xyz"]);
+    assert_eq!(r.code, 127);
+    assert!(r.stderr.contains("'no-such-command-xyz'"), "names the command: {}", r.stderr);
+    let r = sandbox(&["run", "/etc/passwd"]);
+    assert_eq!(r.code, 126);
+    assert!(r.stderr.contains("'/etc/passwd'"), "{}", r.stderr);
+    let r = sandbox(&["run", "--init", "no-such-command-xyz"]);
+    assert_eq!(r.code, 127, "{}", r.stderr);
+}
+
+#[test]
+fn timeout_kills_everything_and_exits_124() {
+    require_root!();
+    let _m = shared();
+    let t = std::time::Instant::now();
+    let r = sandbox(&["--timeout", "1s", "run", "sh", "-c", "sleep 60 & sleep 60"]);
+    assert_eq!(r.code, 124, "{}", r.stderr);
+    assert!(t.elapsed().as_secs_f64() < 5.0);
+    let rep = r.report();
+    assert_eq!(rep["timed_out"], true);
+    assert_eq!(rep["exit_code"], 124);
+    assert!(r.stderr.contains("timed out"), "{}", r.stderr);
+}
+
+#[test]
+fn bad_input_exits_125_quoting_the_value_and_creates_nothing() {
+    require_root!();
+    let _m = shared();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--mem", "64X", "run", "true"], "'64X'"),
+        (&["--mem", "0", "run", "true"], "'0'"),
+        (&["--cpus", "0", "run", "true"], "'0'"),
+        (&["--cpus", "999", "run", "true"], "'999'"),
+        (&["--cpus", "half", "run", "true"], "'half'"),
+        (&["--pids", "0", "run", "true"], "'0'"),
+        (&["--timeout", "ten", "run", "true"], "'ten'"),
+        (&["run", "--bind", "/nonexistent-src:/x", "true"], "'/nonexistent-src:/x'"),
+        (&["run", "--rootfs", "/nonexistent-root", "true"], "'/nonexistent-root'"),
+        (&["run", "--tmpfs", "relative", "true"], "'relative'"),
+        (&["--no-such-flag", "run", "true"], "--no-such-flag"),
+        (&["run"], "COMMAND"),
+    ];
+    for (args, quoted) in cases {
+        let r = sandbox(args);
+        assert_eq!(r.code, 125, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(quoted), "{args:?} must quote {quoted}: {}", r.stderr);
+        assert!(r.report.is_none(), "{args:?}: no report file is left");
+    }
+    // Limits are accepted after `run` too.
+    let r = sandbox(&["run", "--pids", "0", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+}
+
+/// Starts `sandbox … run sh -c SCRIPT` with stdout piped; returns once the script printed "ready".
+fn start_ready(pre: &[&str], script: &str) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(SANDBOX)
+        .args(pre)
+        .args(["--report", "none", "run", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    (child, out)
+}
+
+#[test]
+fn signals_sent_to_sandbox_reach_the_command() {
+    require_root!();
+    let _m = shared();
+    for sig in ["INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH"] {
+        let script = format!("trap 'echo got-{sig}; exit 7' {sig}; echo ready; while :; do sleep 0.05; done");
+        let (mut child, mut out) = start_ready(&[], &script);
+        let n = nix_signal(sig);
+        // SAFETY: kill(2) to a child we started.
+        unsafe { libc::kill(child.id() as i32, n) };
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), format!("got-{sig}"));
+        assert_eq!(child.wait().unwrap().code(), Some(7), "{sig}");
+        assert_no_groups_of(child.id());
+    }
+}
+
+fn nix_signal(name: &str) -> i32 {
+    match name {
+        "INT" => libc::SIGINT,
+        "TERM" => libc::SIGTERM,
+        "HUP" => libc::SIGHUP,
+        "QUIT" => libc::SIGQUIT,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        _ => libc::SIGWINCH,
+    }
+}
+
+#[test]
+fn init_forwards_signals_to_a_command_without_handlers() {
+    require_root!();
+    let _m = shared();
+    // `sleep` installs no handler: as PID 1 it would ignore SIGTERM; behind --init it dies of it.
+    let (mut child, _out) = start_ready(&["--timeout", "20s"], "echo ready; exec sleep 30");
+    // SAFETY: kill(2) to a child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "PID 1 without a handler ignores SIGTERM (as under docker)");
+    // SAFETY: kill(2) to a child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+
+    let mut c = Command::new(SANDBOX)
+        .args(["--report", "none", "run", "--init", "sh", "-c", "echo ready; exec sleep 30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(c.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    // SAFETY: kill(2) to a child we started.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    assert_eq!(c.wait().unwrap().code(), Some(143));
+    assert_no_groups_of(c.id());
+}
+
+/// Host `sleep` processes whose arguments contain `marker`.
+fn procs_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.starts_with(b"sleep\0") && String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn sigkilled_sandbox_takes_its_command_along_and_gc_removes_the_group() {
+    require_root!();
+    // Exclusive: every run collects stale groups first, and no other run may do it for us here.
+    let _m = exclusive();
+    let marker = format!("4242.{}", std::process::id());
+    let (mut child, _out) = start_ready(&[], &format!("sleep {marker} & echo ready; sleep {marker}"));
+    let both = eventually(5.0, || procs_with(&marker).len() == 2);
+    if !both {
+        let _ = child.kill();
+    }
+    assert!(both, "two sleeps inside: {:?}", procs_with(&marker));
+    // SAFETY: kill(2) to a child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(eventually(5.0, || procs_with(&marker).is_empty()), "the command died with sandbox");
+    assert!(!groups_of(child.id()).is_empty(), "a SIGKILLed sandbox cannot clean up: its group stays");
+    let gc = Command::new(SANDBOX).arg("gc").output().unwrap();
+    assert!(gc.status.success());
+    assert!(String::from_utf8_lossy(&gc.stdout).contains(&format!("-{}", child.id())));
+    assert_no_groups_of(child.id());
+}

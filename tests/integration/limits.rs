@@ -1,0 +1,114 @@
+//! Each limit enforced by the kernel and reported from its counters.
+
+use crate::harness::*;
+use crate::require_root;
+
+#[test]
+fn fork_bomb_is_held_at_pids_max() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&["--pids", "20", "--timeout", "20s", "run", "sh", "-c", "b(){ b|b& }; b; sleep 2; echo survived"]);
+    assert_eq!(r.code, 0, "the shell outlives its bomb: {}", r.stderr);
+    assert!(r.stdout.contains("survived"));
+    let rep = r.report();
+    assert_eq!(rep["limits"]["pids"], 20);
+    assert_eq!(rep["pids"]["peak"], 20, "{rep}");
+    assert!(rep["pids"]["limit_hits"].as_u64().unwrap() > 0, "{rep}");
+    assert!(r.stderr.contains("pids limit hit"), "human report says so: {}", r.stderr);
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_reported() {
+    require_root!();
+    let _m = shared();
+    // dd with a 256 MiB block allocates and fills a 256 MiB buffer.
+    let r = sandbox(&["--mem", "32M", "run", "dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"]);
+    let rep = r.report();
+    assert_eq!(r.code, 137, "{}", r.stderr);
+    assert_eq!(rep["exit_code"], 137);
+    assert_eq!(rep["signal"], 9);
+    assert_eq!(rep["oom_killed"], true);
+    assert!(rep["memory"]["oom_kills"].as_u64().unwrap() >= 1, "{rep}");
+    let peak = rep["memory"]["peak_bytes"].as_u64().unwrap();
+    assert!(peak <= 32 << 20 && peak > 16 << 20, "peak {peak} at the limit");
+    assert_eq!(rep["limits"]["memory_bytes"], 32u64 << 20);
+    assert!(r.stderr.contains("OOM kill"), "{}", r.stderr);
+}
+
+#[test]
+fn memory_limit_allows_what_fits() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&["--mem", "64M", "run", "dd", "if=/dev/zero", "of=/dev/null", "bs=16M", "count=1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.report()["oom_killed"], false);
+    assert!(r.report()["memory"]["peak_bytes"].as_u64().unwrap() >= 16 << 20);
+}
+
+#[test]
+fn two_busy_loops_under_half_a_cpu_get_half_a_cpu() {
+    require_root!();
+    let _m = exclusive();
+    let r =
+        sandbox(&["--cpus", "0.5", "--timeout", "4s", "run", "sh", "-c", "while :; do :; done & while :; do :; done"]);
+    let rep = r.report();
+    assert_eq!(r.code, 124, "{}", r.stderr);
+    let usage = rep["cpu"]["usage_s"].as_f64().unwrap();
+    let wall = rep["wall_time_s"].as_f64().unwrap();
+    let share = usage / wall;
+    assert!(wall >= 3.0, "ran at least 3 s: {wall}");
+    assert!((share - 0.5).abs() <= 0.5 * 0.15, "CPU share {share:.3} not within 15% of 0.5 ({rep})");
+    assert!(rep["cpu"]["throttled_periods"].as_u64().unwrap() > 0, "{rep}");
+    assert!(rep["cpu"]["throttled_s"].as_f64().unwrap() > 0.0, "{rep}");
+    let user = rep["cpu"]["user_s"].as_f64().unwrap();
+    assert!(user > usage * 0.5, "busy loops run in user mode: {rep}");
+}
+
+#[test]
+fn report_carries_limits_and_counters() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&[
+        "--mem",
+        "64M",
+        "--cpus",
+        "1",
+        "--pids",
+        "50",
+        "--timeout",
+        "30s",
+        "--report",
+        "json",
+        "run",
+        "true",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rep = r.report();
+    let stderr_json: serde_json::Value = serde_json::from_str(&r.stderr).expect("--report json prints JSON on stderr");
+    assert_eq!(stderr_json["id"], rep["id"]);
+    assert_eq!(rep["command"], serde_json::json!(["true"]));
+    assert_eq!(
+        rep["limits"],
+        serde_json::json!({"memory_bytes": 67108864u64, "cpus": 1.0, "pids": 50, "timeout_s": 30.0})
+    );
+    assert_eq!((rep["timed_out"].as_bool(), rep["oom_killed"].as_bool()), (Some(false), Some(false)));
+    assert!(rep["signal"].is_null());
+    let v = rep["cgroup"]["version"].as_u64().unwrap();
+    let on_v2 = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains("cgroup2"));
+    assert_eq!(v, if on_v2 { 2 } else { 1 });
+    assert!(rep["cgroup"]["path"].as_str().unwrap().starts_with("/sys/fs/cgroup/"));
+    for k in ["usage_s", "user_s", "system_s", "throttled_s"] {
+        assert!(rep["cpu"][k].as_f64().is_some(), "cpu.{k} from the kernel: {rep}");
+    }
+    assert!(rep["memory"]["peak_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(rep["pids"]["peak"], 1);
+    assert_eq!(rep["pids"]["limit_hits"], 0);
+    if v == 2 {
+        assert_eq!(rep["memory"]["oom_events"], 0, "v2 counts OOM events");
+    }
+    let r = sandbox(&["--report", "none", "run", "true"]);
+    assert_eq!(r.stderr, "", "--report none prints nothing");
+}
