@@ -112,3 +112,34 @@ fn report_carries_limits_and_counters() {
     let r = sandbox(&["--report", "none", "run", "true"]);
     assert_eq!(r.stderr, "", "--report none prints nothing");
 }
+
+/// The keys of a JSON object, nested ones as "a.b".
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut out = vec![];
+    for (k, val) in v.as_object().unwrap() {
+        match val.as_object() {
+            Some(o) if k != "paths" => out.extend(o.keys().map(|s| format!("{k}.{s}"))),
+            _ => out.push(k.clone()),
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn library_example_returns_the_same_report_as_the_cli() {
+    require_root!();
+    let _m = shared();
+    let exe = std::path::Path::new(SANDBOX).parent().unwrap().join("examples/library");
+    if !exe.exists() {
+        eprintln!("SKIPPED library example test: {} not built (cargo test --all-targets builds it)", exe.display());
+        return;
+    }
+    let out = std::process::Command::new(&exe).args(["sh", "-c", "exit 4"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let lib: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cli = sandbox(&["--mem", "64M", "--cpus", "0.5", "--pids", "20", "run", "sh", "-c", "exit 4"]);
+    assert_eq!(keys(&lib), keys(cli.report()));
+    assert_eq!(lib["limits"], cli.report()["limits"]);
+    assert_eq!(lib["exit_code"], 4);
+}
