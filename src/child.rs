@@ -120,6 +120,7 @@ fn connect_stdio(stdio: &ChildStdio) -> nix::Result<()> {
 
 /// Restores the signal mask and execs the command; on failure reports 126 or 127.
 pub fn exec(spec: &ChildSpec) -> ! {
+    sys::default_sigpipe();
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&spec.old_mask), None);
     let err = match unistd::execvp(&spec.argv[0], &spec.argv) {
         Err(e) => e,

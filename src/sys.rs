@@ -134,6 +134,14 @@ pub fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Restores SIGPIPE's default action. The Rust runtime ignores SIGPIPE in sandbox itself, and an
+/// ignored signal survives execve: without this, `yes | head` inside would see EPIPE instead of
+/// dying quietly (std::process::Command does the same reset).
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// Exits immediately, without running atexit handlers or flushing stdio buffers inherited from
 /// the parent (a forked child must not flush the parent's buffered output twice).
 pub fn exit_now(code: i32) -> ! {

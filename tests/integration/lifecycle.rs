@@ -195,3 +195,20 @@ fn sigkilled_sandbox_takes_its_command_along_and_gc_removes_the_group() {
     assert!(String::from_utf8_lossy(&gc.stdout).contains(&format!("-{}", child.id())));
     assert_no_groups_of(child.id());
 }
+
+#[test]
+fn sigpipe_is_default_in_the_command() {
+    require_root!();
+    let _m = shared();
+    // The Rust runtime ignores SIGPIPE; an ignored signal survives exec unless reset.
+    for init in [false, true] {
+        let mut args = vec!["run"];
+        if init {
+            args.push("--init");
+        }
+        args.extend(["sh", "-c", "yes | head -n 1"]);
+        let r = sandbox(&args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(!r.stderr.contains("Broken pipe"), "yes saw EPIPE instead of dying of SIGPIPE: {}", r.stderr);
+    }
+}
