@@ -1,8 +1,9 @@
 //! The child side of a run: what happens between clone and exec, in this order:
 //!
-//! 1. die with sandbox (PR_SET_PDEATHSIG), wait until the parent has put us in the cgroup,
-//! 2. unshare the cgroup namespace (our group becomes its root), set the hostname, bring `lo` up,
-//! 3. execute the mount plan, connect stdio (own session, own pty when interactive),
+//! 1. die with sandbox (PR_SET_PDEATHSIG), set the hostname, bring `lo` up,
+//! 2. execute the mount plan, connect stdio (own session, own pty when interactive),
+//! 3. wait until the parent has put us in the cgroup, unshare the cgroup namespace (our group
+//!    becomes its root),
 //! 4. restore the signal mask and exec the command (or, with `--init`, fork it under a tiny init).
 //!
 //! Failures travel to the parent over a close-on-exec pipe as "<exit code>\n<message>": if exec
@@ -65,15 +66,6 @@ pub fn main(spec: &ChildSpec) -> ! {
     if let Err(e) = sys::die_with_parent() {
         setup("prctl(PR_SET_PDEATHSIG)", e);
     }
-    // Wait for the parent to move us into the cgroup. EOF means it died or gave up: stop here.
-    let mut b = [0u8; 1];
-    if !matches!(unistd::read(spec.sync_rd, &mut b), Ok(1)) {
-        sys::exit_now(125);
-    }
-    let _ = unistd::close(spec.sync_rd);
-    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
-        setup("unshare(CLONE_NEWCGROUP)", e);
-    }
     if let Err(e) = unistd::sethostname(&spec.hostname) {
         setup("sethostname", e);
     }
@@ -85,6 +77,18 @@ pub fn main(spec: &ChildSpec) -> ! {
     }
     if let Err(e) = connect_stdio(&spec.stdio) {
         setup("connecting stdio", e);
+    }
+    // Meanwhile the parent moves us into the cgroup: the first migration waits for an RCU grace
+    // period (cgroup_threadgroup_rwsem), so our own setup above overlaps that wait. The command's
+    // code runs only after this point. EOF means the parent died or gave up: stop here.
+    let mut b = [0u8; 1];
+    if !matches!(unistd::read(spec.sync_rd, &mut b), Ok(1)) {
+        sys::exit_now(125);
+    }
+    let _ = unistd::close(spec.sync_rd);
+    // Now our group becomes the root of the cgroup namespace.
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
+        setup("unshare(CLONE_NEWCGROUP)", e);
     }
     if spec.init {
         crate::init::run(spec)

@@ -153,11 +153,16 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let status_rd = status.map(|(rd, _wr)| rd);
     stdio.close_child_ends();
 
-    // The child waits on the sync pipe until it is in the group: it never runs unlimited.
-    group.get().add_pid(pid.as_raw())?;
-    write(&sync_wr, b"x").map_err(|e| Error::sys("waking the child", e))?;
+    // The child does not exec until it has read the sync byte, which it gets only once it is in
+    // the group: the command never runs unlimited. If the child failed in its own setup, its
+    // message (read by check_exec) explains more than our failure to move it, so it goes first.
+    let added = group.get().add_pid(pid.as_raw());
+    if added.is_ok() {
+        let _ = write(&sync_wr, b"x");
+    }
     drop(sync_wr);
     check_exec(&err_rd)?;
+    added?;
 
     let timed_out = wait(&mut child, &sfd, &mut stdio, group.get(), cfg.limits.timeout.map(|t| start + t))?;
     let wall = start.elapsed().as_secs_f64();
