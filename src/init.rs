@@ -6,7 +6,7 @@
 //! to the command, reaps every orphan, and exits when the command does, handing sandbox the
 //! command's raw wait status through a pipe.
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
@@ -22,7 +22,11 @@ pub fn run(spec: &ChildSpec) -> ! {
         Ok(ForkResult::Child) => {
             if tty {
                 // Own process group in the foreground of the pty: Ctrl-C goes to the command and
-                // its jobs, not to init. SIGTTOU is still blocked here, so tcsetpgrp cannot stop us.
+                // its jobs, not to init. tcsetpgrp from a background group raises SIGTTOU, which
+                // would stop us: block it for the call (exec restores the original mask).
+                let mut ttou = SigSet::empty();
+                ttou.add(Signal::SIGTTOU);
+                let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None);
                 let _ = unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
                 let _ = unistd::tcsetpgrp(std::io::stdin(), unistd::getpid());
             }

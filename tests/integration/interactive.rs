@@ -29,6 +29,16 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
@@ -87,8 +97,32 @@ fn interactive_shell_gets_a_pty_with_job_control_and_ctrl_c() {
     t.wait_for("\nline-edit");
     // TIOCSTI into the terminal we hold works on *our* pty only; nothing reaches the outer one.
     t.keys(&["exit 5", "Enter"]);
-    assert!(eventually(5.0, || Command::new("tmux")
-        .args(["has-session", "-t", &t.0])
+    assert!(eventually(5.0, || !t.alive()));
+}
+
+#[test]
+fn init_on_a_terminal_puts_the_command_in_the_foreground() {
+    require_root!();
+    let _m = shared();
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED init tty test: tmux is not installed (Debian package tmux)");
+        return;
+    }
+    // Regression: init's tcsetpgrp raised SIGTTOU and stopped the command before it ran.
+    let name = format!("sbx-init-{}", std::process::id());
+    // Typed into an interactive shell, as a person would (job control in the outer shell).
+    let st = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30", "bash", "--norc", "--noprofile"])
         .status()
-        .map_or(true, |s| !s.success())));
+        .unwrap();
+    assert!(st.success());
+    let t = Tmux(name);
+    let cmd = format!("{SANDBOX} --report none run --init sh -c 'echo st''arted; read x; echo got-$x; sleep 30'; exit");
+    t.keys(&[&cmd, "Enter"]);
+    t.wait_for("\nstarted");
+    t.keys(&["hello", "Enter"]);
+    t.wait_for("got-hello");
+    // Ctrl-C goes to the command's foreground group, not to init: the command dies, init follows.
+    t.keys(&["C-c"]);
+    assert!(eventually(5.0, || !t.alive()), "Ctrl-C ended the run: {}", t.screen());
 }

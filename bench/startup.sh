@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Start-up benchmark: one hyperfine run, side by side, on the same busybox rootfs:
+#   sandbox --mem 64M --cpus 0.5 --pids 20 run --rootfs R /bin/true
+#   runc run (same rootfs, same limits)
+#   bwrap --unshare-all (no cgroups at all)
+#   bare /bin/true
+# Prints medians and the ratios sandbox/runc and sandbox/bwrap. Needs root.
+# Env: RUNS (default 100), SANDBOX_BIN (default target/release/sandbox, built if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/bench
+mkdir -p "$out"
+
+need=()
+for p in runc:runc bwrap:bubblewrap hyperfine:hyperfine; do
+  command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
+done
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+bin=${SANDBOX_BIN:-target/release/sandbox}
+[ -x "$bin" ] || cargo build --release -q
+bin=$(realpath "$bin")
+
+# The rootfs: busybox-static and its applets.
+root=$(realpath -m "$out/rootfs")
+if [ ! -x "$root/bin/true" ]; then
+  rm -rf "$root"
+  mkdir -p "$root"/{bin,proc,sys,dev,tmp,etc}
+  cp /bin/busybox "$root/bin/busybox"
+  for a in $("$root/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+fi
+
+# runc's bundle: `runc spec` with our rootfs and limits. Its cgroup goes below our own memory
+# cgroup on this kind of host (runc nests a relative cgroupsPath under its own cgroups).
+bundle=$(realpath -m "$out/bundle")
+rm -rf "$bundle" && mkdir -p "$bundle"
+(cd "$bundle" && runc spec)
+python3 - "$bundle/config.json" "$root" <<'EOF'
+import json, sys
+path, root = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+c["root"] = {"path": root, "readonly": False}
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+c["linux"]["resources"] = {
+    "memory": {"limit": 64 << 20, "swap": 64 << 20},
+    "cpu": {"quota": 50000, "period": 100000},
+    "pids": {"limit": 20},
+}
+c["linux"]["cgroupsPath"] = "runc-bench"
+json.dump(c, open(path, "w"), indent=2)
+EOF
+state=$(mktemp -d)
+trap 'rm -rf "$state"' EXIT
+# A unique container id per run: hyperfine substitutes nothing, so a tiny wrapper counts.
+cat > "$out/runc-once.sh" <<EOF
+#!/bin/sh
+exec runc --root $state run --bundle $bundle "bench-\$\$"
+EOF
+chmod +x "$out/runc-once.sh"
+
+"$bin" --version >/dev/null
+hyperfine -N --warmup 5 --min-runs "${RUNS:-100}" --export-json "$out/startup.json" --export-markdown "$out/startup.md" \
+  -n sandbox "$bin --report none --mem 64M --cpus 0.5 --pids 20 run --rootfs $root /bin/true" \
+  -n runc "$out/runc-once.sh" \
+  -n bwrap "bwrap --unshare-all --die-with-parent --bind $root / --proc /proc --dev /dev /bin/true" \
+  -n true "/bin/true"
+
+python3 - "$out/startup.json" <<'EOF'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+med = {k: v["median"] * 1000 for k, v in r.items()}
+print()
+print("median start-up, ms:  " + "  ".join(f"{k} {v:.2f}" for k, v in med.items()))
+print(f"sandbox/runc  = {med['sandbox'] / med['runc']:.2f}  (target <= 0.25)")
+print(f"sandbox/bwrap = {med['sandbox'] / med['bwrap']:.2f}  (target <= 1.00)")
+EOF
+left=$(find /sys/fs/cgroup -maxdepth 4 -name '*bench*' -o -maxdepth 4 -name 'sandbox-*' 2>/dev/null | head -3)
+[ -z "$left" ] || echo "warning: cgroups left behind: $left" >&2
