@@ -161,10 +161,15 @@ pub fn run(cfg: &Config) -> Result<Report> {
         let _ = write(&sync_wr, b"x");
     }
     drop(sync_wr);
-    check_exec(&err_rd)?;
-    added?;
+    if added.is_err() {
+        check_exec(&err_rd)?;
+        added?;
+    }
 
-    let timed_out = wait(&mut child, &sfd, &mut stdio, group.get(), cfg.limits.timeout.map(|t| start + t))?;
+    let deadline = cfg.limits.timeout.map(|t| start + t);
+    let timed_out = wait(&mut child, &sfd, &err_rd, &mut stdio, group.get(), deadline)?;
+    // Whatever the child wrote before it died (all its write ends are closed once it is reaped).
+    check_exec(&err_rd)?;
     let wall = start.elapsed().as_secs_f64();
     stdio.drain();
     stdio.restore_terminal();
@@ -223,14 +228,18 @@ fn child_ending(status: Option<WaitStatus>) -> Ending {
 
 /// The event loop: until the child is reaped, forward signals, relay stdio and enforce the
 /// deadline. Returns whether the deadline expired.
+/// The error pipe is polled too: until the command is executed sandbox must still answer signals
+/// and the deadline, and a setup or exec failure ends the wait with its message.
 fn wait(
     child: &mut ChildGuard,
     sfd: &SignalFd,
+    err_rd: &OwnedFd,
     stdio: &mut Stdio,
     group: &dyn Cgroup,
     deadline: Option<Instant>,
 ) -> Result<bool> {
     let mut timed_out = false;
+    let mut exec_pending = true;
     loop {
         let timeout = match deadline {
             Some(d) if !timed_out => {
@@ -250,6 +259,11 @@ fn wait(
         };
         let sources = stdio.sources();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        // The error pipe only until exec: after EOF it would report POLLHUP forever.
+        if exec_pending {
+            fds.push(PollFd::new(err_rd.as_fd(), PollFlags::POLLIN));
+        }
+        let first_source = fds.len();
         fds.extend(sources.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)));
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -257,16 +271,26 @@ fn wait(
         }
         let ready: Vec<usize> = fds
             .iter()
-            .skip(1)
+            .skip(first_source)
             .zip(sources.iter())
             .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
             .map(|(_, (i, _))| *i)
             .collect();
         let sig_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let err_ready = exec_pending && fds[1].revents().is_some_and(|r| !r.is_empty());
         drop(fds);
         drop(sources);
+        if err_ready {
+            // Data means the child failed and is exiting, EOF that the command was executed:
+            // either way reading to EOF does not block for long.
+            check_exec(err_rd)?;
+            exec_pending = false;
+        }
         for i in ready {
-            stdio.pump(i);
+            if stdio.pump(i) {
+                // The outer terminal is gone: nobody can use or end this session any more.
+                let _ = kill(child.pid, Signal::SIGKILL);
+            }
         }
         if sig_ready {
             while let Ok(Some(info)) = sfd.read_signal() {

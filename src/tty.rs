@@ -121,12 +121,20 @@ impl Stdio {
     }
 
     /// Copies what is readable on source `i` (poll said so, so one read does not block).
-    pub fn pump(&mut self, i: usize) {
+    /// Returns true when sandbox's own terminal hung up: in raw mode a read of 0 or EIO on it
+    /// means the terminal is gone, and the session should end as an ssh session does.
+    pub fn pump(&mut self, i: usize) -> bool {
         let mut buf = [0u8; 16384];
         let p = &mut self.pairs[i];
         match read(p.src, &mut buf) {
-            Ok(0) | Err(_) => p.open = false,
-            Ok(n) => write_all(p.dst, &buf[..n]),
+            Ok(0) | Err(_) => {
+                p.open = false;
+                p.src == 0 && self.raw.is_some()
+            }
+            Ok(n) => {
+                write_all(p.dst, &buf[..n]);
+                false
+            }
         }
     }
 

@@ -84,17 +84,17 @@ fn interactive_shell_gets_a_pty_with_job_control_and_ctrl_c() {
     t.keys(&["sleep 30", "Enter"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     t.keys(&["C-c"]);
-    t.keys(&["echo alive-after-ctrl-c", "Enter"]);
-    t.wait_for("\nalive-after-ctrl-c");
+    t.keys(&["echo alive-$((40+2))", "Enter"]);
+    t.wait_for("alive-42");
     // Job control: a background job, listed and killed by job number.
     t.keys(&["sleep 40 &", "Enter"]);
     t.keys(&["jobs", "Enter"]);
     t.wait_for("Running");
-    t.keys(&["kill %1; echo killed-job", "Enter"]);
-    t.wait_for("\nkilled-job");
+    t.keys(&["kill %1; echo killed-$((2+2))", "Enter"]);
+    t.wait_for("killed-4");
     // Line editing: a character typed then erased with backspace.
-    t.keys(&["echo lineX", "BSpace", "-edit", "Enter"]);
-    t.wait_for("\nline-edit");
+    t.keys(&["echo line$((3))X", "BSpace", "-edit", "Enter"]);
+    t.wait_for("line3-edit");
     // TIOCSTI into the terminal we hold works on *our* pty only; nothing reaches the outer one.
     t.keys(&["exit 5", "Enter"]);
     assert!(eventually(5.0, || !t.alive()));
@@ -125,4 +125,38 @@ fn init_on_a_terminal_puts_the_command_in_the_foreground() {
     // Ctrl-C goes to the command's foreground group, not to init: the command dies, init follows.
     t.keys(&["C-c"]);
     assert!(eventually(5.0, || !t.alive()), "Ctrl-C ended the run: {}", t.screen());
+}
+
+#[test]
+fn closing_the_terminal_ends_the_interactive_run() {
+    require_root!();
+    let _m = shared();
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED terminal hangup test: tmux is not installed (Debian package tmux)");
+        return;
+    }
+    // Regression: with its terminal gone, sandbox kept the shell (which ignores SIGHUP as PID 1)
+    // and spun on the dead terminal.
+    let name = format!("sbx-hup-{}", std::process::id());
+    let marker = format!("hup-{}", std::process::id());
+    let st = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30", "env", &format!("PS1={marker}$ ")])
+        .args([SANDBOX, "--report", "none", "run", "sh"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = Tmux(name);
+    t.wait_for(&marker);
+    let sandboxes = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("environ")).is_ok_and(|env| String::from_utf8_lossy(&env).contains(&marker))
+            })
+            .count()
+    };
+    assert!(sandboxes() >= 2, "sandbox and its shell carry the marker");
+    drop(t);
+    assert!(eventually(5.0, || sandboxes() == 0), "the run ended with its terminal");
 }
