@@ -41,7 +41,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).stderr(std::process::Stdio::null()).status();
     }
 }
 
