@@ -75,13 +75,13 @@ impl Drop for MaskGuard {
 /// unless it was already reaped.
 struct ChildGuard {
     pid: Pid,
-    reaped: bool,
+    /// Set once reaped.
     status: Option<WaitStatus>,
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if !self.reaped {
+        if self.status.is_none() {
             let _ = kill(self.pid, Signal::SIGKILL);
             let _ = waitpid(self.pid, None);
         }
@@ -148,7 +148,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         Forked::Child => child::main(&spec),
         Forked::Parent(pid) => pid,
     };
-    let mut child = ChildGuard { pid, reaped: false, status: None };
+    let mut child = ChildGuard { pid, status: None };
     drop((sync_rd, err_wr));
     let status_rd = status.map(|(rd, _wr)| rd);
     stdio.close_child_ends();
@@ -307,7 +307,6 @@ fn wait(
         match waitpid(child.pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
             Ok(st) => {
-                child.reaped = true;
                 child.status = Some(st);
                 return Ok(timed_out);
             }

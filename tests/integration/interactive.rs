@@ -29,6 +29,19 @@ impl Tmux {
     }
 }
 
+/// A detached tmux session running `cmd` in a 100x30 terminal, or `None` (skipping loudly) when
+/// tmux is not installed.
+fn session(tag: &str, cmd: &[&str]) -> Option<Tmux> {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED {tag}: tmux is not installed (Debian package tmux)");
+        return None;
+    }
+    let name = format!("sbx-{tag}-{}", std::process::id());
+    let st = Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"]).args(cmd).status();
+    assert!(st.unwrap().success());
+    Some(Tmux(name))
+}
+
 impl Tmux {
     fn alive(&self) -> bool {
         Command::new("tmux")
@@ -49,33 +62,9 @@ impl Drop for Tmux {
 fn interactive_shell_gets_a_pty_with_job_control_and_ctrl_c() {
     require_root!();
     let _m = shared();
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED interactive test: tmux is not installed (Debian package tmux)");
+    let Some(t) = session("interactive", &["env", "PS1=in$ ", SANDBOX, "--report", "none", "run", "sh"]) else {
         return;
-    }
-    let name = format!("sbx-test-{}", std::process::id());
-    let st = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "env",
-            "PS1=in$ ",
-            SANDBOX,
-            "--report",
-            "none",
-            "run",
-            "sh",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let t = Tmux(name);
+    };
     t.wait_for("in$");
     t.keys(&["echo pid=$$ tty=$(tty)", "Enter"]);
     let s = t.wait_for("pid=1 tty=/dev/pts/");
@@ -95,7 +84,6 @@ fn interactive_shell_gets_a_pty_with_job_control_and_ctrl_c() {
     // Line editing: a character typed then erased with backspace.
     t.keys(&["echo line$((3))X", "BSpace", "-edit", "Enter"]);
     t.wait_for("line3-edit");
-    // TIOCSTI into the terminal we hold works on *our* pty only; nothing reaches the outer one.
     t.keys(&["exit 5", "Enter"]);
     assert!(eventually(5.0, || !t.alive()));
 }
@@ -104,19 +92,9 @@ fn interactive_shell_gets_a_pty_with_job_control_and_ctrl_c() {
 fn init_on_a_terminal_puts_the_command_in_the_foreground() {
     require_root!();
     let _m = shared();
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED init tty test: tmux is not installed (Debian package tmux)");
-        return;
-    }
     // Regression: init's tcsetpgrp raised SIGTTOU and stopped the command before it ran.
-    let name = format!("sbx-init-{}", std::process::id());
     // Typed into an interactive shell, as a person would (job control in the outer shell).
-    let st = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30", "bash", "--norc", "--noprofile"])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let t = Tmux(name);
+    let Some(t) = session("init", &["bash", "--norc", "--noprofile"]) else { return };
     let cmd = format!("{SANDBOX} --report none run --init sh -c 'echo st''arted; read x; echo got-$x; sleep 30'; exit");
     t.keys(&[&cmd, "Enter"]);
     t.wait_for("\nstarted");
@@ -131,21 +109,11 @@ fn init_on_a_terminal_puts_the_command_in_the_foreground() {
 fn closing_the_terminal_ends_the_interactive_run() {
     require_root!();
     let _m = shared();
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED terminal hangup test: tmux is not installed (Debian package tmux)");
-        return;
-    }
     // Regression: with its terminal gone, sandbox kept the shell (which ignores SIGHUP as PID 1)
     // and spun on the dead terminal.
-    let name = format!("sbx-hup-{}", std::process::id());
     let marker = format!("hup-{}", std::process::id());
-    let st = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30", "env", &format!("PS1={marker}$ ")])
-        .args([SANDBOX, "--report", "none", "run", "sh"])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let t = Tmux(name);
+    let ps1 = format!("PS1={marker}$ ");
+    let Some(t) = session("hup", &["env", &ps1, SANDBOX, "--report", "none", "run", "sh"]) else { return };
     t.wait_for(&marker);
     let sandboxes = || {
         std::fs::read_dir("/proc")
@@ -159,4 +127,20 @@ fn closing_the_terminal_ends_the_interactive_run() {
     assert!(sandboxes() >= 2, "sandbox and its shell carry the marker");
     drop(t);
     assert!(eventually(5.0, || sandboxes() == 0), "the run ended with its terminal");
+}
+
+#[test]
+fn tiocsti_cannot_reach_the_outer_terminal() {
+    require_root!();
+    let _m = shared();
+    // CVE-2017-5226: a command holding sandbox's terminal could push keystrokes into the shell
+    // that runs after it. Its stdout here is a pipe (stdin is not a terminal), so TIOCSTI fails.
+    let script = "import fcntl, os, termios, sys\n\
+        print('tty' if os.isatty(1) else 'notty', flush=True)\n\
+        try:\n    fcntl.ioctl(1, termios.TIOCSTI, b'X'); print('INJECTED')\n\
+        except OSError as e: print('refused', e.errno)";
+    let cmd = format!("{SANDBOX} --report none run python3 -c \"{script}\" </dev/null; sleep 30");
+    let Some(t) = session("tiocsti", &["sh", "-c", &cmd]) else { return };
+    let s = t.wait_for("refused");
+    assert!(s.contains("notty") && !s.contains("INJECTED"), "{s}");
 }
