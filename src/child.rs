@@ -4,7 +4,8 @@
 //! 2. execute the mount plan, connect stdio (own session, own pty when interactive),
 //! 3. wait until the parent has put us in the cgroup, unshare the cgroup namespace (our group
 //!    becomes its root),
-//! 4. restore the signal mask and exec the command (or, with `--init`, fork it under a tiny init).
+//! 4. drop capabilities, set no_new_privs,
+//! 5. restore the signal mask and exec the command (or, with `--init`, fork it under a tiny init).
 //!
 //! Failures travel to the parent over a close-on-exec pipe as "<exit code>\n<message>": if exec
 //! succeeds the pipe closes empty and the parent knows the command runs.
@@ -47,6 +48,9 @@ pub struct ChildSpec {
     pub parent_fds: Vec<RawFd>,
     /// The signal mask to restore before exec.
     pub old_mask: SigSet,
+    /// Capabilities the command keeps.
+    pub capabilities: caps::CapsHashSet,
+    pub no_new_privs: bool,
 }
 
 /// Reports a failure to the parent and exits with `code`.
@@ -89,6 +93,15 @@ pub fn main(spec: &ChildSpec) -> ! {
     // Now our group becomes the root of the cgroup namespace.
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
         setup("unshare(CLONE_NEWCGROUP)", e);
+    }
+    // Last privileged steps done: from here on the command's limits.
+    if let Err(m) = crate::caps::apply(&spec.capabilities) {
+        fail(spec.err_wr, 125, &format!("capabilities: {m}"));
+    }
+    if spec.no_new_privs {
+        if let Err(e) = sys::no_new_privs() {
+            setup("prctl(PR_SET_NO_NEW_PRIVS)", e);
+        }
     }
     if spec.init {
         crate::init::run(spec)

@@ -63,6 +63,12 @@ pub struct Config {
     /// Where the cgroup filesystems are mounted (normally /sys/fs/cgroup).
     pub cgroup_root: PathBuf,
     pub tty: Tty,
+    /// Capabilities the command keeps (docker's default set unless changed).
+    pub capabilities: caps::CapsHashSet,
+    /// Set PR_SET_NO_NEW_PRIVS before exec (default on; `--allow-new-privs` turns it off).
+    pub no_new_privs: bool,
+    /// `--privileged`: all capabilities, no masked or read-only /proc and /sys paths.
+    pub privileged: bool,
 }
 
 impl Config {
@@ -81,6 +87,9 @@ impl Config {
             cgroup_parent: None,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             tty: Tty::Never,
+            capabilities: crate::caps::DEFAULT.into_iter().collect(),
+            no_new_privs: true,
+            privileged: false,
         }
     }
 

@@ -17,6 +17,7 @@
 //! println!("{}", report.to_json());
 //! ```
 
+pub mod caps;
 pub mod cgroup;
 pub mod child;
 pub mod config;

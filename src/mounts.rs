@@ -17,10 +17,15 @@ pub fn execute(ops: &[Op]) -> Result<(), String> {
     // /tmp must be the host's /tmp, not the fresh tmpfs this plan mounts there.
     let mut sources = Vec::new();
     for op in ops {
-        sources.push(match op {
-            Op::Bind { src, .. } => Some(open_path(src).map_err(|e| format!("bind source {}: {e}", src.display()))?),
-            _ => None,
-        });
+        let src = match op {
+            Op::Bind { src, .. } => src,
+            Op::Mask(_) => Path::new("/dev/null"),
+            _ => {
+                sources.push(None);
+                continue;
+            }
+        };
+        sources.push(Some(open_path(src).map_err(|e| format!("bind source {}: {e}", src.display()))?));
     }
     for (op, src) in ops.iter().zip(sources) {
         run(op, src).map_err(|e| format!("{}: {e}", describe(op)))?;
@@ -48,6 +53,8 @@ fn describe(op: &Op) -> String {
         Op::Symlink { link, .. } => format!("symlink {}", d(link)),
         Op::ReadOnly(p) => format!("making {} read-only", d(p)),
         Op::PivotRoot(p) => format!("pivot_root into {}", d(p)),
+        Op::Mask(p) => format!("masking {}", d(p)),
+        Op::ReadOnlyPath(p) => format!("making {} read-only", d(p)),
     }
 }
 
@@ -91,6 +98,25 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
         Op::Symlink { target, link } => std::os::unix::fs::symlink(target, link).map_err(|e| e.to_string()),
         Op::ReadOnly(p) => sys::set_read_only(&cstr(p)?, true, true).map_err(e),
         Op::PivotRoot(root) => pivot(root).map_err(e),
+        Op::Mask(p) => match std::fs::metadata(p) {
+            Err(_) => Ok(()),
+            Ok(m) if m.is_dir() => {
+                let ro = MsFlags::MS_RDONLY | nodev;
+                mount(Some("tmpfs"), p, Some("tmpfs"), ro, Some("size=0,mode=555")).map_err(e)
+            }
+            Ok(_) => {
+                let fd = src.expect("/dev/null is opened up front");
+                let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                mount(Some(from.as_str()), p, none, MsFlags::MS_BIND, none).map_err(e)
+            }
+        },
+        Op::ReadOnlyPath(p) => {
+            if std::fs::symlink_metadata(p).is_err() {
+                return Ok(());
+            }
+            mount(Some(p), p, none, MsFlags::MS_BIND | MsFlags::MS_REC, none).map_err(e)?;
+            sys::set_read_only(&cstr(p)?, true, true).map_err(e)
+        }
     }
 }
 

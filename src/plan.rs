@@ -42,6 +42,36 @@ pub enum Op {
     ReadOnly(PathBuf),
     /// pivot_root into the directory; the old root is detached and gone.
     PivotRoot(PathBuf),
+    /// Hide a kernel interface: /dev/null over a file, an empty read-only tmpfs over a directory.
+    /// Skipped when the path does not exist on this kernel.
+    Mask(PathBuf),
+    /// Bind a path onto itself read-only (recursively). Skipped when it does not exist.
+    ReadOnlyPath(PathBuf),
+}
+
+/// Paths hidden from the command (docker's and runc's defaults): kernel memory, keyrings, timer
+/// and scheduler internals that leak host information or help attacks.
+pub const MASKED: [&str; 8] = [
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+    "/proc/acpi",
+    "/proc/scsi",
+    "/proc/latency_stats",
+    "/sys/firmware",
+];
+
+/// Paths the command may read but not write: sysctls, sysrq, irq affinity, bus and fs settings.
+pub const READ_ONLY: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// The masking and read-only operations for a root at `root`, unless `--privileged`.
+fn protect(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
+    if cfg.privileged {
+        return;
+    }
+    ops.extend(MASKED.iter().map(|p| Op::Mask(inside(root, Path::new(p)))));
+    ops.extend(READ_ONLY.iter().map(|p| Op::ReadOnlyPath(inside(root, Path::new(p)))));
 }
 
 /// The device nodes of the minimal /dev with `--rootfs` (bound from the host's /dev, as bwrap does).
@@ -69,6 +99,7 @@ fn host_view(cfg: &Config, ops: &mut Vec<Op>) {
         ops.push(Op::ReadOnly("/".into()));
     }
     ops.push(Op::Proc("/proc".into()));
+    protect(cfg, Path::new("/"), ops);
     ops.push(Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777 });
     ops.push(Op::Tmpfs { dst: "/dev/shm".into(), mode: 0o1777 });
     user_mounts(cfg, Path::new("/"), ops, false);
@@ -94,6 +125,7 @@ fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     }
     ops.push(Op::Proc(root.join("proc")));
     ops.push(Op::Sysfs(root.join("sys")));
+    protect(cfg, root, ops);
     let dev = root.join("dev");
     ops.push(Op::Tmpfs { dst: dev.clone(), mode: 0o755 });
     for d in DEVICES {
@@ -172,6 +204,10 @@ mod tests {
         assert_eq!(ops[1], Op::ReadOnly("/".into()));
         assert!(ops.contains(&Op::Proc("/proc".into())));
         assert!(!ops.iter().any(|o| matches!(o, Op::Mkdir(_) | Op::Touch(_) | Op::PivotRoot(_))));
+        let proc_at = ops.iter().position(|o| *o == Op::Proc("/proc".into())).unwrap();
+        let mask_at = ops.iter().position(|o| *o == Op::Mask("/proc/keys".into())).unwrap();
+        assert!(proc_at < mask_at, "masks go on the fresh /proc");
+        assert!(ops.contains(&Op::Mask("/sys/firmware".into())));
         let bind = ops.iter().position(|o| matches!(o, Op::Bind { .. })).unwrap();
         let tmp = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777 }).unwrap();
         assert!(bind > tmp, "user binds come after our own mounts");
@@ -200,6 +236,10 @@ mod tests {
             }));
         }
         assert!(ops.contains(&Op::Sysfs("/r/sys".into())));
+        assert!(ops.contains(&Op::Mask("/r/proc/kcore".into())));
+        assert!(ops.contains(&Op::ReadOnlyPath("/r/proc/sys".into())));
+        c.privileged = true;
+        assert!(!build(&c).iter().any(|o| matches!(o, Op::Mask(_) | Op::ReadOnlyPath(_))));
         assert!(ops.contains(&Op::Devpts("/r/dev/pts".into())));
         assert!(ops.contains(&Op::Bind { src: "/etc".into(), dst: "/r/etc2".into(), read_only: Some(true) }));
     }

@@ -141,6 +141,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
         status_wr: status.as_ref().map(|(_, w)| w.as_raw_fd()),
         parent_fds,
         old_mask,
+        capabilities: if cfg.privileged { crate::caps::all() } else { cfg.capabilities.clone() },
+        no_new_privs: cfg.no_new_privs,
     };
 
     let start = Instant::now();

@@ -44,6 +44,13 @@ pub fn die_with_parent() -> nix::Result<()> {
     Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map(drop)
 }
 
+/// PR_SET_NO_NEW_PRIVS: execve can no longer grant privileges (setuid/setgid bits, file
+/// capabilities); also what lets an unprivileged process install a seccomp filter.
+pub fn no_new_privs() -> nix::Result<()> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
+}
+
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 

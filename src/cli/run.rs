@@ -33,6 +33,19 @@ pub struct RunArgs {
     /// Never give the command a pseudo-terminal, even when stdin is one
     #[arg(long)]
     pub no_tty: bool,
+    /// Add a capability to docker's default set (NET_ADMIN, CAP_SYS_PTRACE, ALL); repeatable
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Remove a capability from the set (or ALL); repeatable
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Let execve grant privileges again (setuid binaries, file capabilities): no_new_privs off
+    #[arg(long)]
+    pub allow_new_privs: bool,
+    /// Turn the hardening off: every capability, no masked or read-only /proc and /sys paths.
+    /// The command is then root on the host in all but its namespaces.
+    #[arg(long)]
+    pub privileged: bool,
     /// The command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -64,6 +77,11 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
     cfg.cgroup_parent = cli.cgroup_parent.clone();
     cfg.cgroup_root = cli.cgroup_root.clone();
     cfg.tty = if args.no_tty { Tty::Never } else { Tty::Auto };
+    let names = |flag, v: &[String]| v.iter().map(|n| sandbox::caps::parse(flag, n)).collect::<Result<Vec<_>, _>>();
+    cfg.capabilities =
+        sandbox::caps::resolve(&names("--cap-add", &args.cap_add)?, &names("--cap-drop", &args.cap_drop)?);
+    cfg.no_new_privs = !args.allow_new_privs;
+    cfg.privileged = args.privileged;
     cfg.validate()?;
     Ok(cfg)
 }

@@ -1,0 +1,115 @@
+//! Capabilities the command keeps: docker's default set unless `--cap-add`/`--cap-drop` or
+//! `--privileged` say otherwise. Resolution is pure (unit-tested); [`apply`] runs in the child
+//! after its mounts (which need CAP_SYS_ADMIN) and before exec.
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+use crate::error::Error;
+
+/// docker's default capability set (moby `oci/caps/defaults.go`).
+pub const DEFAULT: [Capability; 14] = [
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FOWNER,
+    Capability::CAP_FSETID,
+    Capability::CAP_KILL,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_MKNOD,
+    Capability::CAP_AUDIT_WRITE,
+    Capability::CAP_SETFCAP,
+];
+
+/// A capability name as given to `--cap-add`/`--cap-drop`: `ALL`, `SYS_ADMIN` or `CAP_SYS_ADMIN`,
+/// any case. `None` stands for ALL.
+pub fn parse(flag: &'static str, name: &str) -> Result<Option<Capability>, Error> {
+    let up = name.trim().to_ascii_uppercase();
+    if up == "ALL" {
+        return Ok(None);
+    }
+    let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    full.parse::<Capability>()
+        .map(Some)
+        .map_err(|_| Error::invalid(flag, name, "a capability name such as NET_ADMIN or CAP_SYS_PTRACE, or ALL"))
+}
+
+/// The set the command keeps, with docker's semantics: start from the default set (or everything
+/// when ALL is added), remove the drops (everything when ALL is dropped), then add the adds.
+pub fn resolve(add: &[Option<Capability>], drop: &[Option<Capability>]) -> CapsHashSet {
+    let all: CapsHashSet = caps::all().into_iter().collect();
+    let mut keep: CapsHashSet = if add.contains(&None) { all.clone() } else { DEFAULT.into_iter().collect() };
+    if drop.contains(&None) {
+        keep.clear();
+    } else {
+        for c in drop.iter().flatten() {
+            keep.remove(c);
+        }
+    }
+    for c in add.iter().flatten() {
+        if !drop.contains(&Some(*c)) {
+            keep.insert(*c);
+        }
+    }
+    keep
+}
+
+/// Every capability, for `--privileged`.
+pub fn all() -> CapsHashSet {
+    caps::all().into_iter().collect()
+}
+
+/// Limits the calling process to `keep`: the bounding set loses the rest (so nothing exec'd later,
+/// setuid binaries included, can regain them), inheritable and ambient are cleared.
+pub fn apply(keep: &CapsHashSet) -> Result<(), String> {
+    let e = |what: &str, err: caps::errors::CapsError| format!("{what}: {err}");
+    for c in caps::runtime::thread_all_supported() {
+        if !keep.contains(&c) {
+            caps::drop(None, CapSet::Bounding, c).map_err(|err| e("dropping from the bounding set", err))?;
+        }
+    }
+    // What we do not hold cannot be kept (this environment, for one, lacks CAP_SYS_RESOURCE).
+    let have = caps::read(None, CapSet::Permitted).map_err(|err| e("reading permitted", err))?;
+    let set: CapsHashSet = keep.intersection(&have).copied().collect();
+    // Effective must stay a subset of permitted, so it shrinks first.
+    caps::set(None, CapSet::Effective, &set).map_err(|err| e("setting effective", err))?;
+    caps::set(None, CapSet::Permitted, &set).map_err(|err| e("setting permitted", err))?;
+    // Inheritable stays empty (CVE-2022-24769): root's exec still gets the bounding set as
+    // permitted, but a non-root program cannot pick capabilities up through file inheritable bits.
+    caps::clear(None, CapSet::Inheritable).map_err(|err| e("clearing inheritable", err))?;
+    caps::clear(None, CapSet::Ambient).map_err(|err| e("clearing ambient", err))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(names: &[&str]) -> Vec<Option<Capability>> {
+        names.iter().map(|n| parse("--cap-add", n).unwrap()).collect()
+    }
+
+    #[test]
+    fn names_in_any_form() {
+        assert_eq!(parse("--cap-add", "sys_admin").unwrap(), Some(Capability::CAP_SYS_ADMIN));
+        assert_eq!(parse("--cap-add", "CAP_NET_ADMIN").unwrap(), Some(Capability::CAP_NET_ADMIN));
+        assert_eq!(parse("--cap-drop", "all").unwrap(), None);
+        let e = parse("--cap-add", "FLY").unwrap_err().to_string();
+        assert!(e.contains("'FLY'") && e.contains("NET_ADMIN"), "{e}");
+    }
+
+    #[test]
+    fn docker_semantics() {
+        let default: CapsHashSet = DEFAULT.into_iter().collect();
+        assert_eq!(resolve(&[], &[]), default);
+        let r = resolve(&p(&["SYS_PTRACE"]), &p(&["NET_RAW"]));
+        assert!(r.contains(&Capability::CAP_SYS_PTRACE) && !r.contains(&Capability::CAP_NET_RAW));
+        assert_eq!(resolve(&[], &p(&["ALL"])), CapsHashSet::new());
+        assert_eq!(resolve(&p(&["CHOWN"]), &p(&["ALL"])), CapsHashSet::from([Capability::CAP_CHOWN]));
+        let r = resolve(&p(&["ALL"]), &p(&["SYS_ADMIN"]));
+        assert!(r.contains(&Capability::CAP_SYS_MODULE) && !r.contains(&Capability::CAP_SYS_ADMIN));
+    }
+}

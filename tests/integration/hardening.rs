@@ -1,0 +1,111 @@
+//! Hardening: what root inside the sandbox must not be able to do, and the flags that relax it.
+
+use crate::harness::*;
+use crate::require_root;
+
+/// docker's default capability set as a mask (CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
+/// SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP).
+const DOCKER_DEFAULT: u64 = 0xa80425fb;
+
+fn status_field(out: &str, key: &str) -> String {
+    out.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_string()).unwrap_or_default()
+}
+
+#[test]
+fn default_capabilities_are_dockers_and_no_new_privs_is_set() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&["run", "cat", "/proc/self/status"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        let v = u64::from_str_radix(&status_field(&r.stdout, set), 16).unwrap();
+        assert_eq!(v, DOCKER_DEFAULT, "{set} {v:x}");
+    }
+    assert_eq!(status_field(&r.stdout, "CapInh:"), "0000000000000000", "CVE-2022-24769");
+    assert_eq!(status_field(&r.stdout, "CapAmb:"), "0000000000000000");
+    assert_eq!(status_field(&r.stdout, "NoNewPrivs:"), "1");
+}
+
+#[test]
+fn escapes_through_mounts_namespaces_modules_and_sysrq_fail() {
+    require_root!();
+    let _m = shared();
+    // mount(8) is setuid root on Debian: with no_new_privs and a reduced bounding set it gains
+    // nothing either.
+    let script = r#"
+        mount -t proc proc /mnt 2>/dev/null && echo ESCAPED-proc
+        mount -t sysfs sysfs /mnt 2>/dev/null && echo ESCAPED-sysfs
+        mount -t tmpfs tmpfs /mnt 2>/dev/null && echo ESCAPED-tmpfs
+        unshare -m true 2>/dev/null && echo ESCAPED-unshare
+        nsenter -t 1 -m true 2>/dev/null && echo ESCAPED-setns
+        [ -e /proc/sysrq-trigger ] && (echo h > /proc/sysrq-trigger) 2>/dev/null && echo ESCAPED-sysrq
+        (echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null && echo ESCAPED-sysctl
+        [ -n "$(head -c1 /proc/kcore 2>/dev/null)" ] && echo ESCAPED-kcore
+        [ -n "$(head -c1 /proc/keys 2>/dev/null)" ] && echo ESCAPED-keys
+        [ -n "$(ls /sys/firmware 2>/dev/null)" ] && echo ESCAPED-firmware
+        python3 /dev/stdin <<'PY'
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall(175, 0, 0, b"")  # init_module(NULL, 0, ""): EPERM unless CAP_SYS_MODULE
+e = ctypes.get_errno()
+print("no-module-support" if e == errno.ENOSYS else "ESCAPED-init_module" if e != errno.EPERM else "module-denied")
+PY
+        echo done
+    "#;
+    let r = sandbox(&["run", "sh", "-c", script]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("ESCAPED"), "{}", r.stdout);
+    assert!(r.stdout.ends_with("done\n"), "{}", r.stdout);
+}
+
+#[test]
+fn host_abstract_unix_sockets_are_out_of_reach() {
+    require_root!();
+    let _m = shared();
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("sandbox-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let probe = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0{name}'); print('ESCAPED')\nexcept OSError as e: print('refused', e.errno)"
+    );
+    // The same probe outside reaches it (so the test can fail).
+    let outside = std::process::Command::new("python3").args(["-c", &probe]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&outside.stdout).trim(), "ESCAPED");
+    let r = sandbox(&["run", "python3", "-c", &probe]);
+    assert!(r.stdout.starts_with("refused"), "{} {}", r.stdout, r.stderr);
+}
+
+#[test]
+fn cap_flags_and_privileged_relax_the_defaults() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&[
+        "run",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--cap-drop",
+        "net_raw",
+        "sh",
+        "-c",
+        "mount -t tmpfs t /mnt && echo mounted; grep CapEff /proc/self/status",
+    ]);
+    assert!(r.stdout.contains("mounted"), "{}", r.stderr);
+    let eff = u64::from_str_radix(&status_field(&r.stdout, "CapEff:"), 16).unwrap();
+    assert_eq!(eff, (DOCKER_DEFAULT | 1 << 21) & !(1 << 13), "SYS_ADMIN (21) added, NET_RAW (13) dropped");
+    let r = sandbox(&["run", "--cap-drop", "ALL", "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(status_field(&r.stdout, "CapEff:"), "0000000000000000");
+    let r = sandbox(&[
+        "run",
+        "--privileged",
+        "--allow-new-privs",
+        "sh",
+        "-c",
+        "grep NoNewPrivs /proc/self/status; mount -t tmpfs t /mnt && echo mounted",
+    ]);
+    assert_eq!(status_field(&r.stdout, "NoNewPrivs:"), "0");
+    assert!(r.stdout.contains("mounted"), "{}", r.stderr);
+    let r = sandbox(&["run", "--cap-add", "FLY", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("'FLY'"), "{}", r.stderr);
+}
