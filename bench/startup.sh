@@ -5,7 +5,9 @@
 #   bwrap --unshare-all (no cgroups at all)
 #   bare /bin/true
 # Prints medians and the ratios sandbox/runc and sandbox/bwrap. Needs root.
-# Env: RUNS (default 100), SANDBOX_BIN (default target/release/sandbox, built if missing).
+# Env: RUNS (default 100), SANDBOX_BIN (default target/release/sandbox, built if missing),
+#      BASELINE_BIN: an older sandbox build to time beside it (e.g. before a change); its median
+#      and the difference in ms are printed too. Issue 4 uses this for "hardening adds <= 1 ms".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench
@@ -63,10 +65,16 @@ EOF
 chmod +x "$out/runc-once.sh"
 
 "$bin" --version >/dev/null
+extra=()
+if [ -n "${BASELINE_BIN:-}" ]; then
+  base=$(realpath "$BASELINE_BIN")
+  extra=(-n baseline "$base --report none --mem 64M --cpus 0.5 --pids 20 run --rootfs $root /bin/true")
+fi
 hyperfine -N --warmup 5 --min-runs "${RUNS:-100}" --export-json "$out/startup.json" --export-markdown "$out/startup.md" \
   -n sandbox "$bin --report none --mem 64M --cpus 0.5 --pids 20 run --rootfs $root /bin/true" \
   -n runc "$out/runc-once.sh" \
   -n bwrap "bwrap --unshare-all --die-with-parent --bind $root / --proc /proc --dev /dev /bin/true" \
+  "${extra[@]}" \
   -n true "/bin/true"
 
 python3 - "$out/startup.json" <<'EOF'
@@ -77,6 +85,8 @@ print()
 print("median start-up, ms:  " + "  ".join(f"{k} {v:.2f}" for k, v in med.items()))
 print(f"sandbox/runc  = {med['sandbox'] / med['runc']:.2f}  (target <= 0.25)")
 print(f"sandbox/bwrap = {med['sandbox'] / med['bwrap']:.2f}  (target <= 1.00)")
+if "baseline" in med:
+    print(f"sandbox - baseline = {med['sandbox'] - med['baseline']:+.2f} ms  (hardening target <= +1.00)")
 EOF
 left=$(find /sys/fs/cgroup -maxdepth 4 -name '*bench*' -o -maxdepth 4 -name 'sandbox-*' 2>/dev/null | head -3)
 [ -z "$left" ] || echo "warning: cgroups left behind: $left" >&2

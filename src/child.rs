@@ -4,7 +4,7 @@
 //! 2. execute the mount plan, connect stdio (own session, own pty when interactive),
 //! 3. wait until the parent has put us in the cgroup, unshare the cgroup namespace (our group
 //!    becomes its root),
-//! 4. drop capabilities, set no_new_privs,
+//! 4. drop capabilities, set no_new_privs, load the seccomp filter,
 //! 5. restore the signal mask and exec the command (or, with `--init`, fork it under a tiny init).
 //!
 //! Failures travel to the parent over a close-on-exec pipe as "<exit code>\n<message>": if exec
@@ -51,6 +51,8 @@ pub struct ChildSpec {
     /// Capabilities the command keeps.
     pub capabilities: caps::CapsHashSet,
     pub no_new_privs: bool,
+    /// The seccomp filter to load before exec, if any.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Reports a failure to the parent and exits with `code`.
@@ -94,7 +96,17 @@ pub fn main(spec: &ChildSpec) -> ! {
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
         setup("unshare(CLONE_NEWCGROUP)", e);
     }
-    // Last privileged steps done: from here on the command's limits.
+    // Last privileged steps done: from here on the command's limits. Without no_new_privs,
+    // loading a filter needs CAP_SYS_ADMIN, so it goes before the capabilities are dropped;
+    // with it, as late as possible, so a profile cannot break our own remaining steps.
+    let load = |f: &Option<crate::seccomp::Filter>| {
+        if let Some(Err(e)) = f.as_ref().map(|f| f.load()) {
+            fail(spec.err_wr, 125, &format!("loading the seccomp filter: {e}"));
+        }
+    };
+    if !spec.no_new_privs {
+        load(&spec.seccomp);
+    }
     if let Err(m) = crate::caps::apply(&spec.capabilities) {
         fail(spec.err_wr, 125, &format!("capabilities: {m}"));
     }
@@ -102,6 +114,7 @@ pub fn main(spec: &ChildSpec) -> ! {
         if let Err(e) = sys::no_new_privs() {
             setup("prctl(PR_SET_NO_NEW_PRIVS)", e);
         }
+        load(&spec.seccomp);
     }
     if spec.init {
         crate::init::run(spec)

@@ -67,8 +67,10 @@ pub struct Config {
     pub capabilities: caps::CapsHashSet,
     /// Set PR_SET_NO_NEW_PRIVS before exec (default on; `--allow-new-privs` turns it off).
     pub no_new_privs: bool,
-    /// `--privileged`: all capabilities, no masked or read-only /proc and /sys paths.
+    /// `--privileged`: all capabilities, no masked or read-only /proc and /sys paths, no seccomp.
     pub privileged: bool,
+    /// The seccomp filter (default: our denylist).
+    pub seccomp: crate::seccomp::Policy,
 }
 
 impl Config {
@@ -90,6 +92,7 @@ impl Config {
             capabilities: crate::caps::DEFAULT.into_iter().collect(),
             no_new_privs: true,
             privileged: false,
+            seccomp: crate::seccomp::Policy::Default,
         }
     }
 

@@ -35,6 +35,10 @@ pub enum Error {
     #[error("{0}: {1}")]
     Sys(String, #[source] nix::Error),
 
+    /// The seccomp filter could not be built.
+    #[error("seccomp: {0}")]
+    Seccomp(String),
+
     /// Setup inside the sandbox failed before the command ran.
     #[error("sandbox setup failed: {0}")]
     ChildSetup(String),

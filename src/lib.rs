@@ -27,6 +27,7 @@ pub mod mounts;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod seccomp;
 pub mod sys;
 pub mod tty;
 

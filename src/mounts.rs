@@ -131,29 +131,33 @@ fn pivot(root: &Path) -> nix::Result<()> {
 
 /// Creates a mount target (directory or empty file) and any missing parents, refusing to follow a
 /// symlink anywhere in the path: a rootfs could otherwise point a target at the host's files
-/// (the class of CVE-2019-19921 / CVE-2021-30465 in runc).
+/// (the class of CVE-2019-19921 / CVE-2021-30465 in runc). One openat2(RESOLVE_NO_SYMLINKS)
+/// checks an existing path; only the missing tail is walked and created.
 fn make_target(path: &Path, dir: bool) -> Result<(), String> {
-    let mut cur = PathBuf::from("/");
-    let comps: Vec<_> = path.components().skip(1).collect();
-    for (i, c) in comps.iter().enumerate() {
-        cur.push(c);
-        let last = i + 1 == comps.len();
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("refusing to create a mount target through the symlink {}", cur.display()))
-            }
-            Ok(_) => continue,
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.to_string()),
-            Err(_) => {}
+    match sys::exists_without_symlinks(&cstr(path)?) {
+        Ok(()) => return Ok(()),
+        Err(nix::errno::Errno::ELOOP) => {
+            return Err(format!("refusing to create a mount target through a symlink: {}", path.display()))
         }
-        let r = if dir || !last {
-            std::fs::DirBuilder::new().mode(0o755).create(&cur)
-        } else {
-            OpenOptions::new().write(true).create_new(true).mode(0o644).open(&cur).map(drop)
-        };
-        r.map_err(|e| format!("{}: {e}", cur.display()))?;
+        Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(format!("{}: {}", path.display(), e.desc())),
     }
-    Ok(())
+    if let Some(parent) = path.parent().filter(|p| *p != Path::new("/")) {
+        make_target(parent, true)?;
+    }
+    let r = if dir {
+        std::fs::DirBuilder::new().mode(0o755).create(path)
+    } else {
+        OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).map(drop)
+    };
+    match r {
+        // Created meanwhile, or a dangling symlink (create_new refuses to follow it).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match std::fs::symlink_metadata(path) {
+            Ok(m) if !m.file_type().is_symlink() => Ok(()),
+            _ => Err(format!("refusing to create a mount target through a symlink: {}", path.display())),
+        },
+        r => r.map_err(|e| format!("{}: {e}", path.display())),
+    }
 }
 
 #[cfg(test)]
@@ -173,5 +177,10 @@ mod tests {
         let err = make_target(&root.join("evil/x"), true).unwrap_err();
         assert!(err.contains("symlink"), "{err}");
         assert!(!Path::new("/etc/x").exists());
+        // An existing target reached through a symlink, and a dangling symlink as the target.
+        assert!(make_target(&root.join("evil/passwd"), false).unwrap_err().contains("symlink"));
+        std::os::unix::fs::symlink("/nonexistent-target", root.join("dangling")).unwrap();
+        assert!(make_target(&root.join("dangling"), false).unwrap_err().contains("symlink"));
+        assert!(!Path::new("/nonexistent-target").exists());
     }
 }

@@ -1,6 +1,6 @@
-//! One run, start to finish: cgroup → clone into new namespaces → move the child into the group →
-//! let it exec → wait (forwarding signals, relaying the pty, enforcing the timeout) → stats →
-//! cleanup → report.
+//! One run, start to finish: clone into new namespaces → make the cgroup while the child sets up
+//! its mounts → move the child into the group → let it exec → wait (forwarding signals, relaying
+//! the pty, enforcing the timeout) → stats → cleanup → report.
 //!
 //! Cleanup is tied to guards, so every path (normal exit, OOM kill, timeout, a setup error,
 //! a panic) kills the child and removes the group.
@@ -101,12 +101,11 @@ pub fn run(cfg: &Config) -> Result<Report> {
         .map(|a| CString::new(a.as_bytes()))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|_| Error::invalid("command", &cfg.command.join(" "), "arguments without NUL bytes"))?;
-    let host = Host::detect(&cfg.cgroup_root)?;
-    let parent = cfg.cgroup_parent.as_deref();
-    // Groups left by a sandbox that was SIGKILLed: gone before we add ours.
-    host.gc(parent);
     let ops = crate::plan::build(cfg);
-    let group = GroupGuard(Some(host.create(parent, &cgroup::group_name(&cfg.id), &cfg.limits)?));
+    let capabilities = if cfg.privileged { crate::caps::all() } else { cfg.capabilities.clone() };
+    // Built before anything is created: a bad profile leaves nothing behind.
+    let policy = if cfg.privileged { &crate::seccomp::Policy::Unconfined } else { &cfg.seccomp };
+    let seccomp = crate::seccomp::build(policy, &capabilities)?;
     let mut stdio = Stdio::prepare(cfg.tty)?;
 
     let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
@@ -141,8 +140,9 @@ pub fn run(cfg: &Config) -> Result<Report> {
         status_wr: status.as_ref().map(|(_, w)| w.as_raw_fd()),
         parent_fds,
         old_mask,
-        capabilities: if cfg.privileged { crate::caps::all() } else { cfg.capabilities.clone() },
+        capabilities,
         no_new_privs: cfg.no_new_privs,
+        seccomp,
     };
 
     let start = Instant::now();
@@ -154,6 +154,15 @@ pub fn run(cfg: &Config) -> Result<Report> {
     drop((sync_rd, err_wr));
     let status_rd = status.map(|(rd, _wr)| rd);
     stdio.close_child_ends();
+
+    // The group is made while the child sets up its namespaces (mounts, lo, hostname): the two
+    // overlap instead of adding up. Any error here kills the child (ChildGuard) and undoes the
+    // group (GroupGuard), so a bad --cgroup-parent or a missing controller still leaves nothing.
+    let host = Host::detect(&cfg.cgroup_root)?;
+    let parent = cfg.cgroup_parent.as_deref();
+    // Groups left by a sandbox that was SIGKILLed: gone before we add ours.
+    host.gc(parent);
+    let group = GroupGuard(Some(host.create(parent, &cgroup::group_name(&cfg.id), &cfg.limits)?));
 
     // The child does not exec until it has read the sync byte, which it gets only once it is in
     // the group: the command never runs unlimited. If the child failed in its own setup, its

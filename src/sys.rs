@@ -51,6 +51,15 @@ pub fn no_new_privs() -> nix::Result<()> {
     Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
 }
 
+/// Installs a classic-BPF seccomp filter on the calling thread (stacked on any before it).
+/// Requires no_new_privs or CAP_SYS_ADMIN.
+pub fn load_bpf(prog: &[libc::sock_filter]) -> nix::Result<()> {
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: fprog points at `prog`, alive for the call; the kernel copies the program.
+    let r = unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog) };
+    Errno::result(r).map(drop)
+}
+
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
@@ -104,6 +113,30 @@ pub fn loopback_up() -> nix::Result<()> {
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
         Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
     }
+    Ok(())
+}
+
+/// Whether `path` exists and every component of it is a plain directory entry (no symlink),
+/// in one openat2(2) with RESOLVE_NO_SYMLINKS. `Err(ENOENT)`: something is missing;
+/// `Err(ELOOP)`: a component is a symlink.
+pub fn exists_without_symlinks(path: &CStr) -> nix::Result<()> {
+    // SAFETY: open_how is plain old data; all-zero is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: path is a valid C string and how a live open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    let fd = Errno::result(fd)?;
+    // SAFETY: fd was just returned to us.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
     Ok(())
 }
 

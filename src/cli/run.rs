@@ -42,7 +42,12 @@ pub struct RunArgs {
     /// Let execve grant privileges again (setuid binaries, file capabilities): no_new_privs off
     #[arg(long)]
     pub allow_new_privs: bool,
-    /// Turn the hardening off: every capability, no masked or read-only /proc and /sys paths.
+    /// Seccomp filter: `default` (deny keyrings, bpf, kexec, module loading, io_uring, mounts and
+    /// namespaces without CAP_SYS_ADMIN, …), `unconfined`, or a docker/OCI JSON profile
+    #[arg(long, value_name = "default|unconfined|PATH", default_value = "default")]
+    pub seccomp: String,
+    /// Turn the hardening off: every capability, no masked or read-only /proc and /sys paths,
+    /// no seccomp filter.
     /// The command is then root on the host in all but its namespaces.
     #[arg(long)]
     pub privileged: bool,
@@ -82,6 +87,7 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
         sandbox::caps::resolve(&names("--cap-add", &args.cap_add)?, &names("--cap-drop", &args.cap_drop)?);
     cfg.no_new_privs = !args.allow_new_privs;
     cfg.privileged = args.privileged;
+    cfg.seccomp = sandbox::seccomp::policy_from_flag(&args.seccomp)?;
     cfg.validate()?;
     Ok(cfg)
 }
