@@ -1,6 +1,7 @@
 //! The child side of a run: what happens between clone and exec, in this order:
 //!
-//! 1. die with sandbox (PR_SET_PDEATHSIG), set the hostname, bring `lo` up,
+//! 1. die with sandbox (PR_SET_PDEATHSIG); in a user namespace, wait for the uid/gid maps and
+//!    become root in it; set the hostname, bring `lo` up,
 //! 2. execute the mount plan, connect stdio (own session, own pty when interactive),
 //! 3. wait until the parent has put us in the cgroup, unshare the cgroup namespace (our group
 //!    becomes its root),
@@ -53,6 +54,8 @@ pub struct ChildSpec {
     pub no_new_privs: bool,
     /// The seccomp filter to load before exec, if any.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// Cloned into a new user namespace: the parent writes our maps, then one byte on `sync_rd`.
+    pub userns: bool,
 }
 
 /// Reports a failure to the parent and exits with `code`.
@@ -71,6 +74,11 @@ pub fn main(spec: &ChildSpec) -> ! {
     let setup = |what: &str, e: Errno| fail(spec.err_wr, 125, &format!("{what}: {}", e.desc()));
     if let Err(e) = sys::die_with_parent() {
         setup("prctl(PR_SET_PDEATHSIG)", e);
+    }
+    if spec.userns {
+        if let Err(e) = become_root(spec.sync_rd) {
+            setup("becoming root in the user namespace", e);
+        }
     }
     if let Err(e) = unistd::sethostname(&spec.hostname) {
         setup("sethostname", e);
@@ -120,6 +128,25 @@ pub fn main(spec: &ChildSpec) -> ! {
         crate::init::run(spec)
     }
     exec(spec)
+}
+
+/// Waits for the parent to write our uid/gid maps, then takes uid and gid 0 of the namespace (as
+/// root caller we were unmapped: "nobody"). The supplementary groups go too, where the kernel lets
+/// us: a host group kept there (root's gid 0) would still open the host files of that group.
+/// A rootless map has setgroups denied and keeps the caller's groups, as `unshare -r` does.
+fn become_root(sync_rd: RawFd) -> nix::Result<()> {
+    let mut b = [0u8; 1];
+    if !matches!(unistd::read(sync_rd, &mut b), Ok(1)) {
+        sys::exit_now(125);
+    }
+    let root_gid = unistd::Gid::from_raw(0);
+    unistd::setresgid(root_gid, root_gid, root_gid)?;
+    match unistd::setgroups(&[]) {
+        Ok(()) | Err(Errno::EPERM) => {}
+        Err(e) => return Err(e),
+    }
+    let root = unistd::Uid::from_raw(0);
+    unistd::setresuid(root, root, root)
 }
 
 /// A new session (no way back to sandbox's terminal through /dev/tty) and the stdio fds.

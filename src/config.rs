@@ -21,6 +21,16 @@ pub struct Limits {
     pub timeout: Option<Duration>,
 }
 
+impl Limits {
+    /// The flags of the limits that need a cgroup (`--timeout` does not).
+    pub fn cgroup_flags(&self) -> Vec<&'static str> {
+        [(self.memory_bytes.is_some(), "--mem"), (self.cpus.is_some(), "--cpus"), (self.pids.is_some(), "--pids")]
+            .into_iter()
+            .filter_map(|(set, flag)| set.then_some(flag))
+            .collect()
+    }
+}
+
 /// A bind mount requested with `--bind SRC:DST[:ro]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind {
@@ -71,6 +81,9 @@ pub struct Config {
     pub privileged: bool,
     /// The seccomp filter (default: our denylist).
     pub seccomp: crate::seccomp::Policy,
+    /// `--userns`: map the command's root to these host ids (root only). A non-root caller always
+    /// gets its own ids mapped to root, whatever this says.
+    pub userns: Option<crate::userns::UserNs>,
 }
 
 impl Config {
@@ -93,6 +106,7 @@ impl Config {
             no_new_privs: true,
             privileged: false,
             seccomp: crate::seccomp::Policy::Default,
+            userns: None,
         }
     }
 

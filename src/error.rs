@@ -9,9 +9,9 @@ pub enum Error {
     #[error("invalid {what} '{value}': expected {expected}")]
     Invalid { what: &'static str, value: String, expected: String },
 
-    /// A cgroup file could not be written.
+    /// A file (a cgroup file, a uid_map) could not be written; carries the value written.
     #[error("cannot write '{value}' to {}: {source}", path.display())]
-    CgroupWrite {
+    Write {
         path: PathBuf,
         value: String,
         #[source]
@@ -30,6 +30,14 @@ pub enum Error {
     /// A requested limit cannot be enforced on this host.
     #[error("cannot apply {limit}: {reason}")]
     Unsupported { limit: &'static str, reason: String },
+
+    /// A non-root caller asked for cgroup limits but may not manage any cgroup.
+    #[error(
+        "cannot apply {limits} as a non-root user: {cause}. Cgroup limits need a cgroup v2 subtree delegated \
+         to you: run sandbox inside one, e.g. `systemd-run --user --scope -p Delegate=yes sandbox …`, \
+         or run without --mem, --cpus and --pids"
+    )]
+    NoDelegation { limits: String, cause: String },
 
     /// A system call failed while setting up the sandbox.
     #[error("{0}: {1}")]

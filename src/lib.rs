@@ -6,8 +6,9 @@
 //! 1. [`config`]: the user's values, parsed and validated (nothing is created yet);
 //! 2. [`plan`]: the mount operations the command's filesystem view needs, as data;
 //! 3. [`cgroup`]: the run's group on v2 or v1/hybrid, with its limits;
-//! 4. [`run`]: clone into new namespaces ([`sys`]), the [`child`] sets itself up ([`mounts`],
-//!    [`tty`], [`init`]) and execs; the parent waits, forwards signals, enforces the timeout;
+//! 4. [`run`]: clone into new namespaces ([`sys`]; a user namespace from [`userns`] with
+//!    `--userns` or when rootless), the [`child`] sets itself up ([`mounts`], [`tty`], [`init`],
+//!    [`caps`], [`seccomp`]) and execs; the parent waits, forwards signals, enforces the timeout;
 //! 5. [`cgroup::stats`] → [`report`]: what the group used, against its limits; then cleanup.
 //!
 //! ```no_run
@@ -30,6 +31,7 @@ pub mod run;
 pub mod seccomp;
 pub mod sys;
 pub mod tty;
+pub mod userns;
 
 pub use config::{Config, Limits};
 pub use error::Error;

@@ -78,14 +78,15 @@ pub struct Report {
     /// The OOM killer killed a process of the sandbox (memory limit reached).
     pub oom_killed: bool,
     pub wall_time_s: f64,
-    pub cgroup: CgroupReport,
+    /// `null` for a rootless run without a cgroup: then only CPU time is known (from wait4).
+    pub cgroup: Option<CgroupReport>,
     pub limits: LimitsReport,
     #[serde(flatten)]
     pub stats: Stats,
 }
 
 impl Report {
-    pub fn new(cfg: &Config, outcome: Outcome, cgroup: CgroupReport, stats: Stats) -> Report {
+    pub fn new(cfg: &Config, outcome: Outcome, cgroup: Option<CgroupReport>, stats: Stats) -> Report {
         let Outcome { ending, timed_out, wall_time_s } = outcome;
         let (exit_code, signal) = match ending {
             _ if timed_out => (124, if let Ending::Signaled(s) = ending { Some(s) } else { None }),
@@ -163,7 +164,13 @@ impl Report {
             self.limits.pids.map_or("(no limit)".into(), |n| format!("of limit {n}")),
             opt(p.limit_hits, |v| v.to_string()),
         );
-        let _ = writeln!(s, "  cgroup  v{} {}", self.cgroup.version, self.cgroup.path);
+        match &self.cgroup {
+            Some(c) => writeln!(s, "  cgroup  v{} {}", c.version, c.path),
+            None => {
+                writeln!(s, "  cgroup  none (rootless, no delegated cgroup): CPU time from wait4, the rest unknown")
+            }
+        }
+        .ok();
         s
     }
 }
@@ -211,7 +218,7 @@ mod tests {
             timeout: Some(std::time::Duration::from_secs(10)),
         };
         let cg = CgroupReport { version: 1, path: "/sys/fs/cgroup/memory/sandbox-x-1".into(), paths: BTreeMap::new() };
-        Report::new(&cfg, Outcome { ending, timed_out, wall_time_s: 3.0 }, cg, stats)
+        Report::new(&cfg, Outcome { ending, timed_out, wall_time_s: 3.0 }, Some(cg), stats)
     }
 
     #[test]

@@ -13,7 +13,7 @@ use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe2, read, write, Pid};
 
 use crate::cgroup::{self, Cgroup, Host};
@@ -42,11 +42,12 @@ pub fn forwarded_signals() -> SigSet {
 }
 
 /// Removes the group when dropped (error paths), or explicitly with [`GroupGuard::remove`].
+/// Empty for a rootless run that has no cgroup (no delegation, no limits asked for).
 struct GroupGuard(Option<Box<dyn Cgroup>>);
 
 impl GroupGuard {
-    fn get(&self) -> &dyn Cgroup {
-        self.0.as_deref().expect("the group exists until removed")
+    fn get(&self) -> Option<&dyn Cgroup> {
+        self.0.as_deref()
     }
 
     fn remove(mut self) -> Result<()> {
@@ -77,6 +78,9 @@ struct ChildGuard {
     pid: Pid,
     /// Set once reaped.
     status: Option<WaitStatus>,
+    /// What the child and the descendants it reaped used (wait4): the report's figures when
+    /// there is no cgroup.
+    rusage: Option<libc::rusage>,
 }
 
 impl Drop for ChildGuard {
@@ -106,6 +110,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
     // Built before anything is created: a bad profile leaves nothing behind.
     let policy = if cfg.privileged { &crate::seccomp::Policy::Unconfined } else { &cfg.seccomp };
     let seccomp = crate::seccomp::build(policy, &capabilities)?;
+    let userns = user_namespace(cfg)?;
+    let rootless = !sys::is_root();
     let mut stdio = Stdio::prepare(cfg.tty)?;
 
     let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
@@ -143,17 +149,24 @@ pub fn run(cfg: &Config) -> Result<Report> {
         capabilities,
         no_new_privs: cfg.no_new_privs,
         seccomp,
+        userns: userns.is_some(),
     };
 
     let start = Instant::now();
-    let pid = match sys::clone_fork(sys::CLONE_FLAGS).map_err(|e| Error::sys("clone", e))? {
+    let flags = sys::CLONE_FLAGS | if userns.is_some() { libc::CLONE_NEWUSER } else { 0 };
+    let pid = match sys::clone_fork(flags).map_err(|e| Error::sys("clone", e))? {
         Forked::Child => child::main(&spec),
         Forked::Parent(pid) => pid,
     };
-    let mut child = ChildGuard { pid, status: None };
+    let mut child = ChildGuard { pid, status: None, rusage: None };
     drop((sync_rd, err_wr));
     let status_rd = status.map(|(rd, _wr)| rd);
     stdio.close_child_ends();
+    // The child waits for its uid/gid maps before anything that creates a file or checks an owner.
+    if let Some(ns) = &userns {
+        crate::userns::write_maps(pid.as_raw(), ns)?;
+        let _ = write(&sync_wr, b"u");
+    }
 
     // The group is made while the child sets up its namespaces (mounts, lo, hostname): the two
     // overlap instead of adding up. Any error here kills the child (ChildGuard) and undoes the
@@ -162,12 +175,24 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let parent = cfg.cgroup_parent.as_deref();
     // Groups left by a sandbox that was SIGKILLed: gone before we add ours.
     host.gc(parent);
-    let group = GroupGuard(Some(host.create(parent, &cgroup::group_name(&cfg.id), &cfg.limits)?));
+    // On v2, sandbox and the child may have to leave the parent group for a leaf so that it can
+    // hand controllers down (the "no internal processes" rule): only these two pids, never others.
+    let ours = [std::process::id() as i32, pid.as_raw()];
+    let group = match host.create(parent, &cgroup::group_name(&cfg.id), &cfg.limits, &ours) {
+        Ok(g) => GroupGuard(Some(g)),
+        // A non-root caller without a delegated cgroup: fine without limits (the report then
+        // comes from wait4), an error that says how to get delegation with them.
+        Err(e) if rootless => match cfg.limits.cgroup_flags() {
+            flags if flags.is_empty() => GroupGuard(None),
+            flags => return Err(Error::NoDelegation { limits: flags.join(" "), cause: e.to_string() }),
+        },
+        Err(e) => return Err(e),
+    };
 
     // The child does not exec until it has read the sync byte, which it gets only once it is in
     // the group: the command never runs unlimited. If the child failed in its own setup, its
     // message (read by check_exec) explains more than our failure to move it, so it goes first.
-    let added = group.get().add_pid(pid.as_raw());
+    let added = group.get().map_or(Ok(()), |g| g.add_pid(pid.as_raw()));
     if added.is_ok() {
         let _ = write(&sync_wr, b"x");
     }
@@ -189,12 +214,16 @@ pub fn run(cfg: &Config) -> Result<Report> {
         ending = Ending::from_raw(raw);
     }
 
-    let g = group.get();
-    let stats = g.stats();
-    let cg = CgroupReport {
-        version: g.version(),
-        path: g.path().display().to_string(),
-        paths: g.paths().into_iter().map(|(k, v)| (k, v.display().to_string())).collect(),
+    let (stats, cg) = match group.get() {
+        Some(g) => (
+            g.stats(),
+            Some(CgroupReport {
+                version: g.version(),
+                path: g.path().display().to_string(),
+                paths: g.paths().into_iter().map(|(k, v)| (k, v.display().to_string())).collect(),
+            }),
+        ),
+        None => (child.rusage.as_ref().map(cgroup::stats::from_rusage).unwrap_or_default(), None),
     };
     group.remove()?;
     let outcome = Outcome { ending, timed_out, wall_time_s: wall };
@@ -246,7 +275,7 @@ fn wait(
     sfd: &SignalFd,
     err_rd: &OwnedFd,
     stdio: &mut Stdio,
-    group: &dyn Cgroup,
+    group: Option<&dyn Cgroup>,
     deadline: Option<Instant>,
 ) -> Result<bool> {
     let mut timed_out = false;
@@ -260,7 +289,9 @@ fn wait(
                     // Killing PID 1 kills its whole pid namespace; the group kill catches anything
                     // that is in the group some other way.
                     let _ = kill(child.pid, Signal::SIGKILL);
-                    group.kill();
+                    if let Some(g) = group {
+                        g.kill();
+                    }
                     continue;
                 }
                 PollTimeout::try_from(left.min(Duration::from_secs(3600)).as_millis().max(1) as i32)
@@ -315,14 +346,33 @@ fn wait(
                 }
             }
         }
-        match waitpid(child.pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(st) => {
+        match sys::wait4_nohang(child.pid) {
+            Ok(None) => {}
+            Ok(Some((st, usage))) => {
                 child.status = Some(st);
+                child.rusage = Some(usage);
                 return Ok(timed_out);
             }
             Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("waitpid", e)),
+            Err(e) => return Err(Error::sys("wait4", e)),
         }
+    }
+}
+
+/// The user namespace of a run: `--userns` as asked (root only), or for a non-root caller its own
+/// ids mapped to root inside, without which it could make none of the other namespaces.
+fn user_namespace(cfg: &Config) -> Result<Option<crate::userns::UserNs>> {
+    if sys::is_root() {
+        return Ok(cfg.userns.clone());
+    }
+    let own = crate::userns::UserNs::own(nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    match &cfg.userns {
+        Some(ns) if *ns != own => Err(Error::invalid(
+            "--userns",
+            &crate::userns::map_text(&ns.uids).trim().replace('\n', ", "),
+            "no --userns as a non-root user: sandbox already maps your own uid and gid to root inside, \
+             and the kernel lets an unprivileged process map nothing else",
+        )),
+        _ => Ok(Some(own)),
     }
 }

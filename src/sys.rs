@@ -11,6 +11,27 @@ use nix::unistd::Pid;
 pub const CLONE_FLAGS: libc::c_int =
     libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
 
+/// Whether we run as root (effective uid 0): root makes cgroups and may map any ids; anyone else
+/// runs rootless.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// wait4(2) with WNOHANG: the child's status and what it used (with the descendants it reaped),
+/// or `None` while it runs.
+pub fn wait4_nohang(pid: Pid) -> nix::Result<Option<(nix::sys::wait::WaitStatus, libc::rusage)>> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data, fully written by the kernel when wait4 returns a pid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals of the right types.
+    let r = unsafe { libc::wait4(pid.as_raw(), &mut status, libc::WNOHANG, &mut usage) };
+    match r {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        _ => Ok(Some((nix::sys::wait::WaitStatus::from_raw(pid, status)?, usage))),
+    }
+}
+
 /// Whether we are in the parent or the child after [`clone_fork`].
 pub enum Forked {
     Parent(Pid),

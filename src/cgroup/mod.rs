@@ -105,16 +105,17 @@ impl Host {
     }
 
     /// Creates the run's group named `name` with `limits` applied. On error nothing is left.
-    pub fn create(&self, parent: Option<&str>, name: &str, limits: &Limits) -> Result<Box<dyn Cgroup>> {
+    /// `ours`: sandbox's own processes, which on v2 may move to a leaf (see [`v2::V2::create`]).
+    pub fn create(&self, parent: Option<&str>, name: &str, limits: &Limits, ours: &[i32]) -> Result<Box<dyn Cgroup>> {
         let bases = self.bases(parent)?;
         Ok(match self.layout {
-            Layout::Unified => Box::new(v2::V2::create(&bases[""], name, limits)?),
+            Layout::Unified => Box::new(v2::V2::create(&bases[""], name, limits, ours)?),
             _ => Box::new(v1::V1::create(&bases, name, limits)?),
         })
     }
 
-    /// Removes stale groups: named `sandbox-*-<pid>`, whose owner pid is gone and that hold no
-    /// process. Returns the directories removed.
+    /// Removes stale groups: named `sandbox-*-<pid>` (runs, and the `sandbox-sup-<pid>` leaves of
+    /// v2 supervisors), whose owner pid is gone and that hold no process. Returns the directories removed.
     pub fn gc(&self, parent: Option<&str>) -> Vec<PathBuf> {
         let mut removed = Vec::new();
         let Ok(bases) = self.bases(parent) else {
@@ -165,7 +166,7 @@ pub fn owner_pid(name: &str) -> Option<u32> {
 
 /// Writes `value` to a cgroup file; the error names the file and the value.
 pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
-    std::fs::write(path, value).map_err(|source| Error::CgroupWrite {
+    std::fs::write(path, value).map_err(|source| Error::Write {
         path: path.to_path_buf(),
         value: value.to_string(),
         source,

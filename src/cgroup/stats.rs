@@ -133,6 +133,23 @@ pub fn v1_memory(max_usage: Option<&str>, oom_control: Option<&str>) -> MemorySt
     }
 }
 
+/// The figures wait4(2) gives for a run without a cgroup (rootless, no delegation): CPU time of
+/// the child and every descendant that was reaped, which in a pid namespace is all of them once
+/// its PID 1 is gone. Memory and tasks are not counted that way: unknown, not guessed.
+pub fn from_rusage(r: &libc::rusage) -> Stats {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / USEC;
+    let (user, system) = (tv(r.ru_utime), tv(r.ru_stime));
+    Stats {
+        cpu: CpuStats {
+            usage_s: Some(user + system),
+            user_s: Some(user),
+            system_s: Some(system),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +194,18 @@ mod tests {
         let c = v1_cpu(Some("1"), None, None, Some(&fixture("v1/cpuacct.stat")), None, 100);
         assert_eq!((c.user_s, c.system_s), (Some(1.5), Some(0.25)));
         assert_eq!(c.throttled_periods, None);
+    }
+
+    #[test]
+    fn rusage_gives_cpu_time_only() {
+        // SAFETY: rusage is plain old data; all zeroes is a valid value.
+        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+        r.ru_utime = libc::timeval { tv_sec: 1, tv_usec: 500_000 };
+        r.ru_stime = libc::timeval { tv_sec: 0, tv_usec: 250_000 };
+        r.ru_maxrss = 1024;
+        let s = from_rusage(&r);
+        assert_eq!((s.cpu.usage_s, s.cpu.user_s, s.cpu.system_s), (Some(1.75), Some(1.5), Some(0.25)));
+        assert_eq!((s.memory, s.pids, s.cpu.throttled_s), (MemoryStats::default(), PidsStats::default(), None));
     }
 
     #[test]

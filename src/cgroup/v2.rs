@@ -50,8 +50,43 @@ fn limit_name(controller: &str) -> &'static str {
     }
 }
 
+/// cgroup v2's "no internal processes" rule: a group that holds processes cannot hand controllers
+/// to its children. When `base` is such a group and every process in it is ours (sandbox and the
+/// child it just cloned, as under `systemd-run --user --scope -p Delegate=yes sandbox …`), they
+/// move into a leaf `sandbox-sup-<pid>` so that the run's group can have its limits. Nothing else
+/// is ever moved: with other processes in `base` enabling fails and the error says why. The root
+/// group (no cgroup.type) is exempt from the rule. The leaf holds sandbox until it exits; empty
+/// then, it goes with the next run's gc (or with the delegated scope).
+fn vacate(base: &Path, ours: &[i32]) -> Result<()> {
+    let wanted = |c: &&str| {
+        let has = |f: &str| read(&base.join(f)).is_some_and(|t| t.split_whitespace().any(|x| x == *c));
+        has("cgroup.controllers") && !has("cgroup.subtree_control")
+    };
+    let procs = super::procs(base);
+    if !base.join("cgroup.type").exists()
+        || procs.is_empty()
+        || procs.iter().any(|p| !ours.contains(p))
+        || !["memory", "cpu", "pids"].iter().any(wanted)
+    {
+        return Ok(());
+    }
+    let leaf = base.join(format!("sandbox-sup-{}", std::process::id()));
+    match std::fs::create_dir(&leaf) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::io("cannot create cgroup", &leaf, e));
+        }
+        _ => {}
+    }
+    for p in procs {
+        write(&leaf.join("cgroup.procs"), &p.to_string())?;
+    }
+    Ok(())
+}
+
 impl V2 {
-    pub fn create(base: &Path, name: &str, limits: &Limits) -> Result<V2> {
+    /// Creates `base/name` with `limits`. `ours`: the pids [`vacate`] may move out of `base`.
+    pub fn create(base: &Path, name: &str, limits: &Limits, ours: &[i32]) -> Result<V2> {
+        vacate(base, ours)?;
         let mem = enable(base, "memory", limits.memory_bytes.is_some())?;
         let cpu = enable(base, "cpu", limits.cpus.is_some())?;
         let pids = enable(base, "pids", limits.pids.is_some())?;
@@ -140,7 +175,7 @@ mod tests {
     fn limits_go_to_the_v2_files() {
         let t = fake_base("cpuset cpu io memory pids", "");
         let limits = Limits { memory_bytes: Some(64 << 20), cpus: Some(0.5), pids: Some(20), timeout: None };
-        let g = V2::create(t.path(), "sandbox-x-1", &limits).unwrap();
+        let g = V2::create(t.path(), "sandbox-x-1", &limits, &[]).unwrap();
         let r = |f: &str| std::fs::read_to_string(g.path().join(f)).unwrap();
         assert_eq!(r("memory.max"), "67108864");
         assert_eq!(r("cpu.max"), "50000 100000");
@@ -152,12 +187,31 @@ mod tests {
     #[test]
     fn a_missing_controller_is_an_error_only_when_its_limit_is_asked_for() {
         let t = fake_base("cpu pids", "cpu pids");
-        let err = V2::create(t.path(), "g", &Limits { memory_bytes: Some(1 << 20), ..Default::default() });
+        let err = V2::create(t.path(), "g", &Limits { memory_bytes: Some(1 << 20), ..Default::default() }, &[]);
         let msg = err.err().unwrap().to_string();
         assert!(msg.contains("--mem") && msg.contains("memory controller is not available"), "{msg}");
         assert!(!t.path().join("g").exists(), "nothing half made");
-        let g = V2::create(t.path(), "g", &Limits { pids: Some(5), ..Default::default() }).unwrap();
+        let g = V2::create(t.path(), "g", &Limits { pids: Some(5), ..Default::default() }, &[]).unwrap();
         assert!(!g.path().join("memory.max").exists());
+    }
+
+    #[test]
+    fn our_own_processes_leave_a_busy_base_for_a_leaf_and_nobody_elses_do() {
+        let t = fake_base("memory pids", "");
+        std::fs::write(t.path().join("cgroup.type"), "domain\n").unwrap();
+        let ours = [std::process::id() as i32, 4242];
+        std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
+        let leaf = t.path().join(format!("sandbox-sup-{}", std::process::id()));
+        vacate(t.path(), &ours).unwrap();
+        assert!(leaf.is_dir(), "the child (ours) moved to a leaf");
+        std::fs::remove_dir_all(&leaf).unwrap();
+        std::fs::write(t.path().join("cgroup.procs"), "4242\n1\n").unwrap();
+        vacate(t.path(), &ours).unwrap();
+        assert!(!leaf.exists(), "pid 1 is not ours: nothing moves");
+        std::fs::remove_file(t.path().join("cgroup.type")).unwrap();
+        std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
+        vacate(t.path(), &ours).unwrap();
+        assert!(!leaf.exists(), "the root group has no rule to escape");
     }
 
     #[test]

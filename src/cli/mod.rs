@@ -59,9 +59,12 @@ pub enum ReportMode {
     None,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in new pid, mount, uts, ipc, net and cgroup namespaces under the limits
+    #[command(after_help = run::HARDENING_HELP)]
     Run(run::RunArgs),
     /// Remove stale, empty groups left by a sandbox that was killed
     Gc,

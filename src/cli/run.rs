@@ -2,13 +2,30 @@
 //! returns the exit status.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use sandbox::config::{self, Config, Tty};
 
 use super::{Cli, ReportMode};
+
+/// `run --help`'s closing section: each default of the hardening and the flag that relaxes it.
+pub const HARDENING_HELP: &str = "\
+Hardening, on by default, and how to relax it:
+  capabilities   docker's default 14 (CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+                 NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP), none inheritable or
+                 ambient                                            --cap-add, --cap-drop
+  no_new_privs   setuid binaries and file capabilities grant nothing   --allow-new-privs
+  seccomp        docker's default profile in effect: keyrings, bpf, kexec, modules, io_uring, ...
+                 fail with EPERM; mount/unshare/setns only with SYS_ADMIN; no i386/x32 ABI
+                                                                    --seccomp unconfined|PROFILE.json
+  /proc, /sys    kcore keys timer_list sched_debug acpi scsi latency_stats /sys/firmware masked;
+                 /proc/bus fs irq sys sysrq-trigger read-only       --privileged (all of the above off)
+  namespaces     pid mount uts ipc net (lo only) cgroup; propagation private both ways
+  user namespace as root: none unless --userns auto|HOSTID[:COUNT] (root inside = those host ids);
+                 as another user: always (your uid/gid are root inside). Rootless cgroup limits
+                 need a delegated cgroup v2 group: systemd-run --user --scope -p Delegate=yes sandbox ...";
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -46,6 +63,12 @@ pub struct RunArgs {
     /// namespaces without CAP_SYS_ADMIN, …), `unconfined`, or a docker/OCI JSON profile
     #[arg(long, value_name = "default|unconfined|PATH", default_value = "default")]
     pub seccomp: String,
+    /// Map the command's root to unprivileged host ids in a user namespace (root only):
+    /// `auto` (your range in /etc/subuid and /etc/subgid), HOSTID, or HOSTID:COUNT. Files it
+    /// creates belong to those ids on the host. Without root, sandbox always maps your own uid and
+    /// gid to root inside
+    #[arg(long, value_name = "auto|HOSTID[:COUNT]")]
+    pub userns: Option<String>,
     /// Turn the hardening off: every capability, no masked or read-only /proc and /sys paths,
     /// no seccomp filter.
     /// The command is then root on the host in all but its namespaces.
@@ -88,6 +111,17 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
     cfg.no_new_privs = !args.allow_new_privs;
     cfg.privileged = args.privileged;
     cfg.seccomp = sandbox::seccomp::policy_from_flag(&args.seccomp)?;
+    if let Some(v) = &args.userns {
+        let uid = nix::unistd::geteuid();
+        let name = nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name);
+        cfg.userns = Some(sandbox::userns::parse_flag(
+            v,
+            Path::new("/etc/subuid"),
+            Path::new("/etc/subgid"),
+            name.as_deref(),
+            uid.as_raw(),
+        )?);
+    }
     cfg.validate()?;
     Ok(cfg)
 }

@@ -177,3 +177,100 @@ fn seccomp_profile_from_a_file_and_bad_profiles() {
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("SCMP_ACT_SOMETIMES") && r.report.is_none(), "{}", r.stderr);
 }
+
+const ESCAPE_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/escape/escape.py");
+
+/// The escape script's "<attempt> <outcome>" lines, after checking that none says ESCAPED.
+fn attempts(r: &Run, expected: usize) -> Vec<String> {
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("ESCAPED"), "{}", r.stdout);
+    let lines: Vec<String> = r.stdout.lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), expected, "every attempt ran: {}", r.stdout);
+    lines
+}
+
+#[test]
+fn chroot_and_pivot_root_escapes_from_rootfs_fail() {
+    require_root!();
+    let _m = shared();
+    let Some(root) = usr_rootfs() else {
+        eprintln!("SKIPPED chroot escape: busybox (Debian busybox-static) is not installed");
+        return;
+    };
+    // A file that exists on the host but not in the rootfs: found after an escape, not before.
+    let host = tempfile::tempdir().unwrap();
+    let marker = host.path().join("host-marker");
+    std::fs::write(&marker, "host").unwrap();
+    std::fs::copy(ESCAPE_PY, root.path().join("escape.py")).unwrap();
+    let root_s = root.path().to_str().unwrap();
+    let m = marker.to_str().unwrap();
+    let r = sandbox(&["run", "--rootfs", root_s, "--bind", USR_RO, "python3", "/escape.py", "chroot", m]);
+    let lines = attempts(&r, 4);
+    assert_eq!(lines[0], "chroot contained");
+    assert_eq!(lines[1], "pivot_root EPERM", "needs CAP_SYS_ADMIN");
+    // With every capability (but still no seccomp exemption for pivot_root's namespace games),
+    // the chroot climb still ends at the rootfs: the old root was detached, not hidden.
+    let r = sandbox(&[
+        "run",
+        "--rootfs",
+        root_s,
+        "--bind",
+        USR_RO,
+        "--cap-add",
+        "ALL",
+        "python3",
+        "/escape.py",
+        "chroot",
+        m,
+    ]);
+    let lines = attempts(&r, 4);
+    assert_eq!(lines[0], "chroot contained");
+}
+
+#[test]
+fn ptrace_and_signals_cannot_reach_a_host_process() {
+    require_root!();
+    let _m = shared();
+    let mut host = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = host.id().to_string();
+    for extra in [&[][..], &["--cap-add", "SYS_PTRACE", "--cap-add", "KILL"][..]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend(["python3", ESCAPE_PY, "ptrace", &pid]);
+        let lines = attempts(&sandbox(&args), 4);
+        // The host pid does not exist in the sandbox's pid namespace.
+        assert_eq!(lines[..3], ["ptrace-attach ESRCH", "ptrace-seize ESRCH", "kill ESRCH"], "{extra:?}");
+    }
+    assert!(host.try_wait().unwrap().is_none(), "the host process is untouched");
+    let _ = host.kill();
+    let _ = host.wait();
+}
+
+#[test]
+fn setuid_binaries_regain_no_capabilities() {
+    require_root!();
+    let _m = shared();
+    let Some(root) = usr_rootfs() else {
+        eprintln!("SKIPPED setuid test: busybox (Debian busybox-static) is not installed");
+        return;
+    };
+    // A setuid-root program that shows what it got: cat of its own /proc/self/status.
+    let suid = root.path().join("suidcat");
+    std::fs::copy("/usr/bin/cat", &suid).unwrap();
+    std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rootfs", root.path().to_str().unwrap(), "--bind", USR_RO];
+        args.extend_from_slice(extra);
+        args.extend(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "/suidcat", "/proc/self/status"]);
+        let r = sandbox(&args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let uids = status_field(&r.stdout, "Uid:").split_whitespace().collect::<Vec<_>>().join(" ");
+        (uids, u64::from_str_radix(&status_field(&r.stdout, "CapEff:"), 16).unwrap())
+    };
+    // Default (no_new_privs): exec of a setuid binary changes nothing.
+    assert_eq!(run(&[]), ("1000 1000 1000 1000".to_string(), 0));
+    // --allow-new-privs: it becomes root again, yet only within the bounding set.
+    let (uids, eff) = run(&["--allow-new-privs"]);
+    assert_eq!(uids, "1000 0 0 0");
+    assert_eq!(eff, DOCKER_DEFAULT, "capabilities dropped from the bounding set stay dropped: {eff:x}");
+}

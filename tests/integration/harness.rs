@@ -49,9 +49,23 @@ impl Run {
 
 /// Runs `sandbox ARGS…` with `--report-file` and no stdin, waits, checks no group is left.
 pub fn sandbox(args: &[&str]) -> Run {
+    sandbox_as(&[], args)
+}
+
+/// The same, started through `prefix` (e.g. `setpriv --reuid …`, which execs sandbox in place).
+pub fn sandbox_as(prefix: &[&str], args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
+    // A non-root sandbox must be able to write its report there.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let rf = dir.path().join("report.json");
-    let mut cmd = Command::new(SANDBOX);
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(SANDBOX);
+            c
+        }
+        None => Command::new(SANDBOX),
+    };
     cmd.arg("--report-file").arg(&rf).args(args).stdin(Stdio::null());
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
@@ -63,6 +77,22 @@ pub fn sandbox(args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         report: std::fs::read_to_string(&rf).ok().and_then(|t| serde_json::from_str(&t).ok()),
     }
+}
+
+/// The uid the rootless tests run as (nobody: exists everywhere, owns nothing).
+pub const NOBODY: &str = "65534";
+
+/// `setpriv` arguments that turn a root test into an unprivileged caller, or `None` (the caller
+/// skips loudly, with the reason printed here) when this kernel refuses unprivileged user
+/// namespaces or setpriv is missing.
+pub fn as_nobody() -> Option<Vec<&'static str>> {
+    let prefix = vec!["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+    let ok = Command::new(prefix[0]).args(&prefix[1..]).args(["unshare", "-U", "true"]).status();
+    if !ok.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: `setpriv … unshare -U true` fails: no setpriv or no unprivileged user namespaces here");
+        return None;
+    }
+    Some(prefix)
 }
 
 /// Every cgroup directory whose name says it belongs to sandbox process `pid`.
@@ -101,6 +131,11 @@ pub fn busybox_rootfs() -> Option<tempfile::TempDir> {
     let t = tempfile::tempdir().unwrap();
     let bin = t.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
+    // The mount targets an image has: root in a user namespace may not create them in a rootfs
+    // owned by the host's root.
+    for d in ["proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir(t.path().join(d)).unwrap();
+    }
     std::fs::copy(bb, bin.join("busybox")).unwrap();
     let list = Command::new(bb).arg("--list").output().unwrap();
     for name in String::from_utf8_lossy(&list.stdout).lines().filter(|n| *n != "busybox") {
@@ -108,6 +143,19 @@ pub fn busybox_rootfs() -> Option<tempfile::TempDir> {
     }
     Some(t)
 }
+
+/// A busybox rootfs in which the host's /usr (bound read-only with [`USR_RO`]) runs: python3,
+/// setpriv and their libraries, through the merged-/usr links lib -> usr/lib, lib64 -> usr/lib64.
+pub fn usr_rootfs() -> Option<tempfile::TempDir> {
+    let t = busybox_rootfs()?;
+    for l in ["lib", "lib64"] {
+        std::os::unix::fs::symlink(format!("usr/{l}"), t.path().join(l)).unwrap();
+    }
+    std::fs::create_dir(t.path().join("usr")).unwrap();
+    Some(t)
+}
+
+pub const USR_RO: &str = "/usr:/usr:ro";
 
 /// Waits until `f` is true or `secs` pass.
 pub fn eventually(secs: f64, mut f: impl FnMut() -> bool) -> bool {

@@ -212,3 +212,22 @@ fn sigpipe_is_default_in_the_command() {
         assert!(!r.stderr.contains("Broken pipe"), "yes saw EPIPE instead of dying of SIGPIPE: {}", r.stderr);
     }
 }
+
+#[test]
+fn run_help_explains_each_hardening_default_and_its_relaxing_flag() {
+    // No root needed: this is the CLI's text.
+    let out = std::process::Command::new(SANDBOX).args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "--cap-add",
+        "--cap-drop",
+        "--allow-new-privs",
+        "--seccomp unconfined",
+        "--privileged",
+        "--userns auto",
+        "sysrq-trigger",
+        "Delegate=yes",
+    ] {
+        assert!(help.contains(want), "run --help lacks {want:?}:\n{help}");
+    }
+}
