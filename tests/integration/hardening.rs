@@ -52,10 +52,18 @@ print("no-module-support" if e == errno.ENOSYS else "ESCAPED-init_module" if e !
 PY
         echo done
     "#;
-    let r = sandbox(&["run", "sh", "-c", script]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(!r.stdout.contains("ESCAPED"), "{}", r.stdout);
-    assert!(r.stdout.ends_with("done\n"), "{}", r.stdout);
+    // As root, as a user-namespaced root, and rootless (as nobody, where the kernel allows it).
+    let mut ways: Vec<(Vec<&str>, Vec<&str>)> = vec![(vec![], vec![]), (vec![], vec!["--userns", "100000:65536"])];
+    ways.extend(as_nobody().map(|p| (p, vec![])));
+    for (prefix, flags) in ways {
+        let mut args = vec!["run"];
+        args.extend(&flags);
+        args.extend(["sh", "-c", script]);
+        let r = sandbox_as(&prefix, &args);
+        assert_eq!(r.code, 0, "{prefix:?} {flags:?}: {}", r.stderr);
+        assert!(!r.stdout.contains("ESCAPED"), "{prefix:?} {flags:?}: {}", r.stdout);
+        assert!(r.stdout.ends_with("done\n"), "{prefix:?} {flags:?}: {}", r.stdout);
+    }
 }
 
 #[test]
