@@ -23,6 +23,7 @@ pub mod cgroup;
 pub mod child;
 pub mod config;
 pub mod error;
+pub mod image;
 pub mod init;
 pub mod mounts;
 pub mod plan;
