@@ -95,10 +95,7 @@ pub fn main(spec: &ChildSpec) -> ! {
     // Meanwhile the parent moves us into the cgroup: the first migration waits for an RCU grace
     // period (cgroup_threadgroup_rwsem), so our own setup above overlaps that wait. The command's
     // code runs only after this point. EOF means the parent died or gave up: stop here.
-    let mut b = [0u8; 1];
-    if !matches!(unistd::read(spec.sync_rd, &mut b), Ok(1)) {
-        sys::exit_now(125);
-    }
+    wait_for_parent(spec.sync_rd);
     let _ = unistd::close(spec.sync_rd);
     // Now our group becomes the root of the cgroup namespace.
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
@@ -130,15 +127,21 @@ pub fn main(spec: &ChildSpec) -> ! {
     exec(spec)
 }
 
+/// Blocks until the parent sends one byte on the sync pipe (maps written, or: in the cgroup).
+/// EOF means the parent died or gave up: the child stops there.
+fn wait_for_parent(sync_rd: RawFd) {
+    let mut b = [0u8; 1];
+    if !matches!(unistd::read(sync_rd, &mut b), Ok(1)) {
+        sys::exit_now(125);
+    }
+}
+
 /// Waits for the parent to write our uid/gid maps, then takes uid and gid 0 of the namespace (as
 /// root caller we were unmapped: "nobody"). The supplementary groups go too, where the kernel lets
 /// us: a host group kept there (root's gid 0) would still open the host files of that group.
 /// A rootless map has setgroups denied and keeps the caller's groups, as `unshare -r` does.
 fn become_root(sync_rd: RawFd) -> nix::Result<()> {
-    let mut b = [0u8; 1];
-    if !matches!(unistd::read(sync_rd, &mut b), Ok(1)) {
-        sys::exit_now(125);
-    }
+    wait_for_parent(sync_rd);
     let root_gid = unistd::Gid::from_raw(0);
     unistd::setresgid(root_gid, root_gid, root_gid)?;
     match unistd::setgroups(&[]) {

@@ -110,8 +110,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
     // Built before anything is created: a bad profile leaves nothing behind.
     let policy = if cfg.privileged { &crate::seccomp::Policy::Unconfined } else { &cfg.seccomp };
     let seccomp = crate::seccomp::build(policy, &capabilities)?;
-    let userns = user_namespace(cfg)?;
     let rootless = !sys::is_root();
+    let userns = user_namespace(cfg, rootless)?;
     let mut stdio = Stdio::prepare(cfg.tty)?;
 
     let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
@@ -361,8 +361,8 @@ fn wait(
 
 /// The user namespace of a run: `--userns` as asked (root only), or for a non-root caller its own
 /// ids mapped to root inside, without which it could make none of the other namespaces.
-fn user_namespace(cfg: &Config) -> Result<Option<crate::userns::UserNs>> {
-    if sys::is_root() {
+fn user_namespace(cfg: &Config, rootless: bool) -> Result<Option<crate::userns::UserNs>> {
+    if !rootless {
         return Ok(cfg.userns.clone());
     }
     let own = crate::userns::UserNs::own(nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
