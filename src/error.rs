@@ -51,6 +51,10 @@ pub enum Error {
     #[error("sandbox setup failed: {0}")]
     ChildSetup(String),
 
+    /// An image, its store, a layer or a registry: what went wrong, with the name or digest.
+    #[error("{0}")]
+    Image(String),
+
     /// The command could not be executed (126: not executable, 127: not found).
     #[error("{message}")]
     Exec { code: i32, message: String },
@@ -63,6 +67,10 @@ impl Error {
 
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io { action, path: path.into(), source }
+    }
+
+    pub fn image(msg: impl Into<String>) -> Error {
+        Error::Image(msg.into())
     }
 
     pub fn sys(what: impl Into<String>, e: nix::Error) -> Error {

@@ -19,6 +19,11 @@ fn main() {
     let result = match &cli.command {
         Command::Run(args) => cli::run::run(&cli, args),
         Command::Gc => cli::gc::gc(&cli),
+        Command::Pull(args) => cli::pull::pull(&cli, args),
+        Command::Images => cli::image::images(&cli),
+        Command::Rmi(args) => cli::image::rmi(&cli, args),
+        Command::Commit(args) => cli::commit::commit(&cli, args),
+        Command::Image(c) => cli::image::image(&cli, c),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());
             Ok(0)

@@ -209,3 +209,49 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and has no preconditions.
     unsafe { libc::_exit(code) }
 }
+
+/// lsetxattr(2): sets an extended attribute on `path` without following a final symlink.
+pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> nix::Result<()> {
+    // SAFETY: both strings are valid C strings; value is a live slice of the length passed.
+    let r = unsafe { libc::lsetxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    Errno::result(r).map(drop)
+}
+
+/// lgetxattr(2): an extended attribute of `path` (not following a final symlink); `None` when
+/// it has none of that name.
+pub fn lgetxattr(path: &CStr, name: &CStr) -> nix::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: valid C strings; buf is a live buffer of the length passed.
+        let r = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(r) {
+            Ok(n) => {
+                buf.truncate(n as usize);
+                return Ok(Some(buf));
+            }
+            Err(Errno::ENODATA) => return Ok(None),
+            Err(Errno::ERANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// llistxattr(2): the names of `path`'s extended attributes (not following a final symlink).
+pub fn llistxattr(path: &CStr) -> nix::Result<Vec<std::ffi::CString>> {
+    let mut buf = vec![0u8; 1024];
+    let n = loop {
+        // SAFETY: a valid C string and a live buffer of the length passed.
+        let r = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(r) {
+            Ok(n) => break n as usize,
+            Err(Errno::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(Errno::ENOTSUP) => return Ok(vec![]),
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(buf[..n]
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| std::ffi::CString::new(s).expect("split at NUL"))
+        .collect())
+}

@@ -1,7 +1,10 @@
 //! The command line: clap definitions and their translation into a library [`Config`].
 //! One file per subcommand; this file holds the flags shared by all of them.
 
+pub mod commit;
 pub mod gc;
+pub mod image;
+pub mod pull;
 pub mod run;
 
 use std::path::PathBuf;
@@ -45,6 +48,9 @@ pub struct Cli {
     /// sandbox's own cgroup
     #[arg(long, global = true, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
+    /// The image store's state root
+    #[arg(long, global = true, value_name = "DIR", env = "SANDBOX_ROOT", default_value = sandbox::image::store::DEFAULT_ROOT)]
+    pub root: PathBuf,
     /// Where the cgroup filesystems are mounted
     #[arg(long, global = true, value_name = "DIR", default_value = "/sys/fs/cgroup", hide = true)]
     pub cgroup_root: PathBuf,
@@ -68,6 +74,17 @@ pub enum Command {
     Run(run::RunArgs),
     /// Remove stale, empty groups left by a sandbox that was killed
     Gc,
+    /// Pull an image from a registry (HTTP API v2) into the store
+    Pull(pull::PullArgs),
+    /// List the images in the store
+    Images,
+    /// Remove image names; content goes with `image prune`
+    Rmi(image::RmiArgs),
+    /// Turn a kept container's changes (`run --name`) into a new image
+    Commit(commit::CommitArgs),
+    /// Import, export and prune images
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]

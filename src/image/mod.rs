@@ -1,8 +1,17 @@
-//! OCI images (issue 5, in progress). So far the pure pieces: image references, and the path-safety
-//! and whiteout rules of layer entries. The store, layer unpacking, registry pull, overlayfs runs,
-//! commit and export are not written yet.
+//! OCI images: references, a content-addressed store, layer unpacking, registry pulls, imports and
+//! exports, overlayfs root filesystems for runs, and commits of a run's changes.
+//!
+//! Data flow: a source (registry, archive) → [`install`] verifies every blob into the [`store`]
+//! and unpacks each layer once ([`layer`], [`whiteout`]) → a run mounts the layers with overlayfs
+//! ([`container`]) → [`commit`] turns a kept upper directory back into a layer.
 
+pub mod digest;
+pub mod install;
+pub mod layer;
+pub mod manifest;
 pub mod reference;
+pub mod store;
 pub mod whiteout;
 
 pub use reference::Reference;
+pub use store::{Image, Store};

@@ -1,0 +1,363 @@
+//! The content-addressed image store under a state root (`--root`, `SANDBOX_ROOT`, default
+//! /var/lib/sandbox):
+//!
+//! ```text
+//! ROOT/blobs/sha256/HEX     manifests, configs and layer archives, by digest, verified
+//! ROOT/layers/HEX/          each layer unpacked once, by its diff_id (uncompressed digest),
+//!                           whiteouts as overlayfs expects them; shared by every image using it
+//! ROOT/containers/NAME/     a run's upper, work and merged dirs (container.rs)
+//! ROOT/images.json          name -> manifest digest
+//! ROOT/tmp/                 staging: everything is written here first, then renamed into place
+//! ROOT/lock                 flock: shared by writers of blobs and layers, exclusive for rmi/prune
+//! ```
+//!
+//! Concurrency: blobs and layers are content-addressed and land by rename(2), so two pulls of the
+//! same image race harmlessly (the loser's copy is dropped); images.json is rewritten whole, under
+//! the exclusive lock, by rename. A failure leaves only a staging entry, removed on drop.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use oci_spec::image::{ImageConfiguration, ImageManifest};
+use serde::{Deserialize, Serialize};
+
+use super::digest::{self, Expected, HashReader};
+use super::layer;
+use crate::error::{Error, Result};
+
+pub const DEFAULT_ROOT: &str = "/var/lib/sandbox";
+
+/// An open store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A held flock on ROOT/lock; released on drop.
+pub struct Lock(#[allow(dead_code)] Flock<File>);
+
+/// A staging file or directory under ROOT/tmp, removed on drop unless [`Staging::keep`] was called.
+pub struct Staging {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Staging {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames it to `dst`. Returns false (and drops ours) when `dst` already exists: someone else
+    /// put the same content there first.
+    pub fn persist(mut self, dst: &Path) -> Result<bool> {
+        match fs::rename(&self.path, dst) {
+            Ok(()) => {
+                self.keep = true;
+                Ok(true)
+            }
+            Err(e) if dst.exists() && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => Ok(false),
+            Err(e) => Err(Error::io("cannot move into place", dst, e)),
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.keep {
+            remove_all(&self.path);
+        }
+    }
+}
+
+/// Removes a file or a directory tree, ignoring what is already gone.
+pub fn remove_all(p: &Path) {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => {
+            let _ = fs::remove_dir_all(p);
+        }
+        Ok(_) => {
+            let _ = fs::remove_file(p);
+        }
+        Err(_) => {}
+    }
+}
+
+/// ROOT/images.json.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    /// Full reference (`docker.io/library/alpine:3.20`) -> entry.
+    images: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    manifest: String,
+}
+
+/// An image in the store, its manifest and config read and verified.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The full reference it is stored under.
+    pub name: String,
+    pub manifest_digest: String,
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+}
+
+impl Image {
+    /// The config's digest: the image id, as docker counts it.
+    pub fn config_digest(&self) -> String {
+        self.manifest.config().digest().to_string()
+    }
+
+    /// The first 12 hex digits of the id.
+    pub fn short_id(&self) -> String {
+        let d = self.config_digest();
+        d.trim_start_matches("sha256:").chars().take(12).collect()
+    }
+
+    /// diff_ids, bottom layer first.
+    pub fn diff_ids(&self) -> Vec<String> {
+        self.config.rootfs().diff_ids().clone()
+    }
+
+    /// Compressed size of config and layers (what a pull transfers).
+    pub fn size(&self) -> u64 {
+        self.manifest.config().size() + self.manifest.layers().iter().map(|l| l.size()).sum::<u64>()
+    }
+}
+
+impl Store {
+    /// Opens (creating as needed) the store at `root`. Directories are 0700: layers hold setuid
+    /// binaries and device nodes that only the sandboxes may reach.
+    pub fn open(root: &Path) -> Result<Store> {
+        for d in ["", "blobs/sha256", "layers", "containers", "tmp"] {
+            let p = root.join(d);
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&p)
+                .map_err(|e| Error::io("cannot create the image store directory", &p, e))?;
+        }
+        let root = root.canonicalize().map_err(|e| Error::io("cannot open the image store", root, e))?;
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self, arg: FlockArg) -> Result<Lock> {
+        let p = self.root.join("lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(|e| Error::io("cannot open", &p, e))?;
+        Flock::lock(f, arg).map(Lock).map_err(|(_, e)| Error::sys(format!("flock {}", p.display()), e))
+    }
+
+    /// Held while adding content: prune waits for it.
+    pub fn lock_shared(&self) -> Result<Lock> {
+        self.lock(FlockArg::LockShared)
+    }
+
+    /// Held while removing content or rewriting images.json.
+    pub fn lock_exclusive(&self) -> Result<Lock> {
+        self.lock(FlockArg::LockExclusive)
+    }
+
+    /// A fresh, empty staging path under ROOT/tmp (`dir`: created as a directory).
+    pub fn staging(&self, dir: bool) -> Result<Staging> {
+        let path = self.root.join("tmp").join(format!("{}-{}", std::process::id(), crate::sys::random_id()));
+        if dir {
+            fs::DirBuilder::new().mode(0o755).create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+        }
+        Ok(Staging { path, keep: false })
+    }
+
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        Ok(self.root.join("blobs/sha256").join(digest::hex(digest)?))
+    }
+
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).is_ok_and(|p| p.exists())
+    }
+
+    /// Copies `r` into the store, verifying digest and size against `expect`. `what` names the
+    /// blob in errors ("layer", "config", …). Already present: returns at once without reading.
+    pub fn put_blob(&self, r: &mut dyn Read, expect: &Expected, what: &str) -> Result<PathBuf> {
+        let dst = self.blob_path(&expect.digest)?;
+        if dst.exists() {
+            return Ok(dst);
+        }
+        let tmp = self.staging(false)?;
+        let f = File::create(tmp.path()).map_err(|e| Error::io("cannot create", tmp.path(), e))?;
+        let mut w = digest::HashWriter::new(std::io::BufWriter::with_capacity(1 << 20, f));
+        // A reader that yields more than the expected size is cut off there: a registry cannot
+        // make us write an unbounded file.
+        let limit = expect.size.map_or(u64::MAX, |s| s + 1);
+        std::io::copy(&mut r.take(limit), &mut w)
+            .map_err(|e| Error::image(format!("reading {what} {}: {e}", expect.digest)))?;
+        w.flush().map_err(|e| Error::io("cannot write", tmp.path(), e))?;
+        expect.check(&w.hasher, what)?;
+        tmp.persist(&dst)?;
+        Ok(dst)
+    }
+
+    /// Stores bytes sandbox made itself (manifests, configs); returns their digest.
+    pub fn put_bytes(&self, b: &[u8]) -> Result<String> {
+        let d = digest::of_bytes(b);
+        self.put_blob(&mut &b[..], &Expected::new(d.clone(), Some(b.len() as u64)), "blob")?;
+        Ok(d)
+    }
+
+    /// Reads a (small) blob whole, verifying its digest again: a blob changed on disk is not used.
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let p = self.blob_path(digest)?;
+        let b = fs::read(&p).map_err(|e| Error::io("cannot read blob", &p, e))?;
+        if digest::of_bytes(&b) != digest {
+            return Err(Error::image(format!("blob {} in the store is corrupt (digest mismatch)", p.display())));
+        }
+        Ok(b)
+    }
+
+    pub fn layer_dir(&self, diff_id: &str) -> Result<PathBuf> {
+        Ok(self.root.join("layers").join(digest::hex(diff_id)?))
+    }
+
+    pub fn has_layer(&self, diff_id: &str) -> bool {
+        self.layer_dir(diff_id).is_ok_and(|p| p.is_dir())
+    }
+
+    /// Unpacks blob `blob` (compressed as `media_type` says) into ROOT/layers/<diff_id>,
+    /// verifying that the uncompressed stream's digest is `diff_id`. Nothing stays on a mismatch.
+    pub fn unpack_layer(&self, blob: &str, media_type: &str, diff_id: &str) -> Result<PathBuf> {
+        let dst = self.layer_dir(diff_id)?;
+        if dst.is_dir() {
+            return Ok(dst);
+        }
+        let compression = layer::Compression::from_media_type(media_type)?;
+        let src = self.blob_path(blob)?;
+        let f = File::open(&src).map_err(|e| Error::io("cannot open layer", &src, e))?;
+        let stage = self.staging(true)?;
+        let mut hashed = HashReader::new(compression.decoder(std::io::BufReader::with_capacity(1 << 20, f))?);
+        layer::unpack(&mut hashed, stage.path()).map_err(|e| Error::image(format!("layer {blob}: {e}")))?;
+        // The archive's end-of-file blocks and any padding count towards the digest too.
+        std::io::copy(&mut hashed, &mut std::io::sink())
+            .map_err(|e| Error::image(format!("layer {blob}: decompressing: {e}")))?;
+        Expected::new(diff_id, None).check(&hashed.hasher, &format!("layer {blob} (uncompressed)"))?;
+        stage.persist(&dst)?;
+        Ok(dst)
+    }
+
+    fn read_index(&self) -> Result<Index> {
+        let p = self.root.join("images.json");
+        match fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::image(format!("{}: {e}", p.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(Error::io("cannot read", &p, e)),
+        }
+    }
+
+    /// Rewrites images.json; the caller holds the exclusive lock.
+    fn write_index(&self, idx: &Index) -> Result<()> {
+        let tmp = self.staging(false)?;
+        let body = serde_json::to_vec_pretty(idx).expect("the index serializes");
+        fs::write(tmp.path(), body).map_err(|e| Error::io("cannot write", tmp.path(), e))?;
+        let dst = self.root.join("images.json");
+        fs::rename(tmp.path(), &dst).map_err(|e| Error::io("cannot replace", &dst, e))?;
+        Ok(())
+    }
+
+    /// Points `name` (a full reference) at a manifest, after checking that the manifest, its config
+    /// and all its layers are complete in the store: an image is never listed half-made.
+    pub fn tag(&self, name: &str, manifest_digest: &str) -> Result<Image> {
+        let img = self.load(name, manifest_digest)?;
+        for d in img.diff_ids() {
+            if !self.has_layer(&d) {
+                return Err(Error::image(format!("image {name}: layer {d} is not unpacked")));
+            }
+        }
+        let _l = self.lock_exclusive()?;
+        let mut idx = self.read_index()?;
+        idx.images.insert(name.to_string(), Entry { manifest: manifest_digest.to_string() });
+        self.write_index(&idx)?;
+        Ok(img)
+    }
+
+    /// Removes a name; the caller holds the exclusive lock. Content stays until prune.
+    pub fn untag(&self, name: &str) -> Result<()> {
+        let mut idx = self.read_index()?;
+        if idx.images.remove(name).is_none() {
+            return Err(Error::image(format!("no image named {name} in {}", self.root.display())));
+        }
+        self.write_index(&idx)
+    }
+
+    /// Every (name, manifest digest) in the store.
+    pub fn names(&self) -> Result<Vec<(String, String)>> {
+        Ok(self.read_index()?.images.into_iter().map(|(k, v)| (k, v.manifest)).collect())
+    }
+
+    /// Every image, loaded.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        self.names()?.into_iter().map(|(n, m)| self.load(&n, &m)).collect()
+    }
+
+    /// Reads and verifies a manifest and its config.
+    pub fn load(&self, name: &str, manifest_digest: &str) -> Result<Image> {
+        let mb = self.read_blob(manifest_digest)?;
+        let manifest = ImageManifest::from_reader(&mb[..])
+            .map_err(|e| Error::image(format!("manifest {manifest_digest} of {name}: {e}")))?;
+        let cd = manifest.config().digest().to_string();
+        let config = ImageConfiguration::from_reader(&self.read_blob(&cd)?[..])
+            .map_err(|e| Error::image(format!("config {cd} of {name}: {e}")))?;
+        if config.rootfs().diff_ids().len() != manifest.layers().len() {
+            return Err(Error::image(format!(
+                "image {name}: the manifest has {} layers but the config {} diff_ids",
+                manifest.layers().len(),
+                config.rootfs().diff_ids().len()
+            )));
+        }
+        Ok(Image { name: name.to_string(), manifest_digest: manifest_digest.to_string(), manifest, config })
+    }
+
+    /// Finds an image by reference (`alpine:3.20`, normalized as docker does) or by a prefix of
+    /// its id (at least 4 hex digits, unique).
+    pub fn find(&self, what: &str) -> Result<Image> {
+        let names = self.names()?;
+        if let Ok(r) = super::Reference::parse(what) {
+            let full = r.to_string();
+            if let Some((n, m)) = names.iter().find(|(n, _)| *n == full) {
+                return self.load(n, m);
+            }
+        }
+        let prefix = what.trim_start_matches("sha256:");
+        if prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut hits: Vec<Image> = vec![];
+            for (n, m) in &names {
+                let img = self.load(n, m)?;
+                if img.config_digest()[7..].starts_with(prefix) && !hits.iter().any(|h| h.manifest_digest == *m) {
+                    hits.push(img);
+                }
+            }
+            match hits.len() {
+                1 => return Ok(hits.pop().unwrap()),
+                0 => {}
+                _ => return Err(Error::image(format!("image id prefix '{what}' is ambiguous"))),
+            }
+        }
+        super::Reference::parse(what)?;
+        Err(Error::image(format!(
+            "no image '{what}' in {} (see `sandbox images`; `sandbox pull {what}` fetches it)",
+            self.root.display()
+        )))
+    }
+}
