@@ -20,8 +20,8 @@ fn main() {
         Command::Run(args) => cli::run::run(&cli, args),
         Command::Gc => cli::gc::gc(&cli),
         Command::Pull(args) => cli::pull::pull(&cli, args),
-        Command::Images => cli::image::images(&cli),
-        Command::Rmi(args) => cli::image::rmi(&cli, args),
+        Command::Images => cli::images::images(&cli),
+        Command::Rmi(args) => cli::images::rmi(&cli, args),
         Command::Commit(args) => cli::commit::commit(&cli, args),
         Command::Image(c) => cli::image::image(&cli, c),
         Command::Completions { shell } => {

@@ -1,18 +1,11 @@
-//! `sandbox images`, `sandbox rmi`, `sandbox image import|export|prune`.
+//! `sandbox image import|export|prune`.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 
 use super::Cli;
-
-#[derive(Debug, Args)]
-pub struct RmiArgs {
-    /// Image names or ids
-    #[arg(required = true)]
-    pub images: Vec<String>,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -34,14 +27,10 @@ pub enum ImageCommand {
     Prune,
 }
 
-pub fn images(_cli: &Cli) -> Result<i32> {
-    anyhow::bail!("sandbox images is not written yet")
-}
-
-pub fn rmi(_cli: &Cli, _args: &RmiArgs) -> Result<i32> {
-    anyhow::bail!("sandbox rmi is not written yet")
-}
-
-pub fn image(_cli: &Cli, _c: &ImageCommand) -> Result<i32> {
-    anyhow::bail!("sandbox image is not written yet")
+pub fn image(cli: &Cli, c: &ImageCommand) -> Result<i32> {
+    match c {
+        ImageCommand::Import { .. } => anyhow::bail!("sandbox image import is not written yet"),
+        ImageCommand::Export { .. } => anyhow::bail!("sandbox image export is not written yet"),
+        ImageCommand::Prune => super::images::prune(cli),
+    }
 }

@@ -4,6 +4,7 @@
 pub mod commit;
 pub mod gc;
 pub mod image;
+pub mod images;
 pub mod pull;
 pub mod run;
 
@@ -79,7 +80,7 @@ pub enum Command {
     /// List the images in the store
     Images,
     /// Remove image names; content goes with `image prune`
-    Rmi(image::RmiArgs),
+    Rmi(images::RmiArgs),
     /// Turn a kept container's changes (`run --name`) into a new image
     Commit(commit::CommitArgs),
     /// Import, export and prune images

@@ -7,6 +7,7 @@ mod harness;
 mod interactive;
 mod lifecycle;
 mod limits;
+mod oci;
 mod userns;
 
 use harness::*;
