@@ -65,12 +65,26 @@ pub fn all() -> CapsHashSet {
 /// Limits the calling process to `keep`: the bounding set loses the rest (so nothing exec'd later,
 /// setuid binaries included, can regain them), inheritable and ambient are cleared.
 pub fn apply(keep: &CapsHashSet) -> Result<(), String> {
+    limit_bounding(keep)?;
+    set_process(keep)
+}
+
+/// The first half of [`apply`]: drops from the bounding set what `keep` lacks. Needs CAP_SETPCAP,
+/// so it goes before a switch to a non-root user (which empties the permitted set).
+pub fn limit_bounding(keep: &CapsHashSet) -> Result<(), String> {
     let e = |what: &str, err: caps::errors::CapsError| format!("{what}: {err}");
     for c in caps::runtime::thread_all_supported() {
         if !keep.contains(&c) {
             caps::drop(None, CapSet::Bounding, c).map_err(|err| e("dropping from the bounding set", err))?;
         }
     }
+    Ok(())
+}
+
+/// The second half of [`apply`]: permitted and effective become `keep` (as far as we hold it:
+/// after a switch to a non-root user, nothing), inheritable and ambient empty.
+pub fn set_process(keep: &CapsHashSet) -> Result<(), String> {
+    let e = |what: &str, err: caps::errors::CapsError| format!("{what}: {err}");
     // What we do not hold cannot be kept (this environment, for one, lacks CAP_SYS_RESOURCE).
     let have = caps::read(None, CapSet::Permitted).map_err(|err| e("reading permitted", err))?;
     let set: CapsHashSet = keep.intersection(&have).copied().collect();

@@ -56,6 +56,12 @@ pub struct ChildSpec {
     pub seccomp: Option<crate::seccomp::Filter>,
     /// Cloned into a new user namespace: the parent writes our maps, then one byte on `sync_rd`.
     pub userns: bool,
+    /// The command's environment (`None`: sandbox's own).
+    pub env: Option<Vec<String>>,
+    /// Working directory, made if missing.
+    pub cwd: Option<std::path::PathBuf>,
+    /// `--user` / the image's User, resolved against the new root's /etc/passwd.
+    pub user: Option<crate::user::Spec>,
 }
 
 /// Reports a failure to the parent and exits with `code`.
@@ -92,6 +98,18 @@ pub fn main(spec: &ChildSpec) -> ! {
     if let Err(e) = connect_stdio(&spec.stdio) {
         setup("connecting stdio", e);
     }
+    if let Some(env) = &spec.env {
+        set_environment(env);
+    }
+    if let Some(dir) = &spec.cwd {
+        // Made if missing inside a root filesystem (as docker does for WorkingDir), never on the
+        // host's own files.
+        let pivoted = spec.ops.iter().any(|o| matches!(o, Op::PivotRoot(_)));
+        let made = if pivoted { std::fs::create_dir_all(dir) } else { Ok(()) };
+        if let Err(e) = made.and_then(|()| std::env::set_current_dir(dir)) {
+            fail(spec.err_wr, 125, &format!("working directory {}: {e}", dir.display()));
+        }
+    }
     // Meanwhile the parent moves us into the cgroup: the first migration waits for an RCU grace
     // period (cgroup_threadgroup_rwsem), so our own setup above overlaps that wait. The command's
     // code runs only after this point. EOF means the parent died or gave up: stop here.
@@ -112,7 +130,17 @@ pub fn main(spec: &ChildSpec) -> ! {
     if !spec.no_new_privs {
         load(&spec.seccomp);
     }
-    if let Err(m) = crate::caps::apply(&spec.capabilities) {
+    // Bounding set, then the user (which needs CAP_SETUID and empties permitted and effective
+    // for a non-root uid, as in any setuid(2) without keep-caps), then the process's own sets.
+    if let Err(m) = crate::caps::limit_bounding(&spec.capabilities) {
+        fail(spec.err_wr, 125, &format!("capabilities: {m}"));
+    }
+    if let Some(u) = &spec.user {
+        if let Err(m) = switch_user(u, spec.env.is_some()) {
+            fail(spec.err_wr, 125, &m);
+        }
+    }
+    if let Err(m) = crate::caps::set_process(&spec.capabilities) {
         fail(spec.err_wr, 125, &format!("capabilities: {m}"));
     }
     if spec.no_new_privs {
@@ -150,6 +178,41 @@ fn become_root(sync_rd: RawFd) -> nix::Result<()> {
     }
     let root = unistd::Uid::from_raw(0);
     unistd::setresuid(root, root, root)
+}
+
+/// Replaces the environment (we are single-threaded: nothing else reads it meanwhile), so that
+/// execvp searches the command's own PATH.
+fn set_environment(env: &[String]) {
+    for (k, _) in std::env::vars_os() {
+        std::env::remove_var(k);
+    }
+    for kv in env {
+        if let Some((k, v)) = kv.split_once('=') {
+            std::env::set_var(k, v);
+        }
+    }
+}
+
+/// Becomes `user` as resolved in the new root. Sets HOME from /etc/passwd when the command's
+/// environment (an image's) has none.
+fn switch_user(user: &crate::user::Spec, image_env: bool) -> Result<(), String> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let r = user.resolve(&read("/etc/passwd"), &read("/etc/group"))?;
+    let groups: Vec<unistd::Gid> = r.groups.iter().map(|g| unistd::Gid::from_raw(*g)).collect();
+    let e = |what: &str, err: Errno| format!("switching to user {}:{}: {what}: {}", r.uid, r.gid, err.desc());
+    match unistd::setgroups(&groups) {
+        // A rootless map denies setgroups: the caller's groups stay, as with `unshare -r`.
+        Ok(()) | Err(Errno::EPERM) => {}
+        Err(err) => return Err(e("setgroups", err)),
+    }
+    let gid = unistd::Gid::from_raw(r.gid);
+    unistd::setresgid(gid, gid, gid).map_err(|err| e("setresgid", err))?;
+    let uid = unistd::Uid::from_raw(r.uid);
+    unistd::setresuid(uid, uid, uid).map_err(|err| e("setresuid", err))?;
+    if image_env && std::env::var_os("HOME").is_none() {
+        std::env::set_var("HOME", r.home.as_deref().unwrap_or("/"));
+    }
+    Ok(())
 }
 
 /// A new session (no way back to sandbox's terminal through /dev/tty) and the stdio fds.

@@ -39,6 +39,21 @@ pub struct Bind {
     pub read_only: bool,
 }
 
+/// An image's root filesystem: overlayfs over unpacked layers with a per-container upper dir
+/// (see `image::container`). The merged view is the run's `rootfs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layers {
+    /// Layer directories, bottom first.
+    pub lower: Vec<PathBuf>,
+    /// Where the command's changes go.
+    pub upper: PathBuf,
+    /// overlayfs's work directory (same filesystem as `upper`).
+    pub work: PathBuf,
+    /// A directory for the mount points of intermediate overlays, when an image has more layers
+    /// than one overlay mount's options can name.
+    pub stack: PathBuf,
+}
+
 /// How the command's standard streams are connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tty {
@@ -61,6 +76,16 @@ pub struct Config {
     pub hostname: Option<String>,
     /// Root filesystem directory to pivot_root into; `None` shows the host's files.
     pub rootfs: Option<PathBuf>,
+    /// With an image: the layers mounted (overlayfs) on `rootfs` before anything else.
+    pub layers: Option<Layers>,
+    /// The command's environment; `None` passes sandbox's own on.
+    pub env: Option<Vec<String>>,
+    /// The command's working directory (created if missing); `None`: `/` with a rootfs, else
+    /// sandbox's own.
+    pub cwd: Option<PathBuf>,
+    /// `USER[:GROUP]` (names or numbers) to run the command as, looked up in the root
+    /// filesystem's /etc/passwd and /etc/group; `None`: root.
+    pub user: Option<String>,
     /// Make the command's root filesystem read-only (recursively).
     pub read_only: bool,
     pub binds: Vec<Bind>,
@@ -95,6 +120,10 @@ impl Config {
             limits: Limits::default(),
             hostname: None,
             rootfs: None,
+            layers: None,
+            env: None,
+            cwd: None,
+            user: None,
             read_only: false,
             binds: Vec::new(),
             tmpfs: Vec::new(),
@@ -126,6 +155,17 @@ impl Config {
         }
         for t in &self.tmpfs {
             check_abs("--tmpfs", t)?;
+        }
+        if let Some(c) = &self.cwd {
+            check_abs("--workdir", c)?;
+        }
+        if let Some(u) = &self.user {
+            crate::user::Spec::parse(u)?;
+        }
+        for e in self.env.iter().flatten() {
+            if !e.contains('=') || e.starts_with('=') || e.contains('\0') {
+                return Err(Error::invalid("--env", e, "NAME=VALUE"));
+            }
         }
         for b in &self.binds {
             check_abs("--bind", &b.dst)?;

@@ -32,6 +32,7 @@ pub mod run;
 pub mod seccomp;
 pub mod sys;
 pub mod tty;
+pub mod user;
 pub mod userns;
 
 pub use config::{Config, Limits};

@@ -55,6 +55,7 @@ fn describe(op: &Op) -> String {
         Op::PivotRoot(p) => format!("pivot_root into {}", d(p)),
         Op::Mask(p) => format!("masking {}", d(p)),
         Op::ReadOnlyPath(p) => format!("making {} read-only", d(p)),
+        Op::Overlay { lower, dst, .. } => format!("mount overlay of {} layers on {}", lower.len(), d(dst)),
     }
 }
 
@@ -110,6 +111,11 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
                 mount(Some(from.as_str()), p, none, MsFlags::MS_BIND, none).map_err(e)
             }
         },
+        Op::Overlay { lower, upper, dst } => {
+            let data = crate::plan::overlay_options(lower, upper.as_ref());
+            let flags = if upper.is_some() { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+            mount(Some("overlay"), dst, Some("overlay"), flags, Some(data.as_str())).map_err(e)
+        }
         Op::ReadOnlyPath(p) => {
             if std::fs::symlink_metadata(p).is_err() {
                 return Ok(());

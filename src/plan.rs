@@ -47,6 +47,78 @@ pub enum Op {
     Mask(PathBuf),
     /// Bind a path onto itself read-only (recursively). Skipped when it does not exist.
     ReadOnlyPath(PathBuf),
+    /// overlayfs at `dst`: `lower` top first; read-only without `upper` (an intermediate of a
+    /// stack, see [`overlay`]).
+    Overlay {
+        lower: Vec<PathBuf>,
+        upper: Option<(PathBuf, PathBuf)>,
+        dst: PathBuf,
+    },
+}
+
+/// What one mount's data may hold: a page, less its NUL (the kernel copies one page of options).
+const MOUNT_DATA_MAX: usize = 4095;
+/// Lower layers one overlay mount accepts (OVL_MAX_STACK).
+const OVERLAY_MAX_LOWER: usize = 500;
+
+/// The options of an overlay mount. Redirects, metacopy and the inode index stay off whatever
+/// the module's defaults: the upper dir must hold whole files and plain whiteouts, the format
+/// `commit` turns back into an OCI layer (as docker's overlay2 driver does).
+pub fn overlay_options(lower: &[PathBuf], upper: Option<&(PathBuf, PathBuf)>) -> String {
+    // `:` separates lower dirs and `,` options: both are escaped with a backslash in paths.
+    let esc = |p: &Path| {
+        let s = p.to_string_lossy();
+        s.replace('\\', "\\\\").replace(':', "\\:").replace(',', "\\,")
+    };
+    let lower: Vec<String> = lower.iter().map(|p| esc(p)).collect();
+    let mut o = format!("lowerdir={}", lower.join(":"));
+    if let Some((up, work)) = upper {
+        o.push_str(&format!(",upperdir={},workdir={}", esc(up), esc(work)));
+    }
+    o.push_str(",index=off,redirect_dir=off,metacopy=off");
+    o
+}
+
+/// The mounts that put `layers` (bottom first) at `dst`. One overlay when the options fit in a
+/// page; otherwise runs of layers are first joined into read-only overlays under `layers.stack`,
+/// which the top overlay stacks (overlayfs allows one level of overlay-on-overlay:
+/// FILESYSTEM_MAX_STACK_DEPTH is 2).
+pub fn overlay(layers: &crate::config::Layers, dst: &Path) -> Vec<Op> {
+    let upper = Some((layers.upper.clone(), layers.work.clone()));
+    let top_first: Vec<PathBuf> = layers.lower.iter().rev().cloned().collect();
+    let fits = |l: &[PathBuf], up: Option<&(PathBuf, PathBuf)>| {
+        l.len() <= OVERLAY_MAX_LOWER && overlay_options(l, up).len() <= MOUNT_DATA_MAX
+    };
+    if fits(&top_first, upper.as_ref()) {
+        return vec![Op::Overlay { lower: top_first, upper, dst: dst.to_path_buf() }];
+    }
+    let mut ops = vec![];
+    let mut joined = vec![];
+    let mut run: Vec<PathBuf> = vec![];
+    // Greedy, bottom up, so that each run is a contiguous slice of the stack.
+    let flush = |run: &mut Vec<PathBuf>, ops: &mut Vec<Op>, joined: &mut Vec<PathBuf>| match run.len() {
+        0 => {}
+        1 => joined.push(run.pop().unwrap()),
+        _ => {
+            let at = layers.stack.join(ops.len().to_string());
+            ops.push(Op::Mkdir(at.clone()));
+            run.reverse();
+            ops.push(Op::Overlay { lower: std::mem::take(run), upper: None, dst: at.clone() });
+            joined.push(at);
+        }
+    };
+    for l in &layers.lower {
+        let mut next: Vec<PathBuf> = run.iter().rev().cloned().collect();
+        next.insert(0, l.clone());
+        if !run.is_empty() && !fits(&next, None) {
+            flush(&mut run, &mut ops, &mut joined);
+        }
+        run.push(l.clone());
+    }
+    flush(&mut run, &mut ops, &mut joined);
+    joined.reverse();
+    ops.push(Op::Overlay { lower: joined, upper, dst: dst.to_path_buf() });
+    ops
 }
 
 /// Paths hidden from the command (docker's and runc's defaults): kernel memory, keyrings, timer
@@ -85,6 +157,9 @@ fn inside(root: &Path, dst: &Path) -> PathBuf {
 /// Builds the mount plan for a run.
 pub fn build(cfg: &Config) -> Vec<Op> {
     let mut ops = vec![Op::MakePrivate];
+    if let (Some(layers), Some(root)) = (&cfg.layers, &cfg.rootfs) {
+        ops.extend(overlay(layers, root));
+    }
     match &cfg.rootfs {
         None => host_view(cfg, &mut ops),
         Some(root) => rootfs_view(cfg, root, &mut ops),
@@ -242,6 +317,60 @@ mod tests {
         assert!(!build(&c).iter().any(|o| matches!(o, Op::Mask(_) | Op::ReadOnlyPath(_))));
         assert!(ops.contains(&Op::Devpts("/r/dev/pts".into())));
         assert!(ops.contains(&Op::Bind { src: "/etc".into(), dst: "/r/etc2".into(), read_only: Some(true) }));
+    }
+
+    fn layers(n: usize, stack: &str) -> crate::config::Layers {
+        crate::config::Layers {
+            lower: (0..n).map(|i| PathBuf::from(format!("/var/lib/sandbox/layers/{:064x}", i))).collect(),
+            upper: "/var/lib/sandbox/containers/c/upper".into(),
+            work: "/var/lib/sandbox/containers/c/work".into(),
+            stack: stack.into(),
+        }
+    }
+
+    #[test]
+    fn an_image_root_is_one_overlay_when_its_options_fit() {
+        let mut c = cfg();
+        c.rootfs = Some("/m".into());
+        c.layers = Some(layers(3, "/s"));
+        let ops = build(&c);
+        assert_eq!(ops[0], Op::MakePrivate);
+        let Op::Overlay { lower, upper, dst } = &ops[1] else { panic!("{:?}", ops[1]) };
+        assert_eq!(lower[0], c.layers.as_ref().unwrap().lower[2], "top layer first");
+        assert_eq!(dst, Path::new("/m"));
+        assert!(upper.is_some());
+        assert_eq!(ops[2], Op::BindSelf("/m".into()), "then the usual rootfs view");
+        let o = overlay_options(&[PathBuf::from("/a:b,c")], None);
+        assert_eq!(o, "lowerdir=/a\\:b\\,c,index=off,redirect_dir=off,metacopy=off");
+    }
+
+    #[test]
+    fn more_layers_than_one_mount_takes_are_stacked_in_order() {
+        let l = layers(130, "/s");
+        let ops = overlay(&l, Path::new("/m"));
+        let mut seen = vec![];
+        let mut stacks = std::collections::HashMap::new();
+        for op in &ops {
+            match op {
+                Op::Mkdir(p) => assert!(p.starts_with("/s")),
+                Op::Overlay { lower, upper: None, dst } => {
+                    assert!(lower.len() >= 2 && overlay_options(lower, None).len() <= MOUNT_DATA_MAX);
+                    stacks.insert(dst.clone(), lower.clone());
+                }
+                Op::Overlay { lower, upper: Some(u), dst } => {
+                    assert_eq!(dst, Path::new("/m"));
+                    assert!(overlay_options(lower, Some(u)).len() <= MOUNT_DATA_MAX);
+                    // Expand the stacks back: the order must be the image's, top first.
+                    for p in lower {
+                        seen.extend(stacks.get(p).cloned().unwrap_or_else(|| vec![p.clone()]));
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let want: Vec<PathBuf> = l.lower.iter().rev().cloned().collect();
+        assert_eq!(seen, want);
+        assert!(stacks.len() >= 3, "130 long paths need several stacks: {}", stacks.len());
     }
 
     #[test]

@@ -150,6 +150,9 @@ pub fn run(cfg: &Config) -> Result<Report> {
         no_new_privs: cfg.no_new_privs,
         seccomp,
         userns: userns.is_some(),
+        env: cfg.env.clone(),
+        cwd: cfg.cwd.clone(),
+        user: cfg.user.as_deref().map(crate::user::Spec::parse).transpose()?,
     };
 
     let start = Instant::now();

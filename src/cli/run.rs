@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use sandbox::config::{self, Config, Tty};
+use sandbox::image::container::{self, Container};
+use sandbox::image::Store;
 
 use super::{Cli, ReportMode};
 
@@ -30,8 +32,27 @@ Hardening, on by default, and how to relax it:
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// pivot_root into DIR (old root unmounted), with a minimal /dev, a fresh /proc and read-only /sys
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
     pub rootfs: Option<PathBuf>,
+    /// Run an image from the store (see `sandbox images`): overlayfs over its layers with a fresh
+    /// upper layer, its Env, Entrypoint/Cmd, WorkingDir and User applied
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// Keep the container's upper layer under this name (for later runs and `sandbox commit`)
+    #[arg(long, value_name = "NAME", requires = "image")]
+    pub name: Option<String>,
+    /// Set an environment variable (NAME=VALUE); repeatable
+    #[arg(long, short = 'e', value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory of the command (made if missing inside a root filesystem)
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Run the command as USER[:GROUP] (names from the root filesystem's /etc/passwd, or numbers)
+    #[arg(long, short = 'u', value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Replace the image's Entrypoint ("" clears it)
+    #[arg(long, value_name = "CMD", requires = "image")]
+    pub entrypoint: Option<String>,
     /// Hostname inside the sandbox (default: the run's id)
     #[arg(long)]
     pub hostname: Option<String>,
@@ -74,9 +95,40 @@ pub struct RunArgs {
     /// The command is then root on the host in all but its namespaces.
     #[arg(long)]
     pub privileged: bool,
-    /// The command and its arguments
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    /// The command and its arguments (with --image: replaces the image's Cmd)
+    #[arg(
+        required_unless_present = "image",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
+}
+
+/// Resolves `--image` into the run: the container (removed when dropped, unless named) and the
+/// image's settings in `cfg`. Called after every other value was validated, so that a bad flag
+/// leaves no container behind.
+fn image_run(cli: &Cli, args: &RunArgs, image: &str, cfg: &mut Config) -> Result<Container, sandbox::Error> {
+    if !nix::unistd::geteuid().is_root() || cfg.userns.is_some() {
+        return Err(sandbox::Error::invalid(
+            "--image",
+            image,
+            "a run as root without --userns (image runs in a user namespace are not supported yet)",
+        ));
+    }
+    let store = Store::open(&cli.root)?;
+    let img = store.find(image)?;
+    let hostname = cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone());
+    let s = container::settings(&img.config, &args.command, args.entrypoint.as_deref(), &args.env, &hostname)?;
+    let c = Container::create(&store, &img, args.name.as_deref(), &cfg.id)?;
+    cfg.command = s.command;
+    cfg.env = Some(s.env);
+    cfg.cwd = args.workdir.clone().or(s.cwd);
+    cfg.user = args.user.clone().or(s.user);
+    cfg.rootfs = Some(c.merged());
+    cfg.layers = Some(c.layers(&store)?);
+    cfg.validate()?;
+    Ok(c)
 }
 
 /// Translates the flags into a validated [`Config`].
@@ -122,12 +174,28 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
             uid.as_raw(),
         )?);
     }
+    cfg.cwd = args.workdir.clone();
+    cfg.user = args.user.clone();
+    if !args.env.is_empty() {
+        let mut env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+        for kv in &args.env {
+            let key = kv.split('=').next().unwrap_or_default();
+            env.retain(|v| v.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        cfg.env = Some(env);
+    }
     cfg.validate()?;
     Ok(cfg)
 }
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
-    let cfg = config(cli, args)?;
+    let mut cfg = config(cli, args)?;
+    // Held for the run: the container is removed when this drops, unless named.
+    let _container = match &args.image {
+        Some(image) => Some(image_run(cli, args, image, &mut cfg)?),
+        None => None,
+    };
     // Opened before the run so that a bad path fails before anything is created.
     let mut report_file = match &cli.report_file {
         Some(p) => {

@@ -5,6 +5,7 @@
 //! and unpacks each layer once ([`layer`], [`whiteout`]) → a run mounts the layers with overlayfs
 //! ([`container`]) → [`commit`] turns a kept upper directory back into a layer.
 
+pub mod container;
 pub mod digest;
 pub mod install;
 pub mod layer;

@@ -1,0 +1,289 @@
+//! A run of an image: its directory under ROOT/containers (upper, work, merged, stack), the image
+//! config applied to the run (Env, Entrypoint/Cmd, WorkingDir, User), and its end: removed after
+//! the run, or kept with `--name` for a later run or `commit`.
+//!
+//! ```text
+//! ROOT/containers/NAME/      kept (`run --name NAME`)
+//! ROOT/containers/.ID/       one run's, removed when it ends (or by prune, if sandbox was killed)
+//!     container.json         image name, manifest digest, layer diff_ids
+//!     lock                   flock held for the whole run: "in use"
+//!     upper/ work/ merged/ stack/
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use oci_spec::image::ImageConfiguration;
+use serde::{Deserialize, Serialize};
+
+use super::store::{remove_all, Image, Store};
+use crate::config::Layers;
+use crate::error::{Error, Result};
+
+/// What ROOT/containers/*/container.json says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    /// The image's name when the container was made.
+    pub image: String,
+    pub manifest: String,
+    /// The image's layers, bottom first.
+    pub layers: Vec<String>,
+}
+
+/// A container held for a run (its lock taken). Dropped: removed unless kept.
+pub struct Container {
+    pub name: String,
+    pub dir: PathBuf,
+    pub kept: bool,
+    pub meta: Meta,
+    lock: Option<Flock<File>>,
+}
+
+/// The default PATH for images whose Env has none (docker's).
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Container names: docker's rule. A leading `.` is reserved for unnamed runs.
+pub fn check_name(n: &str) -> Result<()> {
+    let b = n.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid("--name", n, "a letter or digit, then letters, digits, '_', '.' or '-' (at most 128)"))
+    }
+}
+
+fn lock(dir: &Path, wait: bool) -> Result<Option<Flock<File>>> {
+    let p = dir.join("lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| Error::io("cannot open", &p, e))?;
+    let arg = if wait { FlockArg::LockExclusive } else { FlockArg::LockExclusiveNonblock };
+    match Flock::lock(f, arg) {
+        Ok(l) => Ok(Some(l)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(Error::sys(format!("flock {}", p.display()), e)),
+    }
+}
+
+fn read_meta(dir: &Path) -> Result<Meta> {
+    let p = dir.join("container.json");
+    let b = fs::read(&p).map_err(|e| Error::io("cannot read", &p, e))?;
+    serde_json::from_slice(&b).map_err(|e| Error::image(format!("{}: {e}", p.display())))
+}
+
+impl Container {
+    /// Makes (or, for a kept container of the same image, reopens) the container of a run of
+    /// `image`: `name` keeps it, else it is `.ID` and goes when the run ends.
+    pub fn create(store: &Store, image: &Image, name: Option<&str>, id: &str) -> Result<Container> {
+        if let Some(n) = name {
+            check_name(n)?;
+        }
+        let dir_name = name.map_or_else(|| format!(".{id}"), str::to_string);
+        let dir = store.root().join("containers").join(&dir_name);
+        let meta =
+            Meta { image: image.name.clone(), manifest: image.manifest_digest.clone(), layers: image.diff_ids() };
+        // Shared store lock while the container is being made: prune sees it whole or not at all.
+        let _shared = store.lock_shared()?;
+        let fresh = match fs::create_dir(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && name.is_some() => false,
+            Err(e) => return Err(Error::io("cannot create the container directory", &dir, e)),
+        };
+        // Not kept until whole: a failure below removes what was made.
+        let mut c = Container { name: dir_name, dir, kept: false, meta, lock: None };
+        if !fresh {
+            // Not ours to remove, whatever happens next.
+            c.kept = true;
+            c.lock = lock(&c.dir, false)?;
+            if c.lock.is_none() {
+                return Err(Error::image(format!("container '{}' is in use by another run", c.name)));
+            }
+            let old = read_meta(&c.dir)?;
+            if old.manifest != c.meta.manifest {
+                return Err(Error::image(format!(
+                    "container '{}' exists with image {} ({}); run that image, or remove it with `sandbox rm {}`",
+                    c.name, old.image, old.manifest, c.name
+                )));
+            }
+            c.meta = old;
+            return Ok(c);
+        }
+        c.lock = lock(&c.dir, false)?;
+        for d in ["upper", "work", "merged", "stack"] {
+            let p = c.dir.join(d);
+            fs::create_dir(&p).map_err(|e| Error::io("cannot create", &p, e))?;
+        }
+        let p = c.dir.join("container.json");
+        fs::write(&p, serde_json::to_vec(&c.meta).expect("meta serializes"))
+            .map_err(|e| Error::io("cannot write", &p, e))?;
+        c.kept = name.is_some();
+        Ok(c)
+    }
+
+    /// The overlay the run mounts at [`Container::merged`].
+    pub fn layers(&self, store: &Store) -> Result<Layers> {
+        Ok(Layers {
+            lower: self.meta.layers.iter().map(|d| store.layer_dir(d)).collect::<Result<_>>()?,
+            upper: self.dir.join("upper"),
+            work: self.dir.join("work"),
+            stack: self.dir.join("stack"),
+        })
+    }
+
+    pub fn merged(&self) -> PathBuf {
+        self.dir.join("merged")
+    }
+
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+
+    /// Opens a kept container for `commit` or `rm`: it must exist and not be in use.
+    pub fn open_kept(store: &Store, name: &str) -> Result<Container> {
+        check_name(name)?;
+        let dir = store.root().join("containers").join(name);
+        if !dir.join("container.json").exists() {
+            return Err(Error::image(format!(
+                "no container '{name}' in {} (containers are kept with `run --image IMAGE --name {name}`)",
+                store.root().display()
+            )));
+        }
+        let lock = lock(&dir, false)?;
+        if lock.is_none() {
+            return Err(Error::image(format!("container '{name}' is in use by a run")));
+        }
+        Ok(Container { name: name.to_string(), meta: read_meta(&dir)?, dir, kept: true, lock })
+    }
+
+    /// Removes the container now (kept or not).
+    pub fn remove(mut self) {
+        self.kept = false;
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if !self.kept {
+            remove_all(&self.dir);
+        }
+        drop(self.lock.take());
+    }
+}
+
+/// Every container directory: (name, meta, in use by a run). Unreadable ones have no meta.
+pub fn list(store: &Store) -> Result<Vec<(String, Option<Meta>, bool)>> {
+    let dir = store.root().join("containers");
+    let mut out = vec![];
+    for e in fs::read_dir(&dir).map_err(|e| Error::io("cannot list", &dir, e))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let in_use = lock(&e.path(), false).map(|l| l.is_none()).unwrap_or(false);
+        out.push((name, read_meta(&e.path()).ok(), in_use));
+    }
+    Ok(out)
+}
+
+/// The command, environment, working directory and user of a run of `config`, with the user's
+/// overrides applied as docker applies them: a command replaces Cmd, `--entrypoint` replaces
+/// Entrypoint (and drops Cmd), `--env` adds to or replaces Env, `--workdir` and `--user` win.
+#[derive(Debug)]
+pub struct Settings {
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub user: Option<String>,
+}
+
+pub fn settings(
+    config: &ImageConfiguration,
+    command: &[String],
+    entrypoint: Option<&str>,
+    env: &[String],
+    hostname: &str,
+) -> Result<Settings> {
+    let c = config.config().clone().unwrap_or_default();
+    let ep: Vec<String> = match entrypoint {
+        Some("") => vec![],
+        Some(e) => vec![e.to_string()],
+        None => c.entrypoint().clone().unwrap_or_default(),
+    };
+    let args = if !command.is_empty() {
+        command.to_vec()
+    } else if entrypoint.is_some() {
+        vec![]
+    } else {
+        c.cmd().clone().unwrap_or_default()
+    };
+    let full: Vec<String> = ep.into_iter().chain(args).collect();
+    if full.is_empty() {
+        return Err(Error::invalid("command", "", "a command: the image has neither Entrypoint nor Cmd"));
+    }
+    let mut vars: Vec<String> = c.env().clone().unwrap_or_default();
+    if !vars.iter().any(|v| v.starts_with("PATH=")) {
+        vars.insert(0, DEFAULT_PATH.to_string());
+    }
+    vars.push(format!("HOSTNAME={hostname}"));
+    for kv in env {
+        let key = kv.split('=').next().unwrap_or_default();
+        vars.retain(|v| v.split('=').next() != Some(key));
+        vars.push(kv.clone());
+    }
+    let cwd = c.working_dir().as_ref().filter(|w| !w.is_empty()).map(PathBuf::from);
+    let user = c.user().as_ref().filter(|u| !u.is_empty()).cloned();
+    Ok(Settings { command: full, env: vars, cwd, user })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> ImageConfiguration {
+        let body = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"config":{json}}}"#
+        );
+        ImageConfiguration::from_reader(body.as_bytes()).unwrap()
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn entrypoint_cmd_and_overrides_follow_docker() {
+        let c = config(
+            r#"{"Entrypoint":["/bin/tini","--"],"Cmd":["sh"],"Env":["A=1","PATH=/bin"],"WorkingDir":"/w","User":"fred"}"#,
+        );
+        let r = settings(&c, &[], None, &[], "h").unwrap();
+        assert_eq!(r.command, s(&["/bin/tini", "--", "sh"]));
+        assert_eq!(r.env, s(&["A=1", "PATH=/bin", "HOSTNAME=h"]));
+        assert_eq!((r.cwd, r.user), (Some(PathBuf::from("/w")), Some("fred".to_string())));
+        let r = settings(&c, &s(&["ls", "-l"]), None, &s(&["A=2", "B=3"]), "h").unwrap();
+        assert_eq!(r.command, s(&["/bin/tini", "--", "ls", "-l"]), "a command replaces Cmd only");
+        assert_eq!(r.env, s(&["PATH=/bin", "HOSTNAME=h", "A=2", "B=3"]));
+        let r = settings(&c, &[], Some("/bin/echo"), &[], "h").unwrap();
+        assert_eq!(r.command, s(&["/bin/echo"]), "--entrypoint drops the image's Cmd");
+        let r = settings(&c, &s(&["x"]), Some(""), &[], "h").unwrap();
+        assert_eq!(r.command, s(&["x"]), "an empty --entrypoint clears it");
+    }
+
+    #[test]
+    fn defaults_and_missing_commands() {
+        let c = config(r#"{}"#);
+        let e = settings(&c, &[], None, &[], "h").unwrap_err().to_string();
+        assert!(e.contains("neither Entrypoint nor Cmd"), "{e}");
+        let r = settings(&c, &s(&["true"]), None, &[], "h").unwrap();
+        assert_eq!(r.env[0], DEFAULT_PATH);
+        assert_eq!((r.cwd, r.user), (None, None));
+        assert!(check_name("work").is_ok() && check_name("a.b-c_1").is_ok());
+        for bad in ["", ".hidden", "-x", "a/b", "a b"] {
+            assert!(check_name(bad).unwrap_err().to_string().contains(&format!("'{bad}'")));
+        }
+    }
+}
