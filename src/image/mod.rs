@@ -6,8 +6,10 @@
 //! ([`container`]) → [`commit`] turns a kept upper directory back into a layer.
 
 pub mod archive;
+pub mod commit;
 pub mod container;
 pub mod digest;
+pub mod export;
 pub mod install;
 pub mod layer;
 pub mod manifest;
