@@ -17,10 +17,11 @@ pub enum ImageCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Write an image as an OCI image layout tar (skopeo, podman and umoci read it)
+    /// Write an image as an OCI image layout tar (skopeo, podman, docker load and umoci read it)
     Export {
+        /// The image: a name or an id prefix
         image: String,
-        /// The tar file to write
+        /// The tar file to write (replaced only once complete), or - for stdout
         output: PathBuf,
     },
     /// Remove blobs, layers and stale containers that no image or kept container uses
@@ -37,7 +38,19 @@ pub fn image(cli: &Cli, c: &ImageCommand) -> Result<i32> {
             }
             Ok(0)
         }
-        ImageCommand::Export { .. } => anyhow::bail!("sandbox image export is not written yet"),
+        ImageCommand::Export { image, output } => {
+            let store = sandbox::image::Store::open(&cli.root)?;
+            if output.as_os_str() == "-" {
+                let img = store.find(image)?;
+                let mut out = std::io::stdout().lock();
+                sandbox::image::export::write_layout(&store, &img, &mut out)?;
+                eprintln!("exported {} (id {})", img.name, img.short_id());
+            } else {
+                let img = sandbox::image::export::export(&store, image, output)?;
+                println!("exported {} (id {}) to {}", img.name, img.short_id(), output.display());
+            }
+            Ok(0)
+        }
         ImageCommand::Prune => super::images::prune(cli),
     }
 }
