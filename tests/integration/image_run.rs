@@ -364,3 +364,59 @@ fn bad_images_and_names_are_refused_and_leave_the_store_unharmed() {
     let r = sb(root.path(), &["run", "--image", NAME, "cat", "/data/keep"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "kept\n"), "{}", r.stderr);
 }
+
+#[test]
+fn concurrent_imports_of_one_image_share_one_consistent_store() {
+    require_root!();
+    let _m = shared();
+    let Some(img) = oci::test_image() else { return };
+    let layout = tempfile::tempdir().unwrap();
+    img.write_layout(layout.path(), NAME);
+    let root = tempfile::tempdir().unwrap();
+    let (r, l) = (root.path().to_path_buf(), layout.path().to_path_buf());
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let (r, l) = (r.clone(), l.clone());
+            std::thread::spawn(move || sb(&r, &["image", "import", l.to_str().unwrap()]))
+        })
+        .collect();
+    for t in runs {
+        let r = t.join().unwrap();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    assert_eq!(std::fs::read_dir(root.path().join("layers")).unwrap().count(), 3);
+    assert!(leftovers(root.path()).is_empty(), "{:?}", leftovers(root.path()));
+    let r = sb(root.path(), &["run", "--image", NAME, "cat", "/data/keep", "/etc/motd"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "kept\nlayer three\n"), "{}", r.stderr);
+}
+
+#[test]
+fn an_image_run_is_oom_killed_under_its_memory_limit_and_reported() {
+    require_root!();
+    let _m = shared();
+    let Some((root, _)) = store_with_test_image() else { return };
+    let r = sb(root.path(), &["--mem", "32M", "run", "--image", NAME, "sh", "-c", "tail /dev/zero"]);
+    assert_eq!(r.code, 137, "{}", r.stderr);
+    assert_eq!(r.report()["oom_killed"], true);
+    assert!(leftovers(root.path()).is_empty(), "{:?}", leftovers(root.path()));
+}
+
+#[test]
+fn a_truncated_layer_is_refused_and_nothing_of_it_stays() {
+    require_root!();
+    let _m = shared();
+    let Some(img) = oci::test_image() else { return };
+    let layout = tempfile::tempdir().unwrap();
+    img.write_layout(layout.path(), NAME);
+    let blob = layout.path().join("blobs/sha256").join(&img.layers[0].digest[7..]);
+    let b = std::fs::read(&blob).unwrap();
+    std::fs::write(&blob, &b[..b.len() / 2]).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let r = sb(root.path(), &["image", "import", layout.path().to_str().unwrap()]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("truncated"), "{}", r.stderr);
+    assert!(!root.path().join("blobs/sha256").join(&img.layers[0].digest[7..]).exists());
+    assert!(!root.path().join("layers").join(&img.layers[0].diff_id[7..]).exists());
+    assert!(leftovers(root.path()).is_empty(), "{:?}", leftovers(root.path()));
+    assert_eq!(sb(root.path(), &["images"]).stdout.lines().count(), 1, "only the header");
+}
