@@ -23,6 +23,7 @@ fn main() {
         Command::Images => cli::images::images(&cli),
         Command::Rmi(args) => cli::images::rmi(&cli, args),
         Command::Commit(args) => cli::commit::commit(&cli, args),
+        Command::Rm(args) => cli::rm::rm(&cli, args),
         Command::Image(c) => cli::image::image(&cli, c),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());

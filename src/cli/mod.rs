@@ -6,6 +6,7 @@ pub mod gc;
 pub mod image;
 pub mod images;
 pub mod pull;
+pub mod rm;
 pub mod run;
 
 use std::path::PathBuf;
@@ -83,6 +84,8 @@ pub enum Command {
     Rmi(images::RmiArgs),
     /// Turn a kept container's changes (`run --name`) into a new image
     Commit(commit::CommitArgs),
+    /// Remove kept containers (`run --name`); refused while a run uses one
+    Rm(rm::RmArgs),
     /// Import, export and prune images
     #[command(subcommand)]
     Image(image::ImageCommand),

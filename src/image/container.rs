@@ -171,6 +171,16 @@ impl Container {
     pub fn remove(mut self) {
         self.kept = false;
     }
+
+    /// `sandbox rm`: removes kept container `name`, refused while a run uses it. Unlike a drop,
+    /// says what could not be removed.
+    pub fn remove_kept(store: &Store, name: &str) -> Result<()> {
+        let mut c = Container::open_kept(store, name)?;
+        // Its lock stays held (the open file) until the directory is gone.
+        fs::remove_dir_all(&c.dir).map_err(|e| Error::io("cannot remove the container directory", &c.dir, e))?;
+        c.kept = true;
+        Ok(())
+    }
 }
 
 impl Drop for Container {

@@ -5,6 +5,7 @@
 mod hardening;
 mod harness;
 mod image_run;
+mod images;
 mod interactive;
 mod lifecycle;
 mod limits;
