@@ -178,21 +178,22 @@ fn commit_export_and_rm_refusals_leave_nothing_half_made() {
     refused(&["commit", "c2", &pinned], "without @sha256");
     assert_eq!(listed(), before, "no image listed from a refused commit");
 
-    // In use: a run holds the container while it sleeps.
+    // In use: a run holds the container while it sleeps. It says when it is running through a
+    // bound directory (probing the lock with flock(1) would itself make the run find it taken).
+    let flag = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/mnt", flag.path().display());
     let mut busy = Command::new(SANDBOX)
         .args(["--root", r.to_str().unwrap(), "--report", "none", "run", "--image", NAME, "--name", "c2"])
-        .args(["sleep", "3"])
+        .args(["--bind", &bind, "sh", "-c", "touch /mnt/started; sleep 3"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lock = r.join("containers/c2/lock");
-    let held = || !Command::new("flock").arg("-n").arg(&lock).arg("true").status().unwrap().success();
-    if !eventually(10.0, held) {
+    if !eventually(10.0, || flag.path().join("started").exists()) {
         let _ = busy.kill();
         let o = busy.wait_with_output().unwrap();
-        panic!("the busy run never took its container: {}", String::from_utf8_lossy(&o.stderr));
+        panic!("the busy run never started: {}", String::from_utf8_lossy(&o.stderr));
     }
     refused(&["commit", "c2", COMMITTED], "in use");
     refused(&["rm", "c2"], "in use");
