@@ -175,6 +175,13 @@ fn entry(
     if ft.is_char_device() && md.rdev() == 0 {
         return whiteout_entry(b, rel, md);
     }
+    if rel.file_name().is_some_and(|n| n.as_bytes().starts_with(whiteout::PREFIX.as_bytes())) {
+        // In a layer this name would delete something instead of being a file: OCI has no escape.
+        return Err(Error::image(format!(
+            "a file named {}* cannot be stored in an OCI layer (the prefix marks deletions); rename or remove it",
+            whiteout::PREFIX
+        )));
+    }
     let mut h = header(md);
     let mut name = rel.as_os_str().as_bytes().to_vec();
     let mut data: Box<dyn Read> = Box::new(io::empty());
@@ -517,6 +524,10 @@ mod tests {
         let o = CString::new(back.path().join("o").as_os_str().as_bytes()).unwrap();
         assert_eq!(sys::lgetxattr(&o, c"trusted.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
 
+        fs::write(u.join(".wh.x"), b"").unwrap();
+        let e = write_layer(u, &mut vec![]).unwrap_err().to_string();
+        assert!(e.contains(".wh.x") && e.contains("cannot be stored"), "{e}");
+        fs::remove_file(u.join(".wh.x")).unwrap();
         set("p", c"trusted.overlay.redirect", b"/elsewhere");
         let mut sink = vec![];
         let e = write_layer(u, &mut sink).unwrap_err().to_string();
