@@ -382,3 +382,51 @@ fn rootfs(store: &Store, path: &Path, name: &str, progress: &dyn Progress) -> Re
     src.made.insert(config_digest, config);
     install::install(store, &src, manifest::OCI_MANIFEST, m, &host, name, progress)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(annotations: &str) -> Descriptor {
+        let body = format!(
+            r#"{{"mediaType":"{}","digest":"sha256:{}","size":1,"annotations":{{{annotations}}}}}"#,
+            manifest::OCI_MANIFEST,
+            "a".repeat(64)
+        );
+        serde_json::from_str(&body).unwrap()
+    }
+
+    #[test]
+    fn layout_entries_are_named_by_containerd_name_or_a_whole_ref_name() {
+        let n = |a: &str| entry_name(&entry(a));
+        assert_eq!(n(r#""io.containerd.image.name":"alpine:3.20""#).unwrap(), "docker.io/library/alpine:3.20");
+        assert_eq!(n(r#""org.opencontainers.image.ref.name":"localhost/x:1""#).unwrap(), "localhost/x:1");
+        let e = n(r#""org.opencontainers.image.ref.name":"3.20""#).unwrap_err().to_string();
+        assert!(e.contains("'3.20'") && e.contains("--name REPOSITORY:3.20"), "{e}");
+        assert!(n("").unwrap_err().to_string().contains("--name"));
+        assert!(n(r#""io.containerd.image.name":"Bad Name""#).is_err());
+    }
+
+    #[test]
+    fn archives_are_told_apart_by_their_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar_of = |names: &[&str]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for n in names {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(2);
+                h.set_mode(0o644);
+                b.append_data(&mut h, n, &b"{}"[..]).unwrap();
+            }
+            let p = dir.path().join(names.join("_").replace('/', "-"));
+            std::fs::write(&p, b.into_inner().unwrap()).unwrap();
+            File::open(p).unwrap()
+        };
+        assert_eq!(sniff_tar(&mut tar_of(&["blobs/x", "./oci-layout", "index.json"])).unwrap(), TarKind::Layout);
+        assert_eq!(sniff_tar(&mut tar_of(&["abc/layer.tar", "manifest.json"])).unwrap(), TarKind::DockerSave);
+        assert_eq!(sniff_tar(&mut tar_of(&["etc/passwd", "bin/sh"])).unwrap(), TarKind::Rootfs);
+        let gz = dir.path().join("gz");
+        std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
+        assert_eq!(sniff_tar(&mut File::open(gz).unwrap()).unwrap(), TarKind::Rootfs);
+    }
+}
