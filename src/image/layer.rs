@@ -206,6 +206,11 @@ fn create(root: &OwnedFd, rel: &Path, e: &mut tar::Entry<&mut dyn Read>) -> Resu
     if let Some(exts) = e.pax_extensions().map_err(|e| e.to_string())? {
         for x in exts.flatten() {
             if let Some(attr) = x.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
+                // overlayfs's own markers (redirect, metacopy, origin, opaque) are made here from
+                // whiteouts only: a layer carrying them could steer the overlay's lookups.
+                if attr.starts_with("trusted.overlay.") {
+                    continue;
+                }
                 set_xattr(pfd, Some(name), attr, x.value_bytes()).map_err(|e| format!("xattr {attr}: {e}"))?;
             }
         }

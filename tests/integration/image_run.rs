@@ -420,3 +420,23 @@ fn a_truncated_layer_is_refused_and_nothing_of_it_stays() {
     assert!(leftovers(root.path()).is_empty(), "{:?}", leftovers(root.path()));
     assert_eq!(sb(root.path(), &["images"]).stdout.lines().count(), 1, "only the header");
 }
+
+#[test]
+fn overlay_markers_forged_in_a_layer_are_dropped() {
+    require_root!();
+    let _m = shared();
+    let t = LayerTar::new()
+        .dir("d", 0o755)
+        .file_with_xattr("d/f", b"x", "trusted.overlay.redirect", b"/etc")
+        .file_with_xattr("d/g", b"y", "user.kept", b"1")
+        .finish();
+    let img = oci::Built::new(vec![Layer::new(t, Comp::None)], serde_json::json!({}));
+    let layout = tempfile::tempdir().unwrap();
+    img.write_layout(layout.path(), "localhost/forged:1");
+    let root = tempfile::tempdir().unwrap();
+    let r = sb(root.path(), &["image", "import", layout.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let l = root.path().join("layers").join(&img.layers[0].diff_id[7..]);
+    assert_eq!(getxattr(&l.join("d/f"), "trusted.overlay.redirect"), None);
+    assert_eq!(getxattr(&l.join("d/g"), "user.kept").as_deref(), Some(&b"1"[..]));
+}
