@@ -11,6 +11,7 @@ pub mod install;
 pub mod layer;
 pub mod manifest;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod whiteout;
 
