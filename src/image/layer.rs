@@ -290,11 +290,10 @@ fn mkdir_all(root: &OwnedFd, rel: &Path) -> nix::Result<OwnedFd> {
 
 /// Sets an xattr on `name` in `dir` (or on `dir` itself), never following a final symlink.
 fn set_xattr(dir: RawFd, name: Option<&OsStr>, attr: &str, value: &[u8]) -> Result<(), String> {
-    let mut p = format!("/proc/self/fd/{dir}").into_bytes();
-    if let Some(n) = name {
-        p.push(b'/');
-        p.extend_from_slice(n.as_bytes());
-    }
+    // `/proc/self/fd/N` alone would name the magic link itself (lsetxattr does not follow a final
+    // symlink, and procfs links take no xattrs: EOPNOTSUPP); `/proc/self/fd/N/.` is the directory.
+    let mut p = format!("/proc/self/fd/{dir}/").into_bytes();
+    p.extend_from_slice(name.map_or(b".".as_slice(), |n| n.as_bytes()));
     let path = CString::new(p).map_err(|_| "NUL in name".to_string())?;
     let attr = CString::new(attr).map_err(|_| "NUL in xattr name".to_string())?;
     sys::lsetxattr(&path, &attr, value).map_err(|e| e.desc().to_string())

@@ -326,21 +326,38 @@ impl Client {
     }
 
     fn auth_error(&self, code: u16) -> Error {
-        let what = if code == 403 { "denied access" } else { "requires authentication" };
-        match &self.creds {
-            Some(c) => Error::image(format!(
-                "registry {} {what} to {} for user '{}': authentication denied (HTTP {code}); \
-                 check --creds or log in again",
-                self.registry,
-                self.repo(),
+        let repo = self.repo();
+        let registry = &self.registry;
+        match (&self.creds, code) {
+            (Some(c), 401) => Error::image(format!(
+                "registry {registry} refused the credentials of user '{}' for {repo}: authentication denied \
+                 (HTTP 401); check --creds or log in again",
                 c.user
             )),
-            None => Error::image(format!(
-                "registry {} {what} to {}: authentication required (HTTP {code}); use --creds USER:PASS \
-                 or log in (docker login / podman login, or $SANDBOX_AUTH_FILE)",
-                self.registry,
-                self.repo()
+            (Some(c), _) => Error::image(format!(
+                "registry {registry} denied user '{}' access to {repo}: access denied (HTTP {code}); check \
+                 the repository name, --creds or log in as another user",
+                c.user
             )),
+            (None, 401) => Error::image(format!(
+                "registry {registry} requires authentication for {repo}: authentication required (HTTP 401); \
+                 use --creds USER:PASS or log in (docker login / podman login, or $SANDBOX_AUTH_FILE)"
+            )),
+            (None, _) => Error::image(format!(
+                "registry {registry} denied anonymous access to {repo}: access denied (HTTP {code}); check the \
+                 repository name, or use --creds USER:PASS or log in"
+            )),
+        }
+    }
+
+    /// Whether the registry says the repository itself does not exist (a manifest's 404 does not
+    /// tell; the tag list does).
+    fn repository_unknown(&self) -> bool {
+        let url = format!("{}/v2/{}/tags/list", self.origin, self.repository);
+        let auth = self.auth.lock().unwrap().clone();
+        match self.follow(&url, None, auth.as_deref()) {
+            Err(Failure::Status(404, r)) => first_line(*r).contains("NAME_UNKNOWN"),
+            _ => false,
         }
     }
 
@@ -350,7 +367,7 @@ impl Client {
             401 | 403 => self.auth_error(code),
             404 => {
                 let body = first_line(resp);
-                if body.contains("NAME_UNKNOWN") {
+                if body.contains("NAME_UNKNOWN") || matches!(target, Target::Manifest(_)) && self.repository_unknown() {
                     return Error::image(format!("repository {repo} not found (name unknown)"));
                 }
                 match target {
@@ -372,12 +389,14 @@ impl Client {
                 };
                 Error::image(format!("registry {}: too many requests (HTTP 429){after}", self.registry))
             }
-            500..=599 => Error::image(format!(
-                "registry {} error: HTTP {code} {} for {repo}: {}",
-                self.registry,
-                resp.status_text().to_string(),
-                first_line(resp)
-            )),
+            500..=599 => {
+                let text = resp.status_text().to_string();
+                Error::image(format!(
+                    "registry error: {} answered HTTP {code} {text} for {repo}: {}",
+                    self.registry,
+                    first_line(resp)
+                ))
+            }
             _ => Error::image(format!(
                 "registry {}: unexpected HTTP {code} for {repo}: {}",
                 self.registry,
