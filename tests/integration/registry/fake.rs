@@ -192,7 +192,7 @@ fn error_statuses_become_clear_messages() {
     require_root!();
     let _m = shared();
     let (l, port) = bind();
-    let _fake = serve(l, move |r| match r.path.as_str() {
+    let fake = serve(l, move |r| match r.path.as_str() {
         "/v2/a/manifests/busy" => Resp::new(429, "slow down").header("Retry-After", "7"),
         "/v2/a/manifests/broken" => Resp::new(500, "\nboom: storage backend down\nsecond line"),
         "/v2/a/manifests/forbidden" => Resp::new(403, r#"{"errors":[{"code":"DENIED"}]}"#),
@@ -223,4 +223,20 @@ fn error_statuses_become_clear_messages() {
         assert!(!r.stderr.contains("second line"), "only the first line of a body: {}", r.stderr);
         assert_untouched(root.path());
     }
+    // Bad flags fail before any request, naming the flag (never echoing a password).
+    let bad: [(&[&str], &str); 3] = [
+        (&["--insecure-registry", "http://reg.lan"], "invalid --insecure-registry 'http://reg.lan'"),
+        (&["--creds", "nocolonsecret"], "invalid --creds '(hidden)': expected USER:PASS"),
+        (&["--platform", "linux"], "invalid --platform 'linux'"),
+    ];
+    for (flags, want) in bad {
+        let mut args = flags.to_vec();
+        let name = format!("{h}/a:busy");
+        args.push(&name);
+        let r = pull(root.path(), &args, &[]);
+        assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
+        assert!(r.stderr.contains(want) && !r.stderr.contains("nocolonsecret"), "{flags:?}: {}", r.stderr);
+    }
+    let seen = fake.seen.lock().unwrap().iter().filter(|q| q.path.ends_with("/busy")).count();
+    assert_eq!(seen, 1, "only the 429 case reached the registry");
 }
