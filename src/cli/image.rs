@@ -29,7 +29,14 @@ pub enum ImageCommand {
 
 pub fn image(cli: &Cli, c: &ImageCommand) -> Result<i32> {
     match c {
-        ImageCommand::Import { .. } => anyhow::bail!("sandbox image import is not written yet"),
+        ImageCommand::Import { path, name } => {
+            let store = sandbox::image::Store::open(&cli.root)?;
+            for img in sandbox::image::archive::import(&store, path, name.as_deref(), &sandbox::image::install::Quiet)?
+            {
+                println!("imported {} (id {}, {} layer(s))", img.name, img.short_id(), img.manifest.layers().len());
+            }
+            Ok(0)
+        }
         ImageCommand::Export { .. } => anyhow::bail!("sandbox image export is not written yet"),
         ImageCommand::Prune => super::images::prune(cli),
     }

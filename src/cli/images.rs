@@ -1,7 +1,8 @@
-//! `sandbox images`, `sandbox rmi` and the pruning behind `sandbox image prune`.
+//! `sandbox images`, `sandbox rmi` and `sandbox image prune`.
 
 use anyhow::Result;
 use clap::Args;
+use sandbox::image::{prune, Store};
 
 use super::Cli;
 
@@ -12,14 +13,52 @@ pub struct RmiArgs {
     pub images: Vec<String>,
 }
 
-pub fn images(_cli: &Cli) -> Result<i32> {
-    anyhow::bail!("sandbox images is not written yet")
+/// The short form docker prints: `alpine` for docker.io/library/alpine.
+fn familiar(repo: &str) -> &str {
+    repo.strip_prefix("docker.io/library/").or_else(|| repo.strip_prefix("docker.io/")).unwrap_or(repo)
 }
 
-pub fn rmi(_cli: &Cli, _args: &RmiArgs) -> Result<i32> {
-    anyhow::bail!("sandbox rmi is not written yet")
+pub fn images(cli: &Cli) -> Result<i32> {
+    let store = Store::open(&cli.root)?;
+    let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "SIZE".into(), "CREATED".into()]];
+    for img in store.images()? {
+        let (repo, tag) = match img.name.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            Some((r, t)) => (r.to_string(), t.to_string()),
+            None => (img.name.clone(), "<none>".into()),
+        };
+        let created = img
+            .config
+            .created()
+            .as_deref()
+            .map_or("-".into(), |c| c.chars().take(19).collect::<String>().replace('T', " "));
+        let size = bytesize::ByteSize(img.size()).to_string();
+        rows.push([familiar(&repo).to_string(), tag, img.short_id(), size, created]);
+    }
+    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", line.join("   ").trim_end());
+    }
+    Ok(0)
 }
 
-pub fn prune(_cli: &Cli) -> Result<i32> {
-    anyhow::bail!("sandbox image prune is not written yet")
+pub fn rmi(cli: &Cli, args: &RmiArgs) -> Result<i32> {
+    let store = Store::open(&cli.root)?;
+    for n in prune::rmi(&store, &args.images)? {
+        println!("untagged {n}");
+    }
+    Ok(0)
+}
+
+pub fn prune(cli: &Cli) -> Result<i32> {
+    let store = Store::open(&cli.root)?;
+    let p = prune::prune(&store)?;
+    println!(
+        "removed {} blob(s), {} layer(s), {} stale container(s); freed {}",
+        p.blobs,
+        p.layers,
+        p.containers,
+        bytesize::ByteSize(p.bytes)
+    );
+    Ok(0)
 }

@@ -120,14 +120,14 @@ fn image_run(cli: &Cli, args: &RunArgs, image: &str, cfg: &mut Config) -> Result
     let img = store.find(image)?;
     let hostname = cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone());
     let s = container::settings(&img.config, &args.command, args.entrypoint.as_deref(), &args.env, &hostname)?;
-    let c = Container::create(&store, &img, args.name.as_deref(), &cfg.id)?;
     cfg.command = s.command;
     cfg.env = Some(s.env);
     cfg.cwd = args.workdir.clone().or(s.cwd);
     cfg.user = args.user.clone().or(s.user);
+    cfg.validate()?;
+    let c = Container::create(&store, &img, args.name.as_deref(), &cfg.id)?;
     cfg.rootfs = Some(c.merged());
     cfg.layers = Some(c.layers(&store)?);
-    cfg.validate()?;
     Ok(c)
 }
 
@@ -185,7 +185,10 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
         }
         cfg.env = Some(env);
     }
-    cfg.validate()?;
+    // With --image the command may come from the image: image_run validates.
+    if args.image.is_none() {
+        cfg.validate()?;
+    }
     Ok(cfg)
 }
 

@@ -92,6 +92,10 @@ impl Container {
             Meta { image: image.name.clone(), manifest: image.manifest_digest.clone(), layers: image.diff_ids() };
         // Shared store lock while the container is being made: prune sees it whole or not at all.
         let _shared = store.lock_shared()?;
+        // Under the lock, so that a prune that ran since the image was found is noticed here.
+        if let Some(d) = meta.layers.iter().find(|d| !store.has_layer(d)) {
+            return Err(Error::image(format!("image {}: layer {d} is gone from the store (pruned?)", image.name)));
+        }
         let fresh = match fs::create_dir(&dir) {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && name.is_some() => false,

@@ -114,8 +114,8 @@ pub fn install(
     }
     // Unknown layer media types and malformed digests fail before any byte is fetched.
     for (l, d) in m.layers().iter().zip(diff_ids) {
-        super::layer::Compression::from_media_type(&l.media_type().to_string())?;
-        digest::hex(&l.digest().to_string())?;
+        super::layer::Compression::from_media_type(l.media_type().as_ref())?;
+        digest::hex(l.digest().as_ref())?;
         digest::hex(d)?;
     }
 
@@ -165,7 +165,7 @@ fn layer(store: &Store, src: &dyn Source, l: &Descriptor, diff_id: &str, progres
         let mut r = Counting { inner: src.open(l)?, progress, id };
         store.put_blob(&mut r, &Expected::of(l), "layer")?;
     }
-    store.unpack_layer(&digest, &l.media_type().to_string(), diff_id)?;
+    store.unpack_layer(&digest, l.media_type().as_ref(), diff_id)?;
     progress.finish(id, "done");
     Ok(())
 }

@@ -107,7 +107,7 @@ pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
                 set_xattr(fd.as_raw_fd(), None, OPAQUE_XATTR, b"y").map_err(|e| at(format!("{OPAQUE_XATTR}: {e}")))?;
             }
             Entry::Whiteout(target) => {
-                let (parent, name) = open_parent(&root, &target).map_err(|e| at(e))?;
+                let (parent, name) = open_parent(&root, &target).map_err(&at)?;
                 remove(parent.as_raw_fd(), name).map_err(|e| at(e.desc().into()))?;
                 mknodat(Some(parent.as_raw_fd()), name, SFlag::S_IFCHR, Mode::empty(), 0)
                     .map_err(|e| at(format!("whiteout: {}", e.desc())))?;
@@ -121,6 +121,10 @@ pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
     }
     // Directory times last: every entry created inside a directory changed its mtime.
     for (rel, mtime) in dir_times.into_iter().rev() {
+        if rel.as_os_str().is_empty() {
+            let _ = set_mtime(root.as_raw_fd(), OsStr::new("."), mtime);
+            continue;
+        }
         let (parent, name) = open_parent(&root, &rel)?;
         let _ = set_mtime(parent.as_raw_fd(), name, mtime);
     }
@@ -290,10 +294,10 @@ fn mkdir_all(root: &OwnedFd, rel: &Path) -> nix::Result<OwnedFd> {
 
 /// Sets an xattr on `name` in `dir` (or on `dir` itself), never following a final symlink.
 fn set_xattr(dir: RawFd, name: Option<&OsStr>, attr: &str, value: &[u8]) -> Result<(), String> {
-    // `/proc/self/fd/N` alone would name the magic link itself (lsetxattr does not follow a final
-    // symlink, and procfs links take no xattrs: EOPNOTSUPP); `/proc/self/fd/N/.` is the directory.
+    // Without a name, `/.`: lsetxattr on the bare /proc/self/fd/N would act on the magic link
+    // itself (EOPNOTSUPP), not on the directory it stands for.
     let mut p = format!("/proc/self/fd/{dir}/").into_bytes();
-    p.extend_from_slice(name.map_or(b".".as_slice(), |n| n.as_bytes()));
+    p.extend_from_slice(name.map_or(&b"."[..], |n| n.as_bytes()));
     let path = CString::new(p).map_err(|_| "NUL in name".to_string())?;
     let attr = CString::new(attr).map_err(|_| "NUL in xattr name".to_string())?;
     sys::lsetxattr(&path, &attr, value).map_err(|e| e.desc().to_string())

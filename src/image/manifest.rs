@@ -36,7 +36,7 @@ pub fn kind(media_type: &str, body: &[u8]) -> Result<Kind> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| Error::image(format!("manifest is not JSON: {e}")))?;
     if let Some(m) = v.get("mediaType").and_then(|m| m.as_str()) {
-        return kind(m, &[]).or_else(|e| if m.is_empty() { Err(e) } else { Err(unknown(m)) });
+        return kind(m, &[]).map_err(|e| if m.is_empty() { e } else { unknown(m) });
     }
     if v.get("manifests").is_some() {
         Ok(Kind::Index)

@@ -5,11 +5,13 @@
 //! and unpacks each layer once ([`layer`], [`whiteout`]) → a run mounts the layers with overlayfs
 //! ([`container`]) → [`commit`] turns a kept upper directory back into a layer.
 
+pub mod archive;
 pub mod container;
 pub mod digest;
 pub mod install;
 pub mod layer;
 pub mod manifest;
+pub mod prune;
 pub mod reference;
 pub mod registry;
 pub mod store;

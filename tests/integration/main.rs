@@ -4,6 +4,7 @@
 
 mod hardening;
 mod harness;
+mod image_run;
 mod interactive;
 mod lifecycle;
 mod limits;

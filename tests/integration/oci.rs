@@ -87,6 +87,16 @@ impl LayerTar {
         self
     }
 
+    /// A regular file whose name is written into the header as is (the tar crate refuses `..`
+    /// in names it sets itself): for layers that try to climb out.
+    pub fn file_raw_name(mut self, path: &str, body: &[u8]) -> Self {
+        let mut h = Self::header(tar::EntryType::Regular, 0o644, body.len() as u64);
+        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        self.0.append(&h, body).unwrap();
+        self
+    }
+
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
         let mut h = Self::header(tar::EntryType::Symlink, 0o777, 0);
         self.0.append_link(&mut h, path, target).unwrap();

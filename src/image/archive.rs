@@ -1,0 +1,432 @@
+//! `image import`: images from files. Three formats, each turned into the documents
+//! [`install::install`] takes, so they enter the store by the same verified path as a pull:
+//!
+//! - an **OCI image layout**, as a directory or a tar of one (`oci-layout`, `index.json`,
+//!   `blobs/sha256/…`): skopeo's `oci:`/`oci-archive:`, `docker save` since docker 25, buildkit;
+//! - a **`docker save`** tar (`manifest.json` naming a config and layer tars by path): the layers
+//!   get their digests here, and the image an OCI manifest made for it;
+//! - a **root filesystem tarball** (`--name` required): one layer, a config made for it.
+//!
+//! A tar is first unpacked into a staging directory of the store (regular files, directories and
+//! the symlinks `docker save` writes for repeated layers; entry names are checked like a layer's,
+//! and files are opened with RESOLVE_IN_ROOT), removed when the import ends.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use oci_spec::image::{Descriptor, ImageIndex};
+use serde::Deserialize;
+
+use super::digest::{self, HashReader};
+use super::install::{self, Progress, Source};
+use super::layer::Compression;
+use super::manifest::{self, Platform};
+use super::store::{Image, Store};
+use super::Reference;
+use crate::error::{Error, Result};
+
+/// The index annotation skopeo and the OCI spec use for a tag (or a whole reference).
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// containerd's (and docker's) annotation for the full reference.
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+/// Blobs in a directory (`blobs/<alg>/<hex>`), by path (`docker save`), or made here.
+struct DirSource {
+    root: OwnedFd,
+    by_digest: HashMap<String, PathBuf>,
+    /// Files the user named (a rootfs tarball), opened as given.
+    direct: HashMap<String, PathBuf>,
+    made: HashMap<String, Vec<u8>>,
+}
+
+impl DirSource {
+    fn new(dir: &Path) -> Result<DirSource> {
+        let fd =
+            nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                .map_err(|e| Error::sys(format!("open {}", dir.display()), e))?;
+        // SAFETY: open just returned this fd; OwnedFd owns it from here.
+        let root = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(DirSource { root, by_digest: HashMap::new(), direct: HashMap::new(), made: HashMap::new() })
+    }
+
+    /// Opens `rel` inside the directory: symlinks and `..` resolve within it, never outside.
+    fn open_file(&self, rel: &Path) -> io::Result<File> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = openat2(self.root.as_raw_fd(), rel, how).map_err(io::Error::from)?;
+        // SAFETY: openat2 just returned this fd; File owns it from here.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    fn read_small(&self, rel: &Path) -> Result<Vec<u8>> {
+        let mut b = vec![];
+        self.open_file(rel)
+            .and_then(|f| f.take(manifest::MAX_DOCUMENT + 1).read_to_end(&mut b))
+            .map_err(|e| Error::image(format!("{}: {e}", rel.display())))?;
+        if b.len() as u64 > manifest::MAX_DOCUMENT {
+            return Err(Error::image(format!("{} is larger than a manifest or config may be", rel.display())));
+        }
+        Ok(b)
+    }
+}
+
+impl Source for DirSource {
+    fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        let d = desc.digest().to_string();
+        if let Some(b) = self.made.get(&d) {
+            return Ok(Box::new(io::Cursor::new(b.clone())));
+        }
+        if let Some(p) = self.direct.get(&d) {
+            let f = File::open(p).map_err(|e| Error::io("cannot open", p, e))?;
+            return Ok(Box::new(BufReader::with_capacity(1 << 20, f)));
+        }
+        let rel = match self.by_digest.get(&d) {
+            Some(p) => p.clone(),
+            None => Path::new("blobs").join(desc.digest().algorithm().to_string()).join(desc.digest().digest()),
+        };
+        let f = self.open_file(&rel).map_err(|e| Error::image(format!("blob {d} ({}): {e}", rel.display())))?;
+        Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
+    }
+}
+
+/// What `import` found and stored: each name and its image.
+pub type Imported = Vec<Image>;
+
+/// Imports `path` (a directory holding an OCI layout, or a tar: OCI layout, `docker save`, or a
+/// root filesystem, plain or compressed). `name` names the image (required for a rootfs tar;
+/// otherwise it replaces the archive's own names, and then the archive must hold one image).
+pub fn import(store: &Store, path: &Path, name: Option<&str>, progress: &dyn Progress) -> Result<Imported> {
+    let name = name.map(Reference::parse).transpose()?.map(|r| r.to_string());
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
+    if meta.is_dir() {
+        if !path.join("oci-layout").exists() {
+            return Err(Error::invalid(
+                "import path",
+                &path.display().to_string(),
+                "an OCI image layout directory (with oci-layout and index.json), or a tar file",
+            ));
+        }
+        return layout(store, &DirSource::new(path)?, name.as_deref(), progress);
+    }
+    let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let kind = sniff_tar(&mut f).map_err(|e| Error::image(format!("{}: {e}", path.display())))?;
+    match kind {
+        TarKind::Layout | TarKind::DockerSave => {
+            let stage = store.staging(true)?;
+            unpack_archive(&mut f, stage.path()).map_err(|e| Error::image(format!("{}: {e}", path.display())))?;
+            let src = DirSource::new(stage.path())?;
+            if kind == TarKind::Layout {
+                layout(store, &src, name.as_deref(), progress)
+            } else {
+                docker_save(store, src, name.as_deref(), progress)
+            }
+        }
+        TarKind::Rootfs => {
+            let Some(name) = name else {
+                return Err(Error::invalid(
+                    "--name",
+                    "",
+                    "a name for the image: the archive is a root filesystem tarball, which names no image",
+                ));
+            };
+            rootfs(store, path, &name, progress).map(|i| vec![i])
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TarKind {
+    Layout,
+    DockerSave,
+    Rootfs,
+}
+
+/// Tells the three kinds apart by the archive's top-level entries (read without unpacking).
+/// A compressed file is a rootfs tarball: `docker save` and OCI archives are plain tars.
+fn sniff_tar(f: &mut File) -> io::Result<TarKind> {
+    let mut head = [0u8; 4];
+    let n = f.read(&mut head)?;
+    f.rewind()?;
+    if Compression::sniff(&head[..n]) != Compression::None {
+        return Ok(TarKind::Rootfs);
+    }
+    let mut ar = tar::Archive::new(BufReader::new(&mut *f));
+    let mut kind = TarKind::Rootfs;
+    for e in ar.entries()? {
+        let e = e?;
+        let p = e.path()?;
+        let p = p.strip_prefix("./").unwrap_or(&p);
+        if p == Path::new("oci-layout") {
+            kind = TarKind::Layout;
+            break;
+        }
+        if p == Path::new("manifest.json") {
+            kind = TarKind::DockerSave;
+        }
+    }
+    drop(ar);
+    f.rewind()?;
+    Ok(kind)
+}
+
+/// Unpacks an OCI layout or `docker save` tar: files, directories and relative symlinks only.
+fn unpack_archive(f: &mut File, dst: &Path) -> Result<(), String> {
+    let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 20, f));
+    for e in ar.entries().map_err(|e| e.to_string())? {
+        let mut e = e.map_err(|e| format!("reading the archive: {e}"))?;
+        let raw = e.path().map_err(|e| e.to_string())?.into_owned();
+        let rel = super::whiteout::relative(&raw).map_err(|e| e.to_string())?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let out = dst.join(&rel);
+        let at = |m: String| format!("entry {}: {m}", raw.display());
+        // Parents are made by name, so none may be a symlink an earlier entry made: that could
+        // lead out of the staging directory.
+        let mut p = dst.to_path_buf();
+        for c in rel.parent().into_iter().flat_map(|r| r.components()) {
+            p.push(c);
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => return Err(at("a parent directory is a symlink".into())),
+                Ok(m) if !m.is_dir() => return Err(at("a parent is not a directory".into())),
+                Ok(_) => {}
+                Err(_) => std::fs::create_dir(&p).map_err(|e| at(e.to_string()))?,
+            }
+        }
+        if std::fs::symlink_metadata(&out).is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(&out).map_err(|e| at(e.to_string()))?;
+        }
+        match e.header().entry_type() {
+            tar::EntryType::Directory => match std::fs::create_dir(&out) {
+                Err(err) if !out.is_dir() => return Err(at(err.to_string())),
+                _ => {}
+            },
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                // create_new is O_EXCL: never writes through a symlink.
+                let mut w = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&out)
+                    .map_err(|e| at(e.to_string()))?;
+                io::copy(&mut e, &mut w).map_err(|e| at(e.to_string()))?;
+            }
+            // docker save links a layer tar that repeats an earlier one; opened in-root later.
+            tar::EntryType::Symlink => {
+                let target = e.link_name().map_err(|e| e.to_string())?.ok_or_else(|| at("no target".into()))?;
+                std::os::unix::fs::symlink(&*target, &out).map_err(|e| at(e.to_string()))?;
+            }
+            // Metadata records (PAX, GNU long names) are read by the tar crate itself.
+            t if t.is_pax_global_extensions() || t.is_pax_local_extensions() => {}
+            other => return Err(at(format!("unexpected entry type {other:?} in an image archive"))),
+        }
+    }
+    Ok(())
+}
+
+/// An OCI layout: every entry of index.json that has a name (or the single one, named `name`).
+fn layout(store: &Store, src: &DirSource, name: Option<&str>, progress: &dyn Progress) -> Result<Imported> {
+    let body = src.read_small(Path::new("index.json"))?;
+    let index = ImageIndex::from_reader(&body[..]).map_err(|e| Error::image(format!("index.json: {e}")))?;
+    let entries = index.manifests();
+    if entries.is_empty() {
+        return Err(Error::image("index.json lists no image".to_string()));
+    }
+    if name.is_some() && entries.len() > 1 {
+        return Err(Error::image(format!(
+            "the layout holds {} images; --name names one (import a layout with a single image, or use the names it has)",
+            entries.len()
+        )));
+    }
+    let mut out = vec![];
+    for d in entries {
+        let full = match name {
+            Some(n) => n.to_string(),
+            None => entry_name(d)?,
+        };
+        let top = install::fetch_document(src, d, "manifest")?;
+        out.push(install::install(store, src, d.media_type().as_ref(), top, &Platform::host(), &full, progress)?);
+    }
+    Ok(out)
+}
+
+/// The name an index entry gives its image: containerd's full name, else `ref.name` when it is a
+/// whole reference (skopeo's `oci:DIR:alpine:3.20`). A bare tag (`oci:DIR:3.20`) names no
+/// repository, so `--name` must.
+fn entry_name(d: &Descriptor) -> Result<String> {
+    let a = d.annotations().clone().unwrap_or_default();
+    if let Some(n) = a.get(CONTAINERD_NAME) {
+        return Ok(Reference::parse(n)?.to_string());
+    }
+    match a.get(REF_NAME) {
+        Some(n) if n.contains([':', '/']) => Ok(Reference::parse(n)?.to_string()),
+        Some(tag) => Err(Error::image(format!(
+            "the layout names image {} only by the tag '{tag}', not a repository: give --name REPOSITORY:{tag}",
+            d.digest()
+        ))),
+        None => Err(Error::image(format!("the layout's image {} has no name: give --name", d.digest()))),
+    }
+}
+
+/// One image of a `docker save` manifest.json.
+#[derive(Deserialize)]
+struct SaveEntry {
+    #[serde(rename = "Config")]
+    config: PathBuf,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    layers: Vec<PathBuf>,
+}
+
+/// A `docker save` archive: each image's config and layer tars get digests, and an OCI manifest.
+fn docker_save(store: &Store, mut src: DirSource, name: Option<&str>, progress: &dyn Progress) -> Result<Imported> {
+    let body = src.read_small(Path::new("manifest.json"))?;
+    let entries: Vec<SaveEntry> =
+        serde_json::from_slice(&body).map_err(|e| Error::image(format!("manifest.json: {e}")))?;
+    if entries.is_empty() || (name.is_some() && entries.len() > 1) {
+        return Err(Error::image(format!(
+            "manifest.json lists {} images; import needs one when --name is given, and at least one",
+            entries.len()
+        )));
+    }
+    let mut out = vec![];
+    for e in entries {
+        let config = src.read_small(&e.config)?;
+        let config_digest = digest::of_bytes(&config);
+        let mut layers = vec![];
+        for l in &e.layers {
+            let f = src.open_file(l).map_err(|err| Error::image(format!("layer {}: {err}", l.display())))?;
+            let mut r = HashReader::new(BufReader::with_capacity(1 << 20, f));
+            let mut head = [0u8; 4];
+            let n = r.read(&mut head).map_err(|err| Error::image(format!("layer {}: {err}", l.display())))?;
+            io::copy(&mut r, &mut io::sink()).map_err(|err| Error::image(format!("layer {}: {err}", l.display())))?;
+            let d = r.hasher.digest();
+            layers.push(serde_json::json!({
+                "mediaType": Compression::sniff(&head[..n]).oci_media_type(),
+                "digest": d, "size": r.hasher.len(),
+            }));
+            src.by_digest.insert(d, l.clone());
+        }
+        let m = manifest_for(&config, &config_digest, layers);
+        src.made.insert(config_digest, config);
+        let names: Vec<String> = match name {
+            Some(n) => vec![n.to_string()],
+            None => e
+                .repo_tags
+                .unwrap_or_default()
+                .iter()
+                .map(|t| Reference::parse(t).map(|r| r.to_string()))
+                .collect::<Result<_>>()?,
+        };
+        let Some((first, rest)) = names.split_first() else {
+            return Err(Error::image(format!(
+                "image {} in manifest.json has no RepoTags: give --name",
+                e.config.display()
+            )));
+        };
+        let img = install::install(store, &src, manifest::OCI_MANIFEST, m, &Platform::host(), first, progress)?;
+        for n in rest {
+            out.push(store.tag(n, &img.manifest_digest)?);
+        }
+        out.push(img);
+    }
+    Ok(out)
+}
+
+/// An OCI manifest for `config` and layer descriptors (JSON values).
+fn manifest_for(config: &[u8], config_digest: &str, layers: Vec<serde_json::Value>) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "config": {"mediaType": manifest::OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": layers,
+    }))
+    .expect("a manifest serializes")
+}
+
+/// A root filesystem tarball as a one-layer image with a config made for it.
+fn rootfs(store: &Store, path: &Path, name: &str, progress: &dyn Progress) -> Result<Image> {
+    let err = |e: io::Error| Error::image(format!("{}: {e}", path.display()));
+    let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let mut head = [0u8; 4];
+    let n = f.read(&mut head).map_err(err)?;
+    f.rewind().map_err(err)?;
+    let comp = Compression::sniff(&head[..n]);
+    // One pass for both digests: the blob's (compressed) and the diff_id (the tar's).
+    let mut outer = HashReader::new(BufReader::with_capacity(1 << 20, f));
+    let mut inner = HashReader::new(comp.decoder(BufReader::new(&mut outer))?);
+    io::copy(&mut inner, &mut io::sink()).map_err(err)?;
+    let diff_id = inner.hasher.digest();
+    drop(inner);
+    io::copy(&mut outer, &mut io::sink()).map_err(err)?;
+    let (blob_digest, size) = (outer.hasher.digest(), outer.hasher.len());
+    let host = Platform::host();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "created": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "architecture": host.arch, "os": host.os,
+        "config": {"Env": [super::container::DEFAULT_PATH]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": format!("sandbox image import {}", path.display())}],
+    }))
+    .expect("a config serializes");
+    let config_digest = digest::of_bytes(&config);
+    let layer = serde_json::json!({"mediaType": comp.oci_media_type(), "digest": blob_digest, "size": size});
+    let m = manifest_for(&config, &config_digest, vec![layer]);
+    let mut src = DirSource::new(store.root())?;
+    src.direct.insert(blob_digest, path.to_path_buf());
+    src.made.insert(config_digest, config);
+    install::install(store, &src, manifest::OCI_MANIFEST, m, &host, name, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(annotations: &str) -> Descriptor {
+        let body = format!(
+            r#"{{"mediaType":"{}","digest":"sha256:{}","size":1,"annotations":{{{annotations}}}}}"#,
+            manifest::OCI_MANIFEST,
+            "a".repeat(64)
+        );
+        serde_json::from_str(&body).unwrap()
+    }
+
+    #[test]
+    fn layout_entries_are_named_by_containerd_name_or_a_whole_ref_name() {
+        let n = |a: &str| entry_name(&entry(a));
+        assert_eq!(n(r#""io.containerd.image.name":"alpine:3.20""#).unwrap(), "docker.io/library/alpine:3.20");
+        assert_eq!(n(r#""org.opencontainers.image.ref.name":"localhost/x:1""#).unwrap(), "localhost/x:1");
+        let e = n(r#""org.opencontainers.image.ref.name":"3.20""#).unwrap_err().to_string();
+        assert!(e.contains("'3.20'") && e.contains("--name REPOSITORY:3.20"), "{e}");
+        assert!(n("").unwrap_err().to_string().contains("--name"));
+        assert!(n(r#""io.containerd.image.name":"Bad Name""#).is_err());
+    }
+
+    #[test]
+    fn archives_are_told_apart_by_their_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar_of = |names: &[&str]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for n in names {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(2);
+                h.set_mode(0o644);
+                b.append_data(&mut h, n, &b"{}"[..]).unwrap();
+            }
+            let p = dir.path().join(names.join("_").replace('/', "-"));
+            std::fs::write(&p, b.into_inner().unwrap()).unwrap();
+            File::open(p).unwrap()
+        };
+        assert_eq!(sniff_tar(&mut tar_of(&["blobs/x", "./oci-layout", "index.json"])).unwrap(), TarKind::Layout);
+        assert_eq!(sniff_tar(&mut tar_of(&["abc/layer.tar", "manifest.json"])).unwrap(), TarKind::DockerSave);
+        assert_eq!(sniff_tar(&mut tar_of(&["etc/passwd", "bin/sh"])).unwrap(), TarKind::Rootfs);
+        let gz = dir.path().join("gz");
+        std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
+        assert_eq!(sniff_tar(&mut File::open(gz).unwrap()).unwrap(), TarKind::Rootfs);
+    }
+}

@@ -1,0 +1,139 @@
+//! Taking content out of the store: `rmi` removes names (refused while a container uses the
+//! image), `image prune` removes what nothing references any more. Both hold the store's
+//! exclusive lock, which every writer of content holds shared, so a pull or a run being set up is
+//! never pruned from under itself.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+
+use super::container;
+use super::digest;
+use super::store::{remove_all, Store};
+use crate::error::{Error, Result};
+
+/// Removes the names `what` (references or id prefixes, as [`Store::find`] takes them). A name
+/// whose image a container (running, or kept with `--name`) uses is refused unless another name
+/// still points at that image. All names are checked before any is removed.
+pub fn rmi(store: &Store, what: &[String]) -> Result<Vec<String>> {
+    let _l = store.lock_exclusive()?;
+    let names = store.names()?;
+    let containers = container::list(store)?;
+    let mut gone: Vec<(String, String)> = vec![];
+    for w in what {
+        let img = store.find(w)?;
+        // An id names every name of that image.
+        let by_id = img.name != w.as_str() && super::Reference::parse(w).map_or(true, |r| r.to_string() != img.name);
+        let targets: Vec<&(String, String)> = if by_id {
+            names.iter().filter(|(_, m)| *m == img.manifest_digest).collect()
+        } else {
+            names.iter().filter(|(n, _)| *n == img.name).collect()
+        };
+        for (n, m) in targets {
+            if !gone.iter().any(|(g, _)| g == n) {
+                gone.push((n.clone(), m.clone()));
+            }
+        }
+    }
+    for (n, m) in &gone {
+        let others = names.iter().any(|(n2, m2)| m2 == m && !gone.iter().any(|(g, _)| g == n2));
+        if others {
+            continue;
+        }
+        let users: Vec<String> = containers
+            .iter()
+            .filter(|(_, meta, _)| meta.as_ref().is_some_and(|c| c.manifest == *m))
+            .map(|(c, _, running)| if *running { format!("{c} (running)") } else { c.clone() })
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::image(format!(
+                "image {n} is in use by container(s) {}: remove them first (`sandbox rm NAME`) or wait for the run to end",
+                users.join(", ")
+            )));
+        }
+    }
+    for (n, _) in &gone {
+        store.untag(n)?;
+    }
+    Ok(gone.into_iter().map(|(n, _)| n).collect())
+}
+
+/// What [`prune`] removed.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub blobs: usize,
+    pub layers: usize,
+    pub containers: usize,
+    pub bytes: u64,
+}
+
+/// Removes blobs and layers that no image and no container uses, unnamed containers whose run
+/// is gone (sandbox was killed), and stale staging entries.
+pub fn prune(store: &Store) -> Result<Pruned> {
+    let _l = store.lock_exclusive()?;
+    let mut p = Pruned::default();
+    let mut blobs: HashSet<String> = HashSet::new();
+    let mut layers: HashSet<String> = HashSet::new();
+    let keep_manifest = |store: &Store, m: &str, blobs: &mut HashSet<String>, layers: &mut HashSet<String>| {
+        blobs.insert(digest::hex(m)?.to_string());
+        let img = store.load(m, m)?;
+        blobs.insert(digest::hex(&img.config_digest())?.to_string());
+        for l in img.manifest.layers() {
+            blobs.insert(digest::hex(l.digest().as_ref())?.to_string());
+        }
+        for d in img.diff_ids() {
+            layers.insert(digest::hex(&d)?.to_string());
+        }
+        Ok::<(), Error>(())
+    };
+    for (_, m) in store.names()? {
+        keep_manifest(store, &m, &mut blobs, &mut layers)?;
+    }
+    let cdir = store.root().join("containers");
+    for (name, meta, running) in container::list(store)? {
+        if name.starts_with('.') && !running {
+            p.bytes += du(&cdir.join(&name));
+            remove_all(&cdir.join(&name));
+            p.containers += 1;
+            continue;
+        }
+        if let Some(meta) = meta {
+            // A kept container's image may have lost its name: its content stays for commit.
+            let _ = keep_manifest(store, &meta.manifest, &mut blobs, &mut layers);
+            for d in &meta.layers {
+                layers.insert(digest::hex(d)?.to_string());
+            }
+        }
+    }
+    let sweep = |dir: &Path, keep: &HashSet<String>, n: &mut usize, bytes: &mut u64| -> Result<()> {
+        for e in fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?.flatten() {
+            if !keep.contains(e.file_name().to_string_lossy().as_ref()) {
+                *bytes += du(&e.path());
+                remove_all(&e.path());
+                *n += 1;
+            }
+        }
+        Ok(())
+    };
+    sweep(&store.root().join("blobs/sha256"), &blobs, &mut p.blobs, &mut p.bytes)?;
+    sweep(&store.root().join("layers"), &layers, &mut p.layers, &mut p.bytes)?;
+    // Staging entries are PID-RANDOM; one whose process is gone was left by a killed sandbox.
+    let tmp = store.root().join("tmp");
+    for e in fs::read_dir(&tmp).map_err(|e| Error::io("cannot list", &tmp, e))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().and_then(|p| p.parse::<i32>().ok());
+        if pid.map_or(true, |pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            remove_all(&e.path());
+        }
+    }
+    Ok(p)
+}
+
+/// Bytes in a file or tree (not following symlinks).
+fn du(p: &Path) -> u64 {
+    let Ok(m) = fs::symlink_metadata(p) else { return 0 };
+    if !m.is_dir() {
+        return m.len();
+    }
+    fs::read_dir(p).map(|rd| rd.flatten().map(|e| du(&e.path())).sum()).unwrap_or(0)
+}
