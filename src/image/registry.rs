@@ -157,7 +157,7 @@ impl Client {
             .build();
         Ok(Client {
             agent,
-            origin: format!("{scheme}://{host}"),
+            origin: origin(&format!("{scheme}://{host}")),
             registry: r.registry.clone(),
             repository: r.repository.clone(),
             creds,
