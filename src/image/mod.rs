@@ -15,6 +15,7 @@ pub mod layer;
 pub mod manifest;
 pub mod prune;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod whiteout;
 

@@ -10,6 +10,7 @@ mod interactive;
 mod lifecycle;
 mod limits;
 mod oci;
+mod registry;
 mod userns;
 
 use harness::*;

@@ -1,0 +1,242 @@
+//! A tiny fake registry on 127.0.0.1 (one thread, one request per connection) for what the real
+//! server cannot be made to do here: bearer tokens (docker-registry wants signed JWTs), redirects
+//! to another origin, and error statuses.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{assert_untouched, pull};
+use crate::harness::*;
+use crate::oci::{self, Built};
+use crate::require_root;
+
+/// A request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub path: String,
+    pub query: String,
+    pub auth: Option<String>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Resp {
+        Resp { status, headers: vec![], body: body.into() }
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Resp {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+}
+
+/// A running fake: stopped and joined on drop; every request it saw in `seen`.
+pub struct Fake {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub seen: Arc<Mutex<Vec<Req>>>,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A listener on a free loopback port, and the port.
+pub fn bind() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = l.local_addr().unwrap().port();
+    (l, p)
+}
+
+/// Serves `handler` on `l` until dropped (or three minutes pass).
+pub fn serve(l: TcpListener, handler: impl Fn(&Req) -> Resp + Send + 'static) -> Fake {
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(vec![]));
+    let (stop2, seen2) = (stop.clone(), seen.clone());
+    l.set_nonblocking(true).unwrap();
+    let thread = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(180);
+        while !stop2.load(Ordering::SeqCst) && Instant::now() < end {
+            let mut s = match l.accept() {
+                Ok((s, _)) => s,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+            };
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            let target = line.split(' ').nth(1).unwrap_or("/").to_string();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let mut req = Req { path: path.into(), query: query.into(), auth: None };
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    if k.eq_ignore_ascii_case("authorization") {
+                        req.auth = Some(v.trim().to_string());
+                    }
+                }
+            }
+            seen2.lock().unwrap().push(req.clone());
+            let resp = handler(&req);
+            let mut head =
+                format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", resp.status, resp.body.len());
+            for (k, v) in &resp.headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = s.write_all(head.as_bytes()).and_then(|()| s.write_all(&resp.body));
+        }
+    });
+    Fake { stop, thread: Some(thread), seen }
+}
+
+/// The blob of `img` named by `digest` (config or layer).
+fn blob<'a>(img: &'a Built, digest: &str) -> Option<&'a [u8]> {
+    if digest == img.config_digest() {
+        return Some(&img.config);
+    }
+    img.layers.iter().find(|l| l.digest == digest).map(|l| &l.blob[..])
+}
+
+const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+#[test]
+fn bearer_token_flow_and_redirects_keep_credentials_to_the_registry() {
+    require_root!();
+    let _m = shared();
+    let Some(img) = oci::test_image() else { return };
+    let img = Arc::new(img);
+    let (reg_l, port) = bind();
+    let (cdn_l, cdn_port) = bind();
+    let i2 = img.clone();
+    // Layers live on "another host" (another origin: same address, other port).
+    let cdn = serve(cdn_l, move |r| match r.path.strip_prefix("/blob/").and_then(|d| blob(&i2, d)) {
+        Some(b) => Resp::new(200, b),
+        None => Resp::new(404, "no"),
+    });
+    let i3 = img.clone();
+    let reg = serve(reg_l, move |r| {
+        let authed = r.auth.as_deref() == Some("Bearer t0k3n");
+        let challenge = format!(
+            r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake registry",scope="repository:test/r:pull""#
+        );
+        if r.path == "/token" {
+            let q = r.query.replace("%3A", ":").replace("%2F", "/").replace("%20", " ").replace('+', " ");
+            let scope_ok = q.contains("scope=repository:test/r:pull") && q.contains("service=fake registry");
+            return if scope_ok {
+                Resp::new(200, r#"{"token":"t0k3n","expires_in":300}"#)
+            } else {
+                Resp::new(400, r.query.clone())
+            };
+        }
+        if !authed {
+            return Resp::new(401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#).header("WWW-Authenticate", &challenge);
+        }
+        if r.path == "/v2/test/r/manifests/v1" {
+            return Resp::new(200, i3.manifest.clone())
+                .header("Content-Type", MANIFEST_TYPE)
+                .header("Docker-Content-Digest", &i3.manifest_digest());
+        }
+        if let Some(d) = r.path.strip_prefix("/v2/test/r/blobs/") {
+            // The config by a same-origin redirect (credentials kept), layers to the cdn.
+            return if d == i3.config_digest() {
+                Resp::new(307, "").header("Location", &format!("/storage/{d}"))
+            } else {
+                Resp::new(307, "").header("Location", &format!("http://127.0.0.1:{cdn_port}/blob/{d}?sig=x"))
+            };
+        }
+        match r.path.strip_prefix("/storage/").and_then(|d| blob(&i3, d)) {
+            Some(b) => Resp::new(200, b),
+            None => Resp::new(404, r#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#),
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let name = format!("127.0.0.1:{port}/test/r:v1");
+    let r = pull(root.path(), &[&name], &[]);
+    assert_eq!(r.code, 0, "{}\n{:#?}", r.stderr, reg.seen.lock().unwrap());
+    let seen = reg.seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().filter(|q| q.path == "/token").count(), 1, "one token for the whole pull: {seen:#?}");
+    assert!(seen.iter().filter(|q| q.path.starts_with("/v2/test/r/blobs/")).all(|q| q.auth.is_some()));
+    assert!(seen.iter().any(|q| q.path.starts_with("/storage/") && q.auth.is_some()), "same origin: kept");
+    let cdn_seen = cdn.seen.lock().unwrap().clone();
+    assert_eq!(cdn_seen.len(), 3, "{cdn_seen:#?}");
+    assert!(cdn_seen.iter().all(|q| q.auth.is_none()), "credentials went to another origin: {cdn_seen:#?}");
+    assert!(sandbox::image::Store::open(root.path()).unwrap().find(&name).is_ok());
+}
+
+#[test]
+fn error_statuses_become_clear_messages() {
+    require_root!();
+    let _m = shared();
+    let (l, port) = bind();
+    let fake = serve(l, move |r| match r.path.as_str() {
+        "/v2/a/manifests/busy" => Resp::new(429, "slow down").header("Retry-After", "7"),
+        "/v2/a/manifests/broken" => Resp::new(500, "\nboom: storage backend down\nsecond line"),
+        "/v2/a/manifests/forbidden" => Resp::new(403, r#"{"errors":[{"code":"DENIED"}]}"#),
+        "/v2/a/manifests/lying" => Resp::new(200, r#"{"schemaVersion":2,"config":{},"layers":[]}"#)
+            .header("Content-Type", MANIFEST_TYPE)
+            .header("Docker-Content-Digest", &format!("sha256:{}", "1".repeat(64))),
+        "/v2/a/manifests/loop" => Resp::new(302, "").header("Location", "/v2/a/manifests/loop"),
+        "/v2/a/manifests/challenge" => Resp::new(401, "").header("WWW-Authenticate", r#"Basic realm="fake""#),
+        _ => Resp::new(404, r#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#),
+    });
+    let root = tempfile::tempdir().unwrap();
+    let h = format!("127.0.0.1:{port}");
+    let cases: [(&str, &[&str]); 6] = [
+        ("busy", &["too many requests", "429", "retry after 7 s"]),
+        ("broken", &["registry error", "HTTP 500", "boom: storage backend down"]),
+        ("forbidden", &["access denied", "403", "--creds"]),
+        ("lying", &["digest mismatch", "Docker-Content-Digest"]),
+        ("loop", &["more than 5 redirects"]),
+        ("challenge", &["authentication required", "--creds"]),
+    ];
+    for (tag, want) in cases {
+        let r = pull(root.path(), &[&format!("{h}/a:{tag}")], &[]);
+        assert_eq!(r.code, 125, "{tag}: {}", r.stderr);
+        eprintln!("{tag}: {}", r.stderr.trim());
+        for w in want {
+            assert!(r.stderr.contains(w), "{tag}: wanted '{w}' in: {}", r.stderr);
+        }
+        assert!(!r.stderr.contains("second line"), "only the first line of a body: {}", r.stderr);
+        assert_untouched(root.path());
+    }
+    // Bad flags fail before any request, naming the flag (never echoing a password).
+    let bad: [(&[&str], &str); 3] = [
+        (&["--insecure-registry", "http://reg.lan"], "invalid --insecure-registry 'http://reg.lan'"),
+        (&["--creds", "nocolonsecret"], "invalid --creds '(hidden)': expected USER:PASS"),
+        (&["--platform", "linux"], "invalid --platform 'linux'"),
+    ];
+    for (flags, want) in bad {
+        let mut args = flags.to_vec();
+        let name = format!("{h}/a:busy");
+        args.push(&name);
+        let r = pull(root.path(), &args, &[]);
+        assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
+        assert!(r.stderr.contains(want) && !r.stderr.contains("nocolonsecret"), "{flags:?}: {}", r.stderr);
+    }
+    let seen = fake.seen.lock().unwrap().iter().filter(|q| q.path.ends_with("/busy")).count();
+    assert_eq!(seen, 1, "only the 429 case reached the registry");
+}
