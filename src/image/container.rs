@@ -139,6 +139,7 @@ impl Container {
             upper: self.dir.join("upper"),
             work: self.dir.join("work"),
             stack: self.dir.join("stack"),
+            volatile: !self.kept,
         })
     }
 
