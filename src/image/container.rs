@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! ROOT/containers/NAME/      kept (`run --name NAME`)
-//! ROOT/containers/.ID/       one run's, removed when it ends (or by prune, if sandbox was killed)
+//! ROOT/containers/.ID/       one run's, emptied into a spare when it ends (or removed by prune,
+//!                            if sandbox was killed)
+//! ROOT/containers/.spare-X/  an empty skeleton the next unnamed run renames to its own (at most
+//!                            4; prune removes them)
 //!     container.json         image name, manifest digest, layer diff_ids
 //!     lock                   flock held for the whole run: "in use"
 //!     upper/ work/ merged/ stack/
@@ -96,7 +99,9 @@ impl Container {
         if let Some(d) = meta.layers.iter().find(|d| !store.has_layer(d)) {
             return Err(Error::image(format!("image {}: layer {d} is gone from the store (pruned?)", image.name)));
         }
-        let fresh = match fs::create_dir(&dir) {
+        // An unnamed run first takes a spare skeleton that an earlier run left (see `recycle`).
+        let spare = name.is_none() && claim_spare(&store.root().join("containers"), &dir);
+        let fresh = match if spare { Ok(()) } else { fs::create_dir(&dir) } {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && name.is_some() => false,
             Err(e) => return Err(Error::io("cannot create the container directory", &dir, e)),
@@ -121,7 +126,7 @@ impl Container {
             return Ok(c);
         }
         c.lock = lock(&c.dir, false)?;
-        for d in ["upper", "work", "merged", "stack"] {
+        for d in ["upper", "work", "merged", "stack"].iter().filter(|_| !spare) {
             let p = c.dir.join(d);
             fs::create_dir(&p).map_err(|e| Error::io("cannot create", &p, e))?;
         }
@@ -186,11 +191,51 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        if !self.kept {
+        if !self.kept && !recycle(&self.dir) {
             remove_all(&self.dir);
         }
         drop(self.lock.take());
     }
+}
+
+/// Spare skeletons are `containers/.spare-RANDOM`: an unnamed run's directory, emptied.
+const SPARE: &str = ".spare-";
+/// At most this many are kept (about as many as runs that end at once).
+const MAX_SPARES: usize = 4;
+
+/// Takes a spare skeleton as `dst` (rename(2): two runs cannot take the same one).
+fn claim_spare(containers: &Path, dst: &Path) -> bool {
+    let Ok(rd) = fs::read_dir(containers) else { return false };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(SPARE))
+        .any(|e| fs::rename(e.path(), dst).is_ok())
+}
+
+/// Empties an unnamed run's directory and keeps it as a spare for the next run, instead of
+/// removing it. Each run would otherwise create and delete its seven directories and files, and
+/// on ext4 without a journal every new inode scans past those deleted in the last minute
+/// (`recently_deleted`): half of an image run's start-up cost in a loop of short runs. The upper
+/// and work dirs are emptied whole (overlayfs refuses a work dir holding a `volatile` marker).
+/// False when the directory should simply be removed.
+fn recycle(dir: &Path) -> bool {
+    let Some(containers) = dir.parent() else { return false };
+    let spares = fs::read_dir(containers)
+        .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(SPARE)).count())
+        .unwrap_or(MAX_SPARES);
+    if spares >= MAX_SPARES {
+        return false;
+    }
+    for sub in ["upper", "work", "stack"] {
+        let Ok(rd) = fs::read_dir(dir.join(sub)) else { return false };
+        for e in rd.flatten() {
+            remove_all(&e.path());
+        }
+    }
+    let empty = |p: &str| fs::read_dir(dir.join(p)).is_ok_and(|mut rd| rd.next().is_none());
+    // An empty container.json: a spare names no image (rmi and prune skip it).
+    ["upper", "work", "merged", "stack"].iter().all(|p| empty(p))
+        && fs::write(dir.join("container.json"), b"").is_ok()
+        && fs::rename(dir, containers.join(format!("{SPARE}{}", crate::sys::random_id()))).is_ok()
 }
 
 /// Every container directory: (name, meta, in use by a run). Unreadable ones have no meta.

@@ -31,11 +31,17 @@ pub fn sb(root: &Path, args: &[&str]) -> Run {
     sandbox(&a)
 }
 
-/// Files left in the store's staging area and container directories.
-fn leftovers(root: &Path) -> Vec<PathBuf> {
+/// Files left in the store's staging area and container directories. Spare skeletons (kept
+/// for the next run) count only when they hold anything but empty directories.
+pub fn leftovers(root: &Path) -> Vec<PathBuf> {
+    let spare_is_empty = |p: &Path| {
+        ["upper", "work", "merged", "stack"].iter().all(|d| std::fs::read_dir(p.join(d)).unwrap().next().is_none())
+            && std::fs::read(p.join("container.json")).unwrap().is_empty()
+    };
     ["tmp", "containers"]
         .iter()
         .flat_map(|d| std::fs::read_dir(root.join(d)).into_iter().flatten().flatten().map(|e| e.path()))
+        .filter(|p| !(p.file_name().unwrap().to_string_lossy().starts_with(".spare-") && spare_is_empty(p)))
         .collect()
 }
 
@@ -450,4 +456,45 @@ fn overlay_markers_forged_in_a_layer_are_dropped() {
     let l = root.path().join("layers").join(&img.layers[0].diff_id[7..]);
     assert_eq!(getxattr(&l.join("d/f"), "trusted.overlay.redirect"), None);
     assert_eq!(getxattr(&l.join("d/g"), "user.kept").as_deref(), Some(&b"1"[..]));
+}
+
+#[test]
+fn unnamed_runs_reuse_an_emptied_skeleton_and_see_nothing_of_each_other() {
+    require_root!();
+    let _m = shared();
+    let Some((root, _)) = store_with_test_image() else { return };
+    let spares = || {
+        std::fs::read_dir(root.path().join("containers"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".spare-"))
+            .count()
+    };
+    let r =
+        sb(root.path(), &["run", "--image", NAME, "sh", "-c", "echo secret > /data/x; mkdir /newdir; rm /data/keep"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(spares(), 1);
+    let r = sb(
+        root.path(),
+        &["run", "--image", NAME, "sh", "-c", "ls /data/x /newdir 2>&1 | grep -c 'No such'; cat /data/keep"],
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (0, "2\nkept\n"), "{}", r.stderr);
+    assert_eq!(spares(), 1, "the second run took the first one's skeleton");
+    // Runs ending at once keep at most four skeletons; rmi is not blocked by them.
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            let r = root.path().to_path_buf();
+            std::thread::spawn(move || sb(&r, &["run", "--image", NAME, "sh", "-c", "sleep 0.3; echo x > /data/y"]))
+        })
+        .collect();
+    for t in runs {
+        assert_eq!(t.join().unwrap().code, 0);
+    }
+    assert!((1..=4).contains(&spares()), "{}", spares());
+    assert!(leftovers(root.path()).is_empty(), "{:?}", leftovers(root.path()));
+    let r = sb(root.path(), &["rmi", NAME]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = sb(root.path(), &["image", "prune"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(spares(), 0, "prune removes the spares");
 }
