@@ -52,8 +52,6 @@ pub struct Layers {
     /// A directory for the mount points of intermediate overlays, when an image has more layers
     /// than one overlay mount's options can name.
     pub stack: PathBuf,
-    /// The upper dir is thrown away after the run: no need to sync it (see `plan::Upper`).
-    pub volatile: bool,
 }
 
 /// How the command's standard streams are connected.

@@ -112,17 +112,9 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
             }
         },
         Op::Overlay { lower, upper, dst } => {
-            let flags = if upper.is_some() { MsFlags::empty() } else { MsFlags::MS_RDONLY };
             let data = crate::plan::overlay_options(lower, upper.as_ref());
-            match mount(Some("overlay"), dst, Some("overlay"), flags, Some(data.as_str())) {
-                // Before Linux 5.10 overlayfs has no `volatile`: the same mount without it.
-                Err(nix::errno::Errno::EINVAL) if upper.as_ref().is_some_and(|u| u.volatile) => {
-                    let upper = upper.clone().map(|u| crate::plan::Upper { volatile: false, ..u });
-                    let data = crate::plan::overlay_options(lower, upper.as_ref());
-                    mount(Some("overlay"), dst, Some("overlay"), flags, Some(data.as_str())).map_err(e)
-                }
-                r => r.map_err(e),
-            }
+            let flags = if upper.is_some() { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+            mount(Some("overlay"), dst, Some("overlay"), flags, Some(data.as_str())).map_err(e)
         }
         Op::ReadOnlyPath(p) => {
             if std::fs::symlink_metadata(p).is_err() {

@@ -51,21 +51,9 @@ pub enum Op {
     /// stack, see [`overlay`]).
     Overlay {
         lower: Vec<PathBuf>,
-        upper: Option<Upper>,
+        upper: Option<(PathBuf, PathBuf)>,
         dst: PathBuf,
     },
-}
-
-/// An overlay's writable layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upper {
-    pub dir: PathBuf,
-    /// overlayfs's work directory, on the same filesystem.
-    pub work: PathBuf,
-    /// Mount with `volatile` (Linux 5.10): no sync of the upper filesystem, above all none at
-    /// unmount, which costs a journal commit of the whole filesystem at every run's end. Only for
-    /// an upper dir thrown away after the run; the mount retries without it on older kernels.
-    pub volatile: bool,
 }
 
 /// What one mount's data may hold: a page, less its NUL (the kernel copies one page of options).
@@ -76,7 +64,7 @@ const OVERLAY_MAX_LOWER: usize = 500;
 /// The options of an overlay mount. Redirects, metacopy and the inode index stay off whatever
 /// the module's defaults: the upper dir must hold whole files and plain whiteouts, the format
 /// `commit` turns back into an OCI layer (as docker's overlay2 driver does).
-pub fn overlay_options(lower: &[PathBuf], upper: Option<&Upper>) -> String {
+pub fn overlay_options(lower: &[PathBuf], upper: Option<&(PathBuf, PathBuf)>) -> String {
     // `:` separates lower dirs and `,` options: both are escaped with a backslash in paths.
     let esc = |p: &Path| {
         let s = p.to_string_lossy();
@@ -84,13 +72,10 @@ pub fn overlay_options(lower: &[PathBuf], upper: Option<&Upper>) -> String {
     };
     let lower: Vec<String> = lower.iter().map(|p| esc(p)).collect();
     let mut o = format!("lowerdir={}", lower.join(":"));
-    if let Some(u) = upper {
-        o.push_str(&format!(",upperdir={},workdir={}", esc(&u.dir), esc(&u.work)));
+    if let Some((up, work)) = upper {
+        o.push_str(&format!(",upperdir={},workdir={}", esc(up), esc(work)));
     }
     o.push_str(",index=off,redirect_dir=off,metacopy=off");
-    if upper.is_some_and(|u| u.volatile) {
-        o.push_str(",volatile");
-    }
     o
 }
 
@@ -99,9 +84,9 @@ pub fn overlay_options(lower: &[PathBuf], upper: Option<&Upper>) -> String {
 /// which the top overlay stacks (overlayfs allows one level of overlay-on-overlay:
 /// FILESYSTEM_MAX_STACK_DEPTH is 2).
 pub fn overlay(layers: &crate::config::Layers, dst: &Path) -> Vec<Op> {
-    let upper = Some(Upper { dir: layers.upper.clone(), work: layers.work.clone(), volatile: layers.volatile });
+    let upper = Some((layers.upper.clone(), layers.work.clone()));
     let top_first: Vec<PathBuf> = layers.lower.iter().rev().cloned().collect();
-    let fits = |l: &[PathBuf], up: Option<&Upper>| {
+    let fits = |l: &[PathBuf], up: Option<&(PathBuf, PathBuf)>| {
         l.len() <= OVERLAY_MAX_LOWER && overlay_options(l, up).len() <= MOUNT_DATA_MAX
     };
     if fits(&top_first, upper.as_ref()) {
@@ -340,7 +325,6 @@ mod tests {
             upper: "/var/lib/sandbox/containers/c/upper".into(),
             work: "/var/lib/sandbox/containers/c/work".into(),
             stack: stack.into(),
-            volatile: true,
         }
     }
 
@@ -354,11 +338,7 @@ mod tests {
         let Op::Overlay { lower, upper, dst } = &ops[1] else { panic!("{:?}", ops[1]) };
         assert_eq!(lower[0], c.layers.as_ref().unwrap().lower[2], "top layer first");
         assert_eq!(dst, Path::new("/m"));
-        assert!(upper.as_ref().is_some_and(|u| u.volatile));
-        assert!(overlay_options(lower, upper.as_ref()).ends_with(
-            ",upperdir=/var/lib/sandbox/containers/c/upper,\
-workdir=/var/lib/sandbox/containers/c/work,index=off,redirect_dir=off,metacopy=off,volatile"
-        ));
+        assert!(upper.is_some());
         assert_eq!(ops[2], Op::BindSelf("/m".into()), "then the usual rootfs view");
         let o = overlay_options(&[PathBuf::from("/a:b,c")], None);
         assert_eq!(o, "lowerdir=/a\\:b\\,c,index=off,redirect_dir=off,metacopy=off");

@@ -144,7 +144,6 @@ impl Container {
             upper: self.dir.join("upper"),
             work: self.dir.join("work"),
             stack: self.dir.join("stack"),
-            volatile: !self.kept,
         })
     }
 
@@ -215,8 +214,7 @@ fn claim_spare(containers: &Path, dst: &Path) -> bool {
 /// removing it. Each run would otherwise create and delete its seven directories and files, and
 /// on ext4 without a journal every new inode scans past those deleted in the last minute
 /// (`recently_deleted`): half of an image run's start-up cost in a loop of short runs. The upper
-/// and work dirs are emptied whole (overlayfs refuses a work dir holding a `volatile` marker).
-/// False when the directory should simply be removed.
+/// and work dirs are emptied whole. False when the directory should simply be removed.
 fn recycle(dir: &Path) -> bool {
     let Some(containers) = dir.parent() else { return false };
     let spares = fs::read_dir(containers)
