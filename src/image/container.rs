@@ -217,10 +217,12 @@ fn claim_spare(containers: &Path, dst: &Path) -> bool {
 /// and work dirs are emptied whole. False when the directory should simply be removed.
 fn recycle(dir: &Path) -> bool {
     let Some(containers) = dir.parent() else { return false };
-    let spares = fs::read_dir(containers)
-        .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(SPARE)).count())
-        .unwrap_or(MAX_SPARES);
-    if spares >= MAX_SPARES {
+    let spares = || {
+        fs::read_dir(containers)
+            .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(SPARE)).count())
+            .unwrap_or(MAX_SPARES)
+    };
+    if spares() >= MAX_SPARES {
         return false;
     }
     for sub in ["upper", "work", "stack"] {
@@ -231,9 +233,15 @@ fn recycle(dir: &Path) -> bool {
     }
     let empty = |p: &str| fs::read_dir(dir.join(p)).is_ok_and(|mut rd| rd.next().is_none());
     // An empty container.json: a spare names no image (rmi and prune skip it).
-    ["upper", "work", "merged", "stack"].iter().all(|p| empty(p))
+    let spare = containers.join(format!("{SPARE}{}", crate::sys::random_id()));
+    let kept = ["upper", "work", "merged", "stack"].iter().all(|p| empty(p))
         && fs::write(dir.join("container.json"), b"").is_ok()
-        && fs::rename(dir, containers.join(format!("{SPARE}{}", crate::sys::random_id()))).is_ok()
+        && fs::rename(dir, &spare).is_ok();
+    // Runs that ended at once may all have counted fewer than the most: the surplus goes.
+    if kept && spares() > MAX_SPARES {
+        remove_all(&spare);
+    }
+    kept
 }
 
 /// Every container directory: (name, meta, in use by a run). Unreadable ones have no meta.
