@@ -13,17 +13,8 @@ cd "$(dirname "$0")/.."
 out=$(realpath -m target/bench/images)
 mkdir -p "$out"
 
-need=()
-for p in docker-registry:docker-registry skopeo:skopeo umoci:umoci hyperfine:hyperfine; do
-  command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
-done
-[ -x /bin/busybox ] || need+=(busybox-static)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-bin=${SANDBOX_BIN:-target/release/sandbox}
-[ -x "$bin" ] || cargo build --release -q
-bin=$(realpath "$bin")
+. bench/common.sh
+bench_setup docker-registry:docker-registry skopeo:skopeo umoci:umoci hyperfine:hyperfine
 
 # The image: busybox, then one gzip layer per host directory (real files: ELF, text, python).
 layout="$out/layout"

@@ -13,18 +13,8 @@ cd "$(dirname "$0")/.."
 out=target/bench
 mkdir -p "$out"
 
-need=()
-for p in runc:runc bwrap:bubblewrap hyperfine:hyperfine; do
-  command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
-done
-[ -x /bin/busybox ] || need+=(busybox-static)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-bin=${SANDBOX_BIN:-target/release/sandbox}
-[ -x "$bin" ] || cargo build --release -q
-bin=$(realpath "$bin")
+. bench/common.sh
+bench_setup runc:runc bwrap:bubblewrap hyperfine:hyperfine
 
 # The rootfs: busybox-static and its applets.
 root=$(realpath -m "$out/rootfs")
