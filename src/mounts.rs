@@ -52,6 +52,7 @@ fn describe(op: &Op) -> String {
         Op::Devpts(p) => format!("mount devpts on {}", d(p)),
         Op::Symlink { link, .. } => format!("symlink {}", d(link)),
         Op::ReadOnly(p) => format!("making {} read-only", d(p)),
+        Op::NoDev(p) => format!("making {} nodev", d(p)),
         Op::PivotRoot(p) => format!("pivot_root into {}", d(p)),
         Op::Mask(p) => format!("masking {}", d(p)),
         Op::ReadOnlyPath(p) => format!("making {} read-only", d(p)),
@@ -98,6 +99,7 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
         .map_err(e),
         Op::Symlink { target, link } => std::os::unix::fs::symlink(target, link).map_err(|e| e.to_string()),
         Op::ReadOnly(p) => sys::set_read_only(&cstr(p)?, true, true).map_err(e),
+        Op::NoDev(p) => sys::set_nodev(&cstr(p)?).map_err(e),
         Op::PivotRoot(root) => pivot(root).map_err(e),
         Op::Mask(p) => match std::fs::metadata(p) {
             Err(_) => Ok(()),

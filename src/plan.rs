@@ -40,6 +40,8 @@ pub enum Op {
     },
     /// Read-only on this mount and every mount below it.
     ReadOnly(PathBuf),
+    /// nodev on this mount and every mount below it.
+    NoDev(PathBuf),
     /// pivot_root into the directory; the old root is detached and gone.
     PivotRoot(PathBuf),
     /// Hide a kernel interface: /dev/null over a file, an empty read-only tmpfs over a directory.
@@ -183,6 +185,12 @@ fn host_view(cfg: &Config, ops: &mut Vec<Op>) {
 /// pivot_root into `root` with a minimal /dev, a fresh /proc and a read-only /sys.
 fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     ops.push(Op::BindSelf(root.to_path_buf()));
+    // With no device cgroup, nodev is what keeps a device node out of reach: one an image ships
+    // (`b 8 0`: the host's disk) or one the command makes with CAP_MKNOD. /dev gets its own
+    // tmpfs (nodev too) with the few devices bound in, which keep their own mounts' flags.
+    if !cfg.privileged {
+        ops.push(Op::NoDev(root.to_path_buf()));
+    }
     // Mount targets are made before the root turns read-only (targets under /dev live on the
     // tmpfs mounted there later and are made then).
     for d in ["proc", "sys", "dev"] {

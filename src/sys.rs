@@ -82,6 +82,7 @@ pub fn load_bpf(prog: &[libc::sock_filter]) -> nix::Result<()> {
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 #[repr(C)]
@@ -96,12 +97,18 @@ struct MountAttr {
 /// `recursive`, on every mount below it in one call. A plain MS_REMOUNT|MS_BIND would change only
 /// the top mount and leave submounts (/dev, /run, …) writable.
 pub fn set_read_only(path: &CStr, read_only: bool, recursive: bool) -> nix::Result<()> {
-    let attr = MountAttr {
-        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
-        attr_clr: if read_only { 0 } else { MOUNT_ATTR_RDONLY },
-        propagation: 0,
-        userns_fd: 0,
-    };
+    let (set, clr) = if read_only { (MOUNT_ATTR_RDONLY, 0) } else { (0, MOUNT_ATTR_RDONLY) };
+    mount_setattr(path, set, clr, recursive)
+}
+
+/// Sets nodev on the mount at `path` and every mount below it: device nodes there cannot be
+/// opened, whoever made them.
+pub fn set_nodev(path: &CStr) -> nix::Result<()> {
+    mount_setattr(path, MOUNT_ATTR_NODEV, 0, true)
+}
+
+fn mount_setattr(path: &CStr, attr_set: u64, attr_clr: u64, recursive: bool) -> nix::Result<()> {
+    let attr = MountAttr { attr_set, attr_clr, propagation: 0, userns_fd: 0 };
     let flags = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: path is a valid C string, attr a live struct of the size passed.
     let ret = unsafe {

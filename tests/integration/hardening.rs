@@ -276,3 +276,23 @@ fn setuid_binaries_regain_no_capabilities() {
     assert_eq!(uids, "1000 0 0 0");
     assert_eq!(eff, DOCKER_DEFAULT, "capabilities dropped from the bounding set stay dropped: {eff:x}");
 }
+
+/// With no device cgroup, a node the command makes with CAP_MKNOD (docker's defaults have it) in
+/// its root filesystem must not open: `b 8 0` there would be the host's disk.
+#[test]
+fn device_nodes_made_in_a_rootfs_cannot_be_opened() {
+    require_root!();
+    let _m = shared();
+    let Some(root) = busybox_rootfs() else { return };
+    let root_s = root.path().to_str().unwrap();
+    // c 1 3 is /dev/null: harmless if the test fails, and writable when it opens.
+    let script = "mknod /tmp/n c 1 3 && echo made; echo x > /tmp/n && echo opened; echo x > /dev/null && echo devnull";
+    let r = sandbox(&["run", "--rootfs", root_s, "sh", "-c", script]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "made\ndevnull\n", "{}", r.stderr);
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+    let _ = std::fs::remove_file(root.path().join("tmp/n"));
+    // --privileged lifts it (as docker's does): the same node opens.
+    let r = sandbox(&["run", "--privileged", "--rootfs", root_s, "sh", "-c", script]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "made\nopened\ndevnull\n"), "{}", r.stderr);
+}

@@ -428,6 +428,29 @@ fn a_truncated_layer_is_refused_and_nothing_of_it_stays() {
 }
 
 #[test]
+fn device_nodes_an_image_ships_cannot_be_opened() {
+    require_root!();
+    let _m = shared();
+    let Some(base) = LayerTar::new().busybox() else { return };
+    // c 1 3 is /dev/null: harmless if the test fails. A real attack ships b 8 0.
+    let dev = LayerTar::new().dir("data", 0o755).char_dev("data/node", 1, 3).finish();
+    let img = oci::Built::new(
+        vec![Layer::new(base.finish(), Comp::Gzip), Layer::new(dev, Comp::None)],
+        serde_json::json!({}),
+    );
+    let layout = tempfile::tempdir().unwrap();
+    img.write_layout(layout.path(), "localhost/dev:1");
+    let root = tempfile::tempdir().unwrap();
+    let r = sb(root.path(), &["image", "import", layout.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let script =
+        "[ -c /data/node ] && echo is-device; echo x > /data/node && echo opened; echo x > /dev/null && echo devnull";
+    let r = sb(root.path(), &["run", "--image", "localhost/dev:1", "sh", "-c", script]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "is-device\ndevnull\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+}
+
+#[test]
 fn overlay_markers_forged_in_a_layer_are_dropped() {
     require_root!();
     let _m = shared();
