@@ -24,6 +24,14 @@ pub struct Resolved {
     pub home: Option<String>,
 }
 
+/// The highest id accepted (runc's limit): (uid_t)-1 means "unchanged" to setresuid(2), so a
+/// user 4294967295 would stay root.
+const MAX_ID: u32 = i32::MAX as u32;
+
+fn id(s: &str) -> Option<u32> {
+    s.parse::<u32>().ok()
+}
+
 impl Spec {
     pub fn parse(s: &str) -> Result<Spec> {
         let (user, group) = match s.split_once(':') {
@@ -31,7 +39,9 @@ impl Spec {
             None => (s, None),
         };
         let ok = |x: &str| !x.is_empty() && !x.contains([':', '\n', '/', '\0']);
-        if !ok(user) || group.is_some_and(|g| !ok(g)) {
+        let too_big =
+            |x: &str| id(x).is_some_and(|n| n > MAX_ID) || (x.bytes().all(|b| b.is_ascii_digit()) && id(x).is_none());
+        if !ok(user) || group.is_some_and(|g| !ok(g)) || too_big(user) || group.is_some_and(too_big) {
             return Err(Error::invalid("--user", s, HELP));
         }
         Ok(Spec { user: user.into(), group: group.map(Into::into) })
@@ -85,6 +95,9 @@ impl Spec {
                 }
             }
         }
+        if uid > MAX_ID || gid > MAX_ID || supplementary.iter().any(|g| *g > MAX_ID) {
+            return Err(format!("user '{}' resolves to an id above {MAX_ID} ({uid}:{gid})", self.user));
+        }
         Ok(Resolved { uid, gid, groups: supplementary, home })
     }
 }
@@ -113,11 +126,13 @@ mod tests {
         assert_eq!(r("5000").unwrap().gid, 0);
         assert!(r("nobody").unwrap_err().contains("'nobody'"));
         assert!(r("fred:nogroup").unwrap_err().contains("'nogroup'"));
+        let huge = Spec::parse("x").unwrap().resolve("x:x:4294967295:0::/:/bin/sh\n", "").unwrap_err();
+        assert!(huge.contains("above 2147483647"), "{huge}");
     }
 
     #[test]
     fn bad_specs_are_refused() {
-        for bad in ["", ":", "a:", ":b", "a:b:c", "a/b"] {
+        for bad in ["", ":", "a:", ":b", "a:b:c", "a/b", "4294967295", "0:4294967295", "2147483648", "99999999999"] {
             let e = Spec::parse(bad).unwrap_err().to_string();
             assert!(e.contains(&format!("'{bad}'")) && e.contains("USER[:GROUP]"), "{e}");
         }

@@ -146,37 +146,45 @@ enum TarKind {
     Rootfs,
 }
 
-/// Tells the three kinds apart by the archive's top-level entries (read without unpacking).
-/// A compressed file is a rootfs tarball: `docker save` and OCI archives are plain tars.
-fn sniff_tar(f: &mut File) -> io::Result<TarKind> {
+/// How `f` is compressed (sniffed from its first bytes); leaves it at its start.
+fn compression_of(f: &mut File) -> io::Result<Compression> {
     let mut head = [0u8; 4];
     let n = f.read(&mut head)?;
     f.rewind()?;
-    if Compression::sniff(&head[..n]) != Compression::None {
-        return Ok(TarKind::Rootfs);
-    }
-    let mut ar = tar::Archive::new(BufReader::new(&mut *f));
+    Ok(Compression::sniff(&head[..n]))
+}
+
+/// The tar stream of `f`, decompressed (`docker save | gzip` is common), from its start.
+fn tar_stream(f: &mut File) -> io::Result<Box<dyn Read + Send + '_>> {
+    let c = compression_of(f)?;
+    c.decoder(BufReader::with_capacity(1 << 20, f)).map_err(io::Error::other)
+}
+
+/// Tells the three kinds apart by the archive's top-level entries (read without unpacking).
+fn sniff_tar(f: &mut File) -> io::Result<TarKind> {
     let mut kind = TarKind::Rootfs;
-    for e in ar.entries()? {
-        let e = e?;
-        let p = e.path()?;
-        let p = p.strip_prefix("./").unwrap_or(&p);
-        if p == Path::new("oci-layout") {
-            kind = TarKind::Layout;
-            break;
-        }
-        if p == Path::new("manifest.json") {
-            kind = TarKind::DockerSave;
+    {
+        let mut ar = tar::Archive::new(tar_stream(f)?);
+        for e in ar.entries()? {
+            let e = e?;
+            let p = e.path()?;
+            let p = p.strip_prefix("./").unwrap_or(&p);
+            if p == Path::new("oci-layout") {
+                kind = TarKind::Layout;
+                break;
+            }
+            if p == Path::new("manifest.json") {
+                kind = TarKind::DockerSave;
+            }
         }
     }
-    drop(ar);
     f.rewind()?;
     Ok(kind)
 }
 
 /// Unpacks an OCI layout or `docker save` tar: files, directories and relative symlinks only.
 fn unpack_archive(f: &mut File, dst: &Path) -> Result<(), String> {
-    let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 20, f));
+    let mut ar = tar::Archive::new(tar_stream(f).map_err(|e| e.to_string())?);
     for e in ar.entries().map_err(|e| e.to_string())? {
         let mut e = e.map_err(|e| format!("reading the archive: {e}"))?;
         let raw = e.path().map_err(|e| e.to_string())?.into_owned();
@@ -353,10 +361,7 @@ fn manifest_for(config: &[u8], config_digest: &str, layers: Vec<serde_json::Valu
 fn rootfs(store: &Store, path: &Path, name: &str, progress: &dyn Progress) -> Result<Image> {
     let err = |e: io::Error| Error::image(format!("{}: {e}", path.display()));
     let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let mut head = [0u8; 4];
-    let n = f.read(&mut head).map_err(err)?;
-    f.rewind().map_err(err)?;
-    let comp = Compression::sniff(&head[..n]);
+    let comp = compression_of(&mut f).map_err(err)?;
     // One pass for both digests: the blob's (compressed) and the diff_id (the tar's).
     let mut outer = HashReader::new(BufReader::with_capacity(1 << 20, f));
     let mut inner = HashReader::new(comp.decoder(BufReader::new(&mut outer))?);
@@ -425,8 +430,14 @@ mod tests {
         assert_eq!(sniff_tar(&mut tar_of(&["blobs/x", "./oci-layout", "index.json"])).unwrap(), TarKind::Layout);
         assert_eq!(sniff_tar(&mut tar_of(&["abc/layer.tar", "manifest.json"])).unwrap(), TarKind::DockerSave);
         assert_eq!(sniff_tar(&mut tar_of(&["etc/passwd", "bin/sh"])).unwrap(), TarKind::Rootfs);
+        // Compressed archives are read through their decompressor: `docker save | gzip`.
+        let mut plain = tar_of(&["abc/layer.tar", "manifest.json"]);
+        let mut tar = vec![];
+        plain.read_to_end(&mut tar).unwrap();
         let gz = dir.path().join("gz");
-        std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
-        assert_eq!(sniff_tar(&mut File::open(gz).unwrap()).unwrap(), TarKind::Rootfs);
+        let mut e = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, &tar).unwrap();
+        e.finish().unwrap();
+        assert_eq!(sniff_tar(&mut File::open(&gz).unwrap()).unwrap(), TarKind::DockerSave);
     }
 }

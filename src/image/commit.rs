@@ -19,7 +19,7 @@ use std::ffi::{CString, OsString};
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -201,7 +201,11 @@ fn entry(
     } else if ft.is_file() {
         h.set_entry_type(EntryType::Regular);
         h.set_size(md.len());
-        let f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| Error::io("cannot open", path, e))?;
         data = Box::new(Exact { inner: f.take(md.len()), left: md.len() });
     } else if ft.is_char_device() || ft.is_block_device() {
         h.set_entry_type(if ft.is_char_device() { EntryType::Char } else { EntryType::Block });

@@ -125,7 +125,8 @@ impl Container {
             c.meta = old;
             return Ok(c);
         }
-        c.lock = lock(&c.dir, false)?;
+        // Blocking: a spare is renamed by a run that still holds its lock for a moment.
+        c.lock = lock(&c.dir, true)?;
         for d in ["upper", "work", "merged", "stack"].iter().filter(|_| !spare) {
             let p = c.dir.join(d);
             fs::create_dir(&p).map_err(|e| Error::io("cannot create", &p, e))?;

@@ -15,6 +15,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -32,7 +33,13 @@ const CONTAINERD_NAME: &str = "io.containerd.image.name";
 pub fn export(store: &Store, image: &str, out: &Path) -> Result<Image> {
     let img = store.find(image)?;
     let tmp = Partial(tmp_path(out));
-    let f = File::create(&tmp.0).map_err(|e| Error::io("cannot create", &tmp.0, e))?;
+    // O_EXCL|O_NOFOLLOW: the name is guessable, and a link planted there must not be followed.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp.0)
+        .map_err(|e| Error::io("cannot create", &tmp.0, e))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     write_layout(store, &img, &mut w)?;
     let f = w.into_inner().map_err(|e| Error::io("cannot write", &tmp.0, e.into_error()))?;

@@ -215,6 +215,8 @@ fn import_reads_oci_archives_docker_save_and_rootfs_tarballs() {
     let manifest = serde_json::json!([{"Config": "cfg.json", "RepoTags": ["saved/busybox:2", "saved/busybox:two"], "Layers": layers}]);
     std::fs::write(save.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
     tar_dir(&save, &work.path().join("save.tar"));
+    // `docker save | gzip`, as often shipped.
+    assert!(Command::new("gzip").arg("-k").arg(work.path().join("save.tar")).status().unwrap().success());
     // A rootfs tarball, gzip-compressed.
     let rootfs = busybox_rootfs().unwrap();
     let tgz = work.path().join("rootfs.tgz");
@@ -230,7 +232,9 @@ fn import_reads_oci_archives_docker_save_and_rootfs_tarballs() {
 
     let root = tempfile::tempdir().unwrap();
     let p = |f: &str| work.path().join(f).to_str().unwrap().to_string();
-    for (file, want) in [("oci.tar", NAME), ("save.tar", "docker.io/saved/busybox:2")] {
+    for (file, want) in
+        [("oci.tar", NAME), ("save.tar", "docker.io/saved/busybox:2"), ("save.tar.gz", "saved/busybox:2")]
+    {
         let r = sb(root.path(), &["image", "import", &p(file)]);
         assert_eq!(r.code, 0, "{file}: {}", r.stderr);
         assert!(r.stdout.contains(want), "{file}: {}", r.stdout);
