@@ -177,12 +177,11 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
     cfg.cwd = args.workdir.clone();
     cfg.user = args.user.clone();
     if !args.env.is_empty() {
-        let mut env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
-        for kv in &args.env {
-            let key = kv.split('=').next().unwrap_or_default();
-            env.retain(|v| v.split('=').next() != Some(key));
-            env.push(kv.clone());
-        }
+        // vars() would panic on a variable that is not UTF-8; such a one is not passed on.
+        let mut env: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some(format!("{}={}", k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        container::override_env(&mut env, &args.env);
         cfg.env = Some(env);
     }
     // With --image the command may come from the image: image_run validates.

@@ -292,19 +292,35 @@ pub fn settings(
     if full.is_empty() {
         return Err(Error::invalid("command", "", "a command: the image has neither Entrypoint nor Cmd"));
     }
+    // The image's own values are checked here, so that an error blames the image, not a flag.
+    let bad = |what: &str, v: &str, expected: &str| Error::image(format!("the image's {what} '{v}' is not {expected}"));
     let mut vars: Vec<String> = c.env().clone().unwrap_or_default();
+    if let Some(v) = vars.iter().find(|v| !v.contains('=') || v.starts_with('=') || v.contains('\0')) {
+        return Err(bad("Env entry", v, "NAME=VALUE"));
+    }
     if !vars.iter().any(|v| v.starts_with("PATH=")) {
         vars.insert(0, DEFAULT_PATH.to_string());
     }
     vars.push(format!("HOSTNAME={hostname}"));
-    for kv in env {
+    override_env(&mut vars, env);
+    let cwd = c.working_dir().as_ref().filter(|w| !w.is_empty()).map(PathBuf::from);
+    if let Some(w) = cwd.as_ref().filter(|w| !w.is_absolute()) {
+        return Err(bad("WorkingDir", &w.display().to_string(), "an absolute path"));
+    }
+    let user = c.user().as_ref().filter(|u| !u.is_empty()).cloned();
+    if let Some(u) = &user {
+        crate::user::Spec::parse(u).map_err(|_| bad("User", u, "USER[:GROUP] with ids up to 2147483647"))?;
+    }
+    Ok(Settings { command: full, env: vars, cwd, user })
+}
+
+/// `NAME=VALUE` overrides, as `--env` applies them: each replaces the variable of that name.
+pub fn override_env(vars: &mut Vec<String>, overrides: &[String]) {
+    for kv in overrides {
         let key = kv.split('=').next().unwrap_or_default();
         vars.retain(|v| v.split('=').next() != Some(key));
         vars.push(kv.clone());
     }
-    let cwd = c.working_dir().as_ref().filter(|w| !w.is_empty()).map(PathBuf::from);
-    let user = c.user().as_ref().filter(|u| !u.is_empty()).cloned();
-    Ok(Settings { command: full, env: vars, cwd, user })
 }
 
 #[cfg(test)]
@@ -338,6 +354,14 @@ mod tests {
         assert_eq!(r.command, s(&["/bin/echo"]), "--entrypoint drops the image's Cmd");
         let r = settings(&c, &s(&["x"]), Some(""), &[], "h").unwrap();
         assert_eq!(r.command, s(&["x"]), "an empty --entrypoint clears it");
+        for (json, want) in [
+            (r#"{"Cmd":["x"],"Env":["NOEQUALS"]}"#, "the image's Env entry 'NOEQUALS' is not NAME=VALUE"),
+            (r#"{"Cmd":["x"],"WorkingDir":"rel"}"#, "the image's WorkingDir 'rel' is not an absolute path"),
+            (r#"{"Cmd":["x"],"User":"4294967295"}"#, "the image's User '4294967295'"),
+        ] {
+            let e = settings(&config(json), &[], None, &[], "h").unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! directory hides everything below it from lower layers. overlayfs says the same with a 0/0
 //! character device named NAME and the `trusted.overlay.opaque=y` xattr on the directory.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -26,16 +28,19 @@ pub enum Entry {
 /// Classifies a tar entry path, after [`relative`] has made it safe.
 pub fn classify(path: &Path) -> Result<Entry> {
     let rel = relative(path)?;
-    let Some(name) = rel.file_name().and_then(|n| n.to_str()) else {
+    // As bytes: a name need not be UTF-8 (`.wh.\xff` deletes `\xff`).
+    let Some(name) = rel.file_name().map(|n| n.as_bytes()) else {
         return Ok(Entry::Plain(rel));
     };
     let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
-    if name == OPAQUE {
+    if name == OPAQUE.as_bytes() {
         return Ok(Entry::Opaque(parent));
     }
-    match name.strip_prefix(PREFIX) {
+    match name.strip_prefix(PREFIX.as_bytes()) {
         // `.wh.` alone, or `.wh..wh.x` (reserved prefix) name nothing that can be deleted.
-        Some(target) if !target.is_empty() && !target.starts_with(PREFIX) => Ok(Entry::Whiteout(parent.join(target))),
+        Some(target) if !target.is_empty() && !target.starts_with(PREFIX.as_bytes()) => {
+            Ok(Entry::Whiteout(parent.join(OsStr::from_bytes(target))))
+        }
         Some(_) => Err(Error::invalid("layer entry", &path.display().to_string(), "a whiteout naming a file")),
         None => Ok(Entry::Plain(rel)),
     }
@@ -66,8 +71,9 @@ pub fn relative(path: &Path) -> Result<PathBuf> {
 /// The inverse, for commit: an overlay upper dir's whiteout (0/0 char device) at `rel` becomes
 /// `DIR/.wh.NAME` in the new layer; an opaque directory gets `DIR/.wh..wh..opq` beside its entries.
 pub fn oci_whiteout_for(rel: &Path) -> PathBuf {
-    let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    rel.with_file_name(format!("{PREFIX}{name}"))
+    let mut name = OsString::from(PREFIX);
+    name.push(rel.file_name().unwrap_or_default());
+    rel.with_file_name(name)
 }
 
 pub fn oci_opaque_for(dir: &Path) -> PathBuf {
@@ -91,6 +97,9 @@ mod tests {
         assert_eq!(c("etc/passwd"), Entry::Plain("etc/passwd".into()));
         assert_eq!(c("etc/not.wh.file"), Entry::Plain("etc/not.wh.file".into()));
         assert_eq!(c("./"), Entry::Plain("".into()));
+        let odd = Path::new(OsStr::from_bytes(b"d/.wh.\xff"));
+        assert_eq!(classify(odd).unwrap(), Entry::Whiteout(Path::new(OsStr::from_bytes(b"d/\xff")).into()));
+        assert_eq!(oci_whiteout_for(Path::new(OsStr::from_bytes(b"d/\xff"))), odd, "and back, byte for byte");
         for bad in ["etc/.wh.", "etc/.wh..wh.x"] {
             assert!(classify(Path::new(bad)).is_err(), "{bad}");
         }
