@@ -13,26 +13,19 @@ pub struct RmiArgs {
     pub images: Vec<String>,
 }
 
-/// The short form docker prints: `alpine` for docker.io/library/alpine.
-fn familiar(repo: &str) -> &str {
-    repo.strip_prefix("docker.io/library/").or_else(|| repo.strip_prefix("docker.io/")).unwrap_or(repo)
-}
-
 pub fn images(cli: &Cli) -> Result<i32> {
     let store = Store::open(&cli.root)?;
     let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "SIZE".into(), "CREATED".into()]];
     for img in store.images()? {
-        let (repo, tag) = match img.name.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
-            Some((r, t)) => (r.to_string(), t.to_string()),
-            None => (img.name.clone(), "<none>".into()),
-        };
+        let r = sandbox::image::Reference::parse(&img.name)?;
+        let (repo, tag) = (r.familiar_repository(), r.tag.clone().unwrap_or_else(|| "<none>".into()));
         let created = img
             .config
             .created()
             .as_deref()
             .map_or("-".into(), |c| c.chars().take(19).collect::<String>().replace('T', " "));
         let size = bytesize::ByteSize(img.size()).to_string();
-        rows.push([familiar(&repo).to_string(), tag, img.short_id(), size, created]);
+        rows.push([repo, tag, img.short_id(), size, created]);
     }
     let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     for r in rows {

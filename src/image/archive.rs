@@ -14,25 +14,20 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use oci_spec::image::{Descriptor, ImageIndex};
 use serde::Deserialize;
 
 use super::digest::{self, HashReader};
 use super::install::{self, Progress, Source};
-use super::layer::Compression;
+use super::layer::{self, Compression};
 use super::manifest::{self, Platform};
 use super::store::{Image, Store};
 use super::Reference;
 use crate::error::{Error, Result};
-
-/// The index annotation skopeo and the OCI spec use for a tag (or a whole reference).
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// containerd's (and docker's) annotation for the full reference.
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Blobs in a directory (`blobs/<alg>/<hex>`), by path (`docker save`), or made here.
 struct DirSource {
@@ -45,22 +40,13 @@ struct DirSource {
 
 impl DirSource {
     fn new(dir: &Path) -> Result<DirSource> {
-        let fd =
-            nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-                .map_err(|e| Error::sys(format!("open {}", dir.display()), e))?;
-        // SAFETY: open just returned this fd; OwnedFd owns it from here.
-        let root = unsafe { OwnedFd::from_raw_fd(fd) };
+        let root = layer::open_dir(dir).map_err(|e| Error::sys(format!("open {}", dir.display()), e))?;
         Ok(DirSource { root, by_digest: HashMap::new(), direct: HashMap::new(), made: HashMap::new() })
     }
 
     /// Opens `rel` inside the directory: symlinks and `..` resolve within it, never outside.
     fn open_file(&self, rel: &Path) -> io::Result<File> {
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let fd = openat2(self.root.as_raw_fd(), rel, how).map_err(io::Error::from)?;
-        // SAFETY: openat2 just returned this fd; File owns it from here.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        Ok(File::from(layer::open_in(&self.root, rel, OFlag::O_RDONLY)?))
     }
 
     fn read_small(&self, rel: &Path) -> Result<Vec<u8>> {
@@ -267,10 +253,10 @@ fn layout(store: &Store, src: &DirSource, name: Option<&str>, progress: &dyn Pro
 /// repository, so `--name` must.
 fn entry_name(d: &Descriptor) -> Result<String> {
     let a = d.annotations().clone().unwrap_or_default();
-    if let Some(n) = a.get(CONTAINERD_NAME) {
+    if let Some(n) = a.get(manifest::CONTAINERD_NAME) {
         return Ok(Reference::parse(n)?.to_string());
     }
-    match a.get(REF_NAME) {
+    match a.get(manifest::REF_NAME) {
         Some(n) if n.contains([':', '/']) => Ok(Reference::parse(n)?.to_string()),
         Some(tag) => Err(Error::image(format!(
             "the layout names image {} only by the tag '{tag}', not a repository: give --name REPOSITORY:{tag}",

@@ -21,13 +21,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::digest::{Expected, HashReader};
-use super::manifest::{OCI_INDEX, OCI_MANIFEST};
-use super::reference::{Reference, DEFAULT_REGISTRY};
+use super::manifest::{self, OCI_INDEX, OCI_MANIFEST};
+use super::reference::Reference;
 use super::store::{Image, Store};
 use crate::error::{Error, Result};
-
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Writes image `image` (a name or id prefix) as an OCI layout tar at `out`. Returns the image.
 pub fn export(store: &Store, image: &str, out: &Path) -> Result<Image> {
@@ -95,9 +92,9 @@ pub fn write_layout(store: &Store, img: &Image, w: &mut dyn Write) -> Result<()>
     file(&mut b, &blob_name(&img.manifest_digest), &manifest).map_err(out_err)?;
 
     let r = Reference::parse(&img.name)?;
-    let mut annotations = json!({ CONTAINERD_NAME: img.name });
+    let mut annotations = json!({ manifest::CONTAINERD_NAME: img.name });
     if let Some(t) = &r.tag {
-        annotations[REF_NAME] = Value::String(t.clone());
+        annotations[manifest::REF_NAME] = Value::String(t.clone());
     }
     let mut platform = json!({"architecture": c["architecture"], "os": c["os"]});
     if let Some(v) = c.get("variant") {
@@ -132,12 +129,7 @@ fn blob_name(digest: &str) -> String {
 
 /// A reference as docker prints it: `alpine:3.20`, `fred/tool:1`, `quay.io/x/y:2`.
 fn familiar(r: &Reference) -> String {
-    let repo = if r.registry == DEFAULT_REGISTRY {
-        r.repository.strip_prefix("library/").unwrap_or(&r.repository).to_string()
-    } else {
-        format!("{}/{}", r.registry, r.repository)
-    };
-    format!("{repo}:{}", r.tag.as_deref().unwrap_or("latest"))
+    format!("{}:{}", r.familiar_repository(), r.tag.as_deref().unwrap_or("latest"))
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {

@@ -253,23 +253,26 @@ fn remove(dir: RawFd, name: &OsStr) -> nix::Result<()> {
     }
 }
 
-fn how(flags: OFlag, resolve: ResolveFlag) -> OpenHow {
-    OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(resolve)
-}
-
-fn open_dir(p: &Path) -> nix::Result<OwnedFd> {
+/// Opens directory `p` as an O_PATH handle, for the `*at` calls and [`open_in`].
+pub(crate) fn open_dir(p: &Path) -> nix::Result<OwnedFd> {
     let fd = nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
     // SAFETY: open just returned this fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Opens `rel` (a directory) with `root` as `/`: symlinks resolve inside the layer.
-fn open_in_root(root: &OwnedFd, rel: &Path) -> nix::Result<OwnedFd> {
+/// Opens `rel` with `root` as `/` (openat2 RESOLVE_IN_ROOT): `..` and symlinks, absolute or
+/// relative, resolve inside the root, never outside it.
+pub(crate) fn open_in(root: &OwnedFd, rel: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
     let p: &Path = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
     let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
-    let fd = openat2(root.as_raw_fd(), p, how(OFlag::O_PATH | OFlag::O_DIRECTORY, resolve))?;
+    let fd = openat2(root.as_raw_fd(), p, OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(resolve))?;
     // SAFETY: openat2 just returned this fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens directory `rel` inside the layer.
+fn open_in_root(root: &OwnedFd, rel: &Path) -> nix::Result<OwnedFd> {
+    open_in(root, rel, OFlag::O_PATH | OFlag::O_DIRECTORY)
 }
 
 /// The directory holding `rel` (created if missing, inside the root) and `rel`'s last component.

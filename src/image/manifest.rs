@@ -12,6 +12,11 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
+/// The index annotation skopeo and the OCI spec use for a tag (or a whole reference).
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// containerd's (and docker's) annotation for the full reference.
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
 /// The manifest media types sandbox reads, for a registry's Accept header.
 pub const ACCEPT: [&str; 4] = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST];
 

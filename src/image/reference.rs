@@ -69,6 +69,16 @@ impl Reference {
         Ok(Reference { registry, repository, tag, digest })
     }
 
+    /// The repository as docker prints it: `alpine` for docker.io/library/alpine, `user/x` for
+    /// docker.io/user/x, `REGISTRY/REPO` elsewhere.
+    pub fn familiar_repository(&self) -> String {
+        if self.registry == DEFAULT_REGISTRY {
+            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string()
+        } else {
+            format!("{}/{}", self.registry, self.repository)
+        }
+    }
+
     /// What a manifest request names: the digest when pinned, else the tag.
     pub fn manifest_ref(&self) -> &str {
         self.digest.as_deref().or(self.tag.as_deref()).unwrap_or(DEFAULT_TAG)
