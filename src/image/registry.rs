@@ -94,6 +94,13 @@ pub fn is_insecure(registry: &str, insecure: &[String]) -> bool {
     loopback || insecure.iter().any(|i| i == registry || (split_host(i).1.is_none() && i == host))
 }
 
+/// Whether a token realm may get the user's credentials: over https, or when the registry itself
+/// is spoken to over plain http (the user chose that). A registry on https cannot send them to
+/// an http realm, where anyone on the path would read them.
+fn creds_may_go_to(realm: &str, registry_origin: &str) -> bool {
+    origin(realm).starts_with("https://") || registry_origin.starts_with("http://")
+}
+
 /// `scheme://host[:port]` of a URL, lower-cased: what `Authorization` is bound to.
 fn origin(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
@@ -293,7 +300,7 @@ impl Client {
             if let Some(s) = c.params.get("service") {
                 req = req.query("service", s);
             }
-            if let Some(cr) = &self.creds {
+            if let Some(cr) = self.creds.as_ref().filter(|_| creds_may_go_to(realm, &self.origin)) {
                 req = req.set("Authorization", &cr.basic());
             }
             let token_error =
@@ -444,6 +451,14 @@ pub fn pull(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_to_a_plain_http_realm_only_from_a_plain_http_registry() {
+        assert!(creds_may_go_to("https://auth.example/token", "https://reg.example"));
+        assert!(!creds_may_go_to("http://auth.example/token", "https://reg.example"));
+        assert!(!creds_may_go_to("HTTP://auth.example/token", "https://reg.example"));
+        assert!(creds_may_go_to("http://127.0.0.1:9/token", "http://127.0.0.1:5000"));
+    }
 
     #[test]
     fn loopback_and_listed_registries_are_plain_http() {

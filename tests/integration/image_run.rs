@@ -461,7 +461,7 @@ fn overlay_markers_forged_in_a_layer_are_dropped() {
     let t = LayerTar::new()
         .dir("d", 0o755)
         .file_with_xattr("d/f", b"x", "trusted.overlay.redirect", b"/etc")
-        .file_with_xattr("d/g", b"y", "user.kept", b"1")
+        .file_with_xattr("d/g", b"y", "trusted.sandbox-test", b"1")
         .finish();
     let img = oci::Built::new(vec![Layer::new(t, Comp::None)], serde_json::json!({}));
     let layout = tempfile::tempdir().unwrap();
@@ -471,7 +471,7 @@ fn overlay_markers_forged_in_a_layer_are_dropped() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let l = root.path().join("layers").join(&img.layers[0].diff_id[7..]);
     assert_eq!(getxattr(&l.join("d/f"), "trusted.overlay.redirect"), None);
-    assert_eq!(getxattr(&l.join("d/g"), "user.kept").as_deref(), Some(&b"1"[..]));
+    assert_eq!(getxattr(&l.join("d/g"), "trusted.sandbox-test").as_deref(), Some(&b"1"[..]));
 }
 
 #[test]
