@@ -514,3 +514,27 @@ fn unnamed_runs_reuse_an_emptied_skeleton_and_see_nothing_of_each_other() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(spares(), 0, "prune removes the spares");
 }
+
+#[test]
+fn hard_links_cannot_reach_host_files() {
+    require_root!();
+    let _m = shared();
+    let passwd = std::fs::metadata("/etc/passwd").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let imp = |name: &str, t: Vec<u8>| {
+        let layout = tempfile::tempdir().unwrap();
+        oci::Built::new(vec![Layer::new(t, Comp::None)], serde_json::json!({})).write_layout(layout.path(), name);
+        sb(root.path(), &["image", "import", layout.path().to_str().unwrap()])
+    };
+    // A link target that climbs: refused by name.
+    let r = imp("localhost/hl1:1", LayerTar::new().hardlink("h", "../../../../etc/passwd").finish());
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("no `..`"), "{}", r.stderr);
+    // A link target through an absolute symlink: resolved inside the layer, where it is missing.
+    let r = imp("localhost/hl2:1", LayerTar::new().symlink("s", "/etc").hardlink("h", "s/passwd").finish());
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("entry h: parent directory s"), "{}", r.stderr);
+    let after = std::fs::metadata("/etc/passwd").unwrap();
+    assert_eq!(after.nlink(), passwd.nlink(), "a link to the host's /etc/passwd was made");
+    assert!(leftovers(root.path()).is_empty(), "{:?}", leftovers(root.path()));
+}
