@@ -351,6 +351,7 @@ fn bad_images_and_names_are_refused_and_leave_the_store_unharmed() {
         (vec!["run", "--image", "localhost/nosuch:1", "true"], "no image 'localhost/nosuch:1'"),
         (vec!["run", "--image", "Not_A/Ref!", "true"], "invalid image reference 'Not_A/Ref!'"),
         (vec!["run", "--image", NAME, "--name", "-bad", "true"], "invalid --name '-bad'"),
+        (vec!["run", "--userns", "100000:65536", "--image", NAME, "true"], "without --userns"),
         (vec!["image", "import", "/nonexistent.tar"], "/nonexistent.tar"),
         (vec!["image", "import", work.path().to_str().unwrap()], "OCI image layout"),
     ] {
