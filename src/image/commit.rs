@@ -133,6 +133,9 @@ fn walk(b: &mut Builder, upper: &Path, rel: &Path, links: &mut HashMap<(u64, u64
         let rel = rel.join(&n);
         let path = upper.join(&rel);
         let md = fs::symlink_metadata(&path).map_err(|e| Error::io("cannot stat", &path, e))?;
+        if made_mount_point(&rel, &path, &md) {
+            continue;
+        }
         entry(b, &path, &rel, &md, links).map_err(|e| match e {
             Error::Image(m) => Error::image(format!("{}: {m}", path.display())),
             e => e,
@@ -142,6 +145,15 @@ fn walk(b: &mut Builder, upper: &Path, rel: &Path, links: &mut HashMap<(u64, u64
         }
     }
     Ok(())
+}
+
+/// A mount point a run made in a root that lacks it (plan.rs: /proc, /sys, /dev), still empty:
+/// sandbox's, not a change of the command's, so it stays out of the layer (docker keeps these in
+/// a separate init layer for the same reason).
+fn made_mount_point(rel: &Path, path: &Path, md: &Metadata) -> bool {
+    ["proc", "sys", "dev"].iter().any(|m| rel == Path::new(m))
+        && md.is_dir()
+        && fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }
 
 /// The archive entry (or entries) for one upper-dir file at `rel`.

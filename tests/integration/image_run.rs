@@ -539,3 +539,43 @@ fn hard_links_cannot_reach_host_files() {
     assert_eq!(after.nlink(), passwd.nlink(), "a link to the host's /etc/passwd was made");
     assert!(leftovers(root.path()).is_empty(), "{:?}", leftovers(root.path()));
 }
+
+#[test]
+fn commit_leaves_out_the_mount_points_a_run_made() {
+    require_root!();
+    let _m = shared();
+    let Some(bb) = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()) else {
+        eprintln!("SKIPPED: busybox (Debian busybox-static) is not installed; this test builds its image from it");
+        return;
+    };
+    // No /proc, /sys or /dev in the image: the run makes them, in its upper dir.
+    let t = LayerTar::new()
+        .dir("bin", 0o755)
+        .file("bin/busybox", 0o755, &std::fs::read(bb).unwrap())
+        .symlink("bin/sh", "busybox")
+        .symlink("bin/mkdir", "busybox")
+        .finish();
+    let layout = tempfile::tempdir().unwrap();
+    oci::Built::new(vec![Layer::new(t, Comp::Gzip)], serde_json::json!({}))
+        .write_layout(layout.path(), "localhost/bare:1");
+    let root = tempfile::tempdir().unwrap();
+    let r = sb(root.path(), &["image", "import", layout.path().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = sb(root.path(), &["run", "--image", "localhost/bare:1", "--name", "c", "sh", "-c", "mkdir /made"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(root.path().join("containers/c/upper/proc").is_dir(), "the run made its mount point in the upper dir");
+    let r = sb(root.path(), &["commit", "c", "localhost/bare:2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let img = sandbox::image::Store::open(root.path()).unwrap().find("localhost/bare:2").unwrap();
+    let blob = root.path().join("blobs/sha256").join(&img.manifest.layers().last().unwrap().digest().to_string()[7..]);
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()));
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
+        .collect();
+    assert!(names.contains(&"made".to_string()), "{names:?}");
+    for m in ["proc", "sys", "dev"] {
+        assert!(!names.contains(&m.to_string()), "{m} in the committed layer: {names:?}");
+    }
+}
