@@ -32,8 +32,8 @@ pub fn image(cli: &Cli, c: &ImageCommand) -> Result<i32> {
     match c {
         ImageCommand::Import { path, name } => {
             let store = sandbox::image::Store::open(&cli.root)?;
-            for img in sandbox::image::archive::import(&store, path, name.as_deref(), &sandbox::image::install::Quiet)?
-            {
+            let bars = super::pull::Bars::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+            for img in sandbox::image::archive::import(&store, path, name.as_deref(), &bars)? {
                 println!("imported {} (id {}, {} layer(s))", img.name, img.short_id(), img.manifest.layers().len());
             }
             Ok(0)

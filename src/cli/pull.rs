@@ -68,8 +68,9 @@ pub fn pull(cli: &Cli, args: &PullArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// One bar per layer under a [`MultiProgress`] on a terminal; plain lines otherwise.
-struct Bars {
+/// One bar per layer under a [`MultiProgress`] on a terminal; plain lines otherwise. Pulls and
+/// imports show the same.
+pub(super) struct Bars {
     multi: Option<MultiProgress>,
     /// Per blob: its bar (terminal) or its short digest and bytes so far (plain).
     blobs: Mutex<Vec<Blob>>,
@@ -82,7 +83,7 @@ struct Blob {
 }
 
 impl Bars {
-    fn new(terminal: bool) -> Bars {
+    pub(super) fn new(terminal: bool) -> Bars {
         let multi = terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Bars { multi, blobs: Mutex::new(vec![]) }
     }
@@ -127,7 +128,7 @@ impl Progress for Bars {
                 let msg = if how == "done" { format!("{how} ({})", HumanBytes(b.done)) } else { how.to_string() };
                 bar.finish_with_message(msg);
             }
-            None if how == "done" => eprintln!("{}: {how} ({} fetched)", b.name, HumanBytes(b.done)),
+            None if how == "done" => eprintln!("{}: {how} ({})", b.name, HumanBytes(b.done)),
             None => eprintln!("{}: {how}", b.name),
         }
     }
