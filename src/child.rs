@@ -2,34 +2,41 @@
 //!
 //! 1. die with sandbox (PR_SET_PDEATHSIG); in a user namespace, wait for the uid/gid maps and
 //!    become root in it; set the hostname, bring `lo` up,
-//! 2. execute the mount plan, connect stdio (own session, own pty when interactive),
+//! 2. execute the mount plan, connect stdio (own session; a pty from the run's own devpts,
+//!    whose master goes to sandbox over the console socket), set the environment,
 //! 3. wait until the parent has put us in the cgroup, unshare the cgroup namespace (our group
-//!    becomes its root),
+//!    becomes its root) and mount the cgroup filesystem as that namespace shows it, read-only,
 //! 4. drop capabilities, set no_new_privs, load the seccomp filter,
-//! 5. restore the signal mask and exec the command (or, with `--init`, fork it under a tiny init).
+//! 5. arm die-with-parent again (every credential change above disarmed it) and check sandbox is
+//!    still there,
+//! 6. exec the command with default signal actions, an empty mask and no fd above 2 but those
+//!    `--preserve-fds` passes (or, with `--init`, fork it under a tiny init).
 //!
 //! Failures travel to the parent over a close-on-exec pipe as "<exit code>\n<message>": if exec
 //! succeeds the pipe closes empty and the parent knows the command runs.
 
 use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd;
 
 use crate::plan::Op;
 use crate::sys;
 
 /// How the command's stdin/stdout/stderr are connected.
+#[derive(Clone, Copy)]
 pub enum ChildStdio {
     /// The same fds as sandbox's (none of them is a terminal).
     Inherit,
-    /// A pseudo-terminal slave becomes stdin, stdout, stderr and the controlling terminal.
-    Pty { slave: RawFd },
-    /// sandbox's stdout/stderr is a terminal but stdin is not: the command writes into pipes that
-    /// sandbox copies out, so it never holds the outer terminal (TIOCSTI, CVE-2017-5226).
-    Pipes { out: Option<RawFd>, err: Option<RawFd> },
+    /// The child allocates a pseudo-terminal in its own devpts (once its /dev is mounted), sends
+    /// the master to sandbox over `console`, and makes the slave its stdin, stdout, stderr and
+    /// controlling terminal, sized as sandbox's terminal.
+    Pty { console: RawFd, size: Option<libc::winsize> },
+    /// Each of sandbox's stdin, stdout, stderr that is a terminal is replaced by a pipe that
+    /// sandbox relays, so the command never holds the outer terminal (TIOCSTI, CVE-2017-5226;
+    /// termios changes that would outlive the run).
+    Pipes { input: Option<RawFd>, out: Option<RawFd>, err: Option<RawFd> },
 }
 
 /// Everything the child needs, prepared by the parent before clone.
@@ -39,7 +46,8 @@ pub struct ChildSpec {
     pub ops: Vec<Op>,
     pub init: bool,
     pub stdio: ChildStdio,
-    /// Read end of the "you are in the cgroup, go on" pipe.
+    /// Read end of the "you are in the cgroup, go on" pipe. sandbox keeps the write end open for
+    /// the whole run, so a hang-up on it means sandbox is gone.
     pub sync_rd: RawFd,
     /// Write end of the error pipe (close-on-exec).
     pub err_wr: RawFd,
@@ -47,8 +55,6 @@ pub struct ChildSpec {
     pub status_wr: Option<RawFd>,
     /// The parent's ends of the pipes and its signalfd/pty master: closed here.
     pub parent_fds: Vec<RawFd>,
-    /// The signal mask to restore before exec.
-    pub old_mask: SigSet,
     /// Capabilities the command keeps.
     pub capabilities: caps::CapsHashSet,
     pub no_new_privs: bool,
@@ -56,8 +62,15 @@ pub struct ChildSpec {
     pub seccomp: Option<crate::seccomp::Filter>,
     /// Cloned into a new user namespace: the parent writes our maps, then one byte on `sync_rd`.
     pub userns: bool,
-    /// The command's environment (`None`: sandbox's own).
-    pub env: Option<Vec<String>>,
+    /// The command's environment, exactly; HOME is added from the user's /etc/passwd entry (in
+    /// the command's root) when missing, TERM (`term`) when the command has a pty.
+    pub env: Vec<String>,
+    /// TERM for a pty: the caller's, else xterm.
+    pub term: String,
+    /// `--preserve-fds`: fds 3 .. 3+N-1 stay open across exec.
+    pub preserve_fds: u32,
+    /// The cgroup filesystem view, mounted once in the cgroup namespace.
+    pub cgroup_ops: Vec<Op>,
     /// Working directory, made if missing.
     pub cwd: Option<std::path::PathBuf>,
     /// `--user` / the image's User, resolved against the new root's /etc/passwd.
@@ -98,8 +111,9 @@ pub fn main(spec: &ChildSpec) -> ! {
     if let Err(e) = connect_stdio(&spec.stdio) {
         setup("connecting stdio", e);
     }
-    if let Some(env) = &spec.env {
-        set_environment(env);
+    set_environment(&spec.env);
+    if matches!(spec.stdio, ChildStdio::Pty { .. }) && std::env::var_os("TERM").is_none() {
+        std::env::set_var("TERM", &spec.term);
     }
     if let Some(dir) = &spec.cwd {
         // Made if missing inside a root filesystem (as docker does for WorkingDir), never on the
@@ -114,10 +128,18 @@ pub fn main(spec: &ChildSpec) -> ! {
     // period (cgroup_threadgroup_rwsem), so our own setup above overlaps that wait. The command's
     // code runs only after this point. EOF means the parent died or gave up: stop here.
     wait_for_parent(spec.sync_rd);
-    let _ = unistd::close(spec.sync_rd);
     // Now our group becomes the root of the cgroup namespace.
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
         setup("unshare(CLONE_NEWCGROUP)", e);
+    }
+    // The cgroupfs as that namespace shows it: our own group and nothing above or beside it.
+    // In a user namespace the kernel may refuse a v1 hierarchy: /sys/fs/cgroup then stays the
+    // empty directory of our fresh sysfs, which is contained as well.
+    if let Err(m) = crate::mounts::execute(&spec.cgroup_ops) {
+        if !spec.userns {
+            fail(spec.err_wr, 125, &m);
+        }
+        let _ = nix::mount::umount2("/sys/fs/cgroup", nix::mount::MntFlags::MNT_DETACH);
     }
     // Last privileged steps done: from here on the command's limits. Without no_new_privs,
     // loading a filter needs CAP_SYS_ADMIN, so it goes before the capabilities are dropped;
@@ -135,10 +157,13 @@ pub fn main(spec: &ChildSpec) -> ! {
     if let Err(m) = crate::caps::limit_bounding(&spec.capabilities) {
         fail(spec.err_wr, 125, &format!("capabilities: {m}"));
     }
-    if let Some(u) = &spec.user {
-        if let Err(m) = switch_user(u, spec.env.is_some()) {
-            fail(spec.err_wr, 125, &m);
+    match &spec.user {
+        Some(u) => {
+            if let Err(m) = switch_user(u) {
+                fail(spec.err_wr, 125, &m);
+            }
         }
+        None => default_home(),
     }
     if let Err(m) = crate::caps::set_process(&spec.capabilities) {
         fail(spec.err_wr, 125, &format!("capabilities: {m}"));
@@ -149,6 +174,16 @@ pub fn main(spec: &ChildSpec) -> ! {
         }
         load(&spec.seccomp);
     }
+    // setresuid/setresgid above (and becoming root in a user namespace) cleared the parent-death
+    // signal: arm it again, then make sure sandbox did not die before that (the write end of the
+    // sync pipe is open in sandbox until the run ends).
+    if let Err(e) = sys::die_with_parent() {
+        setup("prctl(PR_SET_PDEATHSIG)", e);
+    }
+    if sys::writer_gone(spec.sync_rd) {
+        sys::exit_now(125);
+    }
+    let _ = unistd::close(spec.sync_rd);
     if spec.init {
         crate::init::run(spec)
     }
@@ -193,9 +228,24 @@ fn set_environment(env: &[String]) {
     }
 }
 
+/// HOME for a command that runs as root and has none: root's entry in the command's
+/// /etc/passwd, else `/` (docker's rule).
+fn default_home() {
+    if std::env::var_os("HOME").is_some() {
+        return;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let home = crate::user::Spec::parse("0")
+        .ok()
+        .and_then(|s| s.resolve(&passwd, "").ok())
+        .and_then(|r| r.home)
+        .unwrap_or_else(|| "/".into());
+    std::env::set_var("HOME", home);
+}
+
 /// Becomes `user` as resolved in the new root. Sets HOME from /etc/passwd when the command's
-/// environment (an image's) has none.
-fn switch_user(user: &crate::user::Spec, image_env: bool) -> Result<(), String> {
+/// environment has none.
+fn switch_user(user: &crate::user::Spec) -> Result<(), String> {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let r = user.resolve(&read("/etc/passwd"), &read("/etc/group"))?;
     let groups: Vec<unistd::Gid> = r.groups.iter().map(|g| unistd::Gid::from_raw(*g)).collect();
@@ -209,7 +259,7 @@ fn switch_user(user: &crate::user::Spec, image_env: bool) -> Result<(), String> 
     unistd::setresgid(gid, gid, gid).map_err(|err| e("setresgid", err))?;
     let uid = unistd::Uid::from_raw(r.uid);
     unistd::setresuid(uid, uid, uid).map_err(|err| e("setresuid", err))?;
-    if image_env && std::env::var_os("HOME").is_none() {
+    if std::env::var_os("HOME").is_none() {
         std::env::set_var("HOME", r.home.as_deref().unwrap_or("/"));
     }
     Ok(())
@@ -220,17 +270,21 @@ fn connect_stdio(stdio: &ChildStdio) -> nix::Result<()> {
     unistd::setsid()?;
     match *stdio {
         ChildStdio::Inherit => {}
-        ChildStdio::Pty { slave } => {
-            sys::set_controlling_tty(slave)?;
-            for fd in 0..3 {
-                unistd::dup2(slave, fd)?;
+        ChildStdio::Pty { console, size } => {
+            let (master, slave) = sys::open_pty()?;
+            if let Some(ws) = size {
+                sys::set_window_size(master.as_raw_fd(), &ws);
             }
-            if slave > 2 {
-                unistd::close(slave)?;
+            sys::send_fd(console, master.as_raw_fd())?;
+            drop(master);
+            let _ = unistd::close(console);
+            sys::set_controlling_tty(slave.as_raw_fd())?;
+            for fd in 0..3 {
+                unistd::dup2(slave.as_raw_fd(), fd)?;
             }
         }
-        ChildStdio::Pipes { out, err } => {
-            for (src, dst) in [(out, 1), (err, 2)] {
+        ChildStdio::Pipes { input, out, err } => {
+            for (src, dst) in [(input, 0), (out, 1), (err, 2)] {
                 if let Some(fd) = src {
                     unistd::dup2(fd, dst)?;
                     unistd::close(fd)?;
@@ -241,10 +295,19 @@ fn connect_stdio(stdio: &ChildStdio) -> nix::Result<()> {
     Ok(())
 }
 
-/// Restores the signal mask and execs the command; on failure reports 126 or 127.
+/// Execs the command with every signal at its default action, an empty mask, and no fd above 2
+/// but the ones `--preserve-fds` passes (CVE-2024-21626: an inherited fd of the host's root or
+/// network namespace would lead out); on failure reports 126 or 127.
 pub fn exec(spec: &ChildSpec) -> ! {
-    sys::default_sigpipe();
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&spec.old_mask), None);
+    let keep = 3 + spec.preserve_fds;
+    for fd in 3..keep {
+        let _ = sys::clear_cloexec(fd as RawFd);
+    }
+    // Close-on-exec rather than closed: the error pipe must still work if exec fails.
+    if let Err(e) = sys::close_range(keep, u32::MAX, true) {
+        fail(spec.err_wr, 125, &format!("close_range: {}", e.desc()));
+    }
+    sys::default_signals();
     let err = match unistd::execvp(&spec.argv[0], &spec.argv) {
         Err(e) => e,
         Ok(never) => match never {},

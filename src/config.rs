@@ -54,15 +54,33 @@ pub struct Layers {
     pub stack: PathBuf,
 }
 
-/// How the command's standard streams are connected.
+/// How the command's standard streams are connected. Whatever the mode, the command never holds
+/// a descriptor of the outer terminal: without a pty, each of sandbox's stdin, stdout and stderr
+/// that is a terminal is relayed through a pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tty {
-    /// A pseudo-terminal when sandbox's stdin is a terminal (like `docker run -it`), else plain fds.
+    /// A pseudo-terminal when sandbox's stdin and stdout are both terminals (like `docker run -it`).
     #[default]
     Auto,
-    /// Never allocate a pseudo-terminal.
+    /// Always a pseudo-terminal (`-t`), even when stdin or stdout is a pipe or a file.
+    Always,
+    /// Never a pseudo-terminal (`--no-tty`).
     Never,
 }
+
+/// An extra tmpfs mount: `--tmpfs DST[:size=N]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub dst: PathBuf,
+    /// Its size limit in bytes (`None`: the kernel's default, half of RAM; the memory limit
+    /// still counts what is written there).
+    pub size: Option<u64>,
+}
+
+/// docker's default `--shm-size`.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+/// `docker stop`'s default grace period.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A complete, validated description of one run.
 #[derive(Debug, Clone)]
@@ -78,7 +96,8 @@ pub struct Config {
     pub rootfs: Option<PathBuf>,
     /// With an image: the layers mounted (overlayfs) on `rootfs` before anything else.
     pub layers: Option<Layers>,
-    /// The command's environment; `None` passes sandbox's own on.
+    /// The command's environment, exactly (`NAME=VALUE`); `None`: the clean default of
+    /// [`crate::env::default_for`] (never the caller's whole environment).
     pub env: Option<Vec<String>>,
     /// The command's working directory (created if missing); `None`: `/` with a rootfs, else
     /// sandbox's own.
@@ -90,7 +109,15 @@ pub struct Config {
     pub read_only: bool,
     pub binds: Vec<Bind>,
     /// Extra tmpfs mounts (absolute paths inside the sandbox).
-    pub tmpfs: Vec<PathBuf>,
+    pub tmpfs: Vec<Tmpfs>,
+    /// The size of /dev/shm in bytes (`--shm-size`, docker's 64M by default).
+    pub shm_size: u64,
+    /// How long a stop (SIGTERM, SIGINT or SIGHUP to sandbox, forwarded) may take before
+    /// everything in the run is SIGKILLed (`--stop-timeout`).
+    pub stop_timeout: Duration,
+    /// `--preserve-fds N`: fds 3 .. 3+N-1 of the caller are passed to the command on purpose;
+    /// every other fd above 2 is closed before exec.
+    pub preserve_fds: u32,
     /// Run a minimal init as PID 1 that reaps zombies and forwards signals.
     pub init: bool,
     /// Cgroup parent, relative to the hierarchy root; default: the invoking process's own cgroup.
@@ -127,6 +154,9 @@ impl Config {
             read_only: false,
             binds: Vec::new(),
             tmpfs: Vec::new(),
+            shm_size: DEFAULT_SHM_SIZE,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            preserve_fds: 0,
             init: false,
             cgroup_parent: None,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
@@ -154,7 +184,7 @@ impl Config {
             }
         }
         for t in &self.tmpfs {
-            check_abs("--tmpfs", t)?;
+            check_abs("--tmpfs", &t.dst)?;
         }
         if let Some(c) = &self.cwd {
             check_abs("--workdir", c)?;
@@ -167,6 +197,9 @@ impl Config {
                 return Err(Error::invalid("--env", e, "NAME=VALUE"));
             }
         }
+        if self.preserve_fds > MAX_PRESERVE_FDS {
+            return Err(Error::invalid("--preserve-fds", &self.preserve_fds.to_string(), PRESERVE_HELP));
+        }
         for b in &self.binds {
             check_abs("--bind", &b.dst)?;
         }
@@ -177,6 +210,47 @@ impl Config {
         }
         Ok(())
     }
+}
+
+const PRESERVE_HELP: &str = "a whole number of fds from 0 to 1024, counted from fd 3";
+const MAX_PRESERVE_FDS: u32 = 1024;
+
+/// Parses `--preserve-fds N`.
+pub fn parse_preserve_fds(s: &str) -> Result<u32, Error> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n <= MAX_PRESERVE_FDS => Ok(n),
+        _ => Err(Error::invalid("--preserve-fds", s, PRESERVE_HELP)),
+    }
+}
+
+/// Parses `--stop-timeout` (humantime; `0s` kills at once).
+pub fn parse_stop_timeout(s: &str) -> Result<Duration, Error> {
+    humantime::parse_duration(s.trim())
+        .map_err(|_| Error::invalid("--stop-timeout", s, "a duration such as 10s, 500ms or 0s (kill at once)"))
+}
+
+/// Parses a tmpfs size (`--shm-size`, `--tmpfs DST:size=N`): binary suffixes as `--mem`, at
+/// least one page.
+pub fn parse_tmpfs_size(flag: &'static str, s: &str) -> Result<u64, Error> {
+    let help = "a size of at least 4K with an optional binary suffix K, M, G (1K = 1024), e.g. 64M";
+    match parse_size(s) {
+        Ok(b) if b >= 4096 => Ok(b),
+        _ => Err(Error::invalid(flag, s, help)),
+    }
+}
+
+/// Parses `--tmpfs DST[:size=N]`.
+pub fn parse_tmpfs(s: &str) -> Result<Tmpfs, Error> {
+    let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
+    let mut t = Tmpfs { dst: PathBuf::from(dst), size: None };
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => t.size = Some(parse_tmpfs_size("--tmpfs", v)?),
+            _ => return Err(Error::invalid("--tmpfs", s, "DST or DST:size=N, e.g. /scratch:size=64M")),
+        }
+    }
+    check_abs("--tmpfs", &t.dst)?;
+    Ok(t)
 }
 
 fn check_abs(flag: &'static str, p: &std::path::Path) -> Result<(), Error> {

@@ -5,6 +5,10 @@
 //! blocked and takes them with sigwait (blocked signals are queued even to PID 1), forwards them
 //! to the command, reaps every orphan, and exits when the command does, handing sandbox the
 //! command's raw wait status through a pipe.
+//!
+//! The command must not be able to forge that status: init holds no fd but the status pipe (at
+//! fd 3; not even stdio), and is not dumpable, so /proc/1/fd, /proc/1/mem and ptrace need
+//! CAP_SYS_PTRACE, which the command does not have unless `--cap-add SYS_PTRACE` gives it.
 
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -15,6 +19,11 @@ use crate::sys;
 
 pub fn run(spec: &ChildSpec) -> ! {
     let tty = matches!(spec.stdio, crate::child::ChildStdio::Pty { .. });
+    // Set again after every credential change of the child (each may reset it); the command's
+    // exec resets it for the command alone.
+    if let Err(e) = sys::not_dumpable() {
+        fail(spec.err_wr, 125, &format!("init: prctl(PR_SET_DUMPABLE): {}", e.desc()));
+    }
     // SAFETY: the process is single-threaded (it is the freshly cloned child of a single-threaded
     // sandbox), so fork cannot leave a lock held by another thread.
     match unsafe { unistd::fork() } {
@@ -32,12 +41,19 @@ pub fn run(spec: &ChildSpec) -> ! {
             }
             exec(spec)
         }
-        Ok(ForkResult::Parent { child }) => {
-            // The command's exec closes its copy of the error pipe; ours must not keep it open.
-            let _ = unistd::close(spec.err_wr);
-            supervise(child, spec.status_wr)
-        }
+        Ok(ForkResult::Parent { child }) => supervise(child, keep_only_status(spec.status_wr)),
     }
+}
+
+/// Closes every fd of init but the status pipe, which moves to fd 3: stdio, the error pipe (the
+/// command's exec closes its own copy), anything the caller passed.
+fn keep_only_status(status_wr: Option<i32>) -> Option<i32> {
+    let kept = status_wr.and_then(|fd| unistd::dup2(fd, 3).ok());
+    let _ = sys::close_range(if kept.is_some() { 4 } else { 3 }, u32::MAX, false);
+    for fd in 0..3 {
+        let _ = unistd::close(fd);
+    }
+    kept
 }
 
 fn supervise(child: Pid, status_wr: Option<i32>) -> ! {

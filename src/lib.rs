@@ -22,6 +22,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod child;
 pub mod config;
+pub mod env;
 pub mod error;
 pub mod image;
 pub mod init;

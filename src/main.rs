@@ -8,6 +8,13 @@ use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
 
 fn main() {
+    // First of all, before anything is parsed or created: the signals `run` forwards are only
+    // ever read from its signalfd, so none of them, at any moment of a run (its last
+    // milliseconds included), can end sandbox before the report is written and the group
+    // removed. Other subcommands get their default actions back below.
+    let mut forwarded = sandbox::run::forwarded_signals();
+    forwarded.add(nix::sys::signal::Signal::SIGCHLD);
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&forwarded), None);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -16,6 +23,9 @@ fn main() {
             std::process::exit(code);
         }
     };
+    if !matches!(cli.command, Command::Run(_)) {
+        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_UNBLOCK, Some(&forwarded), None);
+    }
     let result = match &cli.command {
         Command::Run(args) => cli::run::run(&cli, args),
         Command::Gc => cli::gc::gc(&cli),
@@ -36,7 +46,9 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("sandbox: {e:#}");
+            use std::io::Write;
+            // A closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "sandbox: {e:#}");
             let code = e.downcast_ref::<sandbox::Error>().map_or(125, sandbox::Error::exit_code);
             std::process::exit(code);
         }

@@ -17,9 +17,14 @@ pub fn execute(ops: &[Op]) -> Result<(), String> {
     // /tmp must be the host's /tmp, not the fresh tmpfs this plan mounts there.
     let mut sources = Vec::new();
     for op in ops {
+        let dev;
         let src = match op {
             Op::Bind { src, .. } => src,
             Op::Mask(_) => Path::new("/dev/null"),
+            Op::Device { name, .. } => {
+                dev = Path::new("/dev").join(name);
+                &dev
+            }
             _ => {
                 sources.push(None);
                 continue;
@@ -49,11 +54,14 @@ fn describe(op: &Op) -> String {
         Op::Proc(p) => format!("mount proc on {}", d(p)),
         Op::Sysfs(p) => format!("mount sysfs on {}", d(p)),
         Op::Tmpfs { dst, .. } => format!("mount tmpfs on {}", d(dst)),
+        Op::Device { name, dst } => format!("bind /dev/{name} on {}", d(dst)),
+        Op::Cgroup { dst, .. } => format!("mount the run's cgroup filesystem on {}", d(dst)),
         Op::Devpts(p) => format!("mount devpts on {}", d(p)),
         Op::Symlink { link, .. } => format!("symlink {}", d(link)),
         Op::ReadOnly(p) => format!("making {} read-only", d(p)),
         Op::NoDev(p) => format!("making {} nodev", d(p)),
         Op::PivotRoot(p) => format!("pivot_root into {}", d(p)),
+        Op::Detach(p) => format!("detaching {}", d(p)),
         Op::Mask(p) => format!("masking {}", d(p)),
         Op::ReadOnlyPath(p) => format!("making {} read-only", d(p)),
         Op::Overlay { lower, dst, .. } => format!("mount overlay of {} layers on {}", lower.len(), d(dst)),
@@ -84,10 +92,29 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
         }
         Op::Proc(p) => mount(Some("proc"), p, Some("proc"), nodev, none).map_err(e),
         Op::Sysfs(p) => mount(Some("sysfs"), p, Some("sysfs"), nodev | MsFlags::MS_RDONLY, none).map_err(e),
-        Op::Tmpfs { dst, mode } => {
-            let data = format!("mode={mode:o}");
+        Op::Tmpfs { dst, mode, size } => {
+            let mut data = format!("mode={mode:o}");
+            if let Some(b) = size {
+                data.push_str(&format!(",size={b}"));
+            }
             mount(Some("tmpfs"), dst, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
                 .map_err(e)
+        }
+        Op::Device { dst, .. } => {
+            make_target(dst, false)?;
+            let fd = src.expect("device sources are opened up front");
+            let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            mount(Some(from.as_str()), dst, none, MsFlags::MS_BIND, none).map_err(e)?;
+            // The bind copies its source mount's flags, nodev included once the host view made
+            // every mount nodev: this one node, and only it, may be opened.
+            sys::clear_nodev(&cstr(dst)?).map_err(e)
+        }
+        Op::Cgroup { dst, v1_controllers } => {
+            let (fstype, data) = match v1_controllers {
+                Some(c) => ("cgroup", Some(c.as_str())),
+                None => ("cgroup2", None),
+            };
+            mount(Some(fstype), dst, Some(fstype), nodev, data).map_err(e)
         }
         Op::Devpts(p) => mount(
             Some("devpts"),
@@ -101,6 +128,10 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
         Op::ReadOnly(p) => sys::set_read_only(&cstr(p)?, true, true).map_err(e),
         Op::NoDev(p) => sys::set_nodev(&cstr(p)?).map_err(e),
         Op::PivotRoot(root) => pivot(root).map_err(e),
+        Op::Detach(p) => {
+            let _ = umount2(p, MntFlags::MNT_DETACH);
+            Ok(())
+        }
         Op::Mask(p) => match std::fs::metadata(p) {
             Err(_) => Ok(()),
             Ok(m) if m.is_dir() => {

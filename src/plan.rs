@@ -28,9 +28,24 @@ pub enum Op {
     Proc(PathBuf),
     /// A fresh sysfs for the new network namespace, read-only.
     Sysfs(PathBuf),
+    /// nosuid, nodev; `size` in bytes (`None`: the kernel's default).
     Tmpfs {
         dst: PathBuf,
         mode: u32,
+        size: Option<u64>,
+    },
+    /// A device node of the minimal /dev: an empty file at `dst`, the host's `/dev/NAME` bound
+    /// onto it, and nodev cleared on that one bind (everything around it is nodev).
+    Device {
+        name: &'static str,
+        dst: PathBuf,
+    },
+    /// The cgroup filesystem at `dst` as the run's cgroup namespace shows it: rooted at the run's
+    /// own group. Mounted after the child has entered that namespace (see [`cgroup_view`]).
+    /// cgroup2, or one v1 hierarchy (its controllers, e.g. `cpu,cpuacct`).
+    Cgroup {
+        dst: PathBuf,
+        v1_controllers: Option<String>,
     },
     /// A private devpts instance (newinstance), so the command sees only its own ptys.
     Devpts(PathBuf),
@@ -42,6 +57,9 @@ pub enum Op {
     ReadOnly(PathBuf),
     /// nodev on this mount and every mount below it.
     NoDev(PathBuf),
+    /// Detach the mount at this path and everything below it (best effort: in a user namespace
+    /// the kernel keeps mounts it locked together, and the next mount covers them).
+    Detach(PathBuf),
     /// pivot_root into the directory; the old root is detached and gone.
     PivotRoot(PathBuf),
     /// Hide a kernel interface: /dev/null over a file, an empty read-only tmpfs over a directory.
@@ -169,25 +187,43 @@ pub fn build(cfg: &Config) -> Vec<Op> {
     ops
 }
 
-/// The host's files through a private mount namespace, with our own /proc, /tmp and /dev/shm.
-/// Nothing is created on the host's filesystem: bind and tmpfs targets must exist.
+/// The host's files through a private mount namespace, contained like a root filesystem: our
+/// own /proc, /tmp, a fresh read-only /sys, the minimal /dev, and nodev on every host mount, so
+/// that neither a host device node nor one the command makes (CAP_MKNOD) can be opened. Nothing
+/// is created on the host's filesystem: bind and tmpfs targets must exist. `--privileged` keeps
+/// the host's /sys and /dev (docker's --privileged gives every device too).
 fn host_view(cfg: &Config, ops: &mut Vec<Op>) {
+    let root = Path::new("/");
     if cfg.read_only {
-        ops.push(Op::ReadOnly("/".into()));
+        ops.push(Op::ReadOnly(root.into()));
+    }
+    if !cfg.privileged {
+        ops.push(Op::NoDev(root.into()));
     }
     ops.push(Op::Proc("/proc".into()));
-    protect(cfg, Path::new("/"), ops);
-    ops.push(Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777 });
-    ops.push(Op::Tmpfs { dst: "/dev/shm".into(), mode: 0o1777 });
-    user_mounts(cfg, Path::new("/"), ops, false);
+    if !cfg.privileged {
+        // In place of the host's /sys and its submounts (the host's cgroupfs, debugfs,
+        // securityfs, bpf, …): detached where the kernel lets us, covered where it does not (the
+        // command has no mount calls to uncover them: seccomp, no SYS_ADMIN).
+        ops.push(Op::Detach("/sys".into()));
+        ops.push(Op::Sysfs("/sys".into()));
+    }
+    protect(cfg, root, ops);
+    ops.push(Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777, size: None });
+    if cfg.privileged {
+        ops.push(Op::Tmpfs { dst: "/dev/shm".into(), mode: 0o1777, size: Some(cfg.shm_size) });
+    } else {
+        dev_view(cfg, root, ops);
+    }
+    user_mounts(cfg, root, ops, false);
 }
 
-/// pivot_root into `root` with a minimal /dev, a fresh /proc and a read-only /sys.
+/// pivot_root into `root` with a minimal /dev, a fresh /proc and read-only /sys.
 fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     ops.push(Op::BindSelf(root.to_path_buf()));
     // With no device cgroup, nodev is what keeps a device node out of reach: one an image ships
     // (`b 8 0`: the host's disk) or one the command makes with CAP_MKNOD. /dev gets its own
-    // tmpfs (nodev too) with the few devices bound in, which keep their own mounts' flags.
+    // tmpfs (nodev too) with the few devices bound in, each with nodev cleared on its own bind.
     if !cfg.privileged {
         ops.push(Op::NoDev(root.to_path_buf()));
     }
@@ -200,8 +236,8 @@ fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     for b in cfg.binds.iter().filter(|b| early(&b.dst)) {
         ops.push(target_op(&b.src, inside(root, &b.dst)));
     }
-    for t in cfg.tmpfs.iter().filter(|t| early(t)) {
-        ops.push(Op::Mkdir(inside(root, t)));
+    for t in cfg.tmpfs.iter().filter(|t| early(&t.dst)) {
+        ops.push(Op::Mkdir(inside(root, &t.dst)));
     }
     if cfg.read_only {
         ops.push(Op::ReadOnly(root.to_path_buf()));
@@ -209,17 +245,25 @@ fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     ops.push(Op::Proc(root.join("proc")));
     ops.push(Op::Sysfs(root.join("sys")));
     protect(cfg, root, ops);
+    dev_view(cfg, root, ops);
+    user_mounts(cfg, root, ops, true);
+    ops.push(Op::PivotRoot(root.to_path_buf()));
+}
+
+/// The minimal /dev under `root`: a tmpfs with null zero full random urandom tty bound in, a
+/// private devpts instance (its own ptys only, never the outer terminal's), ptmx, a sized
+/// /dev/shm, and the fd links.
+fn dev_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     let dev = root.join("dev");
-    ops.push(Op::Tmpfs { dst: dev.clone(), mode: 0o755 });
+    ops.push(Op::Tmpfs { dst: dev.clone(), mode: 0o755, size: Some(DEV_SIZE) });
     for d in DEVICES {
-        ops.push(Op::Touch(dev.join(d)));
-        ops.push(Op::Bind { src: Path::new("/dev").join(d), dst: dev.join(d), read_only: None });
+        ops.push(Op::Device { name: d, dst: dev.join(d) });
     }
     ops.push(Op::Mkdir(dev.join("pts")));
     ops.push(Op::Devpts(dev.join("pts")));
     ops.push(Op::Symlink { target: "pts/ptmx".into(), link: dev.join("ptmx") });
     ops.push(Op::Mkdir(dev.join("shm")));
-    ops.push(Op::Tmpfs { dst: dev.join("shm"), mode: 0o1777 });
+    ops.push(Op::Tmpfs { dst: dev.join("shm"), mode: 0o1777, size: Some(cfg.shm_size) });
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -228,8 +272,47 @@ fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     ] {
         ops.push(Op::Symlink { target: target.into(), link: dev.join(name) });
     }
-    user_mounts(cfg, root, ops, true);
-    ops.push(Op::PivotRoot(root.to_path_buf()));
+}
+
+/// /dev holds only mount points and links: a small cap keeps the command from filling memory there.
+const DEV_SIZE: u64 = 64 << 10;
+
+/// The cgroup filesystem the command sees at /sys/fs/cgroup, rooted at its own group by the
+/// cgroup namespace and read-only (as docker mounts it; read-write with `--privileged`): it can
+/// neither leave its group nor touch any other group of the host. v2: one cgroup2 mount. v1 and
+/// hybrid: a tmpfs with one mount per hierarchy the run has a group in (`cpu,cpuacct` with the
+/// usual `cpu` and `cpuacct` links), then read-only, all of it. Executed by the child after it
+/// entered its cgroup namespace, i.e. after the pivot: paths are as the command sees them.
+pub fn cgroup_view(cfg: &Config, hierarchies: &CgroupHierarchies) -> Vec<Op> {
+    let at = PathBuf::from("/sys/fs/cgroup");
+    let mut ops = vec![];
+    match hierarchies {
+        CgroupHierarchies::V2 => ops.push(Op::Cgroup { dst: at.clone(), v1_controllers: None }),
+        CgroupHierarchies::V1(names) => {
+            ops.push(Op::Tmpfs { dst: at.clone(), mode: 0o755, size: Some(DEV_SIZE) });
+            for n in names {
+                ops.push(Op::Mkdir(at.join(n)));
+                ops.push(Op::Cgroup { dst: at.join(n), v1_controllers: Some(n.clone()) });
+                if n.contains(',') {
+                    for c in n.split(',') {
+                        ops.push(Op::Symlink { target: n.into(), link: at.join(c) });
+                    }
+                }
+            }
+        }
+    }
+    if !cfg.privileged {
+        ops.push(Op::ReadOnly(at));
+    }
+    ops
+}
+
+/// The cgroup hierarchies a run's group lives in, as [`cgroup_view`] mounts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupHierarchies {
+    V2,
+    /// The v1 hierarchies by their mount directory names (`memory`, `cpu,cpuacct`, `pids`).
+    V1(Vec<String>),
 }
 
 fn target_op(src: &Path, dst: PathBuf) -> Op {
@@ -256,14 +339,18 @@ fn user_mounts(cfg: &Config, root: &Path, ops: &mut Vec<Op>, rootfs: bool) {
         } else {
             None
         };
-        ops.push(Op::Bind { src: b.src.clone(), dst, read_only });
+        ops.push(Op::Bind { src: b.src.clone(), dst: dst.clone(), read_only });
+        // A bind is a new mount with its source's flags: writable host directories allow devices.
+        if !cfg.privileged {
+            ops.push(Op::NoDev(dst));
+        }
     }
     for t in &cfg.tmpfs {
-        let dst = inside(root, t);
-        if rootfs && t.starts_with("/dev") {
+        let dst = inside(root, &t.dst);
+        if rootfs && t.dst.starts_with("/dev") {
             ops.push(Op::Mkdir(dst.clone()));
         }
-        ops.push(Op::Tmpfs { dst, mode: 0o1777 });
+        ops.push(Op::Tmpfs { dst, mode: 0o1777, size: t.size });
     }
 }
 
@@ -281,21 +368,39 @@ mod tests {
         let mut c = cfg();
         c.read_only = true;
         c.binds.push(Bind { src: "/etc".into(), dst: "/data".into(), read_only: false });
-        c.tmpfs.push("/scratch".into());
+        c.tmpfs.push(crate::config::Tmpfs { dst: "/scratch".into(), size: None });
         let ops = build(&c);
         assert_eq!(ops[0], Op::MakePrivate);
         assert_eq!(ops[1], Op::ReadOnly("/".into()));
         assert!(ops.contains(&Op::Proc("/proc".into())));
-        assert!(!ops.iter().any(|o| matches!(o, Op::Mkdir(_) | Op::Touch(_) | Op::PivotRoot(_))));
+        // Targets are made only on the fresh /dev tmpfs, never on the host's files.
+        let devfs = ops.iter().position(|o| matches!(o, Op::Tmpfs { dst, .. } if dst == Path::new("/dev"))).unwrap();
+        for (i, o) in ops.iter().enumerate() {
+            match o {
+                Op::Mkdir(p) | Op::Touch(p) => assert!(i > devfs && p.starts_with("/dev"), "{o:?}"),
+                Op::PivotRoot(_) => panic!("{o:?}"),
+                _ => {}
+            }
+        }
+        assert_eq!(ops[2], Op::NoDev("/".into()), "every host mount nodev before ours");
+        assert!(ops.contains(&Op::Sysfs("/sys".into())), "a fresh sysfs over the host's");
+        for d in DEVICES {
+            assert!(ops.contains(&Op::Device { name: d, dst: Path::new("/dev").join(d) }));
+        }
+        assert!(ops.contains(&Op::Devpts("/dev/pts".into())));
+        assert!(ops.contains(&Op::NoDev("/data".into())), "a user bind is nodev");
         let proc_at = ops.iter().position(|o| *o == Op::Proc("/proc".into())).unwrap();
         let mask_at = ops.iter().position(|o| *o == Op::Mask("/proc/keys".into())).unwrap();
         assert!(proc_at < mask_at, "masks go on the fresh /proc");
+        let sys_at = ops.iter().position(|o| *o == Op::Sysfs("/sys".into())).unwrap();
+        let fw_at = ops.iter().position(|o| *o == Op::Mask("/sys/firmware".into())).unwrap();
+        assert!(sys_at < fw_at, "masks go on the fresh /sys");
         assert!(ops.contains(&Op::Mask("/sys/firmware".into())));
         let bind = ops.iter().position(|o| matches!(o, Op::Bind { .. })).unwrap();
-        let tmp = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777 }).unwrap();
+        let tmp = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777, size: None }).unwrap();
         assert!(bind > tmp, "user binds come after our own mounts");
         assert_eq!(ops[bind], Op::Bind { src: "/etc".into(), dst: "/data".into(), read_only: Some(false) });
-        assert_eq!(ops.last(), Some(&Op::Tmpfs { dst: "/scratch".into(), mode: 0o1777 }));
+        assert_eq!(ops.last(), Some(&Op::Tmpfs { dst: "/scratch".into(), mode: 0o1777, size: None }));
     }
 
     #[test]
@@ -309,15 +414,16 @@ mod tests {
         assert_eq!(ops.last(), Some(&Op::PivotRoot("/r".into())));
         let ro = ops.iter().position(|o| *o == Op::ReadOnly("/r".into())).unwrap();
         let mk = ops.iter().position(|o| *o == Op::Mkdir("/r/etc2".into())).unwrap();
-        let devfs = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/r/dev".into(), mode: 0o755 }).unwrap();
+        let devfs = ops
+            .iter()
+            .position(|o| *o == Op::Tmpfs { dst: "/r/dev".into(), mode: 0o755, size: Some(DEV_SIZE) })
+            .unwrap();
         assert!(mk < ro && ro < devfs, "targets made before read-only, /dev tmpfs after it");
         for d in DEVICES {
-            assert!(ops.contains(&Op::Bind {
-                src: Path::new("/dev").join(d),
-                dst: Path::new("/r/dev").join(d),
-                read_only: None
-            }));
+            assert!(ops.contains(&Op::Device { name: d, dst: Path::new("/r/dev").join(d) }));
         }
+        let shm = Op::Tmpfs { dst: "/r/dev/shm".into(), mode: 0o1777, size: Some(crate::config::DEFAULT_SHM_SIZE) };
+        assert!(ops.contains(&shm), "/dev/shm has docker's 64M");
         assert!(ops.contains(&Op::Sysfs("/r/sys".into())));
         assert!(ops.contains(&Op::Mask("/r/proc/kcore".into())));
         assert!(ops.contains(&Op::ReadOnlyPath("/r/proc/sys".into())));
@@ -385,10 +491,33 @@ mod tests {
     fn rootfs_targets_under_dev_are_made_on_the_new_dev() {
         let mut c = cfg();
         c.rootfs = Some("/r".into());
-        c.tmpfs.push("/dev/cache".into());
+        c.tmpfs.push(crate::config::Tmpfs { dst: "/dev/cache".into(), size: Some(1 << 20) });
         let ops = build(&c);
-        let devfs = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/r/dev".into(), mode: 0o755 }).unwrap();
+        let devfs = ops
+            .iter()
+            .position(|o| *o == Op::Tmpfs { dst: "/r/dev".into(), mode: 0o755, size: Some(DEV_SIZE) })
+            .unwrap();
         let mk = ops.iter().position(|o| *o == Op::Mkdir("/r/dev/cache".into())).unwrap();
         assert!(mk > devfs);
+        assert!(ops.contains(&Op::Tmpfs { dst: "/r/dev/cache".into(), mode: 0o1777, size: Some(1 << 20) }));
+    }
+
+    #[test]
+    fn the_cgroup_view_is_read_only_unless_privileged() {
+        let mut c = cfg();
+        let v1 = CgroupHierarchies::V1(vec!["memory".into(), "cpu,cpuacct".into(), "pids".into()]);
+        let ops = cgroup_view(&c, &v1);
+        assert_eq!(ops[0], Op::Tmpfs { dst: "/sys/fs/cgroup".into(), mode: 0o755, size: Some(DEV_SIZE) });
+        assert!(ops.contains(&Op::Cgroup {
+            dst: "/sys/fs/cgroup/cpu,cpuacct".into(),
+            v1_controllers: Some("cpu,cpuacct".into())
+        }));
+        assert!(ops.contains(&Op::Symlink { target: "cpu,cpuacct".into(), link: "/sys/fs/cgroup/cpuacct".into() }));
+        assert_eq!(ops.last(), Some(&Op::ReadOnly("/sys/fs/cgroup".into())));
+        let v2 = cgroup_view(&c, &CgroupHierarchies::V2);
+        assert_eq!(v2[0], Op::Cgroup { dst: "/sys/fs/cgroup".into(), v1_controllers: None });
+        assert_eq!(v2.last(), Some(&Op::ReadOnly("/sys/fs/cgroup".into())));
+        c.privileged = true;
+        assert!(!cgroup_view(&c, &v1).iter().any(|o| matches!(o, Op::ReadOnly(_))));
     }
 }

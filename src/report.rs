@@ -28,12 +28,24 @@ impl Ending {
 }
 
 /// How a run ended, as the parent saw it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub ending: Ending,
     /// `--timeout` expired and sandbox killed the command.
     pub timed_out: bool,
+    /// A stop signal reached sandbox while the command ran.
+    pub stopped: Option<Stopped>,
     pub wall_time_s: f64,
+}
+
+/// A run that was stopped: SIGTERM, SIGINT or SIGHUP to sandbox, forwarded to the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stopped {
+    /// The signal sandbox got and forwarded, e.g. "SIGTERM".
+    pub signal: String,
+    /// Everything was then SIGKILLed: the command outlived `--stop-timeout`, a second SIGINT
+    /// came, or the command, as PID 1 without a handler for the signal, would never see it.
+    pub killed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,6 +87,8 @@ pub struct Report {
     /// The signal that ended the command, if one did.
     pub signal: Option<i32>,
     pub timed_out: bool,
+    /// How the run was stopped, `null` when it was not.
+    pub stopped: Option<Stopped>,
     /// The OOM killer killed a process of the sandbox (memory limit reached).
     pub oom_killed: bool,
     pub wall_time_s: f64,
@@ -87,7 +101,7 @@ pub struct Report {
 
 impl Report {
     pub fn new(cfg: &Config, outcome: Outcome, cgroup: Option<CgroupReport>, stats: Stats) -> Report {
-        let Outcome { ending, timed_out, wall_time_s } = outcome;
+        let Outcome { ending, timed_out, stopped, wall_time_s } = outcome;
         let (exit_code, signal) = match ending {
             _ if timed_out => (124, if let Ending::Signaled(s) = ending { Some(s) } else { None }),
             Ending::Exited(c) => (c, None),
@@ -99,6 +113,7 @@ impl Report {
             exit_code,
             signal,
             timed_out,
+            stopped,
             oom_killed: stats.memory.oom_kills.unwrap_or(0) > 0,
             wall_time_s,
             cgroup,
@@ -121,6 +136,11 @@ impl Report {
             format!("was killed by signal {sig} ({})", signal_name(sig))
         } else {
             format!("exited with code {}", self.exit_code)
+        };
+        let how = match &self.stopped {
+            Some(st) if st.killed => format!("was stopped by {} (then SIGKILL) and {how}", st.signal),
+            Some(st) => format!("was stopped by {} and {how}", st.signal),
+            None => how,
         };
         let _ = writeln!(s, "sandbox {}: `{cmd}` {how} (wall time {})", self.id, secs(self.wall_time_s));
         if self.oom_killed {
@@ -218,7 +238,7 @@ mod tests {
             timeout: Some(std::time::Duration::from_secs(10)),
         };
         let cg = CgroupReport { version: 1, path: "/sys/fs/cgroup/memory/sandbox-x-1".into(), paths: BTreeMap::new() };
-        Report::new(&cfg, Outcome { ending, timed_out, wall_time_s: 3.0 }, Some(cg), stats)
+        Report::new(&cfg, Outcome { ending, timed_out, stopped: None, wall_time_s: 3.0 }, Some(cg), stats)
     }
 
     #[test]
@@ -266,6 +286,7 @@ mod tests {
             "pids.limit_hits",
             "pids.peak",
             "signal",
+            "stopped",
             "timed_out",
             "wall_time_s",
         ];

@@ -1,6 +1,6 @@
 //! One run, start to finish: clone into new namespaces → make the cgroup while the child sets up
 //! its mounts → move the child into the group → let it exec → wait (forwarding signals, relaying
-//! the pty, enforcing the timeout) → stats → cleanup → report.
+//! the pty, enforcing the timeout, ending a stop) → stats → cleanup → report.
 //!
 //! Cleanup is tied to guards, so every path (normal exit, OOM kill, timeout, a setup error,
 //! a panic) kills the child and removes the group.
@@ -20,7 +20,7 @@ use crate::cgroup::{self, Cgroup, Host};
 use crate::child::{self, ChildSpec};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::report::{CgroupReport, Ending, Outcome, Report};
+use crate::report::{CgroupReport, Ending, Outcome, Report, Stopped};
 use crate::sys::{self, Forked};
 use crate::tty::Stdio;
 
@@ -58,9 +58,15 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(Err(e)) = self.0.take().map(|g| g.remove()) {
-            eprintln!("sandbox: warning: {e}");
+            warn(&e.to_string());
         }
     }
+}
+
+/// A warning on stderr; a closed or broken stderr is not an error of the run.
+pub fn warn(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "sandbox: warning: {msg}");
 }
 
 /// Restores the signal mask when dropped.
@@ -112,6 +118,18 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let seccomp = crate::seccomp::build(policy, &capabilities)?;
     let rootless = !sys::is_root();
     let userns = user_namespace(cfg, rootless)?;
+    // The fds passed on purpose must be open: else one of our own pipes could take a number in
+    // 3 .. 3+N-1 and reach the command.
+    if let Some(fd) = (3..3 + cfg.preserve_fds as i32).find(|fd| !sys::fd_is_open(*fd)) {
+        return Err(Error::invalid(
+            "--preserve-fds",
+            &cfg.preserve_fds.to_string(),
+            &format!("a count of fds that are open from fd 3 on (fd {fd} is not open)"),
+        ));
+    }
+    let env = cfg.env.clone().unwrap_or_else(|| crate::env::default_for(cfg));
+    let host = Host::detect(&cfg.cgroup_root)?;
+    let cgroup_ops = crate::plan::cgroup_view(cfg, &host.hierarchies());
     let mut stdio = Stdio::prepare(cfg.tty)?;
 
     let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
@@ -124,6 +142,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let mut blocked = forwarded_signals();
     blocked.add(Signal::SIGCHLD);
     let mut old_mask = SigSet::empty();
+    // The child resets every signal and its mask before exec (sys::default_signals).
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old_mask))
         .map_err(|e| Error::sys("sigprocmask", e))?;
     let _mask = MaskGuard(old_mask);
@@ -140,17 +159,19 @@ pub fn run(cfg: &Config) -> Result<Report> {
         hostname: cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone()),
         ops,
         init: cfg.init,
-        stdio: std::mem::replace(&mut stdio.child, crate::child::ChildStdio::Inherit),
+        stdio: stdio.child,
         sync_rd: sync_rd.as_raw_fd(),
         err_wr: err_wr.as_raw_fd(),
         status_wr: status.as_ref().map(|(_, w)| w.as_raw_fd()),
         parent_fds,
-        old_mask,
         capabilities,
         no_new_privs: cfg.no_new_privs,
         seccomp,
         userns: userns.is_some(),
-        env: cfg.env.clone(),
+        env,
+        term: std::env::var("TERM").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "xterm".into()),
+        preserve_fds: cfg.preserve_fds,
+        cgroup_ops,
         cwd: cfg.cwd.clone(),
         user: cfg.user.as_deref().map(crate::user::Spec::parse).transpose()?,
     };
@@ -174,7 +195,6 @@ pub fn run(cfg: &Config) -> Result<Report> {
     // The group is made while the child sets up its namespaces (mounts, lo, hostname): the two
     // overlap instead of adding up. Any error here kills the child (ChildGuard) and undoes the
     // group (GroupGuard), so a bad --cgroup-parent or a missing controller still leaves nothing.
-    let host = Host::detect(&cfg.cgroup_root)?;
     let parent = cfg.cgroup_parent.as_deref();
     // Groups left by a sandbox that was SIGKILLed: gone before we add ours.
     host.gc(parent);
@@ -195,18 +215,23 @@ pub fn run(cfg: &Config) -> Result<Report> {
     // The child does not exec until it has read the sync byte, which it gets only once it is in
     // the group: the command never runs unlimited. If the child failed in its own setup, its
     // message (read by check_exec) explains more than our failure to move it, so it goes first.
+    // sync_wr stays open until the run ends: the child checks, after its last credential change,
+    // that it has not hung up (sandbox died before die-with-parent was armed again).
     let added = group.get().map_or(Ok(()), |g| g.add_pid(pid.as_raw()));
     if added.is_ok() {
         let _ = write(&sync_wr, b"x");
     }
-    drop(sync_wr);
     if added.is_err() {
+        drop(sync_wr);
         check_exec(&err_rd)?;
         added?;
+        unreachable!("add_pid failed");
     }
+    stdio.receive_master();
 
     let deadline = cfg.limits.timeout.map(|t| start + t);
-    let timed_out = wait(&mut child, &sfd, &err_rd, &mut stdio, group.get(), deadline)?;
+    let (timed_out, stopped) = wait(&mut child, &sfd, &err_rd, &mut stdio, group.get(), deadline, cfg)?;
+    drop(sync_wr);
     // Whatever the child wrote before it died (all its write ends are closed once it is reaped).
     check_exec(&err_rd)?;
     let wall = start.elapsed().as_secs_f64();
@@ -229,7 +254,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         None => (child.rusage.as_ref().map(cgroup::stats::from_rusage).unwrap_or_default(), None),
     };
     group.remove()?;
-    let outcome = Outcome { ending, timed_out, wall_time_s: wall };
+    let outcome = Outcome { ending, timed_out, stopped, wall_time_s: wall };
     Ok(Report::new(cfg, outcome, cg, stats))
 }
 
@@ -269,8 +294,43 @@ fn child_ending(status: Option<WaitStatus>) -> Ending {
     }
 }
 
-/// The event loop: until the child is reaped, forward signals, relay stdio and enforce the
-/// deadline. Returns whether the deadline expired.
+/// The signals that stop a run: forwarded, then SIGKILL for everything after `--stop-timeout`.
+const STOP_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+
+/// A stop in progress.
+struct Stop {
+    report: Stopped,
+    /// When everything is killed if the command has not exited.
+    deadline: Option<Instant>,
+}
+
+/// Whether the command, PID 1 of its pid namespace, would act on `sig` now: it has a handler for
+/// it, or blocks it (then it is queued). PID 1 gets no signal it has no handler for: the kernel
+/// drops it, so a stop would wait its whole timeout for nothing. (Our --init always acts: it
+/// takes every forwarded signal with sigwait, during which /proc shows them unblocked.)
+fn acts_on(pid: Pid, sig: Signal) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return true };
+    let mask = |key: &str| {
+        status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    let bit = 1u64 << (sig as i32 - 1);
+    match (mask("SigCgt:"), mask("SigBlk:")) {
+        (Some(c), Some(b)) => (c | b) & bit != 0,
+        _ => true,
+    }
+}
+
+/// SIGKILL for the command and everything in its group: killing PID 1 kills its whole pid
+/// namespace; the group kill catches anything that is in the group some other way.
+fn kill_all(child: Pid, group: Option<&dyn Cgroup>) {
+    let _ = kill(child, Signal::SIGKILL);
+    if let Some(g) = group {
+        g.kill();
+    }
+}
+
+/// The event loop: until the child is reaped, forward signals, relay stdio, enforce the deadline
+/// and end a stop. Returns whether the deadline expired and how the run was stopped, if it was.
 /// The error pipe is polled too: until the command is executed sandbox must still answer signals
 /// and the deadline, and a setup or exec failure ends the wait with its message.
 fn wait(
@@ -280,27 +340,31 @@ fn wait(
     stdio: &mut Stdio,
     group: Option<&dyn Cgroup>,
     deadline: Option<Instant>,
-) -> Result<bool> {
+    cfg: &Config,
+) -> Result<(bool, Option<Stopped>)> {
     let mut timed_out = false;
+    let mut stop: Option<Stop> = None;
     let mut exec_pending = true;
     loop {
-        let timeout = match deadline {
-            Some(d) if !timed_out => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    timed_out = true;
-                    // Killing PID 1 kills its whole pid namespace; the group kill catches anything
-                    // that is in the group some other way.
-                    let _ = kill(child.pid, Signal::SIGKILL);
-                    if let Some(g) = group {
-                        g.kill();
-                    }
-                    continue;
-                }
+        let now = Instant::now();
+        if !timed_out && deadline.is_some_and(|d| d <= now) {
+            timed_out = true;
+            kill_all(child.pid, group);
+        }
+        if let Some(s) = stop.as_mut().filter(|s| s.deadline.is_some_and(|d| d <= now)) {
+            s.deadline = None;
+            s.report.killed = true;
+            kill_all(child.pid, group);
+        }
+        let next =
+            [deadline.filter(|_| !timed_out), stop.as_ref().and_then(|s| s.deadline)].into_iter().flatten().min();
+        let timeout = match next {
+            Some(d) => {
+                let left = d.saturating_duration_since(now);
                 PollTimeout::try_from(left.min(Duration::from_secs(3600)).as_millis().max(1) as i32)
                     .unwrap_or(PollTimeout::MAX)
             }
-            _ => PollTimeout::NONE,
+            None => PollTimeout::NONE,
         };
         let sources = stdio.sources();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -309,7 +373,7 @@ fn wait(
             fds.push(PollFd::new(err_rd.as_fd(), PollFlags::POLLIN));
         }
         let first_source = fds.len();
-        fds.extend(sources.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)));
+        fds.extend(sources.iter().map(|(_, fd, ev)| PollFd::new(*fd, *ev)));
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", e)),
@@ -319,7 +383,7 @@ fn wait(
             .skip(first_source)
             .zip(sources.iter())
             .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(_, (i, _))| *i)
+            .map(|(_, (i, _, _))| *i)
             .collect();
         let sig_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
         let err_ready = exec_pending && fds[1].revents().is_some_and(|r| !r.is_empty());
@@ -343,6 +407,31 @@ fn wait(
                 match sig {
                     Signal::SIGCHLD => {}
                     Signal::SIGWINCH if stdio.resize() => {}
+                    s if STOP_SIGNALS.contains(&s) => match &mut stop {
+                        // A second Ctrl-C: the user does not want to wait.
+                        Some(st) if s == Signal::SIGINT => {
+                            st.deadline = None;
+                            st.report.killed = true;
+                            kill_all(child.pid, group);
+                        }
+                        Some(_) => {
+                            let _ = kill(child.pid, s);
+                        }
+                        None => {
+                            let acts = cfg.init || acts_on(child.pid, s);
+                            let _ = kill(child.pid, s);
+                            let mut st = Stop {
+                                report: Stopped { signal: s.as_str().to_string(), killed: false },
+                                deadline: Some(Instant::now() + cfg.stop_timeout),
+                            };
+                            if !acts || cfg.stop_timeout.is_zero() {
+                                st.deadline = None;
+                                st.report.killed = true;
+                                kill_all(child.pid, group);
+                            }
+                            stop = Some(st);
+                        }
+                    },
                     s => {
                         let _ = kill(child.pid, s);
                     }
@@ -354,7 +443,7 @@ fn wait(
             Ok(Some((st, usage))) => {
                 child.status = Some(st);
                 child.rusage = Some(usage);
-                return Ok(timed_out);
+                return Ok((timed_out, stop.map(|s| s.report)));
             }
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("wait4", e)),

@@ -107,6 +107,11 @@ pub fn set_nodev(path: &CStr) -> nix::Result<()> {
     mount_setattr(path, MOUNT_ATTR_NODEV, 0, true)
 }
 
+/// Clears nodev on the one mount at `path` (not below it).
+pub fn clear_nodev(path: &CStr) -> nix::Result<()> {
+    mount_setattr(path, 0, MOUNT_ATTR_NODEV, false)
+}
+
 fn mount_setattr(path: &CStr, attr_set: u64, attr_clr: u64, recursive: bool) -> nix::Result<()> {
     let attr = MountAttr { attr_set, attr_clr, propagation: 0, userns_fd: 0 };
     let flags = if recursive { AT_RECURSIVE } else { 0 };
@@ -261,4 +266,181 @@ pub fn llistxattr(path: &CStr) -> nix::Result<Vec<std::ffi::CString>> {
         .filter(|s| !s.is_empty())
         .map(|s| std::ffi::CString::new(s).expect("split at NUL"))
         .collect())
+}
+
+/// A connected pair of close-on-exec SOCK_SEQPACKET unix sockets (the console socket between the
+/// child and sandbox).
+pub fn socketpair_seqpacket() -> nix::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a live array of two ints for the kernel to fill.
+    Errno::result(unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })?;
+    // SAFETY: both fds were just returned to us and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends `fd` over the unix socket `sock` (SCM_RIGHTS).
+pub fn send_fd(sock: RawFd, fd: RawFd) -> nix::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    // SAFETY: msghdr is plain old data; all-zero is valid before we fill it.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: msg points at a control buffer of `space` bytes, enough for one fd; CMSG_FIRSTHDR
+    // and CMSG_DATA stay inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+    }
+    // SAFETY: msg and everything it points at are alive for the call.
+    Errno::result(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) }).map(drop)
+}
+
+/// Receives one fd sent with [`send_fd`]; `None` when the peer closed without sending one.
+pub fn recv_fd(sock: RawFd) -> nix::Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    loop {
+        // SAFETY: msghdr is plain old data; all-zero is valid before we fill it.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: msg points at live buffers of the sizes given.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        match Errno::result(n) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+        }
+        // SAFETY: the kernel filled msg; CMSG_FIRSTHDR returns null or a header inside cbuf.
+        let c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        // SAFETY: c, when not null, points at a complete control header in cbuf.
+        if c.is_null() || unsafe { (*c).cmsg_type } != libc::SCM_RIGHTS {
+            return Ok(None);
+        }
+        // SAFETY: an SCM_RIGHTS message carries an fd just installed in our table, ours now.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>())) }));
+    }
+}
+
+/// Allocates a pseudo-terminal from the devpts instance at /dev/ptmx as the caller sees it (the
+/// run's own, once its /dev is mounted): the master, unlocked, and its slave opened through the
+/// master (TIOCGPTPEER, Linux 4.13), never by a path another process could swap.
+pub fn open_pty() -> nix::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: a plain open of a constant path.
+    let m =
+        Errno::result(unsafe { libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    // SAFETY: m was just returned to us.
+    let master = unsafe { OwnedFd::from_raw_fd(m) };
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int we own.
+    Errno::result(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) })?;
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
+    let s =
+        Errno::result(unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    // SAFETY: s was just returned to us.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(s) }))
+}
+
+/// close_range(2) (Linux 5.9; CLOSE_RANGE_CLOEXEC 5.11): with `cloexec`, marks fds `first`..=`last`
+/// close-on-exec instead of closing them now (what the child does right before exec, so that its
+/// error pipe still works if exec fails).
+pub fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    let flags = if cloexec { CLOSE_RANGE_CLOEXEC } else { 0 };
+    // SAFETY: close_range takes integers only.
+    match Errno::result(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) }) {
+        Ok(_) => Ok(()),
+        // An older kernel, or a --seccomp profile that denies it: one fd at a time, up to the
+        // open-files limit (no fd can be at or above it).
+        Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL) => {
+            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or(1 << 16, |(soft, _)| soft.min(1 << 20)) as u32;
+            for fd in first..=last.min(limit) {
+                // SAFETY: fcntl/close on an fd number; one that is not open just fails.
+                unsafe {
+                    if cloexec {
+                        libc::fcntl(fd as RawFd, libc::F_SETFD, libc::FD_CLOEXEC);
+                    } else {
+                        libc::close(fd as RawFd);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Clears close-on-exec on `fd` (an fd passed on purpose with `--preserve-fds`).
+pub fn clear_cloexec(fd: RawFd) -> nix::Result<()> {
+    // SAFETY: F_SETFD takes an integer.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// Whether `fd` is open in this process.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only inspects the fd table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// PR_SET_DUMPABLE 0: /proc/PID/{fd,mem,environ,…} and ptrace of this process need
+/// CAP_SYS_PTRACE, which docker's default set does not have.
+pub fn not_dumpable() -> nix::Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes integer arguments only.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
+}
+
+/// Every signal back to its default action and an empty signal mask: what the command starts
+/// with, whatever sandbox's caller ignored (a background job's SIGINT, nohup's SIGHUP) or blocked.
+pub fn default_signals() {
+    // The kernel's sigaction, straight: glibc's refuses its reserved signals 32 and 33, which a
+    // caller may still have ignored.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler code; `dfl` is a live struct of the kernel's layout
+        // and the size passed is that of the kernel's sigset (8 bytes).
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, 0usize, 8usize) };
+    }
+    // SAFETY: an empty set, fully initialized by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Whether the parent holding the write end of the pipe `rd` has gone (every writer closed):
+/// POLLHUP on the read end, without waiting.
+pub fn writer_gone(rd: RawFd) -> bool {
+    let mut p = libc::pollfd { fd: rd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one live pollfd, no timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & libc::POLLHUP != 0
 }

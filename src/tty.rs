@@ -1,13 +1,22 @@
-//! The command's standard streams: a pseudo-terminal when sandbox runs on one (like
-//! `docker run -it`), pipes when only the output is a terminal, sandbox's own fds otherwise; and
-//! the relay that copies between them.
+//! The command's standard streams and the relay that copies between them and sandbox's own.
 //!
-//! The command never gets a descriptor of the outer terminal, so it cannot push input into it with
-//! TIOCSTI (CVE-2017-5226, the bubblewrap escape) or read it after sandbox exits.
+//! The command never gets a descriptor of the outer terminal, in any mode, so it can neither push
+//! input into it with TIOCSTI (CVE-2017-5226, the bubblewrap escape) nor change its modes or read
+//! it after sandbox exits:
+//!
+//! - a **pseudo-terminal** when stdin and stdout are both terminals (like `docker run -it`), or
+//!   always with `-t`. It is allocated by the child from the run's own devpts instance (as runc's
+//!   console socket does), so `tty` and ttyname(3) work inside; the child hands the master to
+//!   sandbox over a socket. sandbox's terminal goes to raw mode and back.
+//! - otherwise each of stdin, stdout and stderr that is a **terminal** becomes a pipe that sandbox
+//!   relays; the others (files, pipes, /dev/null) are passed as they are, so `sandbox run cat f >
+//!   copy` copies bytes exactly.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::PollFlags;
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::unistd::{isatty, pipe2, read, write};
 
@@ -21,87 +30,135 @@ struct Pair {
     src: RawFd,
     dst: RawFd,
     open: bool,
-    /// Our own fd (pty master or pipe read end), safe to make non-blocking when draining.
-    owned: bool,
+    /// `src` is our own fd (pty master or pipe read end), safe to make non-blocking when draining.
+    owned_src: bool,
+    /// `dst` is our own non-blocking fd: what it does not take now waits here, and `src` is not
+    /// read again until it is written (a command that does not read cannot stall the relay).
+    pending: Vec<u8>,
+    /// The write end of the command's stdin pipe: closed when `src` ends, so the command sees EOF.
+    close_dst: Option<OwnedFd>,
 }
 
 /// The parent's side of the command's stdio.
 pub struct Stdio {
     pub child: ChildStdio,
-    /// fds that only the child needs (pty slave, pipe write ends): closed in the parent after clone.
+    /// fds that only the child needs (pipe ends, its console socket): closed in the parent after clone.
     child_fds: Vec<OwnedFd>,
-    /// fds that only the parent needs (pty master, pipe read ends): closed in the child.
+    /// fds that only the parent needs (pipe ends, console socket, master): closed in the child.
     parent_fds: Vec<OwnedFd>,
     pairs: Vec<Pair>,
+    /// With a pty: our end of the console socket until the master arrives, then the master.
+    console: Option<OwnedFd>,
     master: Option<RawFd>,
-    raw: Option<RawMode>,
-}
-
-/// Puts sandbox's terminal in raw mode and restores it when dropped (every path, errors included).
-struct RawMode(Termios);
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &self.0);
-    }
-}
-
-fn cloexec(fd: &OwnedFd) -> Result<()> {
-    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| Error::sys("fcntl", e))?;
-    Ok(())
+    /// Terminal modes to restore at the end (sandbox's terminal in raw mode, or any terminal the
+    /// relay reads from or writes to).
+    saved: Vec<(RawFd, Termios)>,
+    raw: bool,
 }
 
 fn tty(fd: RawFd) -> bool {
     isatty(fd).unwrap_or(false)
 }
 
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e))
+}
+
+fn nonblocking(fd: RawFd) {
+    let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+}
+
 impl Stdio {
+    /// Decides how stdio is connected for `mode` and prepares sandbox's side.
     pub fn prepare(mode: Tty) -> Result<Stdio> {
         let mut s = Stdio {
             child: ChildStdio::Inherit,
             child_fds: vec![],
             parent_fds: vec![],
             pairs: vec![],
+            console: None,
             master: None,
-            raw: None,
+            saved: vec![],
+            raw: false,
         };
-        if mode == Tty::Auto && tty(0) {
-            let ws = sys::window_size(0);
-            let pty = nix::pty::openpty(ws.as_ref(), None).map_err(|e| Error::sys("openpty", e))?;
-            cloexec(&pty.master)?;
-            cloexec(&pty.slave)?;
-            let stdin = std::io::stdin();
-            let saved = termios::tcgetattr(&stdin).map_err(|e| Error::sys("tcgetattr", e))?;
-            let mut raw = saved.clone();
-            termios::cfmakeraw(&mut raw);
-            termios::tcsetattr(&stdin, SetArg::TCSADRAIN, &raw).map_err(|e| Error::sys("tcsetattr", e))?;
-            s.raw = Some(RawMode(saved));
-            let m = pty.master.as_raw_fd();
-            s.master = Some(m);
-            s.child = ChildStdio::Pty { slave: pty.slave.as_raw_fd() };
-            s.pairs.push(Pair { src: 0, dst: m, open: true, owned: false });
-            s.pairs.push(Pair { src: m, dst: 1, open: true, owned: true });
-            s.child_fds.push(pty.slave);
-            s.parent_fds.push(pty.master);
-        } else if tty(1) || tty(2) {
-            let mut ends = [None, None];
-            for (i, fd) in [1, 2].into_iter().enumerate() {
-                if tty(fd) {
-                    let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e))?;
-                    ends[i] = Some(w.as_raw_fd());
-                    s.pairs.push(Pair { src: r.as_raw_fd(), dst: fd, open: true, owned: true });
-                    s.child_fds.push(w);
-                    s.parent_fds.push(r);
+        let pty = match mode {
+            Tty::Always => true,
+            Tty::Auto => tty(0) && tty(1),
+            Tty::Never => false,
+        };
+        for fd in 0..3 {
+            if tty(fd) && !s.saved.iter().any(|(f, _)| *f == fd) {
+                if let Ok(t) = termios::tcgetattr(unsafe_borrow(fd)) {
+                    s.saved.push((fd, t));
                 }
             }
-            s.child = ChildStdio::Pipes { out: ends[0], err: ends[1] };
+        }
+        if pty {
+            let (ours, theirs) = sys::socketpair_seqpacket().map_err(|e| Error::sys("socketpair", e))?;
+            s.child = ChildStdio::Pty { console: theirs.as_raw_fd(), size: sys::window_size(0) };
+            s.parent_fds.push(ours.try_clone().map_err(|e| Error::io("dup", "console socket", e))?);
+            s.console = Some(ours);
+            s.child_fds.push(theirs);
+            if let Some((_, saved)) = s.saved.iter().find(|(fd, _)| *fd == 0) {
+                let mut raw = saved.clone();
+                termios::cfmakeraw(&mut raw);
+                termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &raw)
+                    .map_err(|e| Error::sys("tcsetattr", e))?;
+                s.raw = true;
+            }
+            return Ok(s);
+        }
+        let mut ends = [None, None, None];
+        for (fd, end) in ends.iter_mut().enumerate() {
+            let fd = fd as RawFd;
+            if !tty(fd) {
+                continue;
+            }
+            let (r, w) = pipe()?;
+            if fd == 0 {
+                *end = Some(r.as_raw_fd());
+                nonblocking(w.as_raw_fd());
+                s.pairs.push(Pair {
+                    src: 0,
+                    dst: w.as_raw_fd(),
+                    open: true,
+                    owned_src: false,
+                    pending: vec![],
+                    close_dst: None,
+                });
+                s.child_fds.push(r);
+                s.parent_fds.push(w.try_clone().map_err(|e| Error::io("dup", "stdin pipe", e))?);
+                s.pairs.last_mut().unwrap().close_dst = Some(w);
+            } else {
+                *end = Some(w.as_raw_fd());
+                s.pairs.push(Pair {
+                    src: r.as_raw_fd(),
+                    dst: fd,
+                    open: true,
+                    owned_src: true,
+                    pending: vec![],
+                    close_dst: None,
+                });
+                s.child_fds.push(w);
+                s.parent_fds.push(r);
+            }
+        }
+        if ends.iter().any(Option::is_some) {
+            s.child = ChildStdio::Pipes { input: ends[0], out: ends[1], err: ends[2] };
         }
         Ok(s)
     }
 
+    /// Whether the command gets a pseudo-terminal.
+    pub fn is_pty(&self) -> bool {
+        matches!(self.child, ChildStdio::Pty { .. })
+    }
+
     /// The parent's fds, for the child to close.
     pub fn parent_fds(&self) -> Vec<RawFd> {
-        self.parent_fds.iter().map(|f| f.as_raw_fd()).collect()
+        let mut v: Vec<RawFd> = self.parent_fds.iter().map(|f| f.as_raw_fd()).collect();
+        v.extend(self.pairs.iter().filter_map(|p| p.close_dst.as_ref().map(|f| f.as_raw_fd())));
+        v
     }
 
     /// Closes the child's ends in the parent (after clone): EOF and EIO then mean the child is done.
@@ -109,30 +166,56 @@ impl Stdio {
         self.child_fds.clear();
     }
 
-    /// Sources to poll, as (index, fd).
-    pub fn sources(&self) -> Vec<(usize, BorrowedFd<'_>)> {
+    /// With a pty: waits for the master the child allocated in its devpts and starts relaying
+    /// through it. Without one the child may have failed before sending it (its error says why).
+    pub fn receive_master(&mut self) {
+        let Some(sock) = self.console.take() else { return };
+        let Ok(Some(master)) = sys::recv_fd(sock.as_raw_fd()) else { return };
+        let m = master.as_raw_fd();
+        nonblocking(m);
+        self.master = Some(m);
+        self.pairs.push(Pair { src: 0, dst: m, open: true, owned_src: false, pending: vec![], close_dst: None });
+        self.pairs.push(Pair { src: m, dst: 1, open: true, owned_src: true, pending: vec![], close_dst: None });
+        self.parent_fds.push(master);
+    }
+
+    /// What to poll, as (pair index, fd, events): a pair with bytes pending waits for its
+    /// destination to take them, the others for input.
+    pub fn sources(&self) -> Vec<(usize, BorrowedFd<'_>, PollFlags)> {
         self.pairs
             .iter()
             .enumerate()
             .filter(|(_, p)| p.open)
-            // SAFETY: every src is either fd 0 or an fd owned by self, alive as long as self.
-            .map(|(i, p)| (i, unsafe { BorrowedFd::borrow_raw(p.src) }))
+            .map(|(i, p)| {
+                let (fd, ev) =
+                    if p.pending.is_empty() { (p.src, PollFlags::POLLIN) } else { (p.dst, PollFlags::POLLOUT) };
+                // SAFETY: every fd here is 0, 1, 2 or an fd owned by self, alive as long as self.
+                (i, unsafe { BorrowedFd::borrow_raw(fd) }, ev)
+            })
             .collect()
     }
 
-    /// Copies what is readable on source `i` (poll said so, so one read does not block).
+    /// Moves bytes for pair `i` (poll said it is ready, so nothing here blocks for long).
     /// Returns true when sandbox's own terminal hung up: in raw mode a read of 0 or EIO on it
     /// means the terminal is gone, and the session should end as an ssh session does.
     pub fn pump(&mut self, i: usize) -> bool {
-        let mut buf = [0u8; 16384];
+        let raw = self.raw;
         let p = &mut self.pairs[i];
+        if !p.pending.is_empty() {
+            flush(p);
+            return false;
+        }
+        let mut buf = [0u8; 16384];
         match read(p.src, &mut buf) {
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => false,
             Ok(0) | Err(_) => {
                 p.open = false;
-                p.src == 0 && self.raw.is_some()
+                p.close_dst = None;
+                p.src == 0 && raw
             }
             Ok(n) => {
-                write_all(p.dst, &buf[..n]);
+                p.pending.extend_from_slice(&buf[..n]);
+                flush(p);
                 false
             }
         }
@@ -140,47 +223,91 @@ impl Stdio {
 
     /// After the command exited: copies what is still buffered in our pipes and pty.
     pub fn drain(&mut self) {
-        for i in 0..self.pairs.len() {
-            if !(self.pairs[i].open && self.pairs[i].owned) {
-                continue;
-            }
-            let _ = fcntl(self.pairs[i].src, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-            while self.pairs[i].open {
+        for p in self.pairs.iter_mut().filter(|p| p.open && p.owned_src) {
+            nonblocking(p.src);
+            loop {
                 let mut buf = [0u8; 16384];
-                match read(self.pairs[i].src, &mut buf) {
-                    Ok(0) | Err(_) => self.pairs[i].open = false,
-                    Ok(n) => write_all(self.pairs[i].dst, &buf[..n]),
+                match read(p.src, &mut buf) {
+                    Ok(n) if n > 0 => write_all(p.dst, &buf[..n]),
+                    Err(Errno::EINTR) => continue,
+                    _ => break,
                 }
             }
+            p.open = false;
         }
     }
 
     /// SIGWINCH: gives the command's pty the outer terminal's new size. Returns false when there
     /// is no pty (the signal is then forwarded like any other).
     pub fn resize(&self) -> bool {
-        match (self.master, sys::window_size(0)) {
-            (Some(m), Some(ws)) => {
-                sys::set_window_size(m, &ws);
-                true
-            }
-            (Some(_), None) => true,
-            _ => false,
+        if !self.is_pty() {
+            return false;
         }
+        if let (Some(m), Some(ws)) = (self.master, sys::window_size(0)) {
+            sys::set_window_size(m, &ws);
+        }
+        true
     }
 
-    /// Restores the outer terminal (before the report is printed).
+    /// Restores the outer terminal's modes (before the report is printed).
     pub fn restore_terminal(&mut self) {
-        self.raw = None;
+        for (fd, t) in self.saved.drain(..).rev() {
+            let _ = termios::tcsetattr(unsafe_borrow(fd), SetArg::TCSADRAIN, &t);
+        }
+        self.raw = false;
+    }
+}
+
+impl Drop for Stdio {
+    /// Every path, errors included, gives the terminal back as it was.
+    fn drop(&mut self) {
+        self.restore_terminal();
+    }
+}
+
+fn unsafe_borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: only called for fds 0, 1 and 2, open for the life of the process.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Writes what `p` has pending: all of it to a blocking destination (sandbox's own 1 and 2, whose
+/// file descriptions the caller shares and which must stay blocking), as much as it takes to one
+/// of ours.
+fn flush(p: &mut Pair) {
+    if p.dst <= 2 {
+        write_all(p.dst, &p.pending);
+        p.pending.clear();
+        return;
+    }
+    // SAFETY: dst is an fd owned by Stdio (pty master or pipe write end), open during the copy.
+    let fd = unsafe { BorrowedFd::borrow_raw(p.dst) };
+    while !p.pending.is_empty() {
+        match write(fd.as_fd(), &p.pending) {
+            Ok(n) => {
+                p.pending.drain(..n);
+            }
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return,
+            Err(_) => {
+                // The command closed its end: nothing more goes there.
+                p.pending.clear();
+                p.open = false;
+                p.close_dst = None;
+                return;
+            }
+        }
     }
 }
 
 fn write_all(fd: RawFd, mut buf: &[u8]) {
-    // SAFETY: fd is one of 1, 2 or a pty master owned by Stdio, open during the copy.
+    // SAFETY: fd is 1, 2 or an fd owned by Stdio, open during the copy.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     while !buf.is_empty() {
         match write(fd.as_fd(), buf) {
             Ok(n) => buf = &buf[n..],
-            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => continue,
+            Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
+            // A closed or broken output (EPIPE: SIGPIPE is ignored in sandbox) drops the bytes;
+            // the run goes on and its report is still written.
             Err(_) => return,
         }
     }

@@ -80,6 +80,20 @@ impl Host {
         }
     }
 
+    /// The hierarchies a run's group lives in, as the command's /sys/fs/cgroup shows them.
+    pub fn hierarchies(&self) -> crate::plan::CgroupHierarchies {
+        if self.layout == Layout::Unified {
+            return crate::plan::CgroupHierarchies::V2;
+        }
+        let mut names: Vec<String> = vec![];
+        for c in V1_CONTROLLERS {
+            if let Some(n) = self.v1.get(c).map(|m| m.controllers.join(",")).filter(|n| !names.contains(n)) {
+                names.push(n);
+            }
+        }
+        crate::plan::CgroupHierarchies::V1(names)
+    }
+
     /// The directories under which a run's group is made: one on v2, one per controller on v1.
     /// `parent` (from `--cgroup-parent`) is relative to the hierarchy root; default: our own cgroup.
     pub fn bases(&self, parent: Option<&str>) -> Result<BTreeMap<String, PathBuf>> {

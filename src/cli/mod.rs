@@ -40,6 +40,10 @@ pub struct Cli {
     /// Kill everything and exit 124 after this long (10s, 1m30s, 500ms)
     #[arg(long, global = true, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// After SIGTERM, SIGINT or SIGHUP to sandbox (forwarded to the command), SIGKILL everything
+    /// once this long has passed (default 10s, as `docker stop`); a second SIGINT kills at once
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub stop_timeout: Option<String>,
     /// Accounting report on stderr after the command ends
     #[arg(long, global = true, value_enum, default_value_t = ReportMode::Human)]
     pub report: ReportMode,

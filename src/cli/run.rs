@@ -41,9 +41,17 @@ pub struct RunArgs {
     /// Keep the container's upper layer under this name (for later runs and `sandbox commit`)
     #[arg(long, value_name = "NAME", requires = "image")]
     pub name: Option<String>,
-    /// Set an environment variable (NAME=VALUE); repeatable
-    #[arg(long, short = 'e', value_name = "NAME=VALUE")]
+    /// Set an environment variable (NAME=VALUE; NAME alone copies your value); repeatable.
+    /// The command never gets your whole environment: a host-view run keeps PATH HOME TERM LANG
+    /// LC_* TZ USER LOGNAME SHELL, a --rootfs/--image run starts from PATH, HOSTNAME and HOME
+    #[arg(long, short = 'e', value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
+    /// Read environment variables from a file of NAME=VALUE (or NAME) lines; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Pass your whole environment to the command (then --env-file and -e)
+    #[arg(long)]
+    pub inherit_env: bool,
     /// Working directory of the command (made if missing inside a root filesystem)
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workdir: Option<PathBuf>,
@@ -62,15 +70,27 @@ pub struct RunArgs {
     /// Bind-mount a host path: SRC[:DST][:ro]
     #[arg(long, value_name = "SRC:DST[:ro]")]
     pub bind: Vec<String>,
-    /// Mount an empty tmpfs at DST
-    #[arg(long, value_name = "DST")]
-    pub tmpfs: Vec<PathBuf>,
+    /// Mount an empty tmpfs at DST, optionally with a size (DST:size=64M)
+    #[arg(long, value_name = "DST[:size=N]")]
+    pub tmpfs: Vec<String>,
+    /// Size of /dev/shm (default 64M, as docker)
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
     /// Put a minimal init (reaper and signal forwarder) in front of the command as PID 1
     #[arg(long)]
     pub init: bool,
-    /// Never give the command a pseudo-terminal, even when stdin is one
+    /// Always give the command a pseudo-terminal (by default: only when stdin and stdout are both
+    /// terminals)
+    #[arg(long, short = 't', conflicts_with = "no_tty")]
+    pub tty: bool,
+    /// Never give the command a pseudo-terminal (a terminal on stdin, stdout or stderr is then
+    /// relayed through a pipe: the command never holds it)
     #[arg(long)]
     pub no_tty: bool,
+    /// Pass fds 3 .. 3+N-1 to the command (every other fd above 2 is closed)
+    #[arg(long, value_name = "N")]
+    pub preserve_fds: Option<String>,
+
     /// Add a capability to docker's default set (NET_ADMIN, CAP_SYS_PTRACE, ALL); repeatable
     #[arg(long, value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -119,9 +139,9 @@ fn image_run(cli: &Cli, args: &RunArgs, image: &str, cfg: &mut Config) -> Result
     let store = Store::open(&cli.root)?;
     let img = store.find(image)?;
     let hostname = cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone());
-    let s = container::settings(&img.config, &args.command, args.entrypoint.as_deref(), &args.env, &hostname)?;
+    let s = container::settings(&img.config, &args.command, args.entrypoint.as_deref(), &[], &hostname)?;
     cfg.command = s.command;
-    cfg.env = Some(s.env);
+    cfg.env = Some(environment(args, true, &hostname, &s.env)?);
     cfg.cwd = args.workdir.clone().or(s.cwd);
     cfg.user = args.user.clone().or(s.user);
     cfg.validate()?;
@@ -152,11 +172,24 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
     cfg.hostname = args.hostname.clone();
     cfg.read_only = args.read_only;
     cfg.binds = args.bind.iter().map(|b| config::parse_bind(b)).collect::<Result<_, _>>()?;
-    cfg.tmpfs = args.tmpfs.clone();
+    cfg.tmpfs = args.tmpfs.iter().map(|t| config::parse_tmpfs(t)).collect::<Result<_, _>>()?;
+    if let Some(v) = &args.shm_size {
+        cfg.shm_size = config::parse_tmpfs_size("--shm-size", v)?;
+    }
+    if let Some(v) = &cli.stop_timeout {
+        cfg.stop_timeout = config::parse_stop_timeout(v)?;
+    }
+    if let Some(v) = &args.preserve_fds {
+        cfg.preserve_fds = config::parse_preserve_fds(v)?;
+    }
     cfg.init = args.init;
     cfg.cgroup_parent = cli.cgroup_parent.clone();
     cfg.cgroup_root = cli.cgroup_root.clone();
-    cfg.tty = if args.no_tty { Tty::Never } else { Tty::Auto };
+    cfg.tty = match (args.tty, args.no_tty) {
+        (true, _) => Tty::Always,
+        (_, true) => Tty::Never,
+        _ => Tty::Auto,
+    };
     let names = |flag, v: &[String]| v.iter().map(|n| sandbox::caps::parse(flag, n)).collect::<Result<Vec<_>, _>>();
     cfg.capabilities =
         sandbox::caps::resolve(&names("--cap-add", &args.cap_add)?, &names("--cap-drop", &args.cap_drop)?);
@@ -176,19 +209,71 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
     }
     cfg.cwd = args.workdir.clone();
     cfg.user = args.user.clone();
-    if !args.env.is_empty() {
-        // vars() would panic on a variable that is not UTF-8; such a one is not passed on.
-        let mut env: Vec<String> = std::env::vars_os()
-            .filter_map(|(k, v)| Some(format!("{}={}", k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
-        container::override_env(&mut env, &args.env);
-        cfg.env = Some(env);
-    }
+    let hostname = cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone());
+    cfg.env = Some(environment(args, cfg.rootfs.is_some(), &hostname, &[])?);
     // With --image the command may come from the image: image_run validates.
     if args.image.is_none() {
         cfg.validate()?;
     }
     Ok(cfg)
+}
+
+/// The command's environment (see `sandbox::env`): the clean base for the mode (or the caller's
+/// whole one with --inherit-env), `image` (an image's Env), the env files, then `-e`.
+fn environment(args: &RunArgs, rootfs: bool, hostname: &str, image: &[String]) -> Result<Vec<String>, sandbox::Error> {
+    let caller = sandbox::env::caller();
+    let mut vars = if args.inherit_env { caller.clone() } else { sandbox::env::base(rootfs, hostname, &caller) };
+    sandbox::env::apply(&mut vars, image, &caller);
+    for f in &args.env_file {
+        sandbox::env::apply(&mut vars, &sandbox::env::read_file(f)?, &caller);
+    }
+    for e in &args.env {
+        sandbox::env::check_entry("--env", e)?;
+    }
+    sandbox::env::apply(&mut vars, &args.env, &caller);
+    Ok(vars)
+}
+
+/// Checks `--report-file PATH` before anything is created: its directory exists and is writable,
+/// and PATH is not a directory. The file itself is written only once the run has ended.
+fn check_report_file(p: &Path) -> Result<(), sandbox::Error> {
+    let bad = |why: &str| sandbox::Error::invalid("--report-file", &p.display().to_string(), why);
+    let dir = report_dir(p);
+    if p.is_dir() {
+        return Err(bad("a file path, not a directory"));
+    }
+    if !dir.is_dir() || nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Err(bad("a path in an existing directory you may write to"));
+    }
+    Ok(())
+}
+
+fn report_dir(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Writes the report to PATH atomically: a new file beside it (O_EXCL, never following a link),
+/// renamed over PATH. A symlink planted at PATH is replaced, not followed; a reader sees the old
+/// report or the new one, never a part.
+fn write_report_file(p: &Path, json: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+    let tmp = report_dir(p).join(format!(".{name}.{}-{}.tmp", std::process::id(), sandbox::sys::random_id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(format!("{json}\n").as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, p));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
@@ -198,30 +283,27 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         Some(image) => Some(image_run(cli, args, image, &mut cfg)?),
         None => None,
     };
-    // Opened before the run so that a bad path fails before anything is created.
-    let mut report_file = match &cli.report_file {
-        Some(p) => {
-            Some((p, std::fs::File::create(p).with_context(|| format!("cannot create --report-file {}", p.display()))?))
-        }
-        None => None,
-    };
-    let report = match sandbox::run(&cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some((p, f)) = report_file.take() {
-                drop(f);
-                let _ = std::fs::remove_file(p);
-            }
-            return Err(e.into());
-        }
-    };
-    match cli.report {
-        ReportMode::Human => eprint!("{}", report.to_human()),
-        ReportMode::Json => eprintln!("{}", report.to_json()),
-        ReportMode::None => {}
+    // Checked before the run so that a bad path fails before anything is created; written only
+    // after it, so that a run that never finishes leaves an earlier report as it was.
+    if let Some(p) = &cli.report_file {
+        check_report_file(p)?;
     }
-    if let Some((p, mut f)) = report_file {
-        writeln!(f, "{}", report.to_json()).with_context(|| format!("cannot write --report-file {}", p.display()))?;
+    let report = sandbox::run(&cfg)?;
+    // The file first: a closed or broken stderr (`2>&-`, `2>&1 | true`) loses only the copy there.
+    let saved = match &cli.report_file {
+        Some(p) => write_report_file(p, &report.to_json())
+            .with_context(|| format!("cannot write --report-file {}", p.display())),
+        None => Ok(()),
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = match cli.report {
+        ReportMode::Human => write!(err, "{}", report.to_human()),
+        ReportMode::Json => writeln!(err, "{}", report.to_json()),
+        ReportMode::None => Ok(()),
+    };
+    if let Err(e) = saved {
+        // The command's status stays the exit status: the report could not be kept, said here.
+        let _ = writeln!(err, "sandbox: {e:#}");
     }
     Ok(report.exit_code)
 }

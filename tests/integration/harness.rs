@@ -6,6 +6,12 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
 
+/// The binary under test: `SANDBOX_TEST_BIN` when set (to show a regression test failing on an
+/// older build), else the one cargo built.
+pub fn bin() -> String {
+    std::env::var("SANDBOX_TEST_BIN").unwrap_or_else(|_| SANDBOX.to_string())
+}
+
 /// Timing-sensitive tests (CPU share) take this exclusively; every other test shares it.
 static MACHINE: RwLock<()> = RwLock::new(());
 
@@ -54,6 +60,11 @@ pub fn sandbox(args: &[&str]) -> Run {
 
 /// The same, started through `prefix` (e.g. `setpriv --reuid …`, which execs sandbox in place).
 pub fn sandbox_as(prefix: &[&str], args: &[&str]) -> Run {
+    sandbox_with(prefix, args, |_| {})
+}
+
+/// The same, with `setup` adjusting the command first (environment, extra fds, signal dispositions).
+pub fn sandbox_with(prefix: &[&str], args: &[&str], setup: impl FnOnce(&mut Command)) -> Run {
     let dir = tempfile::tempdir().unwrap();
     // A non-root sandbox must be able to write its report there.
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -61,12 +72,13 @@ pub fn sandbox_as(prefix: &[&str], args: &[&str]) -> Run {
     let mut cmd = match prefix.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);
-            c.args(rest).arg(SANDBOX);
+            c.args(rest).arg(bin());
             c
         }
-        None => Command::new(SANDBOX),
+        None => Command::new(bin()),
     };
     cmd.arg("--report-file").arg(&rf).args(args).stdin(Stdio::null());
+    setup(&mut cmd);
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let out: Output = child.wait_with_output().unwrap();

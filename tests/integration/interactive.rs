@@ -62,7 +62,8 @@ impl Drop for Tmux {
 fn interactive_shell_gets_a_pty_with_job_control_and_ctrl_c() {
     require_root!();
     let _m = shared();
-    let Some(t) = session("interactive", &["env", "PS1=in$ ", SANDBOX, "--report", "none", "run", "sh"]) else {
+    let Some(t) = session("interactive", &["env", "PS1=in$ ", SANDBOX, "--report", "none", "run", "-e", "PS1", "sh"])
+    else {
         return;
     };
     t.wait_for("in$");
@@ -113,7 +114,7 @@ fn closing_the_terminal_ends_the_interactive_run() {
     // and spun on the dead terminal.
     let marker = format!("hup-{}", std::process::id());
     let ps1 = format!("PS1={marker}$ ");
-    let Some(t) = session("hup", &["env", &ps1, SANDBOX, "--report", "none", "run", "sh"]) else { return };
+    let Some(t) = session("hup", &["env", &ps1, SANDBOX, "--report", "none", "run", "-e", "PS1", "sh"]) else { return };
     t.wait_for(&marker);
     let sandboxes = || {
         std::fs::read_dir("/proc")
