@@ -418,7 +418,10 @@ fn wait(
                             let _ = kill(child.pid, s);
                         }
                         None => {
-                            let acts = cfg.init || acts_on(child.pid, s);
+                            // A stop before the command was even executed ends the run at once:
+                            // the child is still our own setup code, and nothing is there to stop
+                            // gracefully.
+                            let acts = !exec_pending && (cfg.init || acts_on(child.pid, s));
                             let _ = kill(child.pid, s);
                             let mut st = Stop {
                                 report: Stopped { signal: s.as_str().to_string(), killed: false },
