@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{read, stats, write, Cgroup, Stats, CPU_PERIOD_US};
+use super::{read, stats, teardown, write, Cgroup, Stats, CPU_PERIOD_US};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 
@@ -124,16 +124,16 @@ impl Cgroup for V1 {
     }
 
     fn kill(&self) {
+        // v1 has no cgroup.kill: every task of every descendant, until the subtree is empty.
         for d in &self.unique {
-            super::kill_procs(d);
+            teardown::kill_tree(d);
         }
     }
 
     fn remove(&self) -> Result<()> {
-        self.kill();
         let mut first_err = None;
         for d in self.unique.iter().rev() {
-            if let Err(e) = super::rmdir_retry(d) {
+            if let Err(e) = teardown::remove_tree(d) {
                 first_err.get_or_insert(e);
             }
         }
