@@ -67,6 +67,15 @@ impl V1 {
             if memsw.exists() {
                 write(&memsw, &bytes.to_string())?;
             }
+            // v1 charges TCP socket buffers to a counter of their own, and only once its limit
+            // is set (memcg "tcpmem_active"); before that they were not charged at all and a
+            // command under --mem 32M pinned over 1 GiB of loopback TCP buffers. The same figure
+            // bounds them: a run may then hold up to the limit in memory plus the limit in TCP
+            // buffers. (v2 charges sockets to memory.current: nothing to do there.)
+            let tcp = dir.join("memory.kmem.tcp.limit_in_bytes");
+            if tcp.exists() {
+                write(&tcp, &bytes.to_string())?;
+            }
         }
         if let (Some(c), Some(dir)) = (limits.cpus, self.dirs.get("cpu")) {
             let quota = (c * CPU_PERIOD_US as f64).round() as u64;
@@ -118,6 +127,8 @@ impl Cgroup for V1 {
             memory: stats::v1_memory(
                 f("memory", "memory.max_usage_in_bytes").as_deref(),
                 f("memory", "memory.oom_control").as_deref(),
+                f("memory", "memory.kmem.tcp.limit_in_bytes").as_deref(),
+                f("memory", "memory.kmem.tcp.max_usage_in_bytes").as_deref(),
             ),
             pids: stats::pids(f("pids", "pids.peak").as_deref(), f("pids", "pids.events").as_deref()),
         }
@@ -168,6 +179,19 @@ mod tests {
         assert_eq!(r("pids/g/pids.max"), "7");
         assert_eq!(g.path(), t.path().join("memory/g"));
         assert_eq!(g.unique.len(), 4);
+    }
+
+    #[test]
+    fn tcp_buffers_get_the_memory_limit_where_the_kernel_has_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("memory");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("memory.kmem.tcp.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        let g = V1 { dirs: BTreeMap::from([("memory".into(), dir.clone())]), unique: vec![dir.clone()], primary: dir };
+        g.apply(&Limits { memory_bytes: Some(32 << 20), ..Default::default() }).unwrap();
+        let r = |f: &str| std::fs::read_to_string(g.primary.join(f)).unwrap();
+        assert_eq!(r("memory.kmem.tcp.limit_in_bytes"), "33554432");
+        assert!(!g.primary.join("memory.memsw.limit_in_bytes").exists(), "absent files are not made");
     }
 
     #[test]

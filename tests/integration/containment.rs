@@ -1,5 +1,6 @@
-//! Limits that the command cannot jam: subgroups it makes inside its own group (with
-//! CAP_SYS_ADMIN) are killed and removed with it, by teardown and by gc.
+//! Limits that the command cannot jam or slip: subgroups it makes inside its own group (with
+//! CAP_SYS_ADMIN) are killed and removed with it, by teardown and by gc; TCP socket buffers count
+//! against --mem on v1 too.
 //!
 //! These tests clean up after themselves even when sandbox does not (so they can be shown failing
 //! on old code without leaving groups on the host): leftovers are killed and removed depth-first
@@ -207,4 +208,62 @@ fn stale_group_with_subgroups_and_leftover_processes_is_killed_and_removed_by_gc
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
     assert!(gc.status.success());
     assert!(gc_out.contains(&format!("-{}", sb.id())), "gc lists what it removed: {gc_out}");
+}
+
+/// Pins kernel memory in loopback TCP buffers: a listener in the sandbox's own network namespace
+/// that never reads, 64 clients with 32 MiB socket buffers writing until the kernel takes no more.
+/// Prints "pinned N" (bytes written and never read: all of it sits in socket buffers) as it goes.
+const TCP_PIN: &str = r#"
+import socket, sys, time
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 25)
+srv.bind(("127.0.0.1", 0)); srv.listen(128)
+port = srv.getsockname()[1]
+conns, peers, total, shown = [], [], 0, 0
+for _ in range(64):
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 25)
+    c.connect(("127.0.0.1", port))
+    c.setblocking(False)
+    conns.append(c)
+    peers.append(srv.accept()[0])
+chunk = b"x" * 65536
+end, idle = time.time() + 15, time.time()
+while time.time() < end and time.time() - idle < 1.5:
+    moved = False
+    for c in conns:
+        try:
+            total += c.send(chunk)
+            moved = True
+        except (BlockingIOError, InterruptedError):
+            pass
+    if moved:
+        idle = time.time()
+    else:
+        time.sleep(0.05)
+    if total - shown >= 1 << 20 or not moved:
+        shown = total
+        print("pinned", total, flush=True)
+print("pinned", total, flush=True)
+"#;
+
+#[test]
+fn tcp_buffers_count_against_the_memory_limit() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&["--mem", "32M", "--timeout", "60s", "run", "python3", "-c", TCP_PIN]);
+    let pinned = r.stdout.lines().filter_map(|l| l.strip_prefix("pinned ")?.parse::<u64>().ok()).max();
+    let Some(pinned) = pinned else { panic!("the script did not run: {}\n{}", r.stdout, r.stderr) };
+    let rep = r.report();
+    // v2 may OOM-kill the writer when its socket buffers fill the group: bounded as well.
+    assert!(r.code == 0 || rep["oom_killed"] == true, "{}", r.stderr);
+    assert!(pinned > 1 << 20, "the attack ran: {pinned} bytes queued");
+    // Before: 1 GiB (64 connections × 16 MiB) on this v1 host under --mem 32M.
+    assert!(pinned <= 48 << 20, "{} MiB pinned in TCP buffers under --mem 32M", pinned >> 20);
+    if rep["cgroup"]["version"] == 1 {
+        let tcp = rep["memory"]["tcp_peak_bytes"].as_u64();
+        assert!(tcp.is_some_and(|t| t > 1 << 20 && t <= 48 << 20), "v1 reports its TCP peak: {rep}");
+    } else {
+        assert!(rep["memory"]["tcp_peak_bytes"].is_null(), "v2: part of memory.peak: {rep}");
+    }
 }
