@@ -255,6 +255,14 @@ fn tcp_buffers_count_against_the_memory_limit() {
     let pinned = r.stdout.lines().filter_map(|l| l.strip_prefix("pinned ")?.parse::<u64>().ok()).max();
     let Some(pinned) = pinned else { panic!("the script did not run: {}\n{}", r.stdout, r.stderr) };
     let rep = r.report();
+    eprintln!(
+        "tcp_buffers: cgroup v{} exit {} pinned {} MiB, memory peak {}, tcp peak {}",
+        rep["cgroup"]["version"],
+        r.code,
+        pinned >> 20,
+        rep["memory"]["peak_bytes"],
+        rep["memory"]["tcp_peak_bytes"]
+    );
     // v2 may OOM-kill the writer when its socket buffers fill the group: bounded as well.
     assert!(r.code == 0 || rep["oom_killed"] == true, "{}", r.stderr);
     assert!(pinned > 1 << 20, "the attack ran: {pinned} bytes queued");
