@@ -123,12 +123,12 @@ fn live_processes_in_subgroups_are_killed_with_the_run_on_timeout() {
     require_root!();
     let _m = shared();
     // CAP_SYS_ADMIN without --privileged; the command and its subgroups' processes stay alive
-    // until --timeout kills the whole tree.
+    // until --timeout kills the whole tree. 8 s: the set-up alone took over 2 s in a TCG VM lane.
     let script = format!("{JAM}\nsleep 1000");
     let t = std::time::Instant::now();
     let (r, left) = run_jammed(&[
         "--timeout",
-        "2s",
+        "8s",
         "run",
         "--cap-add",
         "SYS_ADMIN",
@@ -144,7 +144,7 @@ fn live_processes_in_subgroups_are_killed_with_the_run_on_timeout() {
     assert!(left.is_empty(), "groups left behind: {left:?}\n{}", r.stderr);
     assert_eq!(r.code, 124, "{}", r.stderr);
     assert_eq!(r.report()["timed_out"], true);
-    assert!(t.elapsed().as_secs_f64() < 10.0, "teardown is bounded: {:?}", t.elapsed());
+    assert!(t.elapsed().as_secs_f64() < 20.0, "teardown is bounded: {:?}", t.elapsed());
 }
 
 /// Host processes whose command line is `sleep <marker>`.
