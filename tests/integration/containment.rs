@@ -251,7 +251,7 @@ print("pinned", total, flush=True)
 fn tcp_buffers_count_against_the_memory_limit() {
     require_root!();
     let _m = shared();
-    let r = sandbox(&["--mem", "32M", "--timeout", "60s", "run", "python3", "-c", TCP_PIN]);
+    let r = sandbox(&["--mem", "32M", "--timeout", "30s", "run", "python3", "-c", TCP_PIN]);
     let pinned = r.stdout.lines().filter_map(|l| l.strip_prefix("pinned ")?.parse::<u64>().ok()).max();
     let Some(pinned) = pinned else { panic!("the script did not run: {}\n{}", r.stdout, r.stderr) };
     let rep = r.report();
@@ -263,14 +263,18 @@ fn tcp_buffers_count_against_the_memory_limit() {
         rep["memory"]["peak_bytes"],
         rep["memory"]["tcp_peak_bytes"]
     );
-    // v2 may OOM-kill the writer when its socket buffers fill the group: bounded as well.
-    assert!(r.code == 0 || rep["oom_killed"] == true, "{}", r.stderr);
+    // v2 charges socket buffers to the group with reclaim (GFP_KERNEL) from send(2): the writer
+    // may be OOM-killed, or (seen in the TCG lane) spend so long in reclaim that --timeout ends
+    // it. Either way what it pinned stays bounded, which is what this test is about.
+    assert!(r.code == 0 || rep["oom_killed"] == true || rep["timed_out"] == true, "{}", r.stderr);
     assert!(pinned > 1 << 20, "the attack ran: {pinned} bytes queued");
-    // Before: 1 GiB (64 connections × 16 MiB) on this v1 host under --mem 32M.
-    assert!(pinned <= 48 << 20, "{} MiB pinned in TCP buffers under --mem 32M", pinned >> 20);
+    // Before: 1015 MiB on this v1 host under --mem 32M (47 MiB in the 2 GiB legacy VM, where the
+    // kernel's global tcp_mem stops it). The payload cannot exceed what is charged: at most the
+    // limit, plus the few pages the kernel charges without asking (tcp peak 32.2 MiB here).
+    assert!(pinned <= 40 << 20, "{} MiB pinned in TCP buffers under --mem 32M", pinned >> 20);
     if rep["cgroup"]["version"] == 1 {
         let tcp = rep["memory"]["tcp_peak_bytes"].as_u64();
-        assert!(tcp.is_some_and(|t| t > 1 << 20 && t <= 48 << 20), "v1 reports its TCP peak: {rep}");
+        assert!(tcp.is_some_and(|t| t > 1 << 20 && t <= 40 << 20), "v1 reports its TCP peak: {rep}");
     } else {
         assert!(rep["memory"]["tcp_peak_bytes"].is_null(), "v2: part of memory.peak: {rep}");
     }
