@@ -171,10 +171,12 @@ impl Report {
         let m = &self.stats.memory;
         let _ = writeln!(
             s,
-            "  memory  peak {} {}; OOM kills {}",
+            "  memory  peak {} {}; OOM kills {}{}",
             opt(m.peak_bytes, bytes),
             self.limits.memory_bytes.map_or("(no limit)".into(), |b| format!("of limit {}", bytes(b))),
             opt(m.oom_kills, |v| v.to_string()),
+            // v1 only: TCP buffers have their own counter there, outside the peak.
+            m.tcp_peak_bytes.map_or(String::new(), |t| format!("; TCP buffers peak {}", bytes(t))),
         );
         let p = &self.stats.pids;
         let _ = writeln!(
@@ -226,7 +228,12 @@ mod tests {
                 throttled_periods: Some(3),
                 throttled_s: Some(0.25),
             },
-            memory: MemoryStats { peak_bytes: Some(32 << 20), oom_events: Some(oom), oom_kills: Some(oom) },
+            memory: MemoryStats {
+                peak_bytes: Some(32 << 20),
+                oom_events: Some(oom),
+                oom_kills: Some(oom),
+                tcp_peak_bytes: None,
+            },
             pids: PidsStats { peak: Some(20), limit_hits: Some(hits) },
         };
         let mut cfg = Config::new(["sh", "-c", "x"]);
@@ -282,6 +289,7 @@ mod tests {
             "memory.oom_events",
             "memory.oom_kills",
             "memory.peak_bytes",
+            "memory.tcp_peak_bytes",
             "oom_killed",
             "pids.limit_hits",
             "pids.peak",

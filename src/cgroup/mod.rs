@@ -8,6 +8,7 @@
 
 pub mod detect;
 pub mod stats;
+mod teardown;
 mod v1;
 mod v2;
 
@@ -40,9 +41,11 @@ pub trait Cgroup {
     fn add_pid(&self, pid: i32) -> Result<()>;
     /// What the group used, from the kernel's stat files.
     fn stats(&self) -> Stats;
-    /// SIGKILLs everything in the group (cgroup.kill where the kernel has it).
+    /// SIGKILLs everything in the group and in every group below it (cgroup.kill where the kernel
+    /// has it), as a command with CAP_SYS_ADMIN may have made subgroups.
     fn kill(&self);
-    /// Kills what is left and removes the group, retrying while the kernel reports it busy.
+    /// Kills what is left and removes the group with its subgroups, depth-first, retrying while
+    /// the kernel reports a group busy.
     fn remove(&self) -> Result<()>;
 }
 
@@ -129,7 +132,9 @@ impl Host {
     }
 
     /// Removes stale groups: named `sandbox-*-<pid>` (runs, and the `sandbox-sup-<pid>` leaves of
-    /// v2 supervisors), whose owner pid is gone and that hold no process. Returns the directories removed.
+    /// v2 supervisors) whose owner pid is gone. Whatever is still in one, subgroups included (a
+    /// command may have made them), is killed and removed depth-first: only groups with our name
+    /// pattern and a dead owner, so only groups we made. Returns the directories removed.
     pub fn gc(&self, parent: Option<&str>) -> Vec<PathBuf> {
         let mut removed = Vec::new();
         let Ok(bases) = self.bases(parent) else {
@@ -145,11 +150,11 @@ impl Host {
                 let Some(owner) = owner_pid(&name) else {
                     continue;
                 };
-                if alive(owner) {
+                if alive(owner) || !e.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
                 }
                 let dir = e.path();
-                if procs(&dir).is_empty() && rmdir_retry(&dir).is_ok() {
+                if teardown::remove_tree(&dir).is_ok() {
                     removed.push(dir);
                 }
             }
@@ -197,22 +202,6 @@ pub(crate) fn procs(dir: &Path) -> Vec<i32> {
     read(&dir.join("cgroup.procs"))
         .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
-}
-
-/// SIGKILLs the processes of a group until it is empty (v1, and v2 kernels before 5.14).
-/// A fork racing the kill is caught on the next pass; the pids limit bounds how many there are.
-pub(crate) fn kill_procs(dir: &Path) {
-    for _ in 0..200 {
-        let pids = procs(dir);
-        if pids.is_empty() {
-            return;
-        }
-        for pid in pids {
-            // Only processes in a group we created: ours to end.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// rmdir(2) that retries while the kernel still reports the group busy (dying tasks, EBUSY).
@@ -289,5 +278,26 @@ mod tests {
         let removed = host.gc(None);
         assert_eq!(removed, vec![dead.clone()]);
         assert!(live.exists() && other.exists() && !dead.exists());
+    }
+
+    #[test]
+    fn gc_removes_nested_stale_groups_depth_first_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = fake_v1(tmp.path());
+        // A command with CAP_SYS_ADMIN made subgroups in its run's group (see teardown.rs).
+        let dead_mem = tmp.path().join("memory/user/sandbox-b-999999999");
+        let dead_pids = tmp.path().join("pids/sandbox-b-999999999");
+        let live = tmp.path().join(format!("pids/sandbox-a-{}", std::process::id()));
+        let other = tmp.path().join("pids/not-ours-999999999");
+        for g in [&dead_mem, &dead_pids, &live, &other] {
+            std::fs::create_dir_all(g.join("sub/subsub")).unwrap();
+        }
+        std::fs::create_dir_all(dead_pids.join("sub2")).unwrap();
+        let mut removed = host.gc(None);
+        removed.sort();
+        assert_eq!(removed, vec![dead_mem.clone(), dead_pids.clone()]);
+        assert!(!dead_mem.exists() && !dead_pids.exists());
+        assert!(live.join("sub/subsub").exists(), "a live run's subgroups are its own");
+        assert!(other.join("sub/subsub").exists(), "not named by us: never touched");
     }
 }

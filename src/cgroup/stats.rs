@@ -31,6 +31,10 @@ pub struct MemoryStats {
     pub oom_events: Option<u64>,
     /// Processes killed by the OOM killer (v2 memory.events `oom_kill`; v1 memory.oom_control `oom_kill`).
     pub oom_kills: Option<u64>,
+    /// v1 only: highest TCP socket buffer usage (memory.kmem.tcp.max_usage_in_bytes), a counter
+    /// apart from `peak_bytes` that the kernel keeps only once its limit is set (with `--mem`).
+    /// `None` on v2, where socket buffers are part of memory.peak, and on v1 without `--mem`.
+    pub tcp_peak_bytes: Option<u64>,
 }
 
 /// Tasks of the whole group.
@@ -90,6 +94,7 @@ pub fn v2_memory(peak: Option<&str>, events: Option<&str>) -> MemoryStats {
         peak_bytes: peak.and_then(parse_single),
         oom_events: ev.as_ref().and_then(|m| m.get("oom").copied()),
         oom_kills: ev.as_ref().and_then(|m| m.get("oom_kill").copied()),
+        tcp_peak_bytes: None,
     }
 }
 
@@ -124,12 +129,24 @@ pub fn v1_cpu(
     }
 }
 
-/// cgroup v1 `memory.max_usage_in_bytes` and `memory.oom_control`.
-pub fn v1_memory(max_usage: Option<&str>, oom_control: Option<&str>) -> MemoryStats {
+/// The "no limit" value of a v1 page counter (PAGE_COUNTER_MAX pages of 4 KiB, in bytes).
+const V1_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
+
+/// cgroup v1 `memory.max_usage_in_bytes`, `memory.oom_control` and the TCP buffer counter
+/// (`memory.kmem.tcp.limit_in_bytes`, `memory.kmem.tcp.max_usage_in_bytes`). The TCP peak counts
+/// only with a limit set: without one the kernel does not charge sockets and its 0 would be made up.
+pub fn v1_memory(
+    max_usage: Option<&str>,
+    oom_control: Option<&str>,
+    tcp_limit: Option<&str>,
+    tcp_max_usage: Option<&str>,
+) -> MemoryStats {
+    let tcp_counted = tcp_limit.and_then(parse_single).is_some_and(|l| l < V1_UNLIMITED);
     MemoryStats {
         peak_bytes: max_usage.and_then(parse_single),
         oom_events: None,
         oom_kills: oom_control.and_then(|t| parse_keyed(t).get("oom_kill").copied()),
+        tcp_peak_bytes: tcp_max_usage.and_then(parse_single).filter(|_| tcp_counted),
     }
 }
 
@@ -172,7 +189,9 @@ mod tests {
     #[test]
     fn v2_memory_events_and_peak() {
         let m = v2_memory(Some("33554432\n"), Some(&fixture("v2/memory.events")));
-        assert_eq!(m, MemoryStats { peak_bytes: Some(33554432), oom_events: Some(2), oom_kills: Some(1) });
+        let want =
+            MemoryStats { peak_bytes: Some(33554432), oom_events: Some(2), oom_kills: Some(1), tcp_peak_bytes: None };
+        assert_eq!(m, want);
         let m = v2_memory(None, None);
         assert_eq!(m, MemoryStats::default());
     }
@@ -210,7 +229,18 @@ mod tests {
 
     #[test]
     fn v1_memory_oom_control() {
-        let m = v1_memory(Some("1048576\n"), Some(&fixture("v1/memory.oom_control")));
-        assert_eq!(m, MemoryStats { peak_bytes: Some(1048576), oom_events: None, oom_kills: Some(3) });
+        let m = v1_memory(Some("1048576\n"), Some(&fixture("v1/memory.oom_control")), None, None);
+        let want =
+            MemoryStats { peak_bytes: Some(1048576), oom_events: None, oom_kills: Some(3), tcp_peak_bytes: None };
+        assert_eq!(m, want);
+    }
+
+    #[test]
+    fn v1_tcp_peak_only_where_the_kernel_counts_it() {
+        let tcp = |limit: &str| v1_memory(None, None, Some(limit), Some("4096\n")).tcp_peak_bytes;
+        assert_eq!(tcp("33554432\n"), Some(4096));
+        // No limit set: the kernel charges no socket to the group, so its 0 would be made up.
+        assert_eq!(tcp("9223372036854771712\n"), None);
+        assert_eq!(v1_memory(None, None, None, None).tcp_peak_bytes, None);
     }
 }

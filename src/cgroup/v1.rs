@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{read, stats, write, Cgroup, Stats, CPU_PERIOD_US};
+use super::{read, stats, teardown, write, Cgroup, Stats, CPU_PERIOD_US};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 
@@ -67,6 +67,15 @@ impl V1 {
             if memsw.exists() {
                 write(&memsw, &bytes.to_string())?;
             }
+            // v1 charges TCP socket buffers to a counter of their own, and only once its limit
+            // is set (memcg "tcpmem_active"); before that they were not charged at all and a
+            // command under --mem 32M pinned over 1 GiB of loopback TCP buffers. The same figure
+            // bounds them: a run may then hold up to the limit in memory plus the limit in TCP
+            // buffers. (v2 charges sockets to memory.current: nothing to do there.)
+            let tcp = dir.join("memory.kmem.tcp.limit_in_bytes");
+            if tcp.exists() {
+                write(&tcp, &bytes.to_string())?;
+            }
         }
         if let (Some(c), Some(dir)) = (limits.cpus, self.dirs.get("cpu")) {
             let quota = (c * CPU_PERIOD_US as f64).round() as u64;
@@ -118,22 +127,24 @@ impl Cgroup for V1 {
             memory: stats::v1_memory(
                 f("memory", "memory.max_usage_in_bytes").as_deref(),
                 f("memory", "memory.oom_control").as_deref(),
+                f("memory", "memory.kmem.tcp.limit_in_bytes").as_deref(),
+                f("memory", "memory.kmem.tcp.max_usage_in_bytes").as_deref(),
             ),
             pids: stats::pids(f("pids", "pids.peak").as_deref(), f("pids", "pids.events").as_deref()),
         }
     }
 
     fn kill(&self) {
+        // v1 has no cgroup.kill: every task of every descendant, until the subtree is empty.
         for d in &self.unique {
-            super::kill_procs(d);
+            teardown::kill_tree(d);
         }
     }
 
     fn remove(&self) -> Result<()> {
-        self.kill();
         let mut first_err = None;
         for d in self.unique.iter().rev() {
-            if let Err(e) = super::rmdir_retry(d) {
+            if let Err(e) = teardown::remove_tree(d) {
                 first_err.get_or_insert(e);
             }
         }
@@ -168,6 +179,19 @@ mod tests {
         assert_eq!(r("pids/g/pids.max"), "7");
         assert_eq!(g.path(), t.path().join("memory/g"));
         assert_eq!(g.unique.len(), 4);
+    }
+
+    #[test]
+    fn tcp_buffers_get_the_memory_limit_where_the_kernel_has_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("memory");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("memory.kmem.tcp.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        let g = V1 { dirs: BTreeMap::from([("memory".into(), dir.clone())]), unique: vec![dir.clone()], primary: dir };
+        g.apply(&Limits { memory_bytes: Some(32 << 20), ..Default::default() }).unwrap();
+        let r = |f: &str| std::fs::read_to_string(g.primary.join(f)).unwrap();
+        assert_eq!(r("memory.kmem.tcp.limit_in_bytes"), "33554432");
+        assert!(!g.primary.join("memory.memsw.limit_in_bytes").exists(), "absent files are not made");
     }
 
     #[test]

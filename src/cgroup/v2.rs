@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{read, stats, write, Cgroup, Stats, CPU_PERIOD_US};
+use super::{read, stats, teardown, write, Cgroup, Stats, CPU_PERIOD_US};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 
@@ -147,16 +147,15 @@ impl Cgroup for V2 {
     }
 
     fn kill(&self) {
-        // cgroup.kill (Linux 5.14) kills atomically, forks included; older kernels get the loop.
-        let k = self.dir.join("cgroup.kill");
-        if !(k.exists() && write(&k, "1").is_ok()) {
-            super::kill_procs(&self.dir);
+        // cgroup.kill (Linux 5.14) kills the whole subtree atomically, forks included; older
+        // kernels get the loop over every descendant.
+        if !teardown::write_kill(&self.dir) {
+            teardown::kill_tree(&self.dir);
         }
     }
 
     fn remove(&self) -> Result<()> {
-        self.kill();
-        super::rmdir_retry(&self.dir)
+        teardown::remove_tree(&self.dir)
     }
 }
 

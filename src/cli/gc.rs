@@ -1,4 +1,5 @@
-//! `sandbox gc`: removes the empty groups of sandboxes that are gone (e.g. SIGKILLed).
+//! `sandbox gc`: removes the groups of sandboxes that are gone (e.g. SIGKILLed), subgroups too;
+//! what is still in them is killed.
 
 use anyhow::Result;
 

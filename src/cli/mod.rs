@@ -78,7 +78,7 @@ pub enum Command {
     /// Run a command in new pid, mount, uts, ipc, net and cgroup namespaces under the limits
     #[command(after_help = run::HARDENING_HELP)]
     Run(run::RunArgs),
-    /// Remove stale, empty groups left by a sandbox that was killed
+    /// Remove the groups left by a sandbox that was killed (what is still in them is killed)
     Gc,
     /// Pull an image from a registry (HTTP API v2) into the store
     Pull(pull::PullArgs),

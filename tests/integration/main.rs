@@ -3,6 +3,7 @@
 //! The same binary runs on this hybrid host and in the pure v2 / legacy v1 VM lanes.
 
 mod attacks;
+mod containment;
 mod hardening;
 mod harness;
 mod image_run;
