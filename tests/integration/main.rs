@@ -11,6 +11,7 @@ mod lifecycle;
 mod limits;
 mod oci;
 mod registry;
+mod seccomp;
 mod userns;
 
 use harness::*;
