@@ -20,7 +20,8 @@
 //! Where we differ from docker: move_pages is gated on CAP_SYS_NICE with its NUMA siblings (docker
 //! denies it outright; the kernel itself wants CAP_SYS_NICE to move other processes' pages); and
 //! socket's family is compared on its low 32 bits, the `int` the kernel reads (docker's 64-bit
-//! `> 40` comparison lets `socket(0x1_0000_0028, ...)` through as AF_VSOCK).
+//! `> 40` comparison lets `socket(0x1_0000_0028, ...)` through as AF_VSOCK: seen with docker's
+//! default.json through `--seccomp PATH` and libseccomp 2.5.4).
 //!
 //! This file uses only `std`: build.rs includes it to build the program for docker's default
 //! capabilities at compile time ([`DOCKER_DEFAULT_CAPS`]); the library builds the others at run
@@ -225,8 +226,9 @@ pub const PERSONALITY_OK: [u32; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 /// and unshare: in clone's flags that bit is part of the exit signal.
 pub const NAMESPACE_FLAGS: u32 = 0x7e02_0000;
 
-/// Socket families denied in every mode but unconfined: AF_ALG (38, the kernel's crypto API, a
-/// recurring source of kernel bugs) and AF_VSOCK (40, a channel to the hypervisor), as docker.
+/// Socket families denied in every mode but unconfined, as docker: AF_ALG (38, the kernel's
+/// crypto API, e.g. CVE-2019-8912) and AF_VSOCK (40, a channel to the hypervisor, e.g.
+/// CVE-2021-26708).
 pub const DENIED_FAMILIES: [u32; 2] = [38, 40];
 
 /// The capabilities the program depends on; two sets equal on these get the same program.
