@@ -19,9 +19,10 @@ Hardening, on by default, and how to relax it:
                  NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP), none inheritable or
                  ambient                                            --cap-add, --cap-drop
   no_new_privs   setuid binaries and file capabilities grant nothing   --allow-new-privs
-  seccomp        docker's default profile in effect: keyrings, bpf, kexec, modules, io_uring, ...
-                 fail with EPERM; mount/unshare/setns only with SYS_ADMIN; no i386/x32 ABI
-                                                                    --seccomp unconfined|PROFILE.json
+  seccomp        an allowlist, as docker's default profile: keyrings, bpf, kexec, io_uring, AF_VSOCK
+                 sockets and the other calls it denies fail with EPERM, calls it does not know with
+                 ENOSYS; mount/unshare/setns need SYS_ADMIN, kcmp SYS_PTRACE, mbind SYS_NICE; no
+                 i386/x32 ABI                                       --seccomp unconfined|PROFILE.json
   /proc, /sys    kcore keys timer_list sched_debug acpi scsi latency_stats /sys/firmware masked;
                  /proc/bus fs irq sys sysrq-trigger read-only       --privileged (all of the above off)
   namespaces     pid mount uts ipc net (lo only) cgroup; propagation private both ways

@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod oci;
 mod registry;
+mod seccomp;
 mod stop;
 mod terminal;
 mod userns;
