@@ -14,16 +14,11 @@ out=target/bench
 mkdir -p "$out"
 
 . bench/common.sh
-bench_setup runc:runc bwrap:bubblewrap hyperfine:hyperfine
+bench_setup runc bubblewrap hyperfine util-linux
 
 # The rootfs: busybox-static and its applets.
 root=$(realpath -m "$out/rootfs")
-if [ ! -x "$root/bin/true" ]; then
-  rm -rf "$root"
-  mkdir -p "$root"/{bin,proc,sys,dev,tmp,etc}
-  cp /bin/busybox "$root/bin/busybox"
-  for a in $("$root/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
-fi
+bench_rootfs "$root"
 
 # runc's bundle: `runc spec` with our rootfs and limits. Its cgroup goes below our own memory
 # cgroup on this kind of host (runc nests a relative cgroupsPath under its own cgroups).
