@@ -92,10 +92,13 @@ def k_sigterm(v, m):
 
 
 def k_sigint2(v, m):
+    # 137: the second SIGINT reached sandbox before the command had exited and sandbox killed
+    # everything at once (README: "a second SIGINT kills at once"); the report must then say
+    # stopped.killed (checked below when the report has the key).
     if v == "init":
-        args, ok = ["run", "--init", "sh", "-c", "echo ready; read x; exit 0", m], {0, 128 + signal.SIGINT}
+        args, ok = ["run", "--init", "sh", "-c", "echo ready; read x; exit 0", m], {0, 128 + signal.SIGINT, 137}
     else:
-        args, ok = ["run", "sh", "-c", "trap 'exit 5' INT; echo ready; read x; exit 0", m], {0, 5}
+        args, ok = ["run", "sh", "-c", "trap 'exit 5' INT; echo ready; read x; exit 0", m], {0, 5, 137}
     return args, ok, ([signal.SIGINT, signal.SIGINT], "ready")
 
 
@@ -286,6 +289,9 @@ def run_one(i, kind, variant):
             r["problems"].append("report: no pids.limit_hits")
         if kind == "timeout" and not rep.get("timed_out"):
             r["problems"].append("report: timed_out is not true")
+        if kind == "sigint2" and p.returncode == 137 and "stopped" in rep:
+            if not (rep["stopped"] or {}).get("killed"):
+                r["problems"].append(f"exit 137 but the report's stopped is {rep['stopped']}")
 
     if killed:
         # sandbox died without its cleanup: the command dies by PR_SET_PDEATHSIG, then gc
