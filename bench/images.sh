@@ -14,7 +14,7 @@ out=$(realpath -m target/bench/images)
 mkdir -p "$out"
 
 . bench/common.sh
-bench_setup docker-registry:docker-registry skopeo:skopeo umoci:umoci hyperfine:hyperfine
+bench_setup curl hyperfine
 
 # The image: busybox, then one gzip layer per host directory (real files: ELF, text, python).
 layout="$out/layout"
