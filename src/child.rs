@@ -46,8 +46,8 @@ pub struct ChildSpec {
     pub ops: Vec<Op>,
     pub init: bool,
     pub stdio: ChildStdio,
-    /// Read end of the "you are in the cgroup, go on" pipe. sandbox keeps the write end open for
-    /// the whole run, so a hang-up on it means sandbox is gone.
+    /// The child's end of the sync socket ("maps written", "the group is ready: join it, go
+    /// on"). sandbox keeps its end open for the whole run, so a hang-up means sandbox is gone.
     pub sync_rd: RawFd,
     /// Write end of the error pipe (close-on-exec).
     pub err_wr: RawFd,
@@ -127,7 +127,15 @@ pub fn main(spec: &ChildSpec) -> ! {
     // Meanwhile the parent moves us into the cgroup: the first migration waits for an RCU grace
     // period (cgroup_threadgroup_rwsem), so our own setup above overlaps that wait. The command's
     // code runs only after this point. EOF means the parent died or gave up: stop here.
-    wait_for_parent(spec.sync_rd);
+    // On v1 the parent hands us its group's `tasks` files and we move ourselves: a single task
+    // moving itself skips cgroup_threadgroup_rwsem, whose write side waits for an RCU grace
+    // period (~8 ms here) when the parent writes our pid to cgroup.procs (kernel/cgroup,
+    // cgroup_procs_write_start). The command cannot run before this succeeds.
+    for fd in wait_for_parent(spec.sync_rd) {
+        if let Err(e) = unistd::write(&fd, b"0") {
+            setup("joining the run's cgroup (writing 0 to tasks)", e);
+        }
+    }
     // Now our group becomes the root of the cgroup namespace.
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
         setup("unshare(CLONE_NEWCGROUP)", e);
@@ -190,12 +198,13 @@ pub fn main(spec: &ChildSpec) -> ! {
     exec(spec)
 }
 
-/// Blocks until the parent sends one byte on the sync pipe (maps written, or: in the cgroup).
-/// EOF means the parent died or gave up: the child stops there.
-fn wait_for_parent(sync_rd: RawFd) {
-    let mut b = [0u8; 1];
-    if !matches!(unistd::read(sync_rd, &mut b), Ok(1)) {
-        sys::exit_now(125);
+/// Blocks until the parent sends a message on the sync socket (maps written, or: the group is
+/// ready, with the v1 `tasks` files to join it by). EOF means the parent died or gave up: the
+/// child stops there.
+fn wait_for_parent(sync_rd: RawFd) -> Vec<std::os::fd::OwnedFd> {
+    match sys::recv_fds(sync_rd) {
+        Ok(Some((_, fds))) => fds,
+        _ => sys::exit_now(125),
     }
 }
 
@@ -204,7 +213,7 @@ fn wait_for_parent(sync_rd: RawFd) {
 /// us: a host group kept there (root's gid 0) would still open the host files of that group.
 /// A rootless map has setgroups denied and keeps the caller's groups, as `unshare -r` does.
 fn become_root(sync_rd: RawFd) -> nix::Result<()> {
-    wait_for_parent(sync_rd);
+    drop(wait_for_parent(sync_rd));
     let root_gid = unistd::Gid::from_raw(0);
     unistd::setresgid(root_gid, root_gid, root_gid)?;
     match unistd::setgroups(&[]) {
@@ -275,7 +284,7 @@ fn connect_stdio(stdio: &ChildStdio) -> nix::Result<()> {
             if let Some(ws) = size {
                 sys::set_window_size(master.as_raw_fd(), &ws);
             }
-            sys::send_fd(console, master.as_raw_fd())?;
+            sys::send_fds(console, b'm', &[master.as_raw_fd()])?;
             drop(master);
             let _ = unistd::close(console);
             sys::set_controlling_tty(slave.as_raw_fd())?;

@@ -14,7 +14,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{pipe2, read, write, Pid};
+use nix::unistd::{pipe2, read, Pid};
 
 use crate::cgroup::{self, Cgroup, Host};
 use crate::child::{self, ChildSpec};
@@ -133,7 +133,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let mut stdio = Stdio::prepare(cfg.tty)?;
 
     let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
-    let (sync_rd, sync_wr) = pipe()?;
+    let (sync_wr, sync_rd) = sys::socketpair_seqpacket().map_err(|e| Error::sys("socketpair", e))?;
     let (err_rd, err_wr) = pipe()?;
     let status = if cfg.init { Some(pipe()?) } else { None };
 
@@ -189,7 +189,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     // The child waits for its uid/gid maps before anything that creates a file or checks an owner.
     if let Some(ns) = &userns {
         crate::userns::write_maps(pid.as_raw(), ns)?;
-        let _ = write(&sync_wr, b"u");
+        let _ = sys::send_fds(sync_wr.as_raw_fd(), b'u', &[]);
     }
 
     // The group is made while the child sets up its namespaces (mounts, lo, hostname): the two
@@ -217,9 +217,10 @@ pub fn run(cfg: &Config) -> Result<Report> {
     // message (read by check_exec) explains more than our failure to move it, so it goes first.
     // sync_wr stays open until the run ends: the child checks, after its last credential change,
     // that it has not hung up (sandbox died before die-with-parent was armed again).
-    let added = group.get().map_or(Ok(()), |g| g.add_pid(pid.as_raw()));
-    if added.is_ok() {
-        let _ = write(&sync_wr, b"x");
+    let added = group.get().map_or(Ok(vec![]), |g| g.join_files(pid.as_raw()));
+    if let Ok(files) = &added {
+        let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+        let _ = sys::send_fds(sync_wr.as_raw_fd(), b'x', &fds);
     }
     if added.is_err() {
         drop(sync_wr);
@@ -309,7 +310,7 @@ struct Stop {
 /// drops it, so a stop would wait its whole timeout for nothing. (Our --init always acts: it
 /// takes every forwarded signal with sigwait, during which /proc shows them unblocked.)
 fn acts_on(pid: Pid, sig: Signal) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return true };
+    let Ok(status) = sys::read_small(format!("/proc/{pid}/status")) else { return true };
     let mask = |key: &str| {
         status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
     };

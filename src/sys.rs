@@ -65,6 +65,13 @@ pub fn die_with_parent() -> nix::Result<()> {
     Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map(drop)
 }
 
+/// PR_CAPBSET_DROP: removes capability number `cap` from the bounding set (EINVAL: this kernel
+/// does not know it).
+pub fn drop_bounding(cap: u8) -> nix::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes integer arguments only.
+    Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }).map(drop)
+}
+
 /// PR_SET_NO_NEW_PRIVS: execve can no longer grant privileges (setuid/setgid bits, file
 /// capabilities); also what lets an unprivileged process install a seccomp filter.
 pub fn no_new_privs() -> nix::Result<()> {
@@ -193,6 +200,30 @@ pub fn set_window_size(fd: RawFd, ws: &libc::winsize) {
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws) };
 }
 
+/// Reads a small kernel file (procfs, cgroupfs, sysfs) whole: one open and a read or two into a
+/// page-sized buffer. std's read_to_string first stats the file for a size hint, which is 0 for
+/// these, then grows its buffer from 32 bytes: five to eight syscalls where two or three do.
+pub fn read_small(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(16384);
+    loop {
+        let len = buf.len();
+        buf.resize(len + 16384, 0);
+        let n = loop {
+            match f.read(&mut buf[len..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
+        buf.truncate(len + n);
+        if n == 0 {
+            break;
+        }
+    }
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// 12 hex digits from getrandom(2): a run's id.
 pub fn random_id() -> String {
     let mut b = [0u8; 6];
@@ -280,46 +311,54 @@ pub fn socketpair_seqpacket() -> nix::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Sends `fd` over the unix socket `sock` (SCM_RIGHTS).
-pub fn send_fd(sock: RawFd, fd: RawFd) -> nix::Result<()> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
+/// Sends one byte and `fds` (at most [`MAX_FDS`]) over the unix socket `sock` (SCM_RIGHTS).
+pub fn send_fds(sock: RawFd, byte: u8, fds: &[RawFd]) -> nix::Result<()> {
+    let mut b = [byte];
+    let mut iov = libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: 1 };
     // SAFETY: msghdr is plain old data; all-zero is valid before we fill it.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: msg points at a control buffer of `space` bytes, enough for one fd; CMSG_FIRSTHDR
-    // and CMSG_DATA stay inside it.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+    let mut cbuf = [0u64; CMSG_WORDS];
+    if !fds.is_empty() {
+        let n = fds.len().min(MAX_FDS);
+        let bytes = (n * std::mem::size_of::<RawFd>()) as u32;
+        // SAFETY: CMSG_SPACE is a pure size computation; it fits cbuf for n <= MAX_FDS.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        // SAFETY: msg points at cbuf, large enough for n fds; CMSG_FIRSTHDR and CMSG_DATA stay
+        // inside it.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            for (i, fd) in fds.iter().take(n).enumerate() {
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i), *fd);
+            }
+        }
     }
     // SAFETY: msg and everything it points at are alive for the call.
     Errno::result(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) }).map(drop)
 }
 
-/// Receives one fd sent with [`send_fd`]; `None` when the peer closed without sending one.
-pub fn recv_fd(sock: RawFd) -> nix::Result<Option<OwnedFd>> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
+/// The most fds one [`send_fds`] carries.
+pub const MAX_FDS: usize = 8;
+const CMSG_WORDS: usize = 8;
+
+/// Receives what [`send_fds`] sent: the byte and the fds (close-on-exec), or `None` when the peer
+/// closed without sending.
+pub fn recv_fds(sock: RawFd) -> nix::Result<Option<(u8, Vec<OwnedFd>)>> {
+    let mut b = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: 1 };
+    let mut cbuf = [0u64; CMSG_WORDS];
     loop {
         // SAFETY: msghdr is plain old data; all-zero is valid before we fill it.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
+        msg.msg_controllen = std::mem::size_of_val(&cbuf);
         // SAFETY: msg points at live buffers of the sizes given.
         let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
         match Errno::result(n) {
@@ -328,14 +367,20 @@ pub fn recv_fd(sock: RawFd) -> nix::Result<Option<OwnedFd>> {
             Ok(0) => return Ok(None),
             Ok(_) => {}
         }
+        let mut fds = vec![];
         // SAFETY: the kernel filled msg; CMSG_FIRSTHDR returns null or a header inside cbuf.
         let c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-        // SAFETY: c, when not null, points at a complete control header in cbuf.
-        if c.is_null() || unsafe { (*c).cmsg_type } != libc::SCM_RIGHTS {
-            return Ok(None);
+        // SAFETY: c, when not null, points at a complete control header in cbuf, whose data
+        // holds (cmsg_len - CMSG_LEN(0)) / 4 fds just installed in our table: ours now.
+        unsafe {
+            if !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i))));
+                }
+            }
         }
-        // SAFETY: an SCM_RIGHTS message carries an fd just installed in our table, ours now.
-        return Ok(Some(unsafe { OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>())) }));
+        return Ok(Some((b[0], fds)));
     }
 }
 

@@ -170,7 +170,8 @@ impl Stdio {
     /// through it. Without one the child may have failed before sending it (its error says why).
     pub fn receive_master(&mut self) {
         let Some(sock) = self.console.take() else { return };
-        let Ok(Some(master)) = sys::recv_fd(sock.as_raw_fd()) else { return };
+        let Ok(Some((_, mut fds))) = sys::recv_fds(sock.as_raw_fd()) else { return };
+        let Some(master) = fds.pop() else { return };
         let m = master.as_raw_fd();
         nonblocking(m);
         self.master = Some(m);

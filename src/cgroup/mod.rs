@@ -39,6 +39,10 @@ pub trait Cgroup {
     fn paths(&self) -> BTreeMap<String, PathBuf>;
     /// Moves a process into the group (all its controllers).
     fn add_pid(&self, pid: i32) -> Result<()>;
+    /// How the child `pid` joins the group: on v1, the group's `tasks` files, opened for writing,
+    /// for the child to write "0" to (a task moving itself skips the RCU grace period the
+    /// parent's write to cgroup.procs waits for); on v2, none: the parent moves it here.
+    fn join_files(&self, pid: i32) -> Result<Vec<std::fs::File>>;
     /// What the group used, from the kernel's stat files.
     fn stats(&self) -> Stats;
     /// SIGKILLs everything in the group and in every group below it (cgroup.kill where the kernel
@@ -65,7 +69,7 @@ impl Host {
     /// Reads the layout (statfs of `root`) and /proc/self/{mountinfo,cgroup}.
     pub fn detect(root: &Path) -> Result<Host> {
         let layout = Layout::detect(root)?;
-        let read = |p: &str| std::fs::read_to_string(p).map_err(|e| Error::io("cannot read", p, e));
+        let read = |p: &str| crate::sys::read_small(p).map_err(|e| Error::io("cannot read", p, e));
         let v1 = match layout {
             Layout::Unified => BTreeMap::new(),
             _ => detect::v1_mounts(&read("/proc/self/mountinfo")?),
@@ -194,7 +198,7 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
 
 /// Reads a cgroup file, `None` when the kernel does not have it.
 pub(crate) fn read(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
+    crate::sys::read_small(path).ok()
 }
 
 /// The pids in a group's cgroup.procs.

@@ -106,6 +106,16 @@ impl Cgroup for V1 {
         self.unique.iter().try_for_each(|d| write(&d.join("cgroup.procs"), &pid.to_string()))
     }
 
+    fn join_files(&self, _pid: i32) -> Result<Vec<std::fs::File>> {
+        self.unique
+            .iter()
+            .map(|d| {
+                let p = d.join("tasks");
+                std::fs::OpenOptions::new().write(true).open(&p).map_err(|e| Error::io("cannot open", p, e))
+            })
+            .collect()
+    }
+
     fn stats(&self) -> Stats {
         let f = |ctrl: &str, n: &str| self.file(ctrl, n).and_then(|p| read(&p));
         // SAFETY: sysconf has no memory-safety preconditions.

@@ -60,6 +60,9 @@ fn timeout_kills_everything_and_exits_124() {
 fn bad_input_exits_125_quoting_the_value_and_creates_nothing() {
     require_root!();
     let _m = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let bad_env = dir.path().join("env");
+    std::fs::write(&bad_env, "A=1\n=x\n").unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["--mem", "64X", "run", "true"], "'64X'"),
         (&["--mem", "0", "run", "true"], "'0'"),
@@ -72,6 +75,16 @@ fn bad_input_exits_125_quoting_the_value_and_creates_nothing() {
         (&["run", "--rootfs", "/nonexistent-root", "true"], "'/nonexistent-root'"),
         (&["run", "--tmpfs", "relative", "true"], "'relative'"),
         (&["--no-such-flag", "run", "true"], "--no-such-flag"),
+        (&["run", "--env-file", "/nonexistent-env", "true"], "'/nonexistent-env"),
+        (&["run", "--env-file", bad_env.to_str().unwrap(), "true"], ":2: =x'"),
+        (&["run", "-e", "=x", "true"], "'=x'"),
+        (&["run", "--preserve-fds", "-1", "true"], "'-1'"),
+        (&["run", "--preserve-fds", "5", "true"], "fd 3 is not open"),
+        (&["--stop-timeout", "abc", "run", "true"], "'abc'"),
+        (&["run", "--shm-size", "0", "true"], "'0'"),
+        (&["run", "--tmpfs", "/media:size=lots", "true"], "'lots'"),
+        (&["run", "--tmpfs", "/media:mode=1", "true"], "'/media:mode=1'"),
+        (&["run", "-t", "--no-tty", "true"], "--no-tty"),
         (&["run"], "COMMAND"),
     ];
     for (args, quoted) in cases {
