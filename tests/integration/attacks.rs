@@ -325,21 +325,6 @@ fn a_sigkilled_sandbox_takes_user_switched_runs_along() {
     }
 }
 
-/// Processes whose argv[0] is `name` and whose arguments contain `marker`.
-pub fn procs_named(name: &str, marker: &str) -> Vec<u32> {
-    let prefix = format!("{name}\0");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.starts_with(prefix.as_bytes()) && String::from_utf8_lossy(&c).contains(marker))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 /// /dev/shm and --tmpfs mounts had no size: a command could fill memory through them.
 #[test]
 fn shm_and_tmpfs_mounts_have_a_size() {

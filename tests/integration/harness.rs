@@ -184,3 +184,18 @@ pub fn eventually(secs: f64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Processes whose argv[0] is `name` and whose arguments contain `marker`.
+pub fn procs_named(name: &str, marker: &str) -> Vec<u32> {
+    let prefix = format!("{name}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.starts_with(prefix.as_bytes()) && String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .collect()
+}

@@ -165,20 +165,6 @@ fn init_forwards_signals_to_a_command_without_handlers() {
     assert_no_groups_of(c.id());
 }
 
-/// Host `sleep` processes whose arguments contain `marker`.
-fn procs_with(marker: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.starts_with(b"sleep\0") && String::from_utf8_lossy(&c).contains(marker))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 #[test]
 fn sigkilled_sandbox_takes_its_command_along_and_gc_removes_the_group() {
     require_root!();
@@ -186,15 +172,15 @@ fn sigkilled_sandbox_takes_its_command_along_and_gc_removes_the_group() {
     let _m = exclusive();
     let marker = format!("4242.{}", std::process::id());
     let (mut child, _out) = start_ready(&[], &format!("sleep {marker} & echo ready; sleep {marker}"));
-    let both = eventually(5.0, || procs_with(&marker).len() == 2);
+    let both = eventually(5.0, || procs_named("sleep", &marker).len() == 2);
     if !both {
         let _ = child.kill();
     }
-    assert!(both, "two sleeps inside: {:?}", procs_with(&marker));
+    assert!(both, "two sleeps inside: {:?}", procs_named("sleep", &marker));
     // SAFETY: kill(2) to a child we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
-    assert!(eventually(5.0, || procs_with(&marker).is_empty()), "the command died with sandbox");
+    assert!(eventually(5.0, || procs_named("sleep", &marker).is_empty()), "the command died with sandbox");
     assert!(!groups_of(child.id()).is_empty(), "a SIGKILLed sandbox cannot clean up: its group stays");
     let gc = Command::new(SANDBOX).arg("gc").output().unwrap();
     assert!(gc.status.success());
