@@ -25,6 +25,11 @@ Hardening, on by default, and how to relax it:
                  i386/x32 ABI                                       --seccomp unconfined|PROFILE.json
   /proc, /sys    kcore keys timer_list sched_debug acpi scsi latency_stats /sys/firmware masked;
                  /proc/bus fs irq sys sysrq-trigger read-only       --privileged (all of the above off)
+  host files     host view: fresh read-only /sys, minimal /dev, every mount nodev; /sys/fs/cgroup
+                 shows only the run's group, read-only                --privileged (rw, host /sys /dev)
+  fds, env       only 0-2 cross exec; signals default; a clean environment
+                                                    --preserve-fds N, -e NAME, --env-file, --inherit-env
+  stop           SIGTERM/INT/HUP forwarded, SIGKILL after 10s or a second SIGINT    --stop-timeout
   namespaces     pid mount uts ipc net (lo only) cgroup; propagation private both ways
   user namespace as root: none unless --userns auto|HOSTID[:COUNT] (root inside = those host ids);
                  as another user: always (your uid/gid are root inside). Rootless cgroup limits
