@@ -285,7 +285,9 @@ const DEV_SIZE: u64 = 64 << 10;
 /// entered its cgroup namespace, i.e. after the pivot: paths are as the command sees them.
 pub fn cgroup_view(cfg: &Config, hierarchies: &CgroupHierarchies) -> Vec<Op> {
     let at = PathBuf::from("/sys/fs/cgroup");
-    let mut ops = vec![];
+    // With --privileged the host view keeps the host's /sys, and cgroup2 refuses to be mounted
+    // on a mount of its own superblock (EBUSY): the host's goes first. Elsewhere a no-op.
+    let mut ops = vec![Op::Detach(at.clone())];
     match hierarchies {
         CgroupHierarchies::V2 => ops.push(Op::Cgroup { dst: at.clone(), v1_controllers: None }),
         CgroupHierarchies::V1(names) => {
@@ -507,7 +509,8 @@ mod tests {
         let mut c = cfg();
         let v1 = CgroupHierarchies::V1(vec!["memory".into(), "cpu,cpuacct".into(), "pids".into()]);
         let ops = cgroup_view(&c, &v1);
-        assert_eq!(ops[0], Op::Tmpfs { dst: "/sys/fs/cgroup".into(), mode: 0o755, size: Some(DEV_SIZE) });
+        assert_eq!(ops[0], Op::Detach("/sys/fs/cgroup".into()));
+        assert_eq!(ops[1], Op::Tmpfs { dst: "/sys/fs/cgroup".into(), mode: 0o755, size: Some(DEV_SIZE) });
         assert!(ops.contains(&Op::Cgroup {
             dst: "/sys/fs/cgroup/cpu,cpuacct".into(),
             v1_controllers: Some("cpu,cpuacct".into())
@@ -515,7 +518,7 @@ mod tests {
         assert!(ops.contains(&Op::Symlink { target: "cpu,cpuacct".into(), link: "/sys/fs/cgroup/cpuacct".into() }));
         assert_eq!(ops.last(), Some(&Op::ReadOnly("/sys/fs/cgroup".into())));
         let v2 = cgroup_view(&c, &CgroupHierarchies::V2);
-        assert_eq!(v2[0], Op::Cgroup { dst: "/sys/fs/cgroup".into(), v1_controllers: None });
+        assert_eq!(v2[1], Op::Cgroup { dst: "/sys/fs/cgroup".into(), v1_controllers: None });
         assert_eq!(v2.last(), Some(&Op::ReadOnly("/sys/fs/cgroup".into())));
         c.privileged = true;
         assert!(!cgroup_view(&c, &v1).iter().any(|o| matches!(o, Op::ReadOnly(_))));
