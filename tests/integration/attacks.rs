@@ -292,17 +292,30 @@ fn a_sigkilled_sandbox_takes_user_switched_runs_along() {
     let _m = exclusive();
     let Some(root) = busybox_rootfs() else { return };
     let r = root.path().to_str().unwrap();
-    let modes: [&[&str]; 4] = [
-        &["--user", "65534", "--rootfs", r],
-        &["--userns", "100000:65536", "--rootfs", r],
-        &["--init", "--user", "65534", "--rootfs", r],
-        &["--user", "65534"],
+    // (prefix, flags): rootless last, where the kernel allows unprivileged user namespaces.
+    let mut modes: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec![], vec!["--user", "65534", "--rootfs", r]),
+        (vec![], vec!["--userns", "100000:65536", "--rootfs", r]),
+        (vec![], vec!["--init", "--user", "65534", "--rootfs", r]),
+        (vec![], vec!["--user", "65534"]),
     ];
-    for (i, flags) in modes.iter().enumerate() {
+    // The rootless caller must be able to reach the rootfs.
+    std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    modes.extend(as_nobody().map(|p| (p, vec!["--rootfs", r])));
+    for (i, (prefix, flags)) in modes.iter().enumerate() {
         let marker = format!("42{i}.{}", std::process::id());
-        let mut child = Command::new(bin())
+        // setpriv execs sandbox in place: the pid is sandbox's.
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
             .args(["--report", "none", "run"])
-            .args(*flags)
+            .args(flags)
             .args(["sleep", &marker])
             .stdin(Stdio::null())
             .spawn()
@@ -311,14 +324,14 @@ fn a_sigkilled_sandbox_takes_user_switched_runs_along() {
         // SAFETY: kill(2) to a child we started.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         child.wait().unwrap();
-        assert!(started, "{flags:?}: the command never started");
+        assert!(started, "{prefix:?} {flags:?}: the command never started");
         let gone = eventually(1.0, || procs_named("sleep", &marker).is_empty());
         for p in procs_named("sleep", &marker) {
             // Ours to end: a process this test started.
             // SAFETY: kill(2) of a pid we just found running our marker.
             unsafe { libc::kill(p as i32, libc::SIGKILL) };
         }
-        assert!(gone, "{flags:?}: the command outlived a SIGKILLed sandbox");
+        assert!(gone, "{prefix:?} {flags:?}: the command outlived a SIGKILLed sandbox");
         let gc = Command::new(bin()).arg("gc").output().unwrap();
         assert!(gc.status.success());
         assert_no_groups_of(child.id());
