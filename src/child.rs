@@ -237,13 +237,32 @@ fn set_environment(env: &[String]) {
     }
 }
 
+/// A file of the command's root that we read as root before exec (/etc/passwd, /etc/group): the
+/// root is the command's to shape, so only a regular file, at most 4 MiB of it, and a FIFO must not
+/// hang us (O_NONBLOCK), nor /dev/zero behind a symlink fill memory. Anything else reads as empty.
+fn root_file(path: &str) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    const MAX: u64 = 4 << 20;
+    let Ok(f) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)
+    else {
+        return String::new();
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return String::new();
+    }
+    let mut s = String::new();
+    let _ = f.take(MAX).read_to_string(&mut s);
+    s
+}
+
 /// HOME for a command that runs as root and has none: root's entry in the command's
 /// /etc/passwd, else `/` (docker's rule).
 fn default_home() {
     if std::env::var_os("HOME").is_some() {
         return;
     }
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let passwd = root_file("/etc/passwd");
     let home = crate::user::Spec::parse("0")
         .ok()
         .and_then(|s| s.resolve(&passwd, "").ok())
@@ -255,8 +274,7 @@ fn default_home() {
 /// Becomes `user` as resolved in the new root. Sets HOME from /etc/passwd when the command's
 /// environment has none.
 fn switch_user(user: &crate::user::Spec) -> Result<(), String> {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let r = user.resolve(&read("/etc/passwd"), &read("/etc/group"))?;
+    let r = user.resolve(&root_file("/etc/passwd"), &root_file("/etc/group"))?;
     let groups: Vec<unistd::Gid> = r.groups.iter().map(|g| unistd::Gid::from_raw(*g)).collect();
     let e = |what: &str, err: Errno| format!("switching to user {}:{}: {what}: {}", r.uid, r.gid, err.desc());
     match unistd::setgroups(&groups) {

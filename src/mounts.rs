@@ -106,8 +106,9 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
             let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
             mount(Some(from.as_str()), dst, none, MsFlags::MS_BIND, none).map_err(e)?;
             // The bind copies its source mount's flags, nodev included once the host view made
-            // every mount nodev: this one node, and only it, may be opened.
-            sys::clear_nodev(&cstr(dst)?).map_err(e)
+            // every mount nodev: this one node, and only it, may be opened; read-only, so that
+            // its inode (the host's) cannot be chmod'ed or chown'ed through it.
+            sys::device_bind_attrs(&cstr(dst)?).map_err(e)
         }
         Op::Cgroup { dst, v1_controllers } => {
             let (fstype, data) = match v1_controllers {
@@ -141,7 +142,8 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
             Ok(_) => {
                 let fd = src.expect("/dev/null is opened up front");
                 let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
-                mount(Some(from.as_str()), p, none, MsFlags::MS_BIND, none).map_err(e)
+                mount(Some(from.as_str()), p, none, MsFlags::MS_BIND, none).map_err(e)?;
+                sys::mask_bind_attrs(&cstr(p)?).map_err(e)
             }
         },
         Op::Overlay { lower, upper, dst } => {

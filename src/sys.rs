@@ -89,7 +89,9 @@ pub fn load_bpf(prog: &[libc::sock_filter]) -> nix::Result<()> {
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 #[repr(C)]
@@ -114,9 +116,17 @@ pub fn set_nodev(path: &CStr) -> nix::Result<()> {
     mount_setattr(path, MOUNT_ATTR_NODEV, 0, true)
 }
 
-/// Clears nodev on the one mount at `path` (not below it).
-pub fn clear_nodev(path: &CStr) -> nix::Result<()> {
-    mount_setattr(path, 0, MOUNT_ATTR_NODEV, false)
+/// A device node's own bind mount (not below it): nodev cleared, read-only, nosuid, noexec. The
+/// node can be opened for reading and writing, but its inode, the host's, cannot be changed
+/// through it (chmod 000 /dev/null would break the host).
+pub fn device_bind_attrs(path: &CStr) -> nix::Result<()> {
+    mount_setattr(path, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NODEV, false)
+}
+
+/// A masking bind of /dev/null over a file: read-only, nodev, nosuid, noexec (the host's
+/// /dev/null stays unchangeable through it).
+pub fn mask_bind_attrs(path: &CStr) -> nix::Result<()> {
+    mount_setattr(path, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV, 0, false)
 }
 
 fn mount_setattr(path: &CStr, attr_set: u64, attr_clr: u64, recursive: bool) -> nix::Result<()> {

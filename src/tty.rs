@@ -54,6 +54,37 @@ pub struct Stdio {
     /// relay reads from or writes to).
     saved: Vec<(RawFd, Termios)>,
     raw: bool,
+    /// The file status flags of sandbox's 0, 1 and 2: a command that shares them (no terminal
+    /// in between) may set O_NONBLOCK on them, which would then stay with the caller's pipe and
+    /// make the report's own write fail. Put back before the report.
+    status_flags: Vec<(RawFd, OFlag)>,
+}
+
+/// sandbox's own fd `fd` as a destination the relay never blocks on: a new open file description
+/// of the same terminal or pipe (through /proc/self/fd), non-blocking, so that a terminal that
+/// stops reading (a dead ssh link) cannot hold the event loop, and with it the timeout and a stop.
+/// Regular files (whose offset a new description would not share) and anything that cannot be
+/// reopened stay as they are: writes to them do not block for long.
+fn own_destination(fd: RawFd, keep: &mut Vec<OwnedFd>) -> RawFd {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let path = format!("/proc/self/fd/{fd}");
+    let Ok(meta) = std::fs::metadata(&path) else { return fd };
+    if !(meta.file_type().is_char_device() || meta.file_type().is_fifo()) {
+        return fd;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        Ok(f) => {
+            let owned: OwnedFd = f.into();
+            let raw = owned.as_raw_fd();
+            keep.push(owned);
+            raw
+        }
+        Err(_) => fd,
+    }
 }
 
 fn tty(fd: RawFd) -> bool {
@@ -80,6 +111,9 @@ impl Stdio {
             master: None,
             saved: vec![],
             raw: false,
+            status_flags: (0..3)
+                .filter_map(|fd| fcntl(fd, FcntlArg::F_GETFL).ok().map(|f| (fd, OFlag::from_bits_truncate(f))))
+                .collect(),
         };
         let pty = match mode {
             Tty::Always => true,
@@ -131,9 +165,10 @@ impl Stdio {
                 s.pairs.last_mut().unwrap().close_dst = Some(w);
             } else {
                 *end = Some(w.as_raw_fd());
+                let dst = own_destination(fd, &mut s.parent_fds);
                 s.pairs.push(Pair {
                     src: r.as_raw_fd(),
-                    dst: fd,
+                    dst,
                     open: true,
                     owned_src: true,
                     pending: vec![],
@@ -176,7 +211,8 @@ impl Stdio {
         nonblocking(m);
         self.master = Some(m);
         self.pairs.push(Pair { src: 0, dst: m, open: true, owned_src: false, pending: vec![], close_dst: None });
-        self.pairs.push(Pair { src: m, dst: 1, open: true, owned_src: true, pending: vec![], close_dst: None });
+        let out = own_destination(1, &mut self.parent_fds);
+        self.pairs.push(Pair { src: m, dst: out, open: true, owned_src: true, pending: vec![], close_dst: None });
         self.parent_fds.push(master);
     }
 
@@ -222,14 +258,23 @@ impl Stdio {
         }
     }
 
-    /// After the command exited: copies what is still buffered in our pipes and pty.
+    /// After the command exited: copies what is still buffered in our pipes and pty, for at
+    /// most [`DRAIN_LIMIT`] when a destination stops taking it.
     pub fn drain(&mut self) {
+        let end = std::time::Instant::now() + DRAIN_LIMIT;
         for p in self.pairs.iter_mut().filter(|p| p.open && p.owned_src) {
             nonblocking(p.src);
             loop {
+                if !p.pending.is_empty() {
+                    flush(p);
+                    if !p.pending.is_empty() && !wait_writable(p.dst, end) {
+                        break;
+                    }
+                    continue;
+                }
                 let mut buf = [0u8; 16384];
                 match read(p.src, &mut buf) {
-                    Ok(n) if n > 0 => write_all(p.dst, &buf[..n]),
+                    Ok(n) if n > 0 => p.pending.extend_from_slice(&buf[..n]),
                     Err(Errno::EINTR) => continue,
                     _ => break,
                 }
@@ -250,8 +295,12 @@ impl Stdio {
         true
     }
 
-    /// Restores the outer terminal's modes (before the report is printed).
+    /// Restores the outer terminal's modes and the status flags of 0, 1, 2 (before the report
+    /// is printed).
     pub fn restore_terminal(&mut self) {
+        for (fd, f) in self.status_flags.drain(..) {
+            let _ = fcntl(fd, FcntlArg::F_SETFL(f));
+        }
         for (fd, t) in self.saved.drain(..).rev() {
             let _ = termios::tcsetattr(unsafe_borrow(fd), SetArg::TCSADRAIN, &t);
         }
@@ -298,6 +347,42 @@ fn flush(p: &mut Pair) {
             }
         }
     }
+}
+
+/// Writes `buf` to sandbox's own `fd` (the report on stderr) without blocking for longer than
+/// `limit` on a terminal or pipe that stopped reading: what it has not taken by then is dropped.
+/// Errors (a closed or broken stderr) are ignored: they are not the run's.
+pub fn write_within(fd: RawFd, buf: &[u8], limit: std::time::Duration) {
+    let mut keep = vec![];
+    let dst = own_destination(fd, &mut keep);
+    if dst == fd {
+        write_all(fd, buf);
+        return;
+    }
+    let end = std::time::Instant::now() + limit;
+    let mut p = Pair { src: -1, dst, open: true, owned_src: false, pending: buf.to_vec(), close_dst: None };
+    loop {
+        flush(&mut p);
+        if p.pending.is_empty() || !wait_writable(dst, end) {
+            return;
+        }
+    }
+}
+
+/// How long the end of a run may wait for a destination that stopped reading.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits until `fd` takes more bytes or `end` passes; false at `end`.
+fn wait_writable(fd: RawFd, end: std::time::Instant) -> bool {
+    let left = end.saturating_duration_since(std::time::Instant::now());
+    if left.is_zero() {
+        return false;
+    }
+    // SAFETY: fd is owned by Stdio and open during the drain.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut fds = [nix::poll::PollFd::new(b, PollFlags::POLLOUT)];
+    let ms = nix::poll::PollTimeout::try_from(left.as_millis().max(1) as i32).unwrap_or(nix::poll::PollTimeout::MAX);
+    matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0)
 }
 
 fn write_all(fd: RawFd, mut buf: &[u8]) {

@@ -241,17 +241,26 @@ fn environment(args: &RunArgs, rootfs: bool, hostname: &str, image: &[String]) -
 }
 
 /// Checks `--report-file PATH` before anything is created: its directory exists and is writable,
-/// and PATH is not a directory. The file itself is written only once the run has ended.
-fn check_report_file(p: &Path) -> Result<(), sandbox::Error> {
+/// and PATH is not a directory. Returns the directory, opened (O_PATH): the report goes into that
+/// very directory after the run, whatever a command that can write above it (through a bind)
+/// does to the path meanwhile (a symlink swapped in for a directory would otherwise lead the
+/// write elsewhere). The file itself is written only once the run has ended.
+fn check_report_file(p: &Path) -> Result<std::os::fd::OwnedFd, sandbox::Error> {
+    use std::os::unix::fs::OpenOptionsExt;
     let bad = |why: &str| sandbox::Error::invalid("--report-file", &p.display().to_string(), why);
     let dir = report_dir(p);
-    if p.is_dir() {
+    if p.is_dir() || p.file_name().is_none() {
         return Err(bad("a file path, not a directory"));
     }
     if !dir.is_dir() || nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
         return Err(bad("a path in an existing directory you may write to"));
     }
-    Ok(())
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|_| bad("a path in an existing directory you may write to"))?;
+    Ok(f.into())
 }
 
 fn report_dir(p: &Path) -> &Path {
@@ -261,23 +270,24 @@ fn report_dir(p: &Path) -> &Path {
     }
 }
 
-/// Writes the report to PATH atomically: a new file beside it (O_EXCL, never following a link),
-/// renamed over PATH. A symlink planted at PATH is replaced, not followed; a reader sees the old
-/// report or the new one, never a part.
-fn write_report_file(p: &Path, json: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
-    let tmp = report_dir(p).join(format!(".{name}.{}-{}.tmp", std::process::id(), sandbox::sys::random_id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(format!("{json}\n").as_bytes()))
-        .and_then(|()| std::fs::rename(&tmp, p));
+/// Writes the report into `dir` (opened before the run) under PATH's file name, atomically: a new
+/// file beside it (O_EXCL, never following a link), renamed over the name. A symlink planted
+/// there is replaced, not followed; a reader sees the old report or the new one, never a part.
+fn write_report_file(dir: &std::os::fd::OwnedFd, p: &Path, json: &str) -> std::io::Result<()> {
+    use nix::fcntl::{openat, renameat, OFlag};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let name = p.file_name().unwrap_or_default();
+    let tmp = format!(".{}.{}-{}.tmp", name.to_string_lossy(), std::process::id(), sandbox::sys::random_id());
+    let d = Some(dir.as_raw_fd());
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(d, tmp.as_str(), flags, nix::sys::stat::Mode::from_bits_truncate(0o644))?;
+    // SAFETY: fd was just returned by openat and is owned by nobody else.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    let written = f
+        .write_all(format!("{json}\n").as_bytes())
+        .and_then(|()| renameat(d, tmp.as_str(), d, name).map_err(std::io::Error::from));
     if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = nix::unistd::unlinkat(d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
     written
 }
@@ -291,25 +301,25 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     };
     // Checked before the run so that a bad path fails before anything is created; written only
     // after it, so that a run that never finishes leaves an earlier report as it was.
-    if let Some(p) = &cli.report_file {
-        check_report_file(p)?;
-    }
+    let report_dir = cli.report_file.as_deref().map(check_report_file).transpose()?;
     let report = sandbox::run(&cfg)?;
     // The file first: a closed or broken stderr (`2>&-`, `2>&1 | true`) loses only the copy there.
-    let saved = match &cli.report_file {
-        Some(p) => write_report_file(p, &report.to_json())
+    let saved = match (&cli.report_file, &report_dir) {
+        (Some(p), Some(dir)) => write_report_file(dir, p, &report.to_json())
             .with_context(|| format!("cannot write --report-file {}", p.display())),
-        None => Ok(()),
+        _ => Ok(()),
     };
-    let mut err = std::io::stderr().lock();
-    let _ = match cli.report {
-        ReportMode::Human => write!(err, "{}", report.to_human()),
-        ReportMode::Json => writeln!(err, "{}", report.to_json()),
-        ReportMode::None => Ok(()),
+    // Never blocking for long on a terminal that stopped reading (a dead ssh link): sandbox
+    // exits with the command's status within the limit whatever stderr does.
+    let mut text = match cli.report {
+        ReportMode::Human => report.to_human(),
+        ReportMode::Json => format!("{}\n", report.to_json()),
+        ReportMode::None => String::new(),
     };
     if let Err(e) = saved {
         // The command's status stays the exit status: the report could not be kept, said here.
-        let _ = writeln!(err, "sandbox: {e:#}");
+        text.push_str(&format!("sandbox: {e:#}\n"));
     }
+    sandbox::tty::write_within(2, text.as_bytes(), std::time::Duration::from_secs(2));
     Ok(report.exit_code)
 }

@@ -350,3 +350,62 @@ fn shm_and_tmpfs_mounts_have_a_size() {
     let run = sandbox(&["run", "--shm-size", "1M", "sh", "-c", "head -c 2M /dev/zero > /dev/shm/x || echo full"]);
     assert!(run.stdout.contains("full"), "{}", run.stdout);
 }
+
+/// The minimal /dev's nodes and the /dev/null binds over masked /proc files were writable binds
+/// of the host's inodes: `chmod 000 /dev/null` inside would have broken the host. Tried here with
+/// the values the host already has (a no-op but for ctime, which must not move).
+#[test]
+fn host_device_nodes_cannot_be_changed_through_the_sandbox() {
+    require_root!();
+    let _m = shared();
+    use std::os::unix::fs::MetadataExt;
+    let Some(root) = busybox_rootfs() else { return };
+    let ctime = |p: &str| std::fs::metadata(p).map(|m| (m.ctime(), m.ctime_nsec())).unwrap();
+    let script = "for f in /dev/null /dev/zero /dev/urandom /proc/keys /proc/kcore; do \
+                  [ -e $f ] && chmod 666 $f 2>/dev/null && echo CHANGED-$f; chown 0:0 $f 2>/dev/null && echo CHOWNED-$f; done; \
+                  echo x > /dev/null && head -c1 /dev/zero | wc -c";
+    let before = [ctime("/dev/null"), ctime("/dev/zero"), ctime("/dev/urandom")];
+    for flags in [vec![], vec!["--rootfs", root.path().to_str().unwrap()]] {
+        let mut args = vec!["run"];
+        args.extend(&flags);
+        args.extend(["sh", "-c", script]);
+        let run = sandbox(&args);
+        assert_eq!(run.code, 0, "{flags:?}: {}", run.stderr);
+        assert_eq!(run.stdout.trim(), "1", "{flags:?}: the nodes still work, and nothing changed: {}", run.stdout);
+    }
+    assert_eq!(before, [ctime("/dev/null"), ctime("/dev/zero"), ctime("/dev/urandom")], "a host node was changed");
+}
+
+/// An /etc/passwd that is a FIFO hung the run's setup forever; one that is a link to /dev/zero
+/// read until memory ran out (as root, before the filter): the rootfs is the command's to shape.
+#[test]
+fn a_hostile_passwd_cannot_hang_or_exhaust_the_setup() {
+    require_root!();
+    let _m = shared();
+    let Some(root) = busybox_rootfs() else { return };
+    let etc = root.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    nix::unistd::mkfifo(&etc.join("passwd"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", etc.join("group")).unwrap();
+    let r = root.path().to_str().unwrap();
+    let t = std::time::Instant::now();
+    // (The command itself must not read them either: busybox's `id` would wait on the FIFO.)
+    let args = [
+        "--timeout",
+        "20s",
+        "--mem",
+        "64M",
+        "run",
+        "--rootfs",
+        r,
+        "--user",
+        "1000",
+        "grep",
+        "^Uid",
+        "/proc/self/status",
+    ];
+    let run = sandbox(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("Uid:\t1000\t"), "{}", run.stdout);
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "{:?}", t.elapsed());
+}

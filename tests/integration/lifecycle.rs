@@ -79,7 +79,7 @@ fn bad_input_exits_125_quoting_the_value_and_creates_nothing() {
         (&["run", "--env-file", bad_env.to_str().unwrap(), "true"], ":2: =x'"),
         (&["run", "-e", "=x", "true"], "'=x'"),
         (&["run", "--preserve-fds", "-1", "true"], "'-1'"),
-        (&["run", "--preserve-fds", "5", "true"], "fd 3 is not open"),
+        (&["run", "--preserve-fds", "900", "true"], "is not open)"),
         (&["--stop-timeout", "abc", "run", "true"], "'abc'"),
         (&["run", "--shm-size", "0", "true"], "'0'"),
         (&["run", "--tmpfs", "/media:size=lots", "true"], "'lots'"),

@@ -212,3 +212,60 @@ fn the_report_file_is_replaced_atomically_never_through_a_symlink() {
     let gc = Command::new(bin()).arg("gc").output().unwrap();
     assert!(gc.status.success());
 }
+
+/// A report path under a directory the command can write (through a bind) was resolved again
+/// after the run: a symlink swapped in for that directory sent root's write anywhere.
+#[test]
+fn the_report_file_stays_in_the_directory_checked_before_the_run() {
+    require_root!();
+    let _m = shared();
+    let Some(root) = busybox_rootfs() else { return };
+    let out = tempfile::tempdir_in("/var/tmp").unwrap();
+    let victim = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::create_dir(out.path().join("sub")).unwrap();
+    std::fs::create_dir(root.path().join("out")).unwrap();
+    std::fs::write(victim.path().join("report.json"), "ORIGINAL").unwrap();
+    let rf = out.path().join("sub/report.json");
+    let bind = format!("{}:/out", out.path().display());
+    let script = format!("mv /out/sub /out/sub.old && ln -s {} /out/sub", victim.path().display());
+    let r = root.path().to_str().unwrap();
+    let st = Command::new(bin())
+        .arg("--report-file")
+        .arg(&rf)
+        .args(["--report", "none", "run", "--rootfs", r, "--bind", &bind, "sh", "-c", &script])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(victim.path().join("report.json")).unwrap(), "ORIGINAL");
+    assert_eq!(read_report(&out.path().join("sub.old/report.json"))["exit_code"], 0, "in the directory checked");
+}
+
+/// A command that set O_NONBLOCK on the stderr it shares with sandbox, and filled the pipe, made
+/// the report's write fail: the flags stayed on the caller's pipe.
+#[test]
+fn the_command_cannot_leave_the_shared_stderr_non_blocking() {
+    require_root!();
+    let _m = shared();
+    let script = "import fcntl, os\n\
+                  for fd in (1, 2):\n    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)\n\
+                  try:\n    while True: os.write(2, b'x' * 4096)\nexcept BlockingIOError: pass\n";
+    let mut c = Command::new(bin())
+        .args(["run", "python3", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = c.stderr.take().unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut all = vec![];
+    std::io::Read::read_to_end(&mut err, &mut all).unwrap();
+    assert_eq!(c.wait().unwrap().code(), Some(0));
+    let text = String::from_utf8_lossy(&all);
+    assert!(
+        text.contains("exited with code 0"),
+        "the report is lost: {} bytes, ends {:?}",
+        all.len(),
+        &text[text.len().saturating_sub(80)..]
+    );
+}

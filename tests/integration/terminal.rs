@@ -90,3 +90,36 @@ fn no_tty_keeps_the_outer_terminal_out_of_the_commands_hands() {
     assert!(!shown.contains("CHANGED") && !shown.contains("STDIN-IS-A-TTY"), "{shown}");
     assert!(shown.contains("done"), "{shown}");
 }
+
+/// While the outer terminal stopped reading (a dead ssh link), sandbox blocked writing to it:
+/// neither --timeout nor a stop could end the run.
+#[test]
+fn a_terminal_that_stops_reading_cannot_hold_off_the_timeout() {
+    require_root!();
+    let _m = shared();
+    let t = term();
+    let dup = || Stdio::from(t.slave.try_clone().unwrap());
+    let mut child = Command::new(bin())
+        .args(["--report", "human", "--timeout", "2s", "run", "sh", "-c"])
+        .arg("head -c 300000 /dev/zero | tr '\\0' x; sleep 100")
+        .stdin(dup())
+        .stdout(dup())
+        .stderr(dup())
+        .spawn()
+        .unwrap();
+    // The master is never read.
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sandbox still running 20 s into a 2 s timeout");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(124));
+    drop(t);
+}
