@@ -127,10 +127,10 @@ pub fn main(spec: &ChildSpec) -> ! {
     // Meanwhile the parent moves us into the cgroup: the first migration waits for an RCU grace
     // period (cgroup_threadgroup_rwsem), so our own setup above overlaps that wait. The command's
     // code runs only after this point. EOF means the parent died or gave up: stop here.
-    // On v1 the parent hands us its group's `tasks` files and we move ourselves: a single task
-    // moving itself skips cgroup_threadgroup_rwsem, whose write side waits for an RCU grace
-    // period (~8 ms here) when the parent writes our pid to cgroup.procs (kernel/cgroup,
-    // cgroup_procs_write_start). The command cannot run before this succeeds.
+    // The parent may hand us its group's `tasks` files to move ourselves: a single task moving
+    // itself skips cgroup_threadgroup_rwsem, whose write side waits for an RCU grace period
+    // (~8 ms here) when the parent writes our pid to cgroup.procs (kernel/cgroup,
+    // cgroup_procs_write_start). Cgroup::join_files decides; the command cannot run before this.
     for fd in wait_for_parent(spec.sync_rd) {
         if let Err(e) = unistd::write(&fd, b"0") {
             setup("joining the run's cgroup (writing 0 to tasks)", e);

@@ -39,9 +39,10 @@ pub trait Cgroup {
     fn paths(&self) -> BTreeMap<String, PathBuf>;
     /// Moves a process into the group (all its controllers).
     fn add_pid(&self, pid: i32) -> Result<()>;
-    /// How the child `pid` joins the group: on v1, the group's `tasks` files, opened for writing,
-    /// for the child to write "0" to (a task moving itself skips the RCU grace period the
-    /// parent's write to cgroup.procs waits for); on v2, none: the parent moves it here.
+    /// Moves the child `pid` into the group, or returns files (a v1 group's `tasks`, opened for
+    /// writing) for the child to write "0" to itself: a task moving itself skips the RCU grace
+    /// period the parent's write to cgroup.procs waits for. Both v1 and v2 move it here for now
+    /// (see V1::join_files).
     fn join_files(&self, pid: i32) -> Result<Vec<std::fs::File>>;
     /// What the group used, from the kernel's stat files.
     fn stats(&self) -> Stats;
