@@ -84,8 +84,9 @@ pub fn commit(store: &Store, container: &str, reference: &str, message: Option<&
         (&base.name, &base.manifest_digest),
     )?;
     let manifest_digest = store.put_bytes(&manifest)?;
-    drop(shared);
+    // Named before the shared lock goes: prune must never see this content unreferenced.
     let img = store.tag(&name, &manifest_digest)?;
+    drop(shared);
     drop(c);
     Ok(img)
 }

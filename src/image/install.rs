@@ -147,8 +147,10 @@ pub fn install(
     let cd = store.put_bytes(&config_body)?;
     debug_assert_eq!(cd, m.config().digest().to_string());
     let md = store.put_bytes(&body)?;
+    // Named before the shared lock goes: prune must never see this content unreferenced.
+    let img = store.tag(name, &md);
     drop(shared);
-    store.tag(name, &md)
+    img
 }
 
 /// One layer: fetched (unless its blob is here) and unpacked (unless its diff_id is here).

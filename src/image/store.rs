@@ -9,11 +9,16 @@
 //! ROOT/images.json          name -> manifest digest
 //! ROOT/tmp/                 staging: everything is written here first, then renamed into place
 //! ROOT/lock                 flock: shared by writers of blobs and layers, exclusive for rmi/prune
+//! ROOT/index.lock           flock: exclusive while images.json is rewritten by a tag
 //! ```
 //!
 //! Concurrency: blobs and layers are content-addressed and land by rename(2), so two pulls of the
-//! same image race harmlessly (the loser's copy is dropped); images.json is rewritten whole, under
-//! the exclusive lock, by rename. A failure leaves only a staging entry, removed on drop.
+//! same image race harmlessly (the loser's copy is dropped); images.json is rewritten whole, by
+//! rename. A name is written under the same shared hold that installed its content (prune, which
+//! takes the lock exclusively, can never run between the two and delete content a name is about
+//! to point at); taggers exclude each other with ROOT/index.lock; rmi and prune hold the
+//! exclusive lock, so no tagger runs beside them. A failure leaves only a staging entry, removed
+//! on drop.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -168,9 +173,24 @@ impl Store {
         self.lock(FlockArg::LockShared)
     }
 
-    /// Held while removing content or rewriting images.json.
+    /// Held while removing content or names (rmi, prune).
     pub fn lock_exclusive(&self) -> Result<Lock> {
         self.lock(FlockArg::LockExclusive)
+    }
+
+    /// Held by a tag while it rewrites images.json, beside the shared lock.
+    fn lock_index(&self) -> Result<Lock> {
+        let p = self.root.join("index.lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(|e| Error::io("cannot open", &p, e))?;
+        Flock::lock(f, FlockArg::LockExclusive)
+            .map(Lock)
+            .map_err(|(_, e)| Error::sys(format!("flock {}", p.display()), e))
     }
 
     /// A fresh, empty staging path under ROOT/tmp (`dir`: created as a directory).
@@ -277,15 +297,18 @@ impl Store {
     }
 
     /// Points `name` (a full reference) at a manifest, after checking that the manifest, its config
-    /// and all its layers are complete in the store: an image is never listed half-made.
+    /// and all its layers are complete in the store: an image is never listed half-made. Takes
+    /// the shared lock itself (a caller that just installed the content must still hold its own
+    /// shared lock when it calls this: prune cannot run in between) and the index lock.
     pub fn tag(&self, name: &str, manifest_digest: &str) -> Result<Image> {
+        let _shared = self.lock_shared()?;
         let img = self.load(name, manifest_digest)?;
         for d in img.diff_ids() {
             if !self.has_layer(&d) {
                 return Err(Error::image(format!("image {name}: layer {d} is not unpacked")));
             }
         }
-        let _l = self.lock_exclusive()?;
+        let _index = self.lock_index()?;
         let mut idx = self.read_index()?;
         idx.images.insert(name.to_string(), Entry { manifest: manifest_digest.to_string() });
         self.write_index(&idx)?;

@@ -579,3 +579,39 @@ fn commit_leaves_out_the_mount_points_a_run_made() {
         assert!(!names.contains(&m.to_string()), "{m} in the committed layer: {names:?}");
     }
 }
+
+/// `image prune` racing a pull or import deleted the image the import had just tagged: its
+/// content was installed under the shared lock, which was dropped before the name was written
+/// under the exclusive one, and prune ran in that gap (issue 12). Every round here makes the
+/// content unreferenced (rmi), then imports it again while prune runs in a loop; a name in
+/// images.json must always have all of its content.
+#[test]
+fn prune_racing_an_import_never_loses_a_named_image() {
+    require_root!();
+    let _m = shared();
+    let Some((root, _)) = store_with_test_image() else { return };
+    let layout = tempfile::tempdir().unwrap();
+    oci::test_image().unwrap().write_layout(layout.path(), NAME);
+    for round in 0..20 {
+        let r = sb(root.path(), &["rmi", NAME]);
+        assert_eq!(r.code, 0, "round {round}: {}", r.stderr);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let pruner = {
+            let (done, root) = (done.clone(), root.path().to_path_buf());
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = sb(&root, &["image", "prune"]);
+                    assert_eq!(r.code, 0, "{}", r.stderr);
+                }
+            })
+        };
+        let imported = sb(root.path(), &["image", "import", layout.path().to_str().unwrap()]);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        pruner.join().unwrap();
+        assert_eq!(imported.code, 0, "round {round}: {}", imported.stderr);
+        let r = sb(root.path(), &["images"]);
+        assert_eq!(r.code, 0, "round {round}: the store broke: {}", r.stderr);
+        let r = sb(root.path(), &["run", "--image", NAME, "cat", "/data/keep"]);
+        assert_eq!((r.code, r.stdout.as_str()), (0, "kept\n"), "round {round}: {}", r.stderr);
+    }
+}

@@ -37,8 +37,15 @@ fn session(tag: &str, cmd: &[&str]) -> Option<Tmux> {
         return None;
     }
     let name = format!("sbx-{tag}-{}", std::process::id());
-    let st = Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"]).args(cmd).status();
-    assert!(st.unwrap().success());
+    // Two tests starting the first tmux server at once can make one fail ("server exited
+    // unexpectedly"): try again.
+    let ok = (0..5).any(|i| {
+        std::thread::sleep(std::time::Duration::from_millis(100 * i));
+        let st =
+            Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"]).args(cmd).status();
+        st.is_ok_and(|s| s.success())
+    });
+    assert!(ok, "tmux new-session failed 5 times");
     Some(Tmux(name))
 }
 
