@@ -7,14 +7,22 @@ use crate::require_root;
 
 struct Tmux(String);
 
+/// tmux with a server of the session's own (`-L`): tests starting and ending sessions at once
+/// never share, or race to start or stop, one server.
+fn tmux(session: &str) -> Command {
+    let mut c = Command::new("tmux");
+    c.args(["-L", session]);
+    c
+}
+
 impl Tmux {
     fn keys(&self, keys: &[&str]) {
-        let st = Command::new("tmux").args(["send-keys", "-t", &self.0]).args(keys).status().unwrap();
+        let st = tmux(&self.0).args(["send-keys", "-t", &self.0]).args(keys).status().unwrap();
         assert!(st.success());
     }
 
     fn screen(&self) -> String {
-        let o = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]).output().unwrap();
+        let o = tmux(&self.0).args(["capture-pane", "-p", "-t", &self.0]).output().unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
@@ -37,12 +45,10 @@ fn session(tag: &str, cmd: &[&str]) -> Option<Tmux> {
         return None;
     }
     let name = format!("sbx-{tag}-{}", std::process::id());
-    // Two tests starting the first tmux server at once can make one fail ("server exited
-    // unexpectedly"): try again.
+    // A server that is still exiting under the same name can refuse the session: try again.
     let ok = (0..5).any(|i| {
         std::thread::sleep(std::time::Duration::from_millis(100 * i));
-        let st =
-            Command::new("tmux").args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"]).args(cmd).status();
+        let st = tmux(&name).args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"]).args(cmd).status();
         st.is_ok_and(|s| s.success())
     });
     assert!(ok, "tmux new-session failed 5 times");
@@ -51,7 +57,7 @@ fn session(tag: &str, cmd: &[&str]) -> Option<Tmux> {
 
 impl Tmux {
     fn alive(&self) -> bool {
-        Command::new("tmux")
+        tmux(&self.0)
             .args(["has-session", "-t", &self.0])
             .stderr(std::process::Stdio::null())
             .status()
@@ -61,7 +67,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).stderr(std::process::Stdio::null()).status();
+        let _ = tmux(&self.0).args(["kill-session", "-t", &self.0]).stderr(std::process::Stdio::null()).status();
     }
 }
 
