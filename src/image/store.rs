@@ -156,8 +156,8 @@ impl Store {
         &self.root
     }
 
-    fn lock(&self, arg: FlockArg) -> Result<Lock> {
-        let p = self.root.join("lock");
+    fn lock(&self, file: &str, arg: FlockArg) -> Result<Lock> {
+        let p = self.root.join(file);
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -170,27 +170,17 @@ impl Store {
 
     /// Held while adding content: prune waits for it.
     pub fn lock_shared(&self) -> Result<Lock> {
-        self.lock(FlockArg::LockShared)
+        self.lock("lock", FlockArg::LockShared)
     }
 
     /// Held while removing content or names (rmi, prune).
     pub fn lock_exclusive(&self) -> Result<Lock> {
-        self.lock(FlockArg::LockExclusive)
+        self.lock("lock", FlockArg::LockExclusive)
     }
 
     /// Held by a tag while it rewrites images.json, beside the shared lock.
     fn lock_index(&self) -> Result<Lock> {
-        let p = self.root.join("index.lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&p)
-            .map_err(|e| Error::io("cannot open", &p, e))?;
-        Flock::lock(f, FlockArg::LockExclusive)
-            .map(Lock)
-            .map_err(|(_, e)| Error::sys(format!("flock {}", p.display()), e))
+        self.lock("index.lock", FlockArg::LockExclusive)
     }
 
     /// A fresh, empty staging path under ROOT/tmp (`dir`: created as a directory).
