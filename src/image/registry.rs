@@ -242,14 +242,25 @@ impl Client {
         let mut challenged = false;
         loop {
             let sent = self.auth.lock().unwrap().clone();
-            match self.retrying(|| self.follow(&url, accept.as_deref(), sent.as_deref(), range)) {
+            let mut tries = 0;
+            let answer = self.retrying(|| {
+                tries += 1;
+                self.follow(&url, accept.as_deref(), sent.as_deref(), range)
+            });
+            match answer {
                 Ok(r) => return Ok(r),
                 Err(Failure::Status(401, r)) if !challenged && r.header("WWW-Authenticate").is_some() => {
                     challenged = true;
                     self.authenticate(&r, sent.as_deref())?;
                 }
-                Err(Failure::Status(code, r)) => return Err(self.status_error(code, *r, target)),
-                Err(Failure::Transport(url, t)) => return Err(self.unreachable(&url, &t)),
+                Err(Failure::Status(code, r)) => {
+                    let e = self.status_error(code, *r, target);
+                    return Err(if tries > 1 { Error::image(format!("{e} (tried {tries} times)")) } else { e });
+                }
+                Err(Failure::Transport(url, t)) => {
+                    let e = self.unreachable(&url, &t);
+                    return Err(if tries > 1 { Error::image(format!("{e} (tried {tries} times)")) } else { e });
+                }
                 Err(Failure::Other(e)) => return Err(e),
             }
         }

@@ -5,7 +5,7 @@
 //! the body bytes actually sent and when it came.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -111,73 +111,88 @@ pub fn bind() -> (TcpListener, u16) {
     (l, p)
 }
 
-/// Serves `handler` on `l` until dropped (or three minutes pass).
-pub fn serve(l: TcpListener, handler: impl Fn(&Req) -> Resp + Send + 'static) -> Fake {
+/// Serves `handler` on `l` until dropped (or three minutes pass), each connection on a thread of
+/// its own (a hung answer does not hold up the next request).
+pub fn serve(l: TcpListener, handler: impl Fn(&Req) -> Resp + Send + Sync + 'static) -> Fake {
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(vec![]));
     let (stop2, seen2) = (stop.clone(), seen.clone());
+    let handler = Arc::new(handler);
     l.set_nonblocking(true).unwrap();
     let thread = std::thread::spawn(move || {
         let end = Instant::now() + Duration::from_secs(180);
+        let mut conns = vec![];
         while !stop2.load(Ordering::SeqCst) && Instant::now() < end {
-            let mut s = match l.accept() {
-                Ok((s, _)) => s,
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
+            match l.accept() {
+                Ok((s, _)) => {
+                    let (h, stop3, seen3) = (handler.clone(), stop2.clone(), seen2.clone());
+                    conns.push(std::thread::spawn(move || answer(s, &*h, &stop3, &seen3)));
                 }
-            };
-            s.set_nonblocking(false).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut line = String::new();
-            if r.read_line(&mut line).is_err() {
-                continue;
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
             }
-            let target = line.split(' ').nth(1).unwrap_or("/").to_string();
-            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-            let mut req =
-                Req { path: path.into(), query: query.into(), auth: None, range: None, sent: 0, at: Instant::now() };
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    if k.eq_ignore_ascii_case("authorization") {
-                        req.auth = Some(v.trim().to_string());
-                    }
-                    if k.eq_ignore_ascii_case("range") {
-                        req.range = Some(v.trim().to_string());
-                    }
-                }
-            }
-            let resp = handler(&req);
-            if let Some(d) = resp.hang {
-                nap(d, &stop2);
-            }
-            let mut head =
-                format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", resp.status, resp.body.len());
-            for (k, v) in &resp.headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
-            let body = &resp.body[..resp.cut.unwrap_or(usize::MAX).min(resp.body.len())];
-            let (chunk, pause) = resp.pace.unwrap_or((body.len().max(1), Duration::ZERO));
-            if s.write_all(head.as_bytes()).is_ok() {
-                for c in body.chunks(chunk) {
-                    if stop2.load(Ordering::SeqCst) || s.write_all(c).is_err() {
-                        break;
-                    }
-                    req.sent += c.len();
-                    nap(pause, &stop2);
-                }
-            }
-            // A cut answer: the connection closes (dropped here) with the body unfinished.
-            seen2.lock().unwrap().push(req);
+        }
+        stop2.store(true, Ordering::SeqCst);
+        for c in conns {
+            let _ = c.join();
         }
     });
     Fake { stop, thread: Some(thread), seen }
+}
+
+/// One connection: reads the request (recorded at once), writes `handler`'s answer as it says
+/// (hung, cut, paced), counting the body bytes sent into the record.
+fn answer(mut s: TcpStream, handler: &dyn Fn(&Req) -> Resp, stop: &AtomicBool, seen: &Mutex<Vec<Req>>) {
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    if r.read_line(&mut line).is_err() {
+        return;
+    }
+    let target = line.split(' ').nth(1).unwrap_or("/").to_string();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let mut req = Req { path: path.into(), query: query.into(), auth: None, range: None, sent: 0, at: Instant::now() };
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                req.auth = Some(v.trim().to_string());
+            }
+            if k.eq_ignore_ascii_case("range") {
+                req.range = Some(v.trim().to_string());
+            }
+        }
+    }
+    let idx = {
+        let mut v = seen.lock().unwrap();
+        v.push(req.clone());
+        v.len() - 1
+    };
+    let resp = handler(&req);
+    if let Some(d) = resp.hang {
+        nap(d, stop);
+    }
+    let mut head =
+        format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", resp.status, resp.body.len());
+    for (k, v) in &resp.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let body = &resp.body[..resp.cut.unwrap_or(usize::MAX).min(resp.body.len())];
+    let (chunk, pause) = resp.pace.unwrap_or((body.len().max(1), Duration::ZERO));
+    if s.write_all(head.as_bytes()).is_ok() {
+        for c in body.chunks(chunk) {
+            if stop.load(Ordering::SeqCst) || s.write_all(c).is_err() {
+                break;
+            }
+            seen.lock().unwrap()[idx].sent += c.len();
+            nap(pause, stop);
+        }
+    }
+    // A cut answer: the connection closes here (s dropped) with the body unfinished.
 }
 
 /// The blob of `img` named by `digest` (config or layer).
@@ -275,7 +290,7 @@ fn error_statuses_become_clear_messages() {
     let h = format!("127.0.0.1:{port}");
     let cases: [(&str, &[&str]); 6] = [
         ("busy", &["too many requests", "429", "retry after 3600 s"]),
-        ("broken", &["registry error", "HTTP 500", "boom: storage backend down"]),
+        ("broken", &["registry error", "HTTP 500", "boom: storage backend down", "(tried 4 times)"]),
         ("forbidden", &["access denied", "403", "--creds"]),
         ("lying", &["digest mismatch", "Docker-Content-Digest"]),
         ("loop", &["more than 5 redirects"]),

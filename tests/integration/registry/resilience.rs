@@ -16,7 +16,10 @@ use crate::require_root;
 /// A fake registry serving `img` as `test/r:v1`. `answer(request, blob, n)` makes each blob's
 /// answer, `n` being how many times that blob was asked for before. Returns the fake and the
 /// reference to pull.
-fn image_registry(img: &Arc<Built>, answer: impl Fn(&Req, &[u8], usize) -> Resp + Send + 'static) -> (Fake, String) {
+fn image_registry(
+    img: &Arc<Built>,
+    answer: impl Fn(&Req, &[u8], usize) -> Resp + Send + Sync + 'static,
+) -> (Fake, String) {
     let (l, port) = bind();
     let img = img.clone();
     let counts: Mutex<HashMap<String, usize>> = Mutex::new(HashMap::new());
@@ -83,6 +86,32 @@ fn a_blob_whose_connection_drops_resumes_by_range_and_each_byte_comes_once() {
     assert_eq!(reqs[0].range, None);
     assert_eq!(reqs[1].range_start(), Some(len / 2), "resumed where it stopped: {reqs:#?}");
     assert_eq!(reqs.iter().map(|q| q.sent).sum::<usize>(), len, "every byte sent once: {reqs:#?}");
+    assert_stored(root.path(), &name, &big);
+}
+
+#[test]
+fn a_blob_that_stalls_midway_resumes_after_the_read_timeout() {
+    require_root!();
+    let _m = shared();
+    let Some(img) = oci::test_image() else { return };
+    let img = Arc::new(img);
+    let (big, len) = big_layer(&img);
+    let big2 = big.clone();
+    // Half the blob, then silence for a minute on that connection.
+    let (fake, name) = image_registry(&img, move |r, b, n| match r.range_start() {
+        _ if n == 0 && r.path.ends_with(&big2) => Resp::new(200, b).pace(b.len() / 2, Duration::from_secs(60)),
+        Some(from) => Resp::partial(b, from),
+        None => Resp::new(200, b),
+    });
+    let root = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let r = pull(root.path(), &["--registry-timeout", "5,1", &name], &[]);
+    let took = t.elapsed();
+    let reqs = requests_for(&fake, &big);
+    assert_eq!(r.code, 0, "{}\n{reqs:#?}", r.stderr);
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert_eq!(reqs[1].range_start(), Some(len / 2), "{reqs:#?}");
+    assert!(took < Duration::from_secs(10), "resumed after the 1 s read timeout, took {took:?}");
     assert_stored(root.path(), &name, &big);
 }
 
