@@ -78,6 +78,12 @@ pub fn backoff(tries: u32) -> Duration {
     BACKOFF * 2u32.pow(tries.saturating_sub(1).min(10))
 }
 
+/// Waits `d` between two tries. One function, so that an interrupt (Ctrl-C) can be made to cut
+/// the wait short in one place.
+pub fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
 /// What a `Retry-After` asks: seconds (an HTTP date is not read; the backoff is used instead).
 pub fn retry_after(value: Option<&str>) -> Option<Duration> {
     let v = value?.trim();
@@ -126,7 +132,7 @@ impl Client {
             match attempt() {
                 Ok(v) => return Ok(v),
                 Err(f) => match retry_wait(&f, tries) {
-                    Some(wait) if tries < TRIES => std::thread::sleep(wait),
+                    Some(wait) if tries < TRIES => pause(wait),
                     _ => return Err(f),
                 },
             }

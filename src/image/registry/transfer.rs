@@ -145,7 +145,7 @@ impl Read for Resuming<'_> {
                     )),
                 ));
             }
-            std::thread::sleep(retry::backoff(self.failures));
+            retry::pause(retry::backoff(self.failures));
             self.reopen()?;
         }
     }

@@ -42,6 +42,9 @@ fn image_registry(
     (fake, format!("127.0.0.1:{port}/test/r:v1"))
 }
 
+type Flags<'a> = &'a [&'a str];
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 /// The largest layer of `img`: its digest and size.
 fn big_layer(img: &Built) -> (String, usize) {
     let l = img.layers.iter().max_by_key(|l| l.blob.len()).unwrap();
@@ -188,7 +191,7 @@ fn a_hung_registry_fails_after_the_read_timeout_naming_registry_and_timeout() {
     let _fake = serve(l, |_| Resp::new(200, "").hang(Duration::from_secs(60)));
     let root = tempfile::tempdir().unwrap();
     let name = format!("127.0.0.1:{port}/test/r:v1");
-    let runs: [(&[&str], &[(&str, &str)]); 2] =
+    let runs: [(Flags, Env); 2] =
         [(&["--registry-timeout", "5,1"], &[]), (&[], &[("SANDBOX_REGISTRY_TIMEOUT", "5,1")])];
     for (flags, env) in runs {
         let mut args = flags.to_vec();
@@ -196,13 +199,14 @@ fn a_hung_registry_fails_after_the_read_timeout_naming_registry_and_timeout() {
         let t = Instant::now();
         let r = pull(root.path(), &args, env);
         let took = t.elapsed();
+        eprintln!("{flags:?} {env:?}: {took:?}: {}", r.stderr.trim());
         assert_eq!(r.code, 125, "{flags:?} {env:?}: {}", r.stderr);
         let want = format!("registry 127.0.0.1:{port} did not answer within 1s (read timeout");
         assert!(r.stderr.contains(&want), "{flags:?} {env:?}: wanted '{want}' in: {}", r.stderr);
         assert!(took < Duration::from_secs(4), "{flags:?} {env:?}: took {took:?}, not tried again");
         assert_untouched(root.path());
     }
-    let bad: [(&[&str], &[(&str, &str)], &str); 3] = [
+    let bad: [(Flags, Env, &str); 3] = [
         (&["--registry-timeout", "0"], &[], "invalid --registry-timeout '0'"),
         (&["--registry-timeout", "5,soon"], &[], "invalid --registry-timeout '5,soon'"),
         (&[], &[("SANDBOX_REGISTRY_TIMEOUT", "x")], "invalid SANDBOX_REGISTRY_TIMEOUT 'x'"),
@@ -250,6 +254,7 @@ fn a_registry_that_accepts_no_connection_fails_after_the_connect_timeout() {
     let t = Instant::now();
     let r = pull(root.path(), &["--registry-timeout", "1,5", &name], &[]);
     let took = t.elapsed();
+    eprintln!("{took:?}: {}", r.stderr.trim());
     // SAFETY: closing our own descriptor.
     unsafe { libc::close(fd) };
     assert_eq!(r.code, 125, "{}", r.stderr);
@@ -278,6 +283,7 @@ fn pull_without_a_terminal_prints_each_layers_progress_while_it_downloads() {
     let root = tempfile::tempdir().unwrap();
     let r = pull(root.path(), &[&name], &[("SANDBOX_PROGRESS_INTERVAL_MS", "300")]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    eprintln!("{}", r.stderr);
     let short = &big[7..19];
     let lines: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with(&format!("layer {short}:"))).collect();
     let done = lines.iter().position(|l| l.contains(": done")).unwrap_or_else(|| panic!("no end line: {}", r.stderr));
