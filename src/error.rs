@@ -87,3 +87,47 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes as one line, `outer: cause: cause`, each cause once: a cause whose text
+/// the message already shows (our variants print their `#[source]`, anyhow's context does not) is
+/// not repeated. What `main` prints; `{:#}` would show an OS error twice ("No such file or
+/// directory (os error 2): No such file or directory (os error 2)").
+pub fn chain<'a>(errors: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut out = String::new();
+    for e in errors {
+        let s = e.to_string();
+        if s.is_empty() || out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_os_error_appears_once_in_a_message() {
+        let os = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let e = Error::io("cannot write", "/x/out.tar", os());
+        let text = chain(std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| e.source()));
+        assert_eq!(text, format!("cannot write /x/out.tar: {}", os()));
+        // Through anyhow context, as the CLI wraps library errors.
+        let a = anyhow::Error::new(Error::io("cannot read", "/y", os())).context("cannot load the image");
+        let text = chain(a.chain());
+        assert_eq!(text.matches("os error 28").count(), 1, "{text}");
+        assert!(text.starts_with("cannot load the image: cannot read /y: "), "{text}");
+        assert_eq!(format!("{a:#}").matches("os error 28").count(), 2, "what {{:#}} printed");
+        let w = Error::Write { path: "/c/memory.max".into(), value: "1".into(), source: os() };
+        let text = chain(std::iter::successors(Some(&w as &(dyn std::error::Error + 'static)), |e| e.source()));
+        assert_eq!(text.matches("os error 28").count(), 1, "{text}");
+        let s = Error::sys("mount /proc", nix::errno::Errno::EPERM);
+        let text = chain(std::iter::successors(Some(&s as &(dyn std::error::Error + 'static)), |e| e.source()));
+        assert_eq!(text.matches("EPERM").count(), 1, "{text}");
+    }
+}

@@ -48,7 +48,7 @@ fn main() {
         Err(e) => {
             use std::io::Write;
             // A closed stderr must not turn an error into a panic.
-            let _ = writeln!(std::io::stderr(), "sandbox: {e:#}");
+            let _ = writeln!(std::io::stderr(), "sandbox: {}", sandbox::error::chain(e.chain()));
             let code = e.downcast_ref::<sandbox::Error>().map_or(125, sandbox::Error::exit_code);
             std::process::exit(code);
         }

@@ -318,7 +318,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     };
     if let Err(e) = saved {
         // The command's status stays the exit status: the report could not be kept, said here.
-        text.push_str(&format!("sandbox: {e:#}\n"));
+        text.push_str(&format!("sandbox: {}\n", sandbox::error::chain(e.chain())));
     }
     sandbox::tty::write_within(2, text.as_bytes(), std::time::Duration::from_secs(2));
     Ok(report.exit_code)

@@ -127,6 +127,12 @@ impl Container {
         }
         // Blocking: a spare is renamed by a run that still holds its lock for a moment.
         c.lock = lock(&c.dir, true)?;
+        // Who holds it, for `rmi`'s message about an unnamed run (best effort: only a message).
+        if let Some(l) = &c.lock {
+            let _ = l.set_len(0).and_then(|()| {
+                std::os::unix::fs::FileExt::write_at(&**l, format!("{}\n", std::process::id()).as_bytes(), 0)
+            });
+        }
         for d in ["upper", "work", "merged", "stack"].iter().filter(|_| !spare) {
             let p = c.dir.join(d);
             fs::create_dir(&p).map_err(|e| Error::io("cannot create", &p, e))?;
@@ -243,6 +249,22 @@ fn recycle(dir: &Path) -> bool {
         remove_all(&spare);
     }
     kept
+}
+
+/// How a user knows the container `name` (a [`list`] entry) in a message: a `run --name` name as
+/// it is, an unnamed run by the pid of the sandbox running it (its `.ID` is never shown).
+pub fn describe(store: &Store, name: &str, running: bool) -> String {
+    if !name.starts_with('.') {
+        return if running { format!("'{name}' (running)") } else { format!("'{name}'") };
+    }
+    if !running {
+        return "the leftover of an unnamed run that was killed (`sandbox image prune` removes it)".to_string();
+    }
+    let pid = fs::read_to_string(store.root().join("containers").join(name).join("lock")).unwrap_or_default();
+    match pid.trim().parse::<u32>() {
+        Ok(p) => format!("an unnamed run (pid {p})"),
+        Err(_) => "an unnamed run".to_string(),
+    }
 }
 
 /// Every container directory: (name, meta, in use by a run). Unreadable ones have no meta.

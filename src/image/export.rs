@@ -36,11 +36,12 @@ pub fn export(store: &Store, image: &str, out: &Path) -> Result<Image> {
         .create_new(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp.0)
-        .map_err(|e| Error::io("cannot create", &tmp.0, e))?;
+        .map_err(|e| Error::io("cannot create the export", out, e))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
-    write_layout(store, &img, &mut w)?;
-    let f = w.into_inner().map_err(|e| Error::io("cannot write", &tmp.0, e.into_error()))?;
-    f.sync_all().map_err(|e| Error::io("cannot write", &tmp.0, e))?;
+    write_layout_to(store, &img, &mut w, out)?;
+    // Errors name the target the user gave, not the temporary file beside it.
+    let f = w.into_inner().map_err(|e| Error::io("cannot write the export to", out, e.into_error()))?;
+    f.sync_all().map_err(|e| Error::io("cannot write the export to", out, e))?;
     fs::rename(&tmp.0, out).map_err(|e| Error::io("cannot move into place", out, e))?;
     std::mem::forget(tmp);
     Ok(img)
@@ -62,9 +63,14 @@ impl Drop for Partial {
     }
 }
 
-/// Writes `img` as an OCI layout tar to `w` (a file, or stdout), holding the store's shared lock
+/// Writes `img` as an OCI layout tar to `w` (standard output), holding the store's shared lock
 /// so that prune leaves its blobs alone meanwhile.
 pub fn write_layout(store: &Store, img: &Image, w: &mut dyn Write) -> Result<()> {
+    write_layout_to(store, img, w, Path::new("standard output"))
+}
+
+/// [`write_layout`], whose write errors name `target`.
+pub fn write_layout_to(store: &Store, img: &Image, w: &mut dyn Write, target: &Path) -> Result<()> {
     let _shared = store.lock_shared()?;
     // Both documents are read whole and verified again; the layers are verified as they stream.
     let manifest = store.read_blob(&img.manifest_digest)?;
@@ -73,7 +79,7 @@ pub fn write_layout(store: &Store, img: &Image, w: &mut dyn Write) -> Result<()>
     let m: Value = serde_json::from_slice(&manifest)
         .map_err(|e| Error::image(format!("manifest {}: {e}", img.manifest_digest)))?;
     let c: Value = serde_json::from_slice(&config).map_err(|e| Error::image(format!("config {config_digest}: {e}")))?;
-    let out_err = |e| Error::io("cannot write the export", "<output>", e);
+    let out_err = |e| Error::io("cannot write the export to", target, e);
 
     let mut b = tar::Builder::new(w);
     file(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(out_err)?;
@@ -85,7 +91,7 @@ pub fn write_layout(store: &Store, img: &Image, w: &mut dyn Write) -> Result<()>
         if done.contains(&d) {
             continue;
         }
-        layer(store, &mut b, &Expected::of(l))?;
+        layer(store, &mut b, &Expected::of(l), target)?;
         done.push(d);
     }
     file(&mut b, &blob_name(&config_digest), &config).map_err(out_err)?;
@@ -151,8 +157,23 @@ fn file(b: &mut tar::Builder<&mut dyn Write>, name: &str, body: &[u8]) -> io::Re
     b.append_data(&mut header(tar::EntryType::Regular, 0o644, body.len() as u64), name, body)
 }
 
+/// A reader that remembers whether it failed: tells a read error of the source from a write
+/// error of the target when both come out of one `append_data`.
+struct Source<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.inner.read(buf);
+        self.failed |= r.is_err();
+        r
+    }
+}
+
 /// Copies one layer blob into the archive, checking its size first and its digest as it streams.
-fn layer(store: &Store, b: &mut tar::Builder<&mut dyn Write>, want: &Expected) -> Result<()> {
+fn layer(store: &Store, b: &mut tar::Builder<&mut dyn Write>, want: &Expected, target: &Path) -> Result<()> {
     let p = store.blob_path(&want.digest)?;
     let f = File::open(&p).map_err(|e| Error::io("cannot open layer blob", &p, e))?;
     let len = f.metadata().map_err(|e| Error::io("cannot stat", &p, e))?.len();
@@ -161,10 +182,16 @@ fn layer(store: &Store, b: &mut tar::Builder<&mut dyn Write>, want: &Expected) -
     if len != size {
         return Err(corrupt(format!("{len} bytes, the manifest says {size}")));
     }
-    let mut r = HashReader::new(f.take(size));
+    let mut r = Source { inner: HashReader::new(f.take(size)), failed: false };
     let mut h = header(tar::EntryType::Regular, 0o644, size);
-    b.append_data(&mut h, blob_name(&want.digest), &mut r)
-        .map_err(|e| Error::io("cannot write the export", p.clone(), e))?;
+    b.append_data(&mut h, blob_name(&want.digest), &mut r).map_err(|e| {
+        if r.failed {
+            Error::io("cannot read layer blob", p.clone(), e)
+        } else {
+            Error::io("cannot write the export to", target, e)
+        }
+    })?;
+    let r = r.inner;
     if r.hasher.len() != size || r.hasher.digest() != want.digest {
         return Err(corrupt(format!("digest {}, expected {}", r.hasher.digest(), want.digest)));
     }

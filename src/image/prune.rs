@@ -43,11 +43,12 @@ pub fn rmi(store: &Store, what: &[String]) -> Result<Vec<String>> {
         let users: Vec<String> = containers
             .iter()
             .filter(|(_, meta, _)| meta.as_ref().is_some_and(|c| c.manifest == *m))
-            .map(|(c, _, running)| if *running { format!("{c} (running)") } else { c.clone() })
+            .map(|(c, _, running)| container::describe(store, c, *running))
             .collect();
         if !users.is_empty() {
             return Err(Error::image(format!(
-                "image {n} is in use by container(s) {}: remove them first (`sandbox rm NAME`) or wait for the run to end",
+                "image {n} is in use by {}: remove a kept container first (`sandbox rm NAME`) or wait for the run \
+                 to end",
                 users.join(", ")
             )));
         }

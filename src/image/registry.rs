@@ -4,7 +4,9 @@
 //! Transport: https, except plain http for loopback registries (`localhost`, `127.0.0.0/8`,
 //! `[::1]`, which docker also treats as insecure) and for those named in [`Options::insecure`]
 //! (`--insecure-registry HOST[:PORT]`, `SANDBOX_INSECURE_REGISTRIES`; a name without a port covers
-//! every port of that host). Connect timeout 10 s, read timeout 60 s per read.
+//! every port of that host). Connect timeout 10 s, read timeout 30 s per read, configurable;
+//! dropped connections, 429 and 5xx are tried again with a backoff, and a blob whose connection
+//! drops is resumed by `Range` ([`retry`], [`transfer`]).
 //!
 //! Auth: requests go out anonymously until a `401` names a challenge: `Bearer` → a token from the
 //! challenge's realm (`?service=…&scope=repository:REPO:pull`, with basic auth when there are
@@ -17,14 +19,16 @@
 //! `Docker-Content-Digest`), and [`install`] verifies everything else.
 
 pub mod auth;
+pub mod retry;
+mod transfer;
 
 use std::io::Read;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use oci_spec::image::Descriptor;
 
 pub use self::auth::Credentials;
+pub use self::retry::Timeouts;
 use super::digest;
 use super::install::{self, Progress, Source};
 use super::manifest::{self, Platform};
@@ -44,6 +48,8 @@ pub struct Options {
     pub insecure: Vec<String>,
     /// Credentials for the registry pulled from; without them, the auth files are searched.
     pub creds: Option<Credentials>,
+    /// Connect and read timeouts.
+    pub timeouts: Timeouts,
 }
 
 impl Options {
@@ -123,14 +129,18 @@ fn resolve(base: &str, location: &str) -> Option<String> {
 
 /// What a request fetches, for its error messages.
 #[derive(Clone, Copy)]
-enum Target<'a> {
+pub(crate) enum Target<'a> {
     Manifest(&'a str),
     Blob(&'a str),
 }
 
-/// A request's failure before it is turned into an [`Error`].
-enum Failure {
+/// A request's failure before it is turned into an [`Error`] ([`Client::retrying`] decides from
+/// it whether to try again).
+pub enum Failure {
+    /// The registry answered with this status.
     Status(u16, Box<ureq::Response>),
+    /// No answer: the URL asked for and what went wrong (timeouts included).
+    Transport(String, Box<ureq::Transport>),
     Other(Error),
 }
 
@@ -145,6 +155,7 @@ pub struct Client {
     creds: Option<Credentials>,
     /// The `Authorization` value in use, once a challenge asked for one.
     auth: Mutex<Option<String>>,
+    timeouts: Timeouts,
 }
 
 impl Client {
@@ -157,8 +168,8 @@ impl Client {
             None => auth::lookup(&r.registry, &auth::auth_files(), std::env::var_os("SANDBOX_AUTH_FILE").is_some())?,
         };
         let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout_read(Duration::from_secs(60))
+            .timeout_connect(opts.timeouts.connect)
+            .timeout_read(opts.timeouts.read)
             .redirects(0)
             .user_agent(concat!("sandbox/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -169,6 +180,7 @@ impl Client {
             repository: r.repository.clone(),
             creds,
             auth: Mutex::new(None),
+            timeouts: opts.timeouts,
         })
     }
 
@@ -217,32 +229,59 @@ impl Client {
         Ok((media_type, body))
     }
 
-    /// GETs `path` on the registry: authenticating on a challenge, following redirects.
+    /// GETs `path` on the registry: authenticating on a challenge, following redirects, trying
+    /// again on a dropped connection, 429 or 5xx.
     fn get(&self, path: &str, manifest: bool, target: Target) -> Result<ureq::Response> {
+        self.get_with(path, manifest, target, None)
+    }
+
+    /// [`Client::get`], from byte `range` on when given.
+    fn get_with(&self, path: &str, manifest: bool, target: Target, range: Option<u64>) -> Result<ureq::Response> {
         let url = format!("{}{path}", self.origin);
         let accept = manifest.then(|| manifest::ACCEPT.join(", "));
         let mut challenged = false;
         loop {
             let sent = self.auth.lock().unwrap().clone();
-            match self.follow(&url, accept.as_deref(), sent.as_deref()) {
+            let mut tries = 0;
+            let answer = self.retrying(|| {
+                tries += 1;
+                self.follow(&url, accept.as_deref(), sent.as_deref(), range)
+            });
+            match answer {
                 Ok(r) => return Ok(r),
                 Err(Failure::Status(401, r)) if !challenged && r.header("WWW-Authenticate").is_some() => {
                     challenged = true;
                     self.authenticate(&r, sent.as_deref())?;
                 }
-                Err(Failure::Status(code, r)) => return Err(self.status_error(code, *r, target)),
+                Err(Failure::Status(code, r)) => {
+                    let e = self.status_error(code, *r, target);
+                    return Err(if tries > 1 { Error::image(format!("{e} (tried {tries} times)")) } else { e });
+                }
+                Err(Failure::Transport(url, t)) => {
+                    let e = self.unreachable(&url, &t);
+                    return Err(if tries > 1 { Error::image(format!("{e} (tried {tries} times)")) } else { e });
+                }
                 Err(Failure::Other(e)) => return Err(e),
             }
         }
     }
 
     /// One GET and its redirects; `auth` goes only to the registry's own origin.
-    fn follow(&self, url: &str, accept: Option<&str>, auth: Option<&str>) -> Result<ureq::Response, Failure> {
+    fn follow(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        auth: Option<&str>,
+        range: Option<u64>,
+    ) -> Result<ureq::Response, Failure> {
         let mut url = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
             let mut req = self.agent.get(&url);
             if let Some(a) = accept {
                 req = req.set("Accept", a);
+            }
+            if let Some(from) = range {
+                req = req.set("Range", &format!("bytes={from}-"));
             }
             if let Some(a) = auth.filter(|_| origin(&url) == self.origin) {
                 req = req.set("Authorization", a);
@@ -250,7 +289,7 @@ impl Client {
             let resp = match req.call() {
                 Ok(r) => r,
                 Err(ureq::Error::Status(code, r)) => return Err(Failure::Status(code, Box::new(r))),
-                Err(ureq::Error::Transport(t)) => return Err(Failure::Other(self.unreachable(&url, &t))),
+                Err(ureq::Error::Transport(t)) => return Err(Failure::Transport(url, Box::new(t))),
             };
             if !(300..400).contains(&resp.status()) {
                 return Ok(resp);
@@ -270,9 +309,23 @@ impl Client {
         ))))
     }
 
-    fn unreachable(&self, url: &str, t: &ureq::Transport) -> Error {
+    /// A request that got no answer: the host, and for a timeout which one and how long.
+    pub fn unreachable(&self, url: &str, t: &ureq::Transport) -> Error {
         let host = origin(url);
         let host = host.split_once("://").map_or(host.as_str(), |(_, h)| h);
+        if retry::io_kind(t) == Some(std::io::ErrorKind::TimedOut) {
+            let (what, limit) = if t.kind() == ureq::ErrorKind::ConnectionFailed {
+                ("could not connect within", self.timeouts.connect)
+            } else {
+                ("did not answer within", self.timeouts.read)
+            };
+            let which = if t.kind() == ureq::ErrorKind::ConnectionFailed { "connect" } else { "read" };
+            return Error::image(format!(
+                "registry {host} {what} {} ({which} timeout; set it with --registry-timeout CONNECT[,READ] or \
+                 SANDBOX_REGISTRY_TIMEOUT)",
+                humantime::format_duration(limit)
+            ));
+        }
         let why = t.message().map(str::to_string).unwrap_or_else(|| t.kind().to_string());
         let cause = match std::error::Error::source(t) {
             Some(s) => format!("{why}: {s}"),
@@ -362,7 +415,7 @@ impl Client {
     fn repository_unknown(&self) -> bool {
         let url = format!("{}/v2/{}/tags/list", self.origin, self.repository);
         let auth = self.auth.lock().unwrap().clone();
-        match self.follow(&url, None, auth.as_deref()) {
+        match self.follow(&url, None, auth.as_deref(), None) {
             Err(Failure::Status(404, r)) => first_line(*r).contains("NAME_UNKNOWN"),
             _ => false,
         }
@@ -430,7 +483,8 @@ impl Source for Client {
         let manifest = manifest::ACCEPT.contains(&desc.media_type().to_string().as_str());
         let path = format!("/v2/{}/{}/{d}", self.repository, if manifest { "manifests" } else { "blobs" });
         let target = if manifest { Target::Manifest(&d) } else { Target::Blob(&d) };
-        Ok(Box::new(self.get(&path, manifest, target)?.into_reader()))
+        let first = self.get(&path, manifest, target)?;
+        Ok(Box::new(transfer::Resuming::new(self, path, manifest, d, Some(desc.size()), first)))
     }
 }
 

@@ -11,6 +11,7 @@ mod images;
 mod interactive;
 mod lifecycle;
 mod limits;
+mod messages;
 mod oci;
 mod registry;
 mod seccomp;

@@ -4,6 +4,7 @@
 //! on 127.0.0.1.
 
 mod fake;
+mod resilience;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -32,7 +33,7 @@ pub fn pull(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
 
 pub fn sandbox_cmd(root: &Path, sub: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
     let home = tempfile::tempdir().unwrap();
-    let mut c = Command::new(SANDBOX);
+    let mut c = Command::new(bin());
     c.arg("--root").arg(root).arg(sub).args(args);
     for v in ["SANDBOX_AUTH_FILE", "XDG_RUNTIME_DIR", "SANDBOX_INSECURE_REGISTRIES", "SANDBOX_ROOT"] {
         c.env_remove(v);
