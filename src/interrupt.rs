@@ -172,8 +172,12 @@ fn stop(sig: Signal) {
     // Waits for a rename in flight; any later one sees the flag and is not made.
     let _held = COMMIT.write().unwrap_or_else(|e| e.into_inner());
     remove_registered();
+    // Written to fd 2 directly: a worker may hold std's stderr lock (a progress line) forever.
     use std::io::Write;
-    let _ = writeln!(io::stderr(), "sandbox: {}", message(sig));
+    use std::os::fd::FromRawFd;
+    // SAFETY: fd 2 stays open for the life of the process; ManuallyDrop never closes it.
+    let mut err = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(2) });
+    let _ = err.write_all(format!("sandbox: {}\n", message(sig)).as_bytes());
     // SAFETY: _exit(2) ends the process at once; nothing after it runs. exit(3) is not used: it
     // would run atexit handlers while other threads are still at work.
     unsafe { libc::_exit(exit_code(sig)) }

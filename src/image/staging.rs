@@ -6,7 +6,8 @@
 //! taken was left by a process that was SIGKILLed (or lost power) and is removed by the next
 //! process that stages anything ([`sweep`]: pull, import, commit, rmi, tag) and by prune, which
 //! counts it in what it freed. A directory is created before it is locked; in that instant its
-//! lock is free, so a sweeper also spares a directory whose named owner is alive.
+//! lock is free, so a sweeper first spares a directory whose named owner is alive (and the owner
+//! waits for the lock in case a sweeper holds it while it looks).
 //! Entries from older versions (`PID-RANDOM` files and directories directly in ROOT/tmp) are
 //! removed once their pid is gone, as before.
 
@@ -59,8 +60,8 @@ pub fn create(tmp: &Path) -> Result<Owned> {
     let lock = File::open(&dir)
         .map_err(|e| Error::io("cannot open", &dir, e))
         .and_then(|f| {
-            Flock::lock(f, FlockArg::LockExclusiveNonblock)
-                .map_err(|(_, e)| Error::sys(format!("flock {}", dir.display()), e))
+            // Blocking: a sweeper may hold it for the instant it takes to see that we are alive.
+            Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::sys(format!("flock {}", dir.display()), e))
         })
         .inspect_err(|_| remove_all(&dir))?;
     Ok(Owned { dir, _lock: lock, _cleanup: cleanup })
@@ -73,7 +74,11 @@ pub fn sweep(tmp: &Path) -> u64 {
     for e in rd.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        // Held while the entry is removed: two sweepers never remove the same tree at once.
+        if owner_alive(&name) {
+            continue;
+        }
+        // Held while the entry is removed: two sweepers never remove the same tree at once. A
+        // held lock whose owner we cannot see (another pid namespace sharing the store) is alive.
         let mut _held = None;
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             let Ok(f) = File::open(&path) else { continue };
@@ -81,9 +86,6 @@ pub fn sweep(tmp: &Path) -> u64 {
                 Ok(l) => _held = Some(l),
                 Err(_) => continue, // its owner is alive
             }
-        }
-        if owner_alive(&name) {
-            continue;
         }
         freed += du(&path);
         remove_all(&path);

@@ -116,6 +116,7 @@ fn finish(mut child: Child, secs: u64) -> (i32, String, Duration) {
             let mut err = String::new();
             let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
             use std::os::unix::process::ExitStatusExt;
+            eprintln!("ended {:?} after the signal", t.elapsed());
             return (st.code().unwrap_or_else(|| -st.signal().unwrap_or(0)), err, t.elapsed());
         }
         if t.elapsed() > Duration::from_secs(secs) {
@@ -162,6 +163,8 @@ fn stalled_pull(root: &Path) -> Option<(Child, Stalling)> {
     let child = spawn(root, &["pull", &name], Stdio::null());
     let staged = wait_for(|| du(&root.join("tmp")) >= 4 << 20);
     assert!(staged, "the pull staged nothing: {:?}", entries(&root.join("tmp")));
+    // All that was sent has been read: the pull now waits in a read that never returns.
+    std::thread::sleep(Duration::from_millis(500));
     Some((child, reg))
 }
 
@@ -313,4 +316,45 @@ fn sigint_mid_export_to_a_file_leaves_no_partial_output_and_sighup_stops_export_
     assert_eq!(code, 129, "{err}");
     assert_one_interrupt_line(&err, "export of ex:1");
     assert_eq!(entries(&root.path().join("tmp")), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn sigint_mid_commit_exits_130_keeps_the_container_and_stages_nothing() {
+    require_root!();
+    let _m = shared();
+    let Some(img) = oci::test_image() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let layout = tempfile::tempdir().unwrap();
+    img.write_layout(layout.path(), "v1");
+    let run = |args: &[&str]| {
+        let c = spawn(root.path(), args, Stdio::null());
+        let (code, err, _) = finish(c, 120);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    };
+    run(&["image", "import", layout.path().to_str().unwrap(), "--name", "base:1"]);
+    // Random data: the gzip stream of the new layer grows as fast as it is read.
+    run(&[
+        "--report",
+        "none",
+        "run",
+        "--image",
+        "base:1",
+        "--name",
+        "c1",
+        "sh",
+        "-c",
+        "head -c 41943040 /dev/urandom > /big",
+    ]);
+    let child = spawn(root.path(), &["commit", "c1", "new:1"], Stdio::null());
+    assert!(wait_for(|| du(&root.path().join("tmp")) >= 4 << 20), "the commit staged nothing");
+    signal(&child, libc::SIGINT);
+    let (code, err, took) = finish(child, 10);
+    assert_eq!(code, 130, "{err}");
+    assert_one_interrupt_line(&err, "commit of c1 as new:1");
+    assert!(took < Duration::from_millis(1500), "took {took:?} to stop");
+    assert_eq!(entries(&root.path().join("tmp")), Vec::<PathBuf>::new(), "staging left behind");
+    let names = sandbox::image::Store::open(root.path()).unwrap().names().unwrap();
+    assert_eq!(names.len(), 1, "only base:1: {names:?}");
+    // The container is kept, and no longer in use: rm takes it.
+    run(&["rm", "c1"]);
 }
