@@ -55,6 +55,10 @@ pub enum Error {
     #[error("{0}")]
     Image(String),
 
+    /// SIGINT, SIGTERM or SIGHUP asked the work to stop (crate::interrupt); main prints the line.
+    #[error("interrupted")]
+    Interrupted,
+
     /// The command could not be executed (126: not executable, 127: not found).
     #[error("{message}")]
     Exec { code: i32, message: String },

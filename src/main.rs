@@ -24,7 +24,20 @@ fn main() {
         }
     };
     if !matches!(cli.command, Command::Run(_)) {
-        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_UNBLOCK, Some(&forwarded), None);
+        // Commands that stage files keep SIGINT, SIGTERM and SIGHUP blocked for the interrupt
+        // watcher, which stops them cleanly (sandbox::interrupt); no thread has started yet, so
+        // every one inherits the mask.
+        let task = cli.command.interruptible_task();
+        let mut unblock = forwarded;
+        if task.is_some() {
+            for sig in sandbox::interrupt::signals().iter() {
+                unblock.remove(sig);
+            }
+        }
+        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_UNBLOCK, Some(&unblock), None);
+        if let Some(task) = task {
+            sandbox::interrupt::watch(&task);
+        }
     }
     let result = match &cli.command {
         Command::Run(args) => cli::run::run(&cli, args),
@@ -43,6 +56,12 @@ fn main() {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map(|_| 0).map_err(Into::into)
         }
     };
+    // Interrupted: the work's error (a read cut short) is not what the user needs to hear.
+    if let (Some(sig), Err(_)) = (sandbox::interrupt::finish(), &result) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "sandbox: {}", sandbox::interrupt::message(sig));
+        std::process::exit(sandbox::interrupt::exit_code(sig));
+    }
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -101,3 +101,22 @@ pub enum Command {
     /// Print the man page (roff)
     Man,
 }
+
+impl Command {
+    /// What a command that stages files is doing, for the line printed when SIGINT, SIGTERM or
+    /// SIGHUP stops it (`None`: the signals keep their default actions, or `run` forwards them).
+    pub fn interruptible_task(&self) -> Option<String> {
+        match self {
+            Command::Pull(a) => Some(format!("pull of {}", a.reference)),
+            Command::Commit(a) => Some(format!("commit of {} as {}", a.container, a.reference)),
+            Command::Image(image::ImageCommand::Import { path, .. }) => Some(format!("import of {}", path.display())),
+            Command::Image(image::ImageCommand::Export { image, output }) if output.as_os_str() == "-" => {
+                Some(format!("export of {image}"))
+            }
+            Command::Image(image::ImageCommand::Export { image, output }) => {
+                Some(format!("export of {image} to {}", output.display()))
+            }
+            _ => None,
+        }
+    }
+}

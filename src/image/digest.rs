@@ -98,6 +98,8 @@ impl<R: Read> HashReader<R> {
 
 impl<R: Read> Read for HashReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Every blob and layer passes through here: where a Ctrl-C stops the work.
+        crate::interrupt::check_io()?;
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
@@ -118,6 +120,7 @@ impl<W: Write> HashWriter<W> {
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::interrupt::check_io()?;
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)

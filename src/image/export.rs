@@ -30,6 +30,9 @@ use crate::error::{Error, Result};
 pub fn export(store: &Store, image: &str, out: &Path) -> Result<Image> {
     let img = store.find(image)?;
     let tmp = Partial(tmp_path(out));
+    // A Ctrl-C that the copy loop does not see in time (a write blocked on a full disk, a lock
+    // wait) must not leave the partial file either.
+    let _cleanup = crate::interrupt::remove_on_interrupt(&tmp.0);
     // O_EXCL|O_NOFOLLOW: the name is guessable, and a link planted there must not be followed.
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -42,7 +45,7 @@ pub fn export(store: &Store, image: &str, out: &Path) -> Result<Image> {
     // Errors name the target the user gave, not the temporary file beside it.
     let f = w.into_inner().map_err(|e| Error::io("cannot write the export to", out, e.into_error()))?;
     f.sync_all().map_err(|e| Error::io("cannot write the export to", out, e))?;
-    fs::rename(&tmp.0, out).map_err(|e| Error::io("cannot move into place", out, e))?;
+    crate::interrupt::commit(|| fs::rename(&tmp.0, out))?.map_err(|e| Error::io("cannot move into place", out, e))?;
     std::mem::forget(tmp);
     Ok(img)
 }

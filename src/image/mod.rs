@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod prune;
 pub mod reference;
 pub mod registry;
+pub mod staging;
 pub mod store;
 pub mod whiteout;
 

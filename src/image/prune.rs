@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::container;
 use super::digest;
+use super::staging::{self, du};
 use super::store::{remove_all, Store};
 use crate::error::{Error, Result};
 
@@ -118,23 +119,7 @@ pub fn prune(store: &Store) -> Result<Pruned> {
     };
     sweep(&store.root().join("blobs/sha256"), &blobs, &mut p.blobs, &mut p.bytes)?;
     sweep(&store.root().join("layers"), &layers, &mut p.layers, &mut p.bytes)?;
-    // Staging entries are PID-RANDOM; one whose process is gone was left by a killed sandbox.
-    let tmp = store.root().join("tmp");
-    for e in fs::read_dir(&tmp).map_err(|e| Error::io("cannot list", &tmp, e))?.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let pid = name.split('-').next().and_then(|p| p.parse::<i32>().ok());
-        if pid.map_or(true, |pid| !Path::new(&format!("/proc/{pid}")).exists()) {
-            remove_all(&e.path());
-        }
-    }
+    // What a killed sandbox left in staging (its directory's flock is free), counted as freed.
+    p.bytes += staging::sweep(&store.root().join("tmp"));
     Ok(p)
-}
-
-/// Bytes in a file or tree (not following symlinks).
-fn du(p: &Path) -> u64 {
-    let Ok(m) = fs::symlink_metadata(p) else { return 0 };
-    if !m.is_dir() {
-        return m.len();
-    }
-    fs::read_dir(p).map(|rd| rd.flatten().map(|e| du(&e.path())).sum()).unwrap_or(0)
 }

@@ -7,7 +7,9 @@
 //!                           whiteouts as overlayfs expects them; shared by every image using it
 //! ROOT/containers/NAME/     a run's upper, work and merged dirs (container.rs)
 //! ROOT/images.json          name -> manifest digest
-//! ROOT/tmp/                 staging: everything is written here first, then renamed into place
+//! ROOT/tmp/PID-START-N/     staging: everything is written here first, then renamed into place;
+//!                           one directory per process, flocked by it (staging.rs), so what a
+//!                           killed process left is known stale and removed by the next one
 //! ROOT/lock                 flock: shared by writers of blobs and layers, exclusive for rmi/prune
 //! ROOT/index.lock           flock: exclusive while images.json is rewritten by a tag
 //! ```
@@ -25,6 +27,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{Flock, FlockArg};
 use oci_spec::image::{ImageConfiguration, ImageManifest};
@@ -32,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::digest::{self, Expected, HashReader};
 use super::layer;
+use super::staging;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_ROOT: &str = "/var/lib/sandbox";
@@ -40,6 +44,8 @@ pub const DEFAULT_ROOT: &str = "/var/lib/sandbox";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// This process's staging directory, made (and stale ones swept) by the first staging().
+    owned: Arc<Mutex<Option<Arc<staging::Owned>>>>,
 }
 
 /// A held flock on ROOT/lock; released on drop.
@@ -49,6 +55,8 @@ pub struct Lock(#[allow(dead_code)] Flock<File>);
 pub struct Staging {
     path: PathBuf,
     keep: bool,
+    /// The directory it lives in stays while it does.
+    _owner: Arc<staging::Owned>,
 }
 
 impl Staging {
@@ -59,7 +67,8 @@ impl Staging {
     /// Renames it to `dst`. Returns false (and drops ours) when `dst` already exists: someone else
     /// put the same content there first.
     pub fn persist(mut self, dst: &Path) -> Result<bool> {
-        match fs::rename(&self.path, dst) {
+        // Not once a stop was asked for: the interrupt watcher may be removing it.
+        match crate::interrupt::commit(|| fs::rename(&self.path, dst))? {
             Ok(()) => {
                 self.keep = true;
                 Ok(true)
@@ -149,7 +158,7 @@ impl Store {
                 .map_err(|e| Error::io("cannot create the image store directory", &p, e))?;
         }
         let root = root.canonicalize().map_err(|e| Error::io("cannot open the image store", root, e))?;
-        Ok(Store { root })
+        Ok(Store { root, owned: Arc::default() })
     }
 
     pub fn root(&self) -> &Path {
@@ -185,11 +194,22 @@ impl Store {
 
     /// A fresh, empty staging path under ROOT/tmp (`dir`: created as a directory).
     pub fn staging(&self, dir: bool) -> Result<Staging> {
-        let path = self.root.join("tmp").join(format!("{}-{}", std::process::id(), crate::sys::random_id()));
+        let owner = {
+            let mut o = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+            match &*o {
+                Some(owner) => owner.clone(),
+                None => {
+                    // The first write of this process: what killed ones left goes first.
+                    staging::sweep(&self.root.join("tmp"));
+                    o.insert(Arc::new(staging::create(&self.root.join("tmp"))?)).clone()
+                }
+            }
+        };
+        let path = owner.dir().join(crate::sys::random_id());
         if dir {
             fs::DirBuilder::new().mode(0o755).create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
         }
-        Ok(Staging { path, keep: false })
+        Ok(Staging { path, keep: false, _owner: owner })
     }
 
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
@@ -282,7 +302,7 @@ impl Store {
         let body = serde_json::to_vec_pretty(idx).expect("the index serializes");
         fs::write(tmp.path(), body).map_err(|e| Error::io("cannot write", tmp.path(), e))?;
         let dst = self.root.join("images.json");
-        fs::rename(tmp.path(), &dst).map_err(|e| Error::io("cannot replace", &dst, e))?;
+        crate::interrupt::commit(|| fs::rename(tmp.path(), &dst))?.map_err(|e| Error::io("cannot replace", &dst, e))?;
         Ok(())
     }
 

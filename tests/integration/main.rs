@@ -9,6 +9,7 @@ mod harness;
 mod image_run;
 mod images;
 mod interactive;
+mod interrupt;
 mod lifecycle;
 mod limits;
 mod messages;
