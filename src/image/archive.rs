@@ -141,6 +141,11 @@ fn import_tar(
     progress: &dyn Progress,
 ) -> Result<Imported> {
     let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    // Most often a pipe from a command that failed: not an image without files.
+    if f.metadata().map_err(|e| Error::io("cannot read", path, e))?.len() == 0 {
+        let what = if label == "-" { "stdin" } else { label };
+        return Err(Error::image(format!("{what} is empty: there is no archive to import")));
+    }
     let kind = sniff_tar(&mut f, label)?;
     if tag.is_some() && kind != TarKind::Layout {
         return Err(Error::invalid(

@@ -190,6 +190,17 @@ mod tests {
         assert_eq!(read_all(&full).unwrap(), got);
     }
 
+    /// A layer Debian 12's umoci 0.4.7 wrote: `umoci insert --image L:t f /f` with f = "hello".
+    const UMOCI_LAYER: &[u8] = include_bytes!("testdata/umoci-0.4.7-insert-layer.tar.gz");
+
+    #[test]
+    fn the_layer_debian_umoci_0_4_7_inserts_reads() {
+        let mut tar = vec![];
+        flate2::read::GzDecoder::new(UMOCI_LAYER).read_to_end(&mut tar).unwrap();
+        assert_eq!(tar.len(), 512 + 5, "the fixture: one header and an unpadded 5-byte body");
+        assert_eq!(read_all(&tar).unwrap(), vec![("f".to_string(), b"hello".to_vec())]);
+    }
+
     #[test]
     fn a_last_entry_cut_inside_its_body_is_refused() {
         let full = tar_of(&[("a", &[7u8; 1000])]);
