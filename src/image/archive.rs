@@ -110,6 +110,9 @@ pub fn import_with(store: &Store, path: &Path, opts: &Options, progress: &dyn Pr
     }
     let name = opts.name;
     if path.as_os_str() == "-" {
+        if io::IsTerminal::is_terminal(&io::stdin()) {
+            return Err(Error::invalid("import path", "-", "an archive piped into stdin (stdin is a terminal)"));
+        }
         let spool = store.staging(false)?;
         let mut out = File::create(spool.path()).map_err(|e| Error::io("cannot create", spool.path(), e))?;
         io::copy(&mut io::stdin().lock(), &mut out)
