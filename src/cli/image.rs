@@ -11,11 +11,15 @@ use super::Cli;
 pub enum ImageCommand {
     /// Import a `docker save` tar, an OCI layout (directory or tar) or a rootfs tarball (--name)
     Import {
-        /// The archive or directory
+        /// The archive or directory, or - to read a tar from stdin
         path: PathBuf,
-        /// Name the image (required for a rootfs tarball; overrides the archive's own names)
+        /// Name the image (required for a rootfs tarball; overrides the archive's own names). For
+        /// an OCI layout of several tags, a repository alone: each image keeps its tag
         #[arg(long)]
         name: Option<String>,
+        /// Import only the image of an OCI layout with this tag (or whole name)
+        #[arg(long)]
+        tag: Option<String>,
     },
     /// Write an image as an OCI image layout tar (skopeo, podman, docker load and umoci read it)
     Export {
@@ -30,10 +34,11 @@ pub enum ImageCommand {
 
 pub fn image(cli: &Cli, c: &ImageCommand) -> Result<i32> {
     match c {
-        ImageCommand::Import { path, name } => {
+        ImageCommand::Import { path, name, tag } => {
             let store = sandbox::image::Store::open(&cli.root)?;
             let bars = super::pull::Bars::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-            for img in sandbox::image::archive::import(&store, path, name.as_deref(), &bars)? {
+            let opts = sandbox::image::archive::Options { name: name.as_deref(), tag: tag.as_deref() };
+            for img in sandbox::image::archive::import_with(&store, path, &opts, &bars)? {
                 println!("imported {} (id {}, {} layer(s))", img.name, img.short_id(), img.manifest.layers().len());
             }
             Ok(0)

@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// upper layer, its Env, Entrypoint/Cmd, WorkingDir and User applied
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
+    /// Run an image made for this platform although this host is another (for binfmt_misc
+    /// emulation): without it, an image for another OS/architecture is refused
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", requires = "image")]
+    pub platform: Option<String>,
     /// Keep the container's upper layer under this name (for later runs and `sandbox commit`)
     #[arg(long, value_name = "NAME", requires = "image")]
     pub name: Option<String>,
@@ -142,8 +146,14 @@ fn image_run(cli: &Cli, args: &RunArgs, image: &str, cfg: &mut Config) -> Result
             "a run as root without --userns (image runs in a user namespace are not supported yet)",
         ));
     }
+    let platform = match &args.platform {
+        Some(p) => sandbox::image::manifest::Platform::parse(p)?,
+        None => sandbox::image::manifest::Platform::host(),
+    };
     let store = Store::open(&cli.root)?;
     let img = store.find(image)?;
+    // An image for another architecture would fail only at exec, as "Exec format error".
+    sandbox::image::manifest::check_platform(&img.config, &platform, &img.name, "run")?;
     let hostname = cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone());
     let s = container::settings(&img.config, &args.command, args.entrypoint.as_deref(), &[], &hostname)?;
     cfg.command = s.command;

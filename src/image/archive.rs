@@ -18,7 +18,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
-use oci_spec::image::{Descriptor, ImageIndex};
+use oci_spec::image::Descriptor;
 use serde::Deserialize;
 
 use super::digest::{self, HashReader};
@@ -26,11 +26,12 @@ use super::install::{self, Progress, Source};
 use super::layer::{self, Compression};
 use super::manifest::{self, Platform};
 use super::store::{Image, Store};
+use super::tarstream;
 use super::Reference;
 use crate::error::{Error, Result};
 
 /// Blobs in a directory (`blobs/<alg>/<hex>`), by path (`docker save`), or made here.
-struct DirSource {
+pub struct DirSource {
     root: OwnedFd,
     by_digest: HashMap<String, PathBuf>,
     /// Files the user named (a rootfs tarball), opened as given.
@@ -49,7 +50,7 @@ impl DirSource {
         Ok(File::from(layer::open_in(&self.root, rel, OFlag::O_RDONLY)?))
     }
 
-    fn read_small(&self, rel: &Path) -> Result<Vec<u8>> {
+    pub(super) fn read_small(&self, rel: &Path) -> Result<Vec<u8>> {
         let mut b = vec![];
         self.open_file(rel)
             .and_then(|f| f.take(manifest::MAX_DOCUMENT + 1).read_to_end(&mut b))
@@ -87,7 +88,38 @@ pub type Imported = Vec<Image>;
 /// root filesystem, plain or compressed). `name` names the image (required for a rootfs tar;
 /// otherwise it replaces the archive's own names, and then the archive must hold one image).
 pub fn import(store: &Store, path: &Path, name: Option<&str>, progress: &dyn Progress) -> Result<Imported> {
-    let name = name.map(Reference::parse).transpose()?.map(|r| r.to_string());
+    import_with(store, path, &Options { name, tag: None }, progress)
+}
+
+/// What `image import` was asked for besides the archive.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options<'a> {
+    /// The image's name (a rootfs tarball's, or one replacing the archive's own).
+    pub name: Option<&'a str>,
+    /// Only the image of an OCI layout that has this tag (or whole name).
+    pub tag: Option<&'a str>,
+}
+
+/// [`import`] with every option. `path` `-` reads the archive (a tar: OCI layout, `docker save`
+/// or rootfs) from stdin, spooled into the store's staging directory first: telling the kinds
+/// apart reads the archive twice.
+pub fn import_with(store: &Store, path: &Path, opts: &Options, progress: &dyn Progress) -> Result<Imported> {
+    // Checked here, normalized where used: a repository alone names a layout's several tags.
+    if let Some(n) = opts.name {
+        Reference::parse(n)?;
+    }
+    let name = opts.name;
+    if path.as_os_str() == "-" {
+        if io::IsTerminal::is_terminal(&io::stdin()) {
+            return Err(Error::invalid("import path", "-", "an archive piped into stdin (stdin is a terminal)"));
+        }
+        let spool = store.staging(false)?;
+        let mut out = File::create(spool.path()).map_err(|e| Error::io("cannot create", spool.path(), e))?;
+        io::copy(&mut io::stdin().lock(), &mut out)
+            .map_err(|e| Error::image(format!("reading the archive from stdin: {e}")))?;
+        drop(out);
+        return import_tar(store, spool.path(), "-", name, opts.tag, progress);
+    }
     let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
     if meta.is_dir() {
         if !path.join("oci-layout").exists() {
@@ -97,30 +129,54 @@ pub fn import(store: &Store, path: &Path, name: Option<&str>, progress: &dyn Pro
                 "an OCI image layout directory (with oci-layout and index.json), or a tar file",
             ));
         }
-        return layout(store, &DirSource::new(path)?, name.as_deref(), progress);
+        return super::layout::import(store, &DirSource::new(path)?, name, opts.tag, progress);
     }
+    import_tar(store, path, &path.display().to_string(), name, opts.tag, progress)
+}
+
+/// Imports the tar file `path`, called `label` in messages.
+fn import_tar(
+    store: &Store,
+    path: &Path,
+    label: &str,
+    name: Option<&str>,
+    tag: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<Imported> {
     let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let kind = sniff_tar(&mut f).map_err(|e| Error::image(format!("{}: {e}", path.display())))?;
+    // Most often a pipe from a command that failed: not an image without files.
+    if f.metadata().map_err(|e| Error::io("cannot read", path, e))?.len() == 0 {
+        let what = if label == "-" { "stdin" } else { label };
+        return Err(Error::image(format!("{what} is empty: there is no archive to import")));
+    }
+    let kind = sniff_tar(&mut f, label)?;
+    if tag.is_some() && kind != TarKind::Layout {
+        return Err(Error::invalid(
+            "--tag",
+            tag.unwrap_or_default(),
+            "a tag of an OCI layout (this archive is not one)",
+        ));
+    }
     match kind {
         TarKind::Layout | TarKind::DockerSave => {
             let stage = store.staging(true)?;
-            unpack_archive(&mut f, stage.path()).map_err(|e| Error::image(format!("{}: {e}", path.display())))?;
+            unpack_archive(&mut f, stage.path()).map_err(|e| Error::image(format!("{label}: {e}")))?;
             let src = DirSource::new(stage.path())?;
             if kind == TarKind::Layout {
-                layout(store, &src, name.as_deref(), progress)
+                super::layout::import(store, &src, name, tag, progress)
             } else {
-                docker_save(store, src, name.as_deref(), progress)
+                docker_save(store, src, name, progress)
             }
         }
         TarKind::Rootfs => {
             let Some(name) = name else {
-                return Err(Error::invalid(
-                    "--name",
-                    "",
-                    "a name for the image: the archive is a root filesystem tarball, which names no image",
-                ));
+                return Err(Error::image(format!(
+                    "{label} is a root filesystem tarball (it has neither an oci-layout nor a manifest.json), \
+                     which names no image: give it one with --name NAME[:TAG]"
+                )));
             };
-            rootfs(store, path, &name, progress).map(|i| vec![i])
+            let name = Reference::parse(name)?.to_string();
+            rootfs(store, path, label, &name, progress).map(|i| vec![i])
         }
     }
 }
@@ -140,20 +196,33 @@ fn compression_of(f: &mut File) -> io::Result<Compression> {
     Ok(Compression::sniff(&head[..n]))
 }
 
-/// The tar stream of `f`, decompressed (`docker save | gzip` is common), from its start.
-fn tar_stream(f: &mut File) -> io::Result<Box<dyn Read + Send + '_>> {
+/// The tar stream of `f`, decompressed (`docker save | gzip` is common), from its start. A last
+/// entry without its padding reads (see tarstream.rs).
+fn tar_stream(f: &mut File) -> io::Result<tarstream::Padded<Box<dyn Read + Send + '_>>> {
     let c = compression_of(f)?;
-    c.decoder(BufReader::with_capacity(1 << 20, f)).map_err(io::Error::other)
+    Ok(tarstream::Padded::new(c.decoder(BufReader::with_capacity(1 << 20, f)).map_err(io::Error::other)?))
 }
 
 /// Tells the three kinds apart by the archive's top-level entries (read without unpacking).
-fn sniff_tar(f: &mut File) -> io::Result<TarKind> {
+/// `label` names the archive in errors.
+fn sniff_tar(f: &mut File, label: &str) -> Result<TarKind> {
+    let mut head = [0u8; 512];
+    let n = read_head(f, &mut head).map_err(|e| Error::image(format!("{label}: {e}")))?;
+    if let Some(kind) = tarstream::unsupported_compression(&head[..n]) {
+        return Err(Error::image(tarstream::unsupported_error(label, kind)));
+    }
+    let bad = |e: io::Error| {
+        Error::image(format!(
+            "{label} is not a tar archive (plain, gzip or zstd compressed): {}",
+            layer::read_error(&e)
+        ))
+    };
     let mut kind = TarKind::Rootfs;
     {
-        let mut ar = tar::Archive::new(tar_stream(f)?);
-        for e in ar.entries()? {
-            let e = e?;
-            let p = e.path()?;
+        let mut ar = tar::Archive::new(tar_stream(f).map_err(bad)?);
+        for e in ar.entries().map_err(bad)? {
+            let e = e.map_err(bad)?;
+            let p = e.path().map_err(bad)?;
             let p = p.strip_prefix("./").unwrap_or(&p);
             if p == Path::new("oci-layout") {
                 kind = TarKind::Layout;
@@ -164,22 +233,37 @@ fn sniff_tar(f: &mut File) -> io::Result<TarKind> {
             }
         }
     }
-    f.rewind()?;
+    f.rewind().map_err(|e| Error::image(format!("{label}: {e}")))?;
     Ok(kind)
+}
+
+/// Reads up to `buf.len()` bytes from the start of `f`, then rewinds it.
+fn read_head(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    f.rewind()?;
+    Ok(n)
 }
 
 /// Unpacks an OCI layout or `docker save` tar: files, directories and relative symlinks only.
 fn unpack_archive(f: &mut File, dst: &Path) -> Result<(), String> {
-    let mut ar = tar::Archive::new(tar_stream(f).map_err(|e| e.to_string())?);
-    for e in ar.entries().map_err(|e| e.to_string())? {
-        let mut e = e.map_err(|e| format!("reading the archive: {e}"))?;
+    let mut stream = tar_stream(f).map_err(|e| layer::read_error(&e))?;
+    let end = stream.end();
+    let mut ar = tar::Archive::new(&mut stream);
+    for e in ar.entries().map_err(|e| layer::read_error(&e))? {
+        let mut e = e.map_err(|e| layer::read_error(&e))?;
         let raw = e.path().map_err(|e| e.to_string())?.into_owned();
-        let rel = super::whiteout::relative(&raw).map_err(|e| e.to_string())?;
+        let at = |m: String| format!("entry {}: {m}", tarstream::printable(&raw.to_string_lossy()));
+        let rel = super::whiteout::relative(&raw).map_err(|e| at(e.to_string()))?;
         if rel.as_os_str().is_empty() {
             continue;
         }
         let out = dst.join(&rel);
-        let at = |m: String| format!("entry {}: {m}", raw.display());
         // Parents are made by name, so none may be a symlink an earlier entry made: that could
         // lead out of the staging directory.
         let mut p = dst.to_path_buf();
@@ -208,6 +292,7 @@ fn unpack_archive(f: &mut File, dst: &Path) -> Result<(), String> {
                     .open(&out)
                     .map_err(|e| at(e.to_string()))?;
                 io::copy(&mut e, &mut w).map_err(|e| at(e.to_string()))?;
+                end.check(e.raw_file_position(), e.size()).map_err(&at)?;
             }
             // docker save links a layer tar that repeats an earlier one; opened in-root later.
             tar::EntryType::Symlink => {
@@ -220,50 +305,6 @@ fn unpack_archive(f: &mut File, dst: &Path) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// An OCI layout: every entry of index.json that has a name (or the single one, named `name`).
-fn layout(store: &Store, src: &DirSource, name: Option<&str>, progress: &dyn Progress) -> Result<Imported> {
-    let body = src.read_small(Path::new("index.json"))?;
-    let index = ImageIndex::from_reader(&body[..]).map_err(|e| Error::image(format!("index.json: {e}")))?;
-    let entries = index.manifests();
-    if entries.is_empty() {
-        return Err(Error::image("index.json lists no image".to_string()));
-    }
-    if name.is_some() && entries.len() > 1 {
-        return Err(Error::image(format!(
-            "the layout holds {} images; --name names one (import a layout with a single image, or use the names it has)",
-            entries.len()
-        )));
-    }
-    let mut out = vec![];
-    for d in entries {
-        let full = match name {
-            Some(n) => n.to_string(),
-            None => entry_name(d)?,
-        };
-        let top = install::fetch_document(src, d, "manifest")?;
-        out.push(install::install(store, src, d.media_type().as_ref(), top, &Platform::host(), &full, progress)?);
-    }
-    Ok(out)
-}
-
-/// The name an index entry gives its image: containerd's full name, else `ref.name` when it is a
-/// whole reference (skopeo's `oci:DIR:alpine:3.20`). A bare tag (`oci:DIR:3.20`) names no
-/// repository, so `--name` must.
-fn entry_name(d: &Descriptor) -> Result<String> {
-    let a = d.annotations().clone().unwrap_or_default();
-    if let Some(n) = a.get(manifest::CONTAINERD_NAME) {
-        return Ok(Reference::parse(n)?.to_string());
-    }
-    match a.get(manifest::REF_NAME) {
-        Some(n) if n.contains([':', '/']) => Ok(Reference::parse(n)?.to_string()),
-        Some(tag) => Err(Error::image(format!(
-            "the layout names image {} only by the tag '{tag}', not a repository: give --name REPOSITORY:{tag}",
-            d.digest()
-        ))),
-        None => Err(Error::image(format!("the layout's image {} has no name: give --name", d.digest()))),
-    }
 }
 
 /// One image of a `docker save` manifest.json.
@@ -298,6 +339,9 @@ fn docker_save(store: &Store, mut src: DirSource, name: Option<&str>, progress: 
             let mut r = HashReader::new(BufReader::with_capacity(1 << 20, f));
             let mut head = [0u8; 4];
             let n = r.read(&mut head).map_err(|err| Error::image(format!("layer {}: {err}", l.display())))?;
+            if let Some(kind) = tarstream::unsupported_compression(&head[..n]) {
+                return Err(Error::image(tarstream::unsupported_error(&format!("layer {}", l.display()), kind)));
+            }
             io::copy(&mut r, &mut io::sink()).map_err(|err| Error::image(format!("layer {}: {err}", l.display())))?;
             let d = r.hasher.digest();
             layers.push(serde_json::json!({
@@ -309,7 +353,7 @@ fn docker_save(store: &Store, mut src: DirSource, name: Option<&str>, progress: 
         let m = manifest_for(&config, &config_digest, layers);
         src.made.insert(config_digest, config);
         let names: Vec<String> = match name {
-            Some(n) => vec![n.to_string()],
+            Some(n) => vec![Reference::parse(n)?.to_string()],
             None => e
                 .repo_tags
                 .unwrap_or_default()
@@ -344,8 +388,8 @@ fn manifest_for(config: &[u8], config_digest: &str, layers: Vec<serde_json::Valu
 }
 
 /// A root filesystem tarball as a one-layer image with a config made for it.
-fn rootfs(store: &Store, path: &Path, name: &str, progress: &dyn Progress) -> Result<Image> {
-    let err = |e: io::Error| Error::image(format!("{}: {e}", path.display()));
+fn rootfs(store: &Store, path: &Path, label: &str, name: &str, progress: &dyn Progress) -> Result<Image> {
+    let err = |e: io::Error| Error::image(format!("{label}: {e}"));
     let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
     let comp = compression_of(&mut f).map_err(err)?;
     // One pass for both digests: the blob's (compressed) and the diff_id (the tar's).
@@ -362,7 +406,7 @@ fn rootfs(store: &Store, path: &Path, name: &str, progress: &dyn Progress) -> Re
         "architecture": host.arch, "os": host.os,
         "config": {"Env": [super::container::DEFAULT_PATH]},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created_by": format!("sandbox image import {}", path.display())}],
+        "history": [{"created_by": format!("sandbox image import {label}")}],
     }))
     .expect("a config serializes");
     let config_digest = digest::of_bytes(&config);
@@ -377,26 +421,6 @@ fn rootfs(store: &Store, path: &Path, name: &str, progress: &dyn Progress) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(annotations: &str) -> Descriptor {
-        let body = format!(
-            r#"{{"mediaType":"{}","digest":"sha256:{}","size":1,"annotations":{{{annotations}}}}}"#,
-            manifest::OCI_MANIFEST,
-            "a".repeat(64)
-        );
-        serde_json::from_str(&body).unwrap()
-    }
-
-    #[test]
-    fn layout_entries_are_named_by_containerd_name_or_a_whole_ref_name() {
-        let n = |a: &str| entry_name(&entry(a));
-        assert_eq!(n(r#""io.containerd.image.name":"alpine:3.20""#).unwrap(), "docker.io/library/alpine:3.20");
-        assert_eq!(n(r#""org.opencontainers.image.ref.name":"localhost/x:1""#).unwrap(), "localhost/x:1");
-        let e = n(r#""org.opencontainers.image.ref.name":"3.20""#).unwrap_err().to_string();
-        assert!(e.contains("'3.20'") && e.contains("--name REPOSITORY:3.20"), "{e}");
-        assert!(n("").unwrap_err().to_string().contains("--name"));
-        assert!(n(r#""io.containerd.image.name":"Bad Name""#).is_err());
-    }
 
     #[test]
     fn archives_are_told_apart_by_their_entries() {
@@ -413,9 +437,9 @@ mod tests {
             std::fs::write(&p, b.into_inner().unwrap()).unwrap();
             File::open(p).unwrap()
         };
-        assert_eq!(sniff_tar(&mut tar_of(&["blobs/x", "./oci-layout", "index.json"])).unwrap(), TarKind::Layout);
-        assert_eq!(sniff_tar(&mut tar_of(&["abc/layer.tar", "manifest.json"])).unwrap(), TarKind::DockerSave);
-        assert_eq!(sniff_tar(&mut tar_of(&["etc/passwd", "bin/sh"])).unwrap(), TarKind::Rootfs);
+        assert_eq!(sniff_tar(&mut tar_of(&["blobs/x", "./oci-layout", "index.json"]), "t").unwrap(), TarKind::Layout);
+        assert_eq!(sniff_tar(&mut tar_of(&["abc/layer.tar", "manifest.json"]), "t").unwrap(), TarKind::DockerSave);
+        assert_eq!(sniff_tar(&mut tar_of(&["etc/passwd", "bin/sh"]), "t").unwrap(), TarKind::Rootfs);
         // Compressed archives are read through their decompressor: `docker save | gzip`.
         let mut plain = tar_of(&["abc/layer.tar", "manifest.json"]);
         let mut tar = vec![];
@@ -424,6 +448,6 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
         std::io::Write::write_all(&mut e, &tar).unwrap();
         e.finish().unwrap();
-        assert_eq!(sniff_tar(&mut File::open(&gz).unwrap()).unwrap(), TarKind::DockerSave);
+        assert_eq!(sniff_tar(&mut File::open(&gz).unwrap(), "t").unwrap(), TarKind::DockerSave);
     }
 }

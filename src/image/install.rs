@@ -75,7 +75,8 @@ pub fn fetch_document(src: &dyn Source, desc: &Descriptor, what: &str) -> Result
 
 /// Installs the image whose top document (an index or a manifest, of `media_type`, already read
 /// and verified by the caller) is `top`, choosing `platform` in an index, and tags it `name`
-/// (a full reference). Returns the image as stored.
+/// (a full reference). Returns the image as stored. A single-platform image is taken whatever
+/// its platform (imports: `run --image` checks it); see [`install_for_platform`].
 pub fn install(
     store: &Store,
     src: &dyn Source,
@@ -85,13 +86,44 @@ pub fn install(
     name: &str,
     progress: &dyn Progress,
 ) -> Result<Image> {
+    install_checked(store, src, media_type, top, platform, name, progress, false)
+}
+
+/// [`install`], refusing a single-platform image whose config is for another platform than
+/// `platform` once its config is read, before any layer is fetched (`pull`, as docker does).
+pub fn install_for_platform(
+    store: &Store,
+    src: &dyn Source,
+    media_type: &str,
+    top: Vec<u8>,
+    platform: &Platform,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<Image> {
+    install_checked(store, src, media_type, top, platform, name, progress, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn install_checked(
+    store: &Store,
+    src: &dyn Source,
+    media_type: &str,
+    top: Vec<u8>,
+    platform: &Platform,
+    name: &str,
+    progress: &dyn Progress,
+    check_platform: bool,
+) -> Result<Image> {
     let shared = store.lock_shared()?;
     let (mut media_type, mut body) = (media_type.to_string(), top);
+    // Chosen from an index by its platform, or the image's only one (checked below).
+    let mut single = true;
     // An index may point at another index; two levels are plenty.
     for _ in 0..3 {
         if manifest::kind(&media_type, &body)? == Kind::Manifest {
             break;
         }
+        single = false;
         let index = ImageIndex::from_reader(&body[..]).map_err(|e| Error::image(format!("image index: {e}")))?;
         let desc = manifest::select(&index, platform)?.clone();
         body = fetch_document(src, &desc, "manifest")?;
@@ -104,6 +136,9 @@ pub fn install(
     let config_body = fetch_document(src, m.config(), "config")?;
     let config = ImageConfiguration::from_reader(&config_body[..])
         .map_err(|e| Error::image(format!("image config {}: {e}", m.config().digest())))?;
+    if check_platform && single {
+        manifest::check_platform(&config, platform, name, "pull")?;
+    }
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != m.layers().len() {
         return Err(Error::image(format!(

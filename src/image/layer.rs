@@ -23,6 +23,7 @@ use nix::sys::stat::{fchmodat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode,
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
+use super::tarstream;
 use super::whiteout::{self, Entry};
 use crate::error::{Error, Result};
 use crate::sys;
@@ -80,7 +81,14 @@ impl Compression {
         }
     }
 
-    pub fn decoder<'a, R: io::BufRead + Send + 'a>(self, r: R) -> Result<Box<dyn Read + Send + 'a>> {
+    /// A reader of the data `r` holds, compressed this way. Data that is in fact compressed in a
+    /// way sandbox does not read (an xz blob under a gzip or tar media type) fails on the first
+    /// read with an error naming that compression, not with the decoder's or tar parser's.
+    pub fn decoder<'a, R: io::BufRead + Send + 'a>(self, mut r: R) -> Result<Box<dyn Read + Send + 'a>> {
+        let head = r.fill_buf().map_err(|e| Error::image(format!("reading: {e}")))?;
+        if let Some(kind) = tarstream::unsupported_compression(head) {
+            return Ok(Box::new(Unsupported(kind)));
+        }
         Ok(match self {
             Compression::None => Box::new(r),
             // Multi-member: some tools write a gzip stream per chunk.
@@ -92,15 +100,58 @@ impl Compression {
     }
 }
 
-/// Unpacks the tar stream `r` into the existing, empty directory `dst`. Errors name the entry.
+/// A reader of data compressed in a way sandbox does not read: fails, naming it.
+struct Unsupported(&'static str);
+
+impl Read for Unsupported {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(io::ErrorKind::InvalidData, UnsupportedCompression(self.0)))
+    }
+}
+
+/// The error [`Unsupported`] reads fail with; [`read_error`] prints it without decoration.
+#[derive(Debug)]
+struct UnsupportedCompression(&'static str);
+
+impl std::fmt::Display for UnsupportedCompression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-compressed data; {}", self.0, tarstream::READS)
+    }
+}
+
+impl std::error::Error for UnsupportedCompression {}
+
+/// A read error of a tar stream, printable: an unsupported compression as itself, anything else
+/// (the tar parser quotes the bytes it could not read) with its binary escaped.
+pub fn read_error(e: &io::Error) -> String {
+    match e.get_ref().and_then(|i| i.downcast_ref::<UnsupportedCompression>()) {
+        Some(u) => u.to_string(),
+        None => format!("reading the archive: {}", tarstream::tar_message(&e.to_string())),
+    }
+}
+
+/// Unpacks the tar stream `r` into the existing, empty directory `dst`. Errors name the entry. A
+/// last entry without its padding is read (umoci 0.4.7; see tarstream.rs), one cut short is not.
 pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
     let root = open_dir(dst).map_err(|e| format!("{}: {e}", dst.display()))?;
-    let mut ar = tar::Archive::new(r);
+    let mut padded = tarstream::Padded::new(r);
+    let end = padded.end();
+    let mut ar = tar::Archive::new(&mut padded as &mut dyn Read);
     let mut dir_times = Vec::new();
-    for entry in ar.entries().map_err(|e| e.to_string())? {
-        let mut e = entry.map_err(|e| format!("reading the archive: {e}"))?;
+    // The entry before this one: its body is checked against the real end once it was read.
+    let mut last: Option<(PathBuf, u64, u64)> = None;
+    let check = |last: &Option<(PathBuf, u64, u64)>| match last {
+        Some((p, start, size)) => {
+            end.check(*start, *size).map_err(|m| format!("entry {}: {m}", tarstream::printable(&p.to_string_lossy())))
+        }
+        None => Ok(()),
+    };
+    for entry in ar.entries().map_err(|e| read_error(&e))? {
+        let mut e = entry.map_err(|e| read_error(&e))?;
+        check(&last)?;
         let path = e.path().map_err(|e| format!("entry name: {e}"))?.into_owned();
-        let at = |m: String| format!("entry {}: {m}", path.display());
+        last = Some((path.clone(), e.raw_file_position(), e.size()));
+        let at = |m: String| format!("entry {}: {m}", tarstream::printable(&path.to_string_lossy()));
         match whiteout::classify(&path).map_err(|e| e.to_string())? {
             Entry::Opaque(dir) => {
                 let fd = mkdir_all(&root, &dir).map_err(|e| at(e.desc().into()))?;
@@ -113,12 +164,16 @@ pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
                     .map_err(|e| at(format!("whiteout: {}", e.desc())))?;
             }
             Entry::Plain(rel) => {
-                if let Some(t) = create(&root, &rel, &mut e).map_err(at)? {
+                let made = create(&root, &rel, &mut e).map_err(&at);
+                // A body cut short reads as made-up zeros: that is the error, not what follows.
+                check(&last)?;
+                if let Some(t) = made? {
                     dir_times.push(t);
                 }
             }
         }
     }
+    check(&last)?;
     // Directory times last: every entry created inside a directory changed its mtime.
     for (rel, mtime) in dir_times.into_iter().rev() {
         if rel.as_os_str().is_empty() {

@@ -1,7 +1,7 @@
 //! Manifests and indexes: what a document is (by media type, or by shape when a source gives none),
 //! and which manifest of an index (OCI image index, Docker manifest list) fits a platform.
 
-use oci_spec::image::{Descriptor, ImageIndex};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex};
 
 use crate::error::{Error, Result};
 
@@ -109,6 +109,34 @@ impl std::fmt::Display for Platform {
     }
 }
 
+/// The platform an image config names; `None` when it names none (some hand-made images).
+pub fn platform_of(config: &ImageConfiguration) -> Option<Platform> {
+    let (os, arch) = (config.os().to_string(), config.architecture().to_string());
+    if os.is_empty() || arch.is_empty() {
+        return None;
+    }
+    Some(Platform { os, arch, variant: config.variant().clone().filter(|v| !v.is_empty()) })
+}
+
+/// Refuses the image `name` (config `config`) unless it is for `want`: same OS and architecture,
+/// and the variant when `want` names one. `verb` is what `--platform` would make happen anyway
+/// (`pull`, `run`). An image that names no platform passes.
+pub fn check_platform(config: &ImageConfiguration, want: &Platform, name: &str, verb: &str) -> Result<()> {
+    let Some(is) = platform_of(config) else { return Ok(()) };
+    let fits = is.os == want.os
+        && is.arch == want.arch
+        && want.variant.as_ref().map_or(true, |v| is.variant.as_deref() == Some(v.as_str()));
+    if fits {
+        return Ok(());
+    }
+    let host = Platform::host();
+    Err(Error::image(if *want == host {
+        format!("image {name} is {is}; this host runs {host}; pass --platform {is} to {verb} it anyway")
+    } else {
+        format!("image {name} is {is}, not {want} as --platform asks; it has no image for {want}")
+    }))
+}
+
 /// The manifest of `index` for `want`: same os and architecture, and the variant when one is
 /// asked for. Entries without a platform (attestations, other artifacts) never match.
 pub fn select<'a>(index: &'a ImageIndex, want: &Platform) -> Result<&'a Descriptor> {
@@ -173,6 +201,39 @@ mod tests {
         let e = pick("linux/s390x").unwrap_err().to_string();
         assert!(e.contains("linux/s390x") && e.contains("linux/arm64/v8") && e.contains("--platform"), "{e}");
         assert!(pick("linux/arm/v6").is_err(), "a variant asked for must match");
+    }
+
+    fn config(os: &str, arch: &str, variant: Option<&str>) -> ImageConfiguration {
+        let v = variant.map(|v| format!(r#","variant":"{v}""#)).unwrap_or_default();
+        let body = format!(r#"{{"os":"{os}","architecture":"{arch}"{v},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#);
+        ImageConfiguration::from_reader(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn an_image_for_another_platform_is_refused_naming_both() {
+        let host = Platform::host();
+        let other = if host.arch == "arm64" { "amd64" } else { "arm64" };
+        let c = config("linux", other, None);
+        let e = check_platform(&c, &host, "test/x", "pull").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "image test/x is linux/{other}; this host runs {host}; pass --platform linux/{other} to pull it anyway"
+            )
+        );
+        check_platform(&c, &Platform::parse(&format!("linux/{other}")).unwrap(), "test/x", "pull").unwrap();
+        check_platform(&config("linux", &host.arch, None), &host, "x", "pull").unwrap();
+        let e =
+            check_platform(&config("linux", &host.arch, None), &Platform::parse("linux/s390x").unwrap(), "x", "pull")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains(&format!("is {host}")) && e.contains("not linux/s390x as --platform asks"), "{e}");
+        let windows = config("windows", &host.arch, None);
+        assert!(check_platform(&windows, &host, "x", "run").unwrap_err().to_string().contains("windows/"));
+        // A variant counts only when asked for.
+        let v7 = config("linux", "arm", Some("v7"));
+        check_platform(&v7, &Platform::parse("linux/arm").unwrap(), "x", "pull").unwrap();
+        assert!(check_platform(&v7, &Platform::parse("linux/arm/v6").unwrap(), "x", "pull").is_err());
     }
 
     #[test]

@@ -12,12 +12,14 @@ pub mod digest;
 pub mod export;
 pub mod install;
 pub mod layer;
+pub mod layout;
 pub mod manifest;
 pub mod prune;
 pub mod reference;
 pub mod registry;
 pub mod staging;
 pub mod store;
+pub mod tarstream;
 pub mod whiteout;
 
 pub use reference::Reference;

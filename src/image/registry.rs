@@ -499,7 +499,7 @@ pub fn pull(
 ) -> Result<Image> {
     let client = Client::new(r, opts)?;
     let (media_type, top) = client.top_document(r)?;
-    install::install(store, &client, &media_type, top, platform, &r.to_string(), progress)
+    install::install_for_platform(store, &client, &media_type, top, platform, &r.to_string(), progress)
 }
 
 #[cfg(test)]

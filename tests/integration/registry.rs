@@ -302,7 +302,7 @@ fn second_pull_is_already_present_and_concurrent_pulls_agree() {
 }
 
 /// An image for linux/arm64: one layer with /data/arch.
-fn arm64_image() -> Built {
+pub fn arm64_image() -> Built {
     let l = oci::Layer::new(
         oci::LayerTar::new().dir("data", 0o755).file("data/arch", 0o644, b"arm64\n").finish(),
         oci::Comp::Gzip,
