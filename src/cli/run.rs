@@ -142,7 +142,13 @@ fn image_run(cli: &Cli, args: &RunArgs, image: &str, cfg: &mut Config) -> Result
             "a run as root without --userns (image runs in a user namespace are not supported yet)",
         ));
     }
-    let store = Store::open(&cli.root)?;
+    // A missing store is not created: there is nothing in it to run.
+    let store = Store::open_existing(&cli.root)?.ok_or_else(|| {
+        sandbox::Error::image(format!(
+            "no image '{image}': no image store at {} (nothing pulled yet)",
+            cli.root.display()
+        ))
+    })?;
     let img = store.find(image)?;
     let hostname = cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone());
     let s = container::settings(&img.config, &args.command, args.entrypoint.as_deref(), &[], &hostname)?;

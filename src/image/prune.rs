@@ -117,6 +117,8 @@ pub fn prune(store: &Store) -> Result<Pruned> {
     };
     sweep(&store.root().join("blobs/sha256"), &blobs, &mut p.blobs, &mut p.bytes)?;
     sweep(&store.root().join("layers"), &layers, &mut p.layers, &mut p.bytes)?;
+    // A layer's size record goes with it (not counted as a layer of its own).
+    sweep(&store.root().join(super::size::DIR), &layers, &mut 0, &mut p.bytes)?;
     // Staging entries are PID-RANDOM; one whose process is gone was left by a killed sandbox.
     let tmp = store.root().join("tmp");
     for e in fs::read_dir(&tmp).map_err(|e| Error::io("cannot list", &tmp, e))?.flatten() {
