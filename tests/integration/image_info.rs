@@ -302,3 +302,22 @@ fn commit_change_refuses_unknown_instructions_naming_the_valid_ones_creating_not
         assert_eq!(snapshot(r), before, "{change}: the store changed");
     }
 }
+
+#[test]
+fn images_reports_an_unreadable_entry_by_name_and_lists_the_others() {
+    require_root!();
+    let _m = shared();
+    let Some((root, img)) = store_with_test_image() else { return };
+    let r = root.path();
+    // A name whose manifest is not in the store (as a half-lost pull left them).
+    let idx = r.join("images.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&idx).unwrap()).unwrap();
+    v["images"]["docker.io/library/lost:1"] = serde_json::json!({"manifest": format!("sha256:{}", "e".repeat(64))});
+    std::fs::write(&idx, serde_json::to_vec(&v).unwrap()).unwrap();
+    let t = sb(r, &["images"]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    assert!(t.stdout.contains("localhost/test/busybox") && !t.stdout.contains("lost"), "{}", t.stdout);
+    assert!(t.stderr.contains("docker.io/library/lost:1"), "the damaged one is named: {}", t.stderr);
+    let q = sb(r, &["images", "-q"]);
+    assert_eq!(q.stdout, format!("{}\n", &img.config_digest()[7..19]));
+}
