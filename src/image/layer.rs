@@ -93,7 +93,10 @@ impl Compression {
 }
 
 /// Unpacks the tar stream `r` into the existing, empty directory `dst`. Errors name the entry.
-pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
+/// Returns the unpacked size, counted as size.rs counts a tree (file and symlink target lengths,
+/// hard links nothing), so that no walk of the new tree is needed to record it.
+pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<u64, String> {
+    let mut bytes = 0;
     let root = open_dir(dst).map_err(|e| format!("{}: {e}", dst.display()))?;
     let mut ar = tar::Archive::new(r);
     let mut dir_times = Vec::new();
@@ -113,6 +116,11 @@ pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
                     .map_err(|e| at(format!("whiteout: {}", e.desc())))?;
             }
             Entry::Plain(rel) => {
+                bytes += match e.header().entry_type() {
+                    tar::EntryType::Regular | tar::EntryType::Continuous => e.size(),
+                    tar::EntryType::Symlink => e.link_name_bytes().map_or(0, |l| l.len() as u64),
+                    _ => 0,
+                };
                 if let Some(t) = create(&root, &rel, &mut e).map_err(at)? {
                     dir_times.push(t);
                 }
@@ -128,7 +136,7 @@ pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
         let (parent, name) = open_parent(&root, &rel)?;
         let _ = set_mtime(parent.as_raw_fd(), name, mtime);
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// Creates one entry with its metadata; directories return their (path, mtime) to set at the end.

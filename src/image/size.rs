@@ -1,6 +1,8 @@
 //! Unpacked sizes of layers, recorded once when a layer is unpacked so that `images`, `inspect`
 //! and `history` never walk a tree: ROOT/sizes/HEX holds the decimal byte count of
-//! ROOT/layers/HEX. A layer unpacked by an older sandbox has no record; its size is computed by a
+//! ROOT/layers/HEX (not a file inside the layer dir: that dir is an overlay lower layer, all of it
+//! visible to runs). [`super::layer::unpack`] counts it from the tar entries as they land, at no
+//! cost to a pull. A layer unpacked by an older sandbox has no record; its size is computed by a
 //! walk on first use and recorded then (best effort: a read-only command that cannot write still
 //! answers).
 //!

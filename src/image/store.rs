@@ -269,13 +269,13 @@ impl Store {
         let f = File::open(&src).map_err(|e| Error::io("cannot open layer", &src, e))?;
         let stage = self.staging(true)?;
         let mut hashed = HashReader::new(compression.decoder(std::io::BufReader::with_capacity(1 << 20, f))?);
-        layer::unpack(&mut hashed, stage.path()).map_err(|e| Error::image(format!("layer {blob}: {e}")))?;
+        let bytes = layer::unpack(&mut hashed, stage.path()).map_err(|e| Error::image(format!("layer {blob}: {e}")))?;
         // The archive's end-of-file blocks and any padding count towards the digest too.
         std::io::copy(&mut hashed, &mut std::io::sink())
             .map_err(|e| Error::image(format!("layer {blob}: decompressing: {e}")))?;
         Expected::new(diff_id, None).check(&hashed.hasher, &format!("layer {blob} (uncompressed)"))?;
         // Recorded before the layer lands, so that a layer in place always has its size.
-        super::size::record(self, diff_id, super::size::tree(stage.path()))?;
+        super::size::record(self, diff_id, bytes)?;
         stage.persist(&dst)?;
         Ok(dst)
     }

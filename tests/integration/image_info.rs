@@ -207,6 +207,13 @@ fn inspect_shows_config_layers_sizes_and_history_as_docker_names_them() {
     let x = sb(r, &["inspect", NAME, "nosuch"]);
     assert_eq!((x.code, x.stdout.as_str()), (125, ""), "{}", x.stderr);
     assert!(x.stderr.contains("no image 'nosuch'"), "{}", x.stderr);
+
+    // A layer's size record goes with the layer.
+    assert_eq!(std::fs::read_dir(r.join("sizes")).unwrap().count(), 3);
+    assert_eq!(sb(r, &["rmi", NAME]).code, 0);
+    let p = sb(r, &["image", "prune"]);
+    assert!(p.stdout.contains("3 layer(s)"), "{}", p.stdout);
+    assert_eq!(std::fs::read_dir(r.join("sizes")).unwrap().count(), 0, "size records of pruned layers");
 }
 
 #[test]
