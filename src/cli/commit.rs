@@ -25,7 +25,7 @@ pub struct CommitArgs {
 pub fn commit(cli: &Cli, args: &CommitArgs) -> Result<i32> {
     // Every --change is parsed before the store is opened: a bad one leaves everything as it was.
     let changes = args.change.iter().map(|c| change::parse(c)).collect::<Result<Vec<_>, _>>()?;
-    let store = sandbox::image::Store::open(&cli.root)?;
+    let store = super::show::existing(cli, &format!("container '{}'", args.container))?;
     let img =
         sandbox::image::commit::commit(&store, &args.container, &args.reference, args.message.as_deref(), &changes)?;
     println!("{} {}", img.name, img.short_id());

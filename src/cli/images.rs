@@ -73,7 +73,7 @@ pub fn images(cli: &Cli, args: &ImagesArgs) -> Result<i32> {
 }
 
 pub fn rmi(cli: &Cli, args: &RmiArgs) -> Result<i32> {
-    let store = Store::open(&cli.root)?;
+    let store = show::existing(cli, &format!("image '{}'", args.images[0]))?;
     for n in prune::rmi(&store, &args.images)? {
         println!("untagged {n}");
     }
@@ -81,8 +81,11 @@ pub fn rmi(cli: &Cli, args: &RmiArgs) -> Result<i32> {
 }
 
 pub fn prune(cli: &Cli) -> Result<i32> {
-    let store = Store::open(&cli.root)?;
-    let p = prune::prune(&store)?;
+    // Nothing to remove from a store that does not exist; it is not created either.
+    let p = match show::open_read(cli)? {
+        Some(_) => prune::prune(&Store::open(&cli.root)?)?,
+        None => prune::Pruned::default(),
+    };
     println!(
         "removed {} blob(s), {} layer(s), {} stale container(s); freed {}",
         p.blobs,

@@ -18,15 +18,18 @@ pub fn open_read(cli: &Cli) -> Result<Option<Store>> {
     Ok(s)
 }
 
+/// The store at `--root` for a command that needs `what` (`image 'x'`, `container 'y'`) in it;
+/// when there is none, an error saying so, and nothing is created.
+pub fn existing(cli: &Cli, what: &str) -> Result<Store> {
+    Store::open_existing(&cli.root)?.ok_or_else(|| {
+        sandbox::Error::image(format!("no {what}: no image store at {} (nothing pulled yet)", cli.root.display()))
+            .into()
+    })
+}
+
 /// The image `what` (a name or an id prefix), in a store that must exist.
 pub fn find(cli: &Cli, what: &str) -> Result<(Store, Image)> {
-    let Some(store) = Store::open_existing(&cli.root)? else {
-        return Err(sandbox::Error::image(format!(
-            "no image '{what}': no image store at {} (nothing pulled yet)",
-            cli.root.display()
-        ))
-        .into());
-    };
+    let store = existing(cli, &format!("image '{what}'"))?;
     let img = store.find(what)?;
     Ok((store, img))
 }

@@ -109,6 +109,9 @@ fn read_only_commands_on_a_mistyped_root_create_nothing() {
         let note = format!("no image store at {}", root.display());
         let i = sb(root, &["images"]);
         assert_eq!(i.code, 0, "{}", i.stderr);
+        let untouched =
+            || if root == &missing { !root.exists() } else { std::fs::read_dir(root).unwrap().count() == 0 };
+        assert!(untouched(), "`images` created a store at {}", root.display());
         assert_eq!(i.stdout.lines().count(), 1, "only the header: {}", i.stdout);
         assert!(i.stderr.contains(&note) && i.stderr.contains("nothing pulled yet"), "{}", i.stderr);
         assert_eq!(sb(root, &["images", "-q"]).stdout, "");
@@ -119,12 +122,19 @@ fn read_only_commands_on_a_mistyped_root_create_nothing() {
             &["image", "export", "busybox", o],
             &["run", "--image", "busybox", "true"],
             &["tag", "busybox", "other"],
+            &["rmi", "busybox"],
+            &["commit", "c", "x:1"],
+            &["rm", "c"],
         ] {
             let x = sb(root, args);
             assert_eq!(x.code, 125, "{args:?}: {}", x.stderr);
-            assert!(x.stderr.contains("no image 'busybox'") && x.stderr.contains(&note), "{args:?}: {}", x.stderr);
+            let what = if matches!(args[0], "commit" | "rm") { "no container 'c'" } else { "no image 'busybox'" };
+            assert!(x.stderr.contains(what) && x.stderr.contains(&note), "{args:?}: {}", x.stderr);
             assert!(!out.exists(), "{args:?} wrote {o}");
         }
+        let p = sb(root, &["image", "prune"]);
+        assert_eq!(p.code, 0, "{}", p.stderr);
+        assert!(p.stdout.contains("freed 0 B") && p.stderr.contains(&note), "{}{}", p.stdout, p.stderr);
     }
     assert!(!missing.exists(), "a mistyped --root was created");
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "an empty --root stays empty");
