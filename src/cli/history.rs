@@ -47,10 +47,11 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32> {
     }
     let id = if args.no_trunc { img.config_digest() } else { img.short_id() };
     let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].map(String::from)];
+    let mut ids = String::new();
     for (i, (created, by, bytes, comment)) in rows.into_iter().rev().enumerate() {
         let image = if i == 0 { id.clone() } else { "<missing>".to_string() };
         if args.quiet {
-            println!("{image}");
+            ids += &format!("{image}\n");
             continue;
         }
         let by = by.replace('\t', " ");
@@ -59,9 +60,7 @@ pub fn history(cli: &Cli, args: &HistoryArgs) -> Result<i32> {
             if args.human { (show::ago(Some(&created)), show::size(bytes)) } else { (created, bytes.to_string()) };
         table.push([image, created, by, size, comment]);
     }
-    if !args.quiet {
-        show::table(&table);
-    }
+    show::print(&if args.quiet { ids } else { show::table(&table) })?;
     Ok(0)
 }
 

@@ -39,11 +39,12 @@ pub fn images(cli: &Cli, args: &ImagesArgs) -> Result<i32> {
     };
     if args.quiet {
         let mut seen = std::collections::HashSet::new();
-        for (_, img) in &imgs {
-            if seen.insert(img.config_digest()) {
-                println!("{}", img.short_id());
-            }
-        }
+        let ids: String = imgs
+            .iter()
+            .filter(|(_, img)| seen.insert(img.config_digest()))
+            .map(|(_, img)| format!("{}\n", img.short_id()))
+            .collect();
+        show::print(&ids)?;
         return Ok(0);
     }
     let mut rows = vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "COMPRESSED", "UNPACKED"].map(String::from)];
@@ -53,23 +54,42 @@ pub fn images(cli: &Cli, args: &ImagesArgs) -> Result<i32> {
         let (repo, tag) = (r.familiar_repository(), r.tag.clone().unwrap_or_else(|| "<none>".into()));
         let created = img.config.created().clone();
         if args.format == Format::Json {
-            let config = serde_json::to_value(&img.config)?;
-            json.push(serde_json::json!({
-                "name": img.name, "repository": repo, "tag": tag, "id": img.config_digest(),
-                "digest": img.manifest_digest, "created": created, "size_compressed": img.size(),
-                "size_unpacked": unpacked, "platform": show::platform(&config),
-            }));
+            json.push(JsonImage {
+                name: img.name.clone(),
+                repository: repo,
+                tag,
+                id: img.config_digest(),
+                digest: img.manifest_digest.clone(),
+                created,
+                size_compressed: img.size(),
+                size_unpacked: *unpacked,
+                platform: show::platform(&serde_json::to_value(&img.config)?),
+            });
             continue;
         }
         let ago = show::ago(created.as_deref());
         rows.push([repo, tag, img.short_id(), ago, show::size(img.size()), show::size(*unpacked)]);
     }
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        show::print(&(serde_json::to_string_pretty(&json)? + "\n"))?;
     } else {
-        show::table(&rows);
+        show::print(&show::table(&rows))?;
     }
     Ok(0)
+}
+
+/// One image of `images --format json`, its fields in this order.
+#[derive(serde::Serialize)]
+struct JsonImage {
+    name: String,
+    repository: String,
+    tag: String,
+    id: String,
+    digest: String,
+    created: Option<String>,
+    size_compressed: u64,
+    size_unpacked: u64,
+    platform: String,
 }
 
 pub fn rmi(cli: &Cli, args: &RmiArgs) -> Result<i32> {

@@ -6,7 +6,8 @@
 use anyhow::Result;
 use clap::Args;
 use sandbox::image::{size, Image, Reference, Store};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use super::{show, Cli};
 
@@ -24,11 +25,11 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<i32> {
         let (store, img) = show::find(cli, what)?;
         out.push(describe(&store, &img)?);
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    show::print(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     Ok(0)
 }
 
-fn describe(store: &Store, img: &Image) -> Result<Value> {
+fn describe(store: &Store, img: &Image) -> Result<Inspect> {
     let config: Value = serde_json::from_slice(&store.read_blob(&img.config_digest())?)?;
     let get = |k: &str| config.get(k).cloned().unwrap_or(Value::Null);
     // Every name of this image (same id), as docker lists them.
@@ -49,37 +50,90 @@ fn describe(store: &Store, img: &Image) -> Result<Value> {
             digests.push(d);
         }
     }
-    let layers: Vec<Value> = img
+    let layers = img
         .manifest
         .layers()
         .iter()
         .zip(img.diff_ids())
-        .map(|(l, d)| {
-            json!({"Digest": l.digest().to_string(), "DiffID": d, "MediaType": l.media_type().to_string(),
-                   "Size": l.size(), "UnpackedSize": size::layer(store, &d)})
+        .map(|(l, d)| Layer {
+            digest: l.digest().to_string(),
+            unpacked_size: size::layer(store, &d),
+            diff_id: d,
+            media_type: l.media_type().to_string(),
+            size: l.size(),
         })
         .collect();
-    let mut o = Map::new();
-    o.insert("Id".into(), json!(img.config_digest()));
-    o.insert("RepoTags".into(), json!(tags));
-    o.insert("RepoDigests".into(), json!(digests));
-    o.insert("Created".into(), get("created"));
-    o.insert("Author".into(), json!(config.get("author").and_then(Value::as_str).unwrap_or("")));
-    o.insert("Comment".into(), json!(config.get("comment").and_then(Value::as_str).unwrap_or("")));
-    o.insert("Architecture".into(), get("architecture"));
-    if let Some(v) = config.get("variant") {
-        o.insert("Variant".into(), v.clone());
-    }
-    o.insert("Os".into(), get("os"));
-    o.insert("Config".into(), config.get("config").cloned().unwrap_or_else(|| json!({})));
-    o.insert("RootFS".into(), json!({"Type": "layers", "Layers": img.diff_ids()}));
-    o.insert("Size".into(), json!(size::unpacked(store, img)));
-    o.insert("CompressedSize".into(), json!(img.size()));
-    o.insert(
-        "Manifest".into(),
-        json!({"Digest": img.manifest_digest, "MediaType": img.manifest.media_type().as_ref().map(|m| m.to_string())}),
-    );
-    o.insert("Layers".into(), json!(layers));
-    o.insert("History".into(), config.get("history").cloned().unwrap_or_else(|| json!([])));
-    Ok(Value::Object(o))
+    let text = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(Inspect {
+        id: img.config_digest(),
+        repo_tags: tags,
+        repo_digests: digests,
+        created: get("created"),
+        author: text("author"),
+        comment: text("comment"),
+        architecture: get("architecture"),
+        variant: config.get("variant").cloned(),
+        os: get("os"),
+        config: config.get("config").cloned().unwrap_or_else(|| json!({})),
+        root_fs: RootFs { kind: "layers", layers: img.diff_ids() },
+        size: size::unpacked(store, img),
+        compressed_size: img.size(),
+        manifest: Manifest {
+            digest: img.manifest_digest.clone(),
+            media_type: img.manifest.media_type().as_ref().map(|m| m.to_string()),
+        },
+        layers,
+        history: config.get("history").cloned().unwrap_or_else(|| json!([])),
+    })
+}
+
+/// One image, docker's fields first, in docker's order.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Inspect {
+    id: String,
+    repo_tags: Vec<String>,
+    repo_digests: Vec<String>,
+    created: Value,
+    author: String,
+    comment: String,
+    architecture: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<Value>,
+    os: Value,
+    config: Value,
+    #[serde(rename = "RootFS")]
+    root_fs: RootFs,
+    /// Unpacked, as docker's.
+    size: u64,
+    compressed_size: u64,
+    manifest: Manifest,
+    layers: Vec<Layer>,
+    history: Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RootFs {
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    layers: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Manifest {
+    digest: String,
+    media_type: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Layer {
+    digest: String,
+    #[serde(rename = "DiffID")]
+    diff_id: String,
+    media_type: String,
+    size: u64,
+    unpacked_size: u64,
 }

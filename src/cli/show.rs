@@ -92,12 +92,26 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
-/// Prints rows as docker's tables do: columns left-aligned, three spaces apart.
-pub fn table<const N: usize>(rows: &[[String; N]]) {
+/// Rows as docker's tables print them: columns left-aligned, three spaces apart.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
     for r in rows {
         let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", line.join("   ").trim_end());
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) ends the output quietly, as it
+/// does for docker, instead of a panic.
+pub fn print(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 

@@ -338,3 +338,26 @@ fn images_reports_an_unreadable_entry_by_name_and_lists_the_others() {
     let q = sb(r, &["images", "-q"]);
     assert_eq!(q.stdout, format!("{}\n", &img.config_digest()[7..19]));
 }
+
+#[test]
+fn listing_into_a_closed_pipe_exits_quietly_without_a_panic() {
+    require_root!();
+    let _m = shared();
+    let Some((root, _img)) = store_with_test_image() else { return };
+    // As `sandbox images | head -1` once head is gone: the pipe's read end is closed before
+    // sandbox starts, so every write fails with EPIPE (the old `println!` panicked, exit 101).
+    for args in [&["images"][..], &["images", "--format", "json"], &["inspect", NAME], &["history", NAME]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = std::process::Command::new(bin())
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && !err.contains("panicked"), "{args:?}: {:?} {err}", o.status);
+    }
+}
