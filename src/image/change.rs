@@ -4,9 +4,13 @@
 //! Dockerfile reads them) or the legacy `KEY VALUE`, `EXPOSE PORT[/PROTO] …` (ranges too),
 //! `VOLUME` as a JSON array or words, `USER`, `WORKDIR` (relative to the current one) and
 //! `STOPSIGNAL`. Instructions are case-insensitive. As in a Dockerfile, an `ENTRYPOINT` clears the
-//! inherited `Cmd` unless a `CMD` came before it. Variables (`$FOO`) are not expanded.
+//! inherited `Cmd` unless a `CMD` came before it. `$VAR`, `${VAR}`, `${VAR:-default}` and
+//! `${VAR:+alt}` expand, as docker expands them, in every instruction but `CMD`, `ENTRYPOINT` and
+//! JSON arrays, against the image's Env as the changes before have left it (`ENV PATH=$PATH:/x`);
+//! not inside single quotes, nor after a backslash.
 //!
-//! Every change is parsed before anything is read or written: a bad one refuses the commit whole.
+//! Every change is parsed before anything is read or written, and applied once to the base config
+//! before the layer is written: a bad one refuses the commit whole.
 
 use serde_json::{json, Map, Value};
 
@@ -16,9 +20,13 @@ use crate::error::{Error, Result};
 pub const VALID: &str = "one of CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR \
      with its argument in Dockerfile syntax, e.g. 'ENV KEY=VALUE' or 'CMD [\"sh\", \"-c\", \"echo hi\"]'";
 
-/// One parsed instruction.
+/// One `--change`, its syntax checked; resolved against the config when applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub struct Change(String);
+
+/// A change resolved: its words split and its variables expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
     Cmd(Vec<String>),
     Entrypoint(Vec<String>),
     Env(Vec<(String, String)>),
@@ -30,12 +38,22 @@ pub enum Change {
     Workdir(String),
 }
 
+/// A variable's value (`None`: unset).
+type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 fn bad(s: &str, expected: &str) -> Error {
     Error::Invalid { what: "--change", value: s.to_string(), expected: expected.to_string() }
 }
 
-/// Parses one `--change` value.
+/// Parses one `--change` value. Its variables are given a placeholder value here (the real ones
+/// are known only against a config).
 pub fn parse(s: &str) -> Result<Change> {
+    resolve(s, &|_| Some("1".into()))?;
+    Ok(Change(s.to_string()))
+}
+
+/// Parses `s`, expanding its variables through `vars`.
+pub fn resolve(s: &str, vars: Vars) -> Result<Op> {
     let t = s.trim();
     let (kw, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
     let rest = rest.trim();
@@ -50,29 +68,29 @@ pub fn parse(s: &str) -> Result<Change> {
         return Err(bad(s, &format!("{kw} with an argument ({VALID})")));
     }
     Ok(match kw.as_str() {
-        "CMD" => Change::Cmd(command(rest)),
-        "ENTRYPOINT" => Change::Entrypoint(command(rest)),
-        "ENV" => Change::Env(pairs(s, rest, "ENV KEY=VALUE … or ENV KEY VALUE")?),
-        "LABEL" => Change::Label(pairs(s, rest, "LABEL KEY=VALUE … or LABEL KEY VALUE")?),
-        "EXPOSE" => Change::Expose(
-            words(s, rest)?.iter().map(|w| port(w).ok_or_else(|| bad(s, EXPOSE))).collect::<Result<_>>()?,
+        "CMD" => Op::Cmd(command(rest)),
+        "ENTRYPOINT" => Op::Entrypoint(command(rest)),
+        "ENV" => Op::Env(pairs(s, rest, vars, "ENV KEY=VALUE … or ENV KEY VALUE")?),
+        "LABEL" => Op::Label(pairs(s, rest, vars, "LABEL KEY=VALUE … or LABEL KEY VALUE")?),
+        "EXPOSE" => Op::Expose(
+            words(s, rest, vars)?.iter().map(|w| port(w).ok_or_else(|| bad(s, EXPOSE))).collect::<Result<_>>()?,
         ),
         "VOLUME" => {
-            let v = json_array(rest).map_or_else(|| words(s, rest), Ok)?;
+            let v = json_array(rest).map_or_else(|| words(s, rest, vars), Ok)?;
             if v.iter().any(|p| p.is_empty()) {
                 return Err(bad(s, "VOLUME with non-empty paths"));
             }
-            Change::Volume(v)
+            Op::Volume(v)
         }
         "USER" | "WORKDIR" | "STOPSIGNAL" => {
-            let w = words(s, rest)?;
+            let w = words(s, rest, vars)?;
             let [one] = w.as_slice() else {
                 return Err(bad(s, &format!("{kw} with exactly one argument")));
             };
             match kw.as_str() {
-                "USER" => Change::User(one.clone()),
-                "WORKDIR" => Change::Workdir(one.clone()),
-                _ if signal_ok(one) => Change::StopSignal(one.clone()),
+                "USER" => Op::User(one.clone()),
+                "WORKDIR" => Op::Workdir(one.clone()),
+                _ if signal_ok(one) => Op::StopSignal(one.clone()),
                 _ => return Err(bad(s, "STOPSIGNAL with a signal name or number (SIGTERM, TERM, 15, SIGRTMIN+3)")),
             }
         }
@@ -96,23 +114,49 @@ fn command(rest: &str) -> Vec<String> {
 }
 
 /// Splits at unquoted whitespace; "…" (backslash escapes inside), '…' (literal) and a backslash
-/// outside quotes work as in a Dockerfile.
-fn words(s: &str, rest: &str) -> Result<Vec<String>> {
+/// outside quotes work as in a Dockerfile; variables expand outside single quotes.
+fn words(s: &str, rest: &str, vars: Vars) -> Result<Vec<String>> {
+    process(s, rest, vars, true)
+}
+
+/// [`words`]' rules over the whole of `text`, whitespace kept (`split` false) or splitting.
+fn process(s: &str, text: &str, vars: Vars, split: bool) -> Result<Vec<String>> {
     let mut out = vec![];
     let mut cur: Option<String> = None;
-    let mut it = rest.chars();
+    let mut it = text.chars().peekable();
     while let Some(c) = it.next() {
         match c {
-            c if c.is_whitespace() => out.extend(cur.take()),
+            c if split && c.is_whitespace() => out.extend(cur.take()),
             '\\' => cur.get_or_insert_with(String::new).push(it.next().unwrap_or('\\')),
-            '"' | '\'' => {
+            '$' => {
+                let w = cur.get_or_insert_with(String::new);
+                w.push_str(&expand(s, &mut it, vars)?);
+            }
+            '\'' => {
                 let w = cur.get_or_insert_with(String::new);
                 loop {
                     match it.next() {
-                        None => return Err(bad(s, &format!("a closing {c} quote"))),
-                        Some(q) if q == c => break,
-                        Some('\\') if c == '"' => w.push(it.next().unwrap_or('\\')),
+                        None => return Err(bad(s, "a closing ' quote")),
+                        Some('\'') => break,
                         Some(x) => w.push(x),
+                    }
+                }
+            }
+            '"' => {
+                cur.get_or_insert_with(String::new);
+                loop {
+                    match it.next() {
+                        None => return Err(bad(s, "a closing \" quote")),
+                        Some('"') => break,
+                        Some('\\') => {
+                            let x = it.next().unwrap_or('\\');
+                            cur.as_mut().expect("started above").push(x);
+                        }
+                        Some('$') => {
+                            let v = expand(s, &mut it, vars)?;
+                            cur.as_mut().expect("started above").push_str(&v);
+                        }
+                        Some(x) => cur.as_mut().expect("started above").push(x),
                     }
                 }
             }
@@ -123,14 +167,49 @@ fn words(s: &str, rest: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// After a `$`: `NAME`, `{NAME}`, `{NAME:-default}`, `{NAME:+alt}`; a lone `$` stays.
+fn expand(s: &str, it: &mut std::iter::Peekable<std::str::Chars>, vars: Vars) -> Result<String> {
+    let name_char = |c: &char| c.is_ascii_alphanumeric() || *c == '_';
+    if it.peek() == Some(&'{') {
+        it.next();
+        let mut inner = String::new();
+        loop {
+            match it.next() {
+                None => return Err(bad(s, "a closing } after ${")),
+                Some('}') => break,
+                Some(c) => inner.push(c),
+            }
+        }
+        let (name, op) = match inner.find(":-").or_else(|| inner.find(":+")) {
+            Some(i) => (&inner[..i], Some((&inner[i..i + 2], &inner[i + 2..]))),
+            None => (inner.as_str(), None),
+        };
+        if name.is_empty() || !name.chars().all(|c| name_char(&c)) {
+            return Err(bad(s, "${NAME}, ${NAME:-DEFAULT} or ${NAME:+ALT} with NAME letters, digits and _"));
+        }
+        let v = vars(name).filter(|v| !v.is_empty());
+        return Ok(match op {
+            None => v.unwrap_or_default(),
+            Some((":-", d)) => v.unwrap_or_else(|| d.to_string()),
+            Some((_, alt)) => v.map(|_| alt.to_string()).unwrap_or_default(),
+        });
+    }
+    let mut name = String::new();
+    while let Some(c) = it.next_if(name_char) {
+        name.push(c);
+    }
+    Ok(if name.is_empty() { "$".into() } else { vars(&name).unwrap_or_default() })
+}
+
 /// `K=V …`, or the legacy `K V…` (one pair, the value the rest of the line).
-fn pairs(s: &str, rest: &str, form: &str) -> Result<Vec<(String, String)>> {
-    let first = words(s, rest)?.into_iter().next().unwrap_or_default();
+fn pairs(s: &str, rest: &str, vars: Vars, form: &str) -> Result<Vec<(String, String)>> {
+    let first = words(s, rest, vars)?.into_iter().next().unwrap_or_default();
     if !first.contains('=') {
         let (k, v) = rest.split_once(char::is_whitespace).ok_or_else(|| bad(s, form))?;
-        return Ok(vec![(k.to_string(), v.trim().to_string())]);
+        let v = process(s, v.trim(), vars, false)?.concat();
+        return Ok(vec![(k.to_string(), v)]);
     }
-    words(s, rest)?
+    words(s, rest, vars)?
         .into_iter()
         .map(|w| match w.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -184,7 +263,16 @@ fn workdir(base: &str, p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// Applies `changes`, in order, to an image config document (its `config` object).
+/// Applies `changes` to a copy of config document `base`: what would fail against it (a variable
+/// that expands to a bad port) fails before a commit writes anything.
+pub fn check(base: &[u8], changes: &[Change]) -> Result<()> {
+    let mut doc: Value =
+        serde_json::from_slice(base).map_err(|e| Error::image(format!("the base image's config: {e}")))?;
+    apply(&mut doc, changes)
+}
+
+/// Applies `changes`, in order, to an image config document (its `config` object), each one's
+/// variables expanded against the Env the changes before it left.
 pub fn apply(doc: &mut Value, changes: &[Change]) -> Result<()> {
     let root = doc.as_object_mut().ok_or_else(|| Error::image("the image config is not a JSON object"))?;
     let c = root.entry("config").or_insert_with(|| json!({}));
@@ -194,19 +282,27 @@ pub fn apply(doc: &mut Value, changes: &[Change]) -> Result<()> {
     let c = c.as_object_mut().expect("made an object above");
     let strings = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
     let mut cmd_set = false;
-    for ch in changes {
-        match ch {
-            Change::Cmd(v) => {
+    for Change(text) in changes {
+        let env: Vec<String> = c
+            .get("Env")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|e| e.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        let vars = |name: &str| {
+            env.iter().rev().find_map(|e| e.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        };
+        match &resolve(text, &vars)? {
+            Op::Cmd(v) => {
                 c.insert("Cmd".into(), strings(v));
                 cmd_set = true;
             }
-            Change::Entrypoint(v) => {
+            Op::Entrypoint(v) => {
                 c.insert("Entrypoint".into(), strings(v));
                 if !cmd_set {
                     c.remove("Cmd");
                 }
             }
-            Change::Env(kv) => {
+            Op::Env(kv) => {
                 let env = c.entry("Env").or_insert_with(|| json!([]));
                 if !env.is_array() {
                     *env = json!([]);
@@ -221,32 +317,32 @@ pub fn apply(doc: &mut Value, changes: &[Change]) -> Result<()> {
                     }
                 }
             }
-            Change::Label(kv) => {
+            Op::Label(kv) => {
                 let m = object(c, "Labels");
                 for (k, v) in kv {
                     m.insert(k.clone(), Value::String(v.clone()));
                 }
             }
-            Change::Expose(ports) => {
+            Op::Expose(ports) => {
                 let m = object(c, "ExposedPorts");
                 for p in ports {
                     m.insert(p.clone(), json!({}));
                 }
             }
-            Change::Volume(paths) => {
+            Op::Volume(paths) => {
                 let m = object(c, "Volumes");
                 for p in paths {
                     m.insert(p.clone(), json!({}));
                 }
             }
-            Change::User(u) => {
+            Op::User(u) => {
                 c.insert("User".into(), Value::String(u.clone()));
             }
-            Change::Workdir(w) => {
+            Op::Workdir(w) => {
                 let cur = c.get("WorkingDir").and_then(Value::as_str).unwrap_or("/").to_string();
                 c.insert("WorkingDir".into(), Value::String(workdir(&cur, w)));
             }
-            Change::StopSignal(s) => {
+            Op::StopSignal(s) => {
                 c.insert("StopSignal".into(), Value::String(s.clone()));
             }
         }
@@ -266,7 +362,12 @@ fn object<'a>(c: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, V
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Change {
+    /// Parsed (checked), then resolved with no variables set.
+    fn p(s: &str) -> Op {
+        parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        resolve(s, &|_| None).unwrap()
+    }
+    fn change(s: &str) -> Change {
         parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
     }
     fn sv(v: &[&str]) -> Vec<String> {
@@ -278,36 +379,77 @@ mod tests {
 
     #[test]
     fn exec_and_shell_forms() {
-        assert_eq!(p(r#"CMD ["echo", "a b"]"#), Change::Cmd(sv(&["echo", "a b"])));
-        assert_eq!(p("cmd echo hi"), Change::Cmd(sv(&["/bin/sh", "-c", "echo hi"])));
+        assert_eq!(p(r#"CMD ["echo", "a b"]"#), Op::Cmd(sv(&["echo", "a b"])));
+        assert_eq!(p("cmd echo hi"), Op::Cmd(sv(&["/bin/sh", "-c", "echo hi"])));
         // Not a JSON array of strings: shell form, as docker falls back.
-        assert_eq!(p("CMD [1, 2]"), Change::Cmd(sv(&["/bin/sh", "-c", "[1, 2]"])));
-        assert_eq!(p(r#"ENTRYPOINT ["/bin/app"]"#), Change::Entrypoint(sv(&["/bin/app"])));
-        assert_eq!(p("  Entrypoint   /bin/app -x "), Change::Entrypoint(sv(&["/bin/sh", "-c", "/bin/app -x"])));
-        assert_eq!(p(r#"VOLUME ["/a", "/b c"]"#), Change::Volume(sv(&["/a", "/b c"])));
-        assert_eq!(p("VOLUME /a /b"), Change::Volume(sv(&["/a", "/b"])));
+        assert_eq!(p("CMD [1, 2]"), Op::Cmd(sv(&["/bin/sh", "-c", "[1, 2]"])));
+        assert_eq!(p(r#"ENTRYPOINT ["/bin/app"]"#), Op::Entrypoint(sv(&["/bin/app"])));
+        assert_eq!(p("  Entrypoint   /bin/app -x "), Op::Entrypoint(sv(&["/bin/sh", "-c", "/bin/app -x"])));
+        assert_eq!(p(r#"VOLUME ["/a", "/b c"]"#), Op::Volume(sv(&["/a", "/b c"])));
+        assert_eq!(p("VOLUME /a /b"), Op::Volume(sv(&["/a", "/b"])));
     }
 
     #[test]
     fn env_and_label_pairs_with_quotes_and_the_legacy_form() {
         assert_eq!(
             p(r#"ENV A=1 B="two words" C='it''s' D=a\ b"#),
-            Change::Env(kv(&[("A", "1"), ("B", "two words"), ("C", "its"), ("D", "a b")]))
+            Op::Env(kv(&[("A", "1"), ("B", "two words"), ("C", "its"), ("D", "a b")]))
         );
-        assert_eq!(p("ENV PATH /usr/bin:/bin  x"), Change::Env(kv(&[("PATH", "/usr/bin:/bin  x")])));
-        assert_eq!(p(r#"ENV Q="a \"q\" b""#), Change::Env(kv(&[("Q", r#"a "q" b"#)])));
-        assert_eq!(p("ENV E="), Change::Env(kv(&[("E", "")])));
-        assert_eq!(p(r#"LABEL org.x="y z" v=1"#), Change::Label(kv(&[("org.x", "y z"), ("v", "1")])));
+        assert_eq!(p("ENV PATH /usr/bin:/bin  x"), Op::Env(kv(&[("PATH", "/usr/bin:/bin  x")])));
+        assert_eq!(p(r#"ENV Q="a \"q\" b""#), Op::Env(kv(&[("Q", r#"a "q" b"#)])));
+        assert_eq!(p("ENV E="), Op::Env(kv(&[("E", "")])));
+        assert_eq!(p(r#"LABEL org.x="y z" v=1"#), Op::Label(kv(&[("org.x", "y z"), ("v", "1")])));
+    }
+
+    #[test]
+    fn variables_expand_against_the_env_the_changes_before_left() {
+        let mut d = json!({"config": {"Env": ["PATH=/bin", "HOME=/root"], "Cmd": ["sh"]}});
+        let ch: Vec<Change> = [
+            "ENV PATH=$PATH:/opt/bin OLD=${PATH}",
+            "ENV DIR=${UNSET:-/srv} ALT=${HOME:+set} NONE=${UNSET:+x}",
+            "WORKDIR $DIR/app",
+            "LABEL home=\"$HOME\" raw='$HOME' esc=\\$HOME lone=a$",
+            "ENV legacy $HOME and more",
+            "CMD echo $HOME",
+        ]
+        .iter()
+        .map(|s| change(s))
+        .collect();
+        apply(&mut d, &ch).unwrap();
+        let cf = &d["config"];
+        assert_eq!(
+            cf["Env"],
+            json!([
+                "PATH=/bin:/opt/bin",
+                "HOME=/root",
+                "OLD=/bin",
+                "DIR=/srv",
+                "ALT=set",
+                "NONE=",
+                "legacy=/root and more"
+            ]),
+            "an instruction's pairs all see the Env before it"
+        );
+        assert_eq!(cf["WorkingDir"], "/srv/app");
+        assert_eq!(cf["Labels"], json!({"home": "/root", "raw": "$HOME", "esc": "$HOME", "lone": "a$"}));
+        assert_eq!(cf["Cmd"], json!(["/bin/sh", "-c", "echo $HOME"]), "the shell expands CMD at run time");
+        for bad in ["ENV A=${B", "ENV A=${}", "ENV A=${B C}"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("'{bad}'")) && e.contains("}"), "{bad}: {e}");
+        }
+        // Known only against the config: a variable that makes a bad port fails in check().
+        let e = check(br#"{"config": {"Env": ["P=http"]}}"#, &[change("EXPOSE $P")]).unwrap_err().to_string();
+        assert!(e.contains("'EXPOSE $P'") && e.contains("EXPOSE PORT"), "{e}");
     }
 
     #[test]
     fn ports_users_workdirs_and_signals() {
-        assert_eq!(p("EXPOSE 80 53/udp 8000-8002/TCP"), Change::Expose(sv(&["80/tcp", "53/udp", "8000-8002/tcp"])));
-        assert_eq!(p("USER 1000:1000"), Change::User("1000:1000".into()));
-        assert_eq!(p("WORKDIR /srv/app"), Change::Workdir("/srv/app".into()));
-        assert_eq!(p("STOPSIGNAL SIGINT"), Change::StopSignal("SIGINT".into()));
-        assert_eq!(p("STOPSIGNAL 9"), Change::StopSignal("9".into()));
-        assert_eq!(p("stopsignal SIGRTMIN+3"), Change::StopSignal("SIGRTMIN+3".into()));
+        assert_eq!(p("EXPOSE 80 53/udp 8000-8002/TCP"), Op::Expose(sv(&["80/tcp", "53/udp", "8000-8002/tcp"])));
+        assert_eq!(p("USER 1000:1000"), Op::User("1000:1000".into()));
+        assert_eq!(p("WORKDIR /srv/app"), Op::Workdir("/srv/app".into()));
+        assert_eq!(p("STOPSIGNAL SIGINT"), Op::StopSignal("SIGINT".into()));
+        assert_eq!(p("STOPSIGNAL 9"), Op::StopSignal("9".into()));
+        assert_eq!(p("stopsignal SIGRTMIN+3"), Op::StopSignal("SIGRTMIN+3".into()));
         assert_eq!(workdir("/data", "x/../y/./z"), "/data/y/z");
         assert_eq!(workdir("/data", "/abs"), "/abs");
         assert_eq!(workdir("/", ".."), "/");
@@ -357,7 +499,7 @@ mod tests {
             r#"ENTRYPOINT ["/bin/app"]"#,
         ]
         .iter()
-        .map(|s| p(s))
+        .map(|s| change(s))
         .collect();
         apply(&mut d, &ch).unwrap();
         let c = &d["config"];
@@ -373,7 +515,7 @@ mod tests {
 
         // A CMD before the ENTRYPOINT stays, as in a Dockerfile.
         let mut d = base();
-        apply(&mut d, &[p("CMD [\"-v\"]"), p("ENTRYPOINT [\"/bin/app\"]")]).unwrap();
+        apply(&mut d, &[change("CMD [\"-v\"]"), change("ENTRYPOINT [\"/bin/app\"]")]).unwrap();
         assert_eq!(
             (d["config"]["Cmd"].clone(), d["config"]["Entrypoint"].clone()),
             (json!(["-v"]), json!(["/bin/app"]))
@@ -381,7 +523,7 @@ mod tests {
 
         // A config without a "config" object gets one.
         let mut d = json!({"rootfs": {}});
-        apply(&mut d, &[p("WORKDIR rel")]).unwrap();
+        apply(&mut d, &[change("WORKDIR rel")]).unwrap();
         assert_eq!(d["config"]["WorkingDir"], "/rel");
     }
 }

@@ -81,6 +81,8 @@ pub fn commit(
     let base = store.load(&c.meta.image, &c.meta.manifest).map_err(|e| {
         Error::image(format!("container '{container}': its image {} ({}): {e}", c.meta.image, c.meta.manifest))
     })?;
+    // A --change that fails against the base config fails before any layer is written.
+    super::change::check(&store.read_blob(&base.config_digest())?, changes)?;
     let layer = store_layer(store, &c.upper())?;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let mut config = new_config(&store.read_blob(&base.config_digest())?, &layer.diff_id, &now, message)?;

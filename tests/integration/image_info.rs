@@ -256,6 +256,8 @@ fn commit_change_and_message_shape_the_new_image_config_and_history() {
             "VOLUME [\"/data\"]",
             "-c",
             "STOPSIGNAL SIGINT",
+            "-c",
+            "ENV PATH=$PATH:/opt/x",
             "c",
             "test/changed",
         ],
@@ -264,8 +266,9 @@ fn commit_change_and_message_shape_the_new_image_config_and_history() {
     // No command: the new Cmd, in the new WorkingDir, with the new Env.
     let run = sb(r, &["run", "--image", "test/changed"]);
     assert_eq!((run.code, run.stdout.as_str()), (0, "changed baz\n"), "{}", run.stderr);
-    let run = sb(r, &["run", "--image", "test/changed", "sh", "-c", "pwd; cat f; echo \"$NEW\""]);
-    assert_eq!((run.code, run.stdout.as_str()), (0, "/srv\nhi\ntwo words\n"), "{}", run.stderr);
+    let run = sb(r, &["run", "--image", "test/changed", "sh", "-c", "pwd; cat f; echo \"$NEW\"; echo $PATH"]);
+    let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/x";
+    assert_eq!(run.stdout, format!("/srv\nhi\ntwo words\n{path}\n"), "$PATH expanded: {}", run.stderr);
 
     let i = &json(&sb(r, &["inspect", "test/changed"]))[0];
     let cf = &i["Config"];
@@ -312,6 +315,8 @@ fn commit_change_refuses_unknown_instructions_naming_the_valid_ones_creating_not
         ("RUN rm -rf /", "one of CMD, ENTRYPOINT"),
         ("EXPOSE http", "EXPOSE PORT[/PROTO]"),
         ("ENV A", "ENV KEY=VALUE"),
+        // Bad only once $FOO (bar in the image) is known: refused before the layer is written.
+        ("EXPOSE $FOO", "EXPOSE PORT[/PROTO]"),
     ] {
         let x = sb(r, &["commit", "--change", "ENV OK=1", "--change", change, "c", "test/refused"]);
         assert_eq!(x.code, 125, "{change}: {}", x.stderr);
