@@ -44,9 +44,9 @@ pub fn image(cli: &Cli, c: &ImageCommand) -> Result<i32> {
             Ok(0)
         }
         ImageCommand::Export { image, output } => {
-            let store = sandbox::image::Store::open(&cli.root)?;
+            // Read-only: a missing store is not created (nor the output written).
+            let (store, img) = super::show::find(cli, image)?;
             if output.as_os_str() == "-" {
-                let img = store.find(image)?;
                 let mut out = std::io::stdout().lock();
                 sandbox::image::export::write_layout(&store, &img, &mut out)?;
                 eprintln!("exported {} (id {})", img.name, img.short_id());

@@ -3,11 +3,15 @@
 
 pub mod commit;
 pub mod gc;
+pub mod history;
 pub mod image;
 pub mod images;
+pub mod inspect;
 pub mod pull;
 pub mod rm;
 pub mod run;
+pub mod show;
+pub mod tag;
 
 use std::path::PathBuf;
 
@@ -82,8 +86,14 @@ pub enum Command {
     Gc,
     /// Pull an image from a registry (HTTP API v2) into the store
     Pull(pull::PullArgs),
-    /// List the images in the store
-    Images,
+    /// List the images in the store, with their compressed and unpacked sizes
+    Images(images::ImagesArgs),
+    /// Give an image in the store another name
+    Tag(tag::TagArgs),
+    /// Show images' config, layers, sizes and history as JSON
+    Inspect(inspect::InspectArgs),
+    /// Show an image's history: what made each layer, and its size
+    History(history::HistoryArgs),
     /// Remove image names; content goes with `image prune`
     Rmi(images::RmiArgs),
     /// Turn a kept container's changes (`run --name`) into a new image

@@ -14,7 +14,7 @@ pub struct RmArgs {
 
 /// Removes each in turn; the first failure stops (those before it are gone).
 pub fn rm(cli: &Cli, args: &RmArgs) -> Result<i32> {
-    let store = sandbox::image::Store::open(&cli.root)?;
+    let store = super::show::existing(cli, &format!("container '{}'", args.containers[0]))?;
     for name in &args.containers {
         sandbox::image::container::Container::remove_kept(&store, name)?;
         println!("{name}");

@@ -150,7 +150,13 @@ fn image_run(cli: &Cli, args: &RunArgs, image: &str, cfg: &mut Config) -> Result
         Some(p) => sandbox::image::manifest::Platform::parse(p)?,
         None => sandbox::image::manifest::Platform::host(),
     };
-    let store = Store::open(&cli.root)?;
+    // A missing store is not created: there is nothing in it to run.
+    let store = Store::open_existing(&cli.root)?.ok_or_else(|| {
+        sandbox::Error::image(format!(
+            "no image '{image}': no image store at {} (nothing pulled yet)",
+            cli.root.display()
+        ))
+    })?;
     let img = store.find(image)?;
     // An image for another architecture would fail only at exec, as "Exec format error".
     sandbox::image::manifest::check_platform(&img.config, &platform, &img.name, "run")?;

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use tar::{EntryType, Header};
 
+use super::change::Change;
 use super::container::Container;
 use super::digest::HashWriter;
 use super::layer::{Compression, OPAQUE_XATTR};
@@ -56,8 +57,15 @@ pub struct NewLayer {
 }
 
 /// Commits kept container `container` as image `reference` (a new name, or a new version of an
-/// existing one); `message` goes into the history entry's comment. Returns the new image.
-pub fn commit(store: &Store, container: &str, reference: &str, message: Option<&str>) -> Result<Image> {
+/// existing one); `message` goes into the history entry's comment, `changes` (`--change`) into
+/// its config. Returns the new image.
+pub fn commit(
+    store: &Store,
+    container: &str,
+    reference: &str,
+    message: Option<&str>,
+    changes: &[Change],
+) -> Result<Image> {
     let r = Reference::parse(reference)?;
     if r.digest.is_some() {
         return Err(Error::invalid(
@@ -73,9 +81,16 @@ pub fn commit(store: &Store, container: &str, reference: &str, message: Option<&
     let base = store.load(&c.meta.image, &c.meta.manifest).map_err(|e| {
         Error::image(format!("container '{container}': its image {} ({}): {e}", c.meta.image, c.meta.manifest))
     })?;
+    // A --change that fails against the base config fails before any layer is written.
+    super::change::check(&store.read_blob(&base.config_digest())?, changes)?;
     let layer = store_layer(store, &c.upper())?;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let config = new_config(&store.read_blob(&base.config_digest())?, &layer.diff_id, &now, message)?;
+    let mut config = new_config(&store.read_blob(&base.config_digest())?, &layer.diff_id, &now, message)?;
+    if !changes.is_empty() {
+        let mut doc: Value = serde_json::from_slice(&config).expect("new_config writes JSON");
+        super::change::apply(&mut doc, changes)?;
+        config = serde_json::to_vec(&doc).expect("JSON values serialize");
+    }
     let config_digest = store.put_bytes(&config)?;
     let manifest = new_manifest(
         &store.read_blob(&base.manifest_digest)?,
@@ -358,6 +373,11 @@ pub fn new_config(base: &[u8], diff_id: &str, now: &str, message: Option<&str>) 
     }
     h.push(entry);
     obj.insert("created".into(), Value::String(now.to_string()));
+    // docker's image `comment` is the commit message (the base's does not carry over).
+    match message {
+        Some(m) => obj.insert("comment".into(), Value::String(m.to_string())),
+        None => obj.remove("comment"),
+    };
     Ok(serde_json::to_vec(&c).expect("JSON values serialize"))
 }
 

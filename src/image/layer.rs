@@ -132,7 +132,10 @@ pub fn read_error(e: &io::Error) -> String {
 
 /// Unpacks the tar stream `r` into the existing, empty directory `dst`. Errors name the entry. A
 /// last entry without its padding is read (umoci 0.4.7; see tarstream.rs), one cut short is not.
-pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
+/// Returns the unpacked size, counted as size.rs counts a tree (file and symlink target lengths,
+/// hard links nothing), so that no walk of the new tree is needed to record it.
+pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<u64, String> {
+    let mut bytes = 0;
     let root = open_dir(dst).map_err(|e| format!("{}: {e}", dst.display()))?;
     let mut padded = tarstream::Padded::new(r);
     let end = padded.end();
@@ -164,6 +167,11 @@ pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
                     .map_err(|e| at(format!("whiteout: {}", e.desc())))?;
             }
             Entry::Plain(rel) => {
+                bytes += match e.header().entry_type() {
+                    tar::EntryType::Regular | tar::EntryType::Continuous => e.size(),
+                    tar::EntryType::Symlink => e.link_name_bytes().map_or(0, |l| l.len() as u64),
+                    _ => 0,
+                };
                 let made = create(&root, &rel, &mut e).map_err(&at);
                 // A body cut short reads as made-up zeros: that is the error, not what follows.
                 check(&last)?;
@@ -183,7 +191,7 @@ pub fn unpack(r: &mut dyn Read, dst: &Path) -> Result<(), String> {
         let (parent, name) = open_parent(&root, &rel)?;
         let _ = set_mtime(parent.as_raw_fd(), name, mtime);
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// Creates one entry with its metadata; directories return their (path, mtime) to set at the end.

@@ -6,6 +6,7 @@
 //! ([`container`]) → [`commit`] turns a kept upper directory back into a layer.
 
 pub mod archive;
+pub mod change;
 pub mod commit;
 pub mod container;
 pub mod digest;
@@ -17,6 +18,7 @@ pub mod manifest;
 pub mod prune;
 pub mod reference;
 pub mod registry;
+pub mod size;
 pub mod staging;
 pub mod store;
 pub mod tarstream;

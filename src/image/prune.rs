@@ -121,5 +121,7 @@ pub fn prune(store: &Store) -> Result<Pruned> {
     sweep(&store.root().join("layers"), &layers, &mut p.layers, &mut p.bytes)?;
     // What a killed sandbox left in staging (its directory's flock is free), counted as freed.
     p.bytes += staging::sweep(&store.root().join("tmp"));
+    // A layer's size record goes with it (not counted as a layer of its own).
+    sweep(&store.root().join(super::size::DIR), &layers, &mut 0, &mut p.bytes)?;
     Ok(p)
 }

@@ -5,6 +5,7 @@
 //! ROOT/blobs/sha256/HEX     manifests, configs and layer archives, by digest, verified
 //! ROOT/layers/HEX/          each layer unpacked once, by its diff_id (uncompressed digest),
 //!                           whiteouts as overlayfs expects them; shared by every image using it
+//! ROOT/sizes/HEX            the unpacked size of ROOT/layers/HEX, in bytes (size.rs)
 //! ROOT/containers/NAME/     a run's upper, work and merged dirs (container.rs)
 //! ROOT/images.json          name -> manifest digest
 //! ROOT/tmp/PID-START-N/     staging: everything is written here first, then renamed into place;
@@ -149,7 +150,7 @@ impl Store {
     /// Opens (creating as needed) the store at `root`. Directories are 0700: layers hold setuid
     /// binaries and device nodes that only the sandboxes may reach.
     pub fn open(root: &Path) -> Result<Store> {
-        for d in ["", "blobs/sha256", "layers", "containers", "tmp"] {
+        for d in ["", "blobs/sha256", "layers", super::size::DIR, "containers", "tmp"] {
             let p = root.join(d);
             fs::DirBuilder::new()
                 .recursive(true)
@@ -159,6 +160,16 @@ impl Store {
         }
         let root = root.canonicalize().map_err(|e| Error::io("cannot open the image store", root, e))?;
         Ok(Store { root, owned: Arc::default() })
+    }
+
+    /// Opens the store at `root` for reading only: `None` when there is none (no ROOT/blobs), and
+    /// nothing is created, so a mistyped `--root` leaves no trace.
+    pub fn open_existing(root: &Path) -> Result<Option<Store>> {
+        if !root.join("blobs/sha256").is_dir() {
+            return Ok(None);
+        }
+        let root = root.canonicalize().map_err(|e| Error::io("cannot open the image store", root, e))?;
+        Ok(Some(Store { root, owned: Arc::default() }))
     }
 
     pub fn root(&self) -> &Path {
@@ -278,11 +289,13 @@ impl Store {
         let f = File::open(&src).map_err(|e| Error::io("cannot open layer", &src, e))?;
         let stage = self.staging(true)?;
         let mut hashed = HashReader::new(compression.decoder(std::io::BufReader::with_capacity(1 << 20, f))?);
-        layer::unpack(&mut hashed, stage.path()).map_err(|e| Error::image(format!("layer {blob}: {e}")))?;
+        let bytes = layer::unpack(&mut hashed, stage.path()).map_err(|e| Error::image(format!("layer {blob}: {e}")))?;
         // The archive's end-of-file blocks and any padding count towards the digest too.
         std::io::copy(&mut hashed, &mut std::io::sink())
             .map_err(|e| Error::image(format!("layer {blob}: decompressing: {e}")))?;
         Expected::new(diff_id, None).check(&hashed.hasher, &format!("layer {blob} (uncompressed)"))?;
+        // Recorded before the layer lands, so that a layer in place always has its size.
+        super::size::record(self, diff_id, bytes)?;
         stage.persist(&dst)?;
         Ok(dst)
     }

@@ -7,6 +7,7 @@ mod attacks;
 mod containment;
 mod hardening;
 mod harness;
+mod image_info;
 mod image_run;
 mod images;
 mod interactive;
