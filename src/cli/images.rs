@@ -16,7 +16,14 @@ pub struct RmiArgs {
 pub fn images(cli: &Cli) -> Result<i32> {
     let store = Store::open(&cli.root)?;
     let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "SIZE".into(), "CREATED".into()]];
-    for img in store.images()? {
+    let (images, damaged) = store.images_checked()?;
+    for d in &damaged {
+        eprintln!(
+            "sandbox: image {} is damaged and not listed: {} (`sandbox rmi {}` or `sandbox image prune` removes it)",
+            d.name, d.problem, d.name
+        );
+    }
+    for img in images {
         let r = sandbox::image::Reference::parse(&img.name)?;
         let (repo, tag) = (r.familiar_repository(), r.tag.clone().unwrap_or_else(|| "<none>".into()));
         let created = img
@@ -46,6 +53,9 @@ pub fn rmi(cli: &Cli, args: &RmiArgs) -> Result<i32> {
 pub fn prune(cli: &Cli) -> Result<i32> {
     let store = Store::open(&cli.root)?;
     let p = prune::prune(&store)?;
+    for r in &p.repairs {
+        println!("{r}");
+    }
     println!(
         "removed {} blob(s), {} layer(s), {} stale container(s); freed {}",
         p.blobs,
