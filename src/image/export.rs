@@ -66,6 +66,13 @@ impl Drop for Partial {
 /// so that prune leaves its blobs alone meanwhile.
 pub fn write_layout(store: &Store, img: &Image, w: &mut dyn Write) -> Result<()> {
     let _shared = store.lock_shared()?;
+    // Found before the lock was taken: an `rmi` and a prune may have removed it since.
+    if !store.has_blob(&img.manifest_digest) {
+        return Err(Error::image(format!(
+            "image {} was removed from the store meanwhile (rmi, image prune)",
+            img.name
+        )));
+    }
     // Both documents are read whole and verified again; the layers are verified as they stream.
     let manifest = store.read_blob(&img.manifest_digest)?;
     let config_digest = img.config_digest();

@@ -345,7 +345,15 @@ impl Store {
                 Err(problem) => bad.push(Damaged { name, manifest: None, problem }),
                 Ok(m) => match self.check(&name, &m) {
                     Ok(img) => ok.push(img),
-                    Err(problem) => bad.push(Damaged { name, manifest: Some(m), problem }),
+                    // Without the lock, an `rmi` and a prune may have just removed it (then it
+                    // is gone from images.json now), or an import made it whole again.
+                    Err(problem) => match self.entries()?.into_iter().find(|(n, _)| *n == name) {
+                        Some((_, Ok(m2))) if m2 == m => match self.check(&name, &m) {
+                            Ok(img) => ok.push(img),
+                            Err(_) => bad.push(Damaged { name, manifest: Some(m), problem }),
+                        },
+                        _ => {}
+                    },
                 },
             }
         }
@@ -415,7 +423,16 @@ impl Store {
                 ))
             };
             let m = m.clone().map_err(damaged)?;
-            return self.load(n, &m).map_err(|e| damaged(e.to_string()));
+            match self.load(n, &m) {
+                Ok(img) => return Ok(img),
+                // Without the lock, an `rmi` and a prune may have just removed it: then the
+                // name is gone too, and "no image" below is the answer.
+                Err(e) => {
+                    if self.names()?.iter().any(|(n2, m2)| n2 == n && *m2 == m) {
+                        return self.load(n, &m).map_err(|_| damaged(e.to_string()));
+                    }
+                }
+            }
         }
         let names = self.names()?;
         let prefix = what.trim_start_matches("sha256:");
