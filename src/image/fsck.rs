@@ -131,7 +131,7 @@ fn relayer(store: &Store, name: &str, m: &str, p: &mut Pruned) -> bool {
         if store.has_layer(&d) || !store.has_blob(l.digest().as_ref()) {
             continue;
         }
-        match store.unpack_layer(l.digest().as_ref(), &l.media_type().to_string(), &d) {
+        match store.unpack_layer(l.digest().as_ref(), l.media_type().as_ref(), &d) {
             Ok(_) => {
                 p.repairs.push(format!("unpacked layer {d} of {name} again (it was missing)"));
                 any = true;

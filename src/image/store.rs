@@ -19,7 +19,12 @@
 //! takes the lock exclusively, can never run between the two and delete content a name is about
 //! to point at); taggers exclude each other with ROOT/index.lock; rmi and prune hold the
 //! exclusive lock, so no tagger runs beside them. A failure leaves only a staging entry, removed
-//! on drop.
+//! on drop. Readers that take no lock (`find`, `images_checked`) look again before they call an
+//! entry damaged: an rmi and a prune may just have removed it.
+//!
+//! Damage (content changed or deleted behind the store's back) is per name: images.json entries
+//! are parsed one by one, [`Store::check`] says what one image lacks, `images` skips and names
+//! the damaged ones, and prune mends the store first (fsck.rs).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
