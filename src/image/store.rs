@@ -434,7 +434,7 @@ impl Store {
                 // name is gone too, and "no image" below is the answer.
                 Err(e) => {
                     if self.names()?.iter().any(|(n2, m2)| n2 == n && *m2 == m) {
-                        return self.load(n, &m).map_err(|_| damaged(e.to_string()));
+                        return self.load(n, &m).map_err(|_| damaged(self.check(n, &m).err().unwrap_or(e.to_string())));
                     }
                 }
             }
