@@ -397,3 +397,48 @@ fn interleaved_store_commands_never_lose_or_corrupt_an_image() {
     let r = sb(root.path(), &["images"]);
     assert!(r.code == 0 && r.stderr.is_empty(), "{}", r.stderr);
 }
+
+/// `rm` takes no store lock; prune's listing of containers used to create each one's lock file
+/// again, inside a directory rm was removing, so that rm failed with "Directory not empty" (found
+/// by the stress test above). Containers with many files keep rm busy while prune loops.
+#[test]
+fn rm_beside_a_looping_prune_removes_the_whole_container() {
+    require_root!();
+    let _m = shared();
+    let Some(img) = small_image("rm") else { return };
+    let root = tempfile::tempdir().unwrap();
+    import(root.path(), &img, HEALTHY);
+    let fill = "mkdir /d && cd /d && i=0; while [ $i -lt 3000 ]; do : > f$i; i=$((i+1)); done";
+    let names: Vec<String> = (0..6).map(|i| format!("big{i}")).collect();
+    for n in &names {
+        let r = sb(root.path(), &["run", "--name", n, "--image", HEALTHY, "sh", "-c", fill]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pruner = {
+        let (done, root) = (done.clone(), root.path().to_path_buf());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = sb(&root, &["image", "prune"]);
+                assert_eq!(r.code, 0, "{}", r.stderr);
+            }
+        })
+    };
+    let mut failed = vec![];
+    for n in &names {
+        let r = sb(root.path(), &["rm", n]);
+        if r.code != 0 {
+            failed.push(format!("rm {n}: {}", r.stderr));
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    pruner.join().unwrap();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    let left: Vec<_> = std::fs::read_dir(root.path().join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| names.contains(n))
+        .collect();
+    assert!(left.is_empty(), "left: {left:?}");
+}
