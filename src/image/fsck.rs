@@ -7,11 +7,13 @@
 //! whose blob is still there (it is unpacked again); entries of blobs/ and layers/ that are not
 //! blobs or layers are removed. Content is removed by a rename into ROOT/tmp first, so a prune
 //! killed half-way never leaves half a layer under its name (the next operation removes the rest
-//! from tmp/, where a dead pid marks it stale).
+//! from tmp/, where a dead pid marks it stale). Blobs are hashed before the exclusive lock is
+//! taken (they never change once in place), so that a large store does not stall pulls and runs.
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use super::digest::Hasher;
 use super::prune::{du, Pruned};
@@ -45,7 +47,8 @@ fn file_digest(p: &Path) -> std::io::Result<String> {
 
 /// Checks and mends the store; false when images.json as a whole was unreadable (it is set
 /// aside, and the caller must not sweep: which content the lost names used is unknown).
-pub fn repair(store: &Store, p: &mut Pruned) -> Result<bool> {
+/// `suspects`: from [`suspect_blobs`], before the lock.
+pub fn repair(store: &Store, suspects: &[Suspect], p: &mut Pruned) -> Result<bool> {
     if let Err(e) = store.entries() {
         let idx = store.root().join("images.json");
         let aside = store.root().join(format!(
@@ -59,7 +62,7 @@ pub fn repair(store: &Store, p: &mut Pruned) -> Result<bool> {
         ));
         return Ok(false);
     }
-    blobs(store, p)?;
+    blobs(store, suspects, p);
     names(store, p)?;
     let dir = store.root().join("layers");
     for e in fs::read_dir(&dir).map_err(|e| Error::io("cannot list", &dir, e))?.flatten() {
@@ -74,9 +77,20 @@ pub fn repair(store: &Store, p: &mut Pruned) -> Result<bool> {
     Ok(true)
 }
 
-/// Every blob is hashed; one that does not match its name is removed.
-fn blobs(store: &Store, p: &mut Pruned) -> Result<()> {
+/// A blob that failed its check: its file (by inode, so that it is never confused with a
+/// blob that lands under the same name later) and why.
+pub struct Suspect {
+    path: PathBuf,
+    ino: u64,
+    why: String,
+}
+
+/// Hashes every blob; returns those that do not match their name. Blobs are immutable once in
+/// place, so this runs before prune takes the exclusive lock: hashing a large store must not
+/// hold up every pull and run meanwhile.
+pub fn suspect_blobs(store: &Store) -> Result<Vec<Suspect>> {
     let dir = store.root().join("blobs/sha256");
+    let mut out = vec![];
     for e in fs::read_dir(&dir).map_err(|e| Error::io("cannot list", &dir, e))?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let why = if !is_hex64(&name) || !e.file_type().is_ok_and(|t| t.is_file()) {
@@ -85,15 +99,27 @@ fn blobs(store: &Store, p: &mut Pruned) -> Result<()> {
             match file_digest(&e.path()) {
                 Ok(d) if d[7..] == name => continue,
                 Ok(_) => format!("removed blob sha256:{name}: its content does not match its digest"),
+                // Removed meanwhile (by an earlier prune): nothing to do.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(err) => format!("removed blob sha256:{name}: unreadable ({err})"),
             }
         };
-        p.bytes += du(&e.path());
-        discard(store, &e.path());
-        p.blobs += 1;
-        p.repairs.push(why);
+        let Ok(m) = fs::symlink_metadata(e.path()) else { continue };
+        out.push(Suspect { path: e.path(), ino: m.ino(), why });
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Removes the suspects that are still there, the same files.
+fn blobs(store: &Store, suspects: &[Suspect], p: &mut Pruned) {
+    for s in suspects {
+        if fs::symlink_metadata(&s.path).is_ok_and(|m| m.ino() == s.ino) {
+            p.bytes += du(&s.path);
+            discard(store, &s.path);
+            p.blobs += 1;
+            p.repairs.push(s.why.clone());
+        }
+    }
 }
 
 /// Every name is checked; a missing unpacked layer is unpacked again from its blob; a name that

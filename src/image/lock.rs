@@ -12,8 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -57,24 +56,25 @@ pub fn take(root: &Path, file: &str, exclusive: bool, what: &str) -> Result<Lock
     } else {
         (FlockArg::LockSharedNonblock, FlockArg::LockShared)
     };
-    let flock = match Flock::lock(open()?, now) {
-        Ok(l) => l,
-        Err((f, Errno::EWOULDBLOCK)) => {
-            // Blocking in a thread of its own, so that this one can speak up after a second.
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                let _ = tx.send(Flock::lock(f, block).map_err(|(_, e)| e));
-            });
-            let got = match rx.recv_timeout(QUIET) {
-                Ok(r) => r,
-                Err(_) => {
-                    eprintln!("sandbox: waiting for {what}: {}", describe(&holders(root, file)));
-                    rx.recv().unwrap_or(Err(Errno::EINTR))
-                }
-            };
-            got.map_err(|e| Error::sys(format!("flock {}", p.display()), e))?
+    let err = |e: Errno| Error::sys(format!("flock {}", p.display()), e);
+    // No helper thread to block in while this one keeps time: `run` clones its child without
+    // exec and must stay single-threaded (run.rs). Non-blocking tries for the quiet second, then
+    // one word, then a blocking wait.
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    let mut f = open()?;
+    let flock = loop {
+        match Flock::lock(f, now) {
+            Ok(l) => break l,
+            Err((g, Errno::EWOULDBLOCK)) => f = g,
+            Err((_, e)) => return Err(err(e)),
         }
-        Err((_, e)) => return Err(Error::sys(format!("flock {}", p.display()), e)),
+        if start.elapsed() >= QUIET {
+            eprintln!("sandbox: waiting for {what}: {}", describe(&holders(root, file)));
+            break Flock::lock(f, block).map_err(|(_, e)| err(e))?;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     };
     Ok(Lock { flock: Some(flock), record: record(root, file, exclusive) })
 }

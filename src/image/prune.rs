@@ -85,10 +85,11 @@ pub struct Pruned {
 /// is gone (sandbox was killed), and stale staging entries; first repairs what is damaged
 /// ([`fsck::repair`]).
 pub fn prune(store: &Store) -> Result<Pruned> {
+    let suspects = fsck::suspect_blobs(store)?;
     let _l = store.lock_exclusive()?;
     let mut p = Pruned::default();
     staging(store)?;
-    if !fsck::repair(store, &mut p)? {
+    if !fsck::repair(store, &suspects, &mut p)? {
         return Ok(p);
     }
     let mut blobs: HashSet<String> = HashSet::new();

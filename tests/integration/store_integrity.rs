@@ -257,9 +257,10 @@ fn waiting_for_the_store_lock_says_which_process_holds_it() {
     assert_eq!(holders, 0, "a holder record outlived its lock");
 }
 
-/// Issue 12, item 1: prune, rmi, import, run, commit and export, interleaved in any order, keep
+/// Issue 12, item 1: prune, rmi, pull, import, run, commit and export, interleaved in any order, keep
 /// the store consistent. Six workers, each in a loop of randomly chosen store commands on three
-/// images (two share their base layer with the third), for hundreds of rounds in all; every
+/// images (two share their base layer with the third; one is also pulled from a docker-registry
+/// on loopback), for hundreds of rounds in all; every
 /// command must succeed or fail only as a concurrent removal explains ("no image", "gone from
 /// the store"), no prune may find anything to repair, and afterwards every named image runs,
 /// every blob matches its digest, every referenced layer exists and tmp/ is empty.
@@ -283,6 +284,17 @@ fn interleaved_store_commands_never_lose_or_corrupt_an_image() {
         let r = sb(root.path(), &["image", "import", l.path().to_str().unwrap()]);
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
+    // Image b also comes by pull from a docker-registry on loopback, when one can be started.
+    let reg = crate::registry::Registry::start(None);
+    let pulled = reg.as_ref().map(|reg| {
+        let l = tempfile::tempdir().unwrap();
+        b.write_layout(l.path(), "1");
+        reg.push(l.path(), "1", "test/b", None, false);
+        format!("{}/test/b:1", reg.host())
+    });
+    if pulled.is_none() {
+        eprintln!("NOTE: no docker-registry: the stress test runs without pulls");
+    }
     let (workers, rounds, budget) = (6usize, 60usize, Duration::from_secs(45));
     let t0 = Instant::now();
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -290,8 +302,8 @@ fn interleaved_store_commands_never_lose_or_corrupt_an_image() {
     let layout_paths: Vec<String> = layouts.iter().map(|l| l.path().to_str().unwrap().to_string()).collect();
     let threads: Vec<_> = (0..workers)
         .map(|w| {
-            let (root, failures, done, layouts) =
-                (root.path().to_path_buf(), failures.clone(), done.clone(), layout_paths.clone());
+            let (root, failures, done, layouts, pulled) =
+                (root.path().to_path_buf(), failures.clone(), done.clone(), layout_paths.clone(), pulled.clone());
             std::thread::spawn(move || {
                 let out = tempfile::tempdir().unwrap();
                 let committed = format!("localhost/test/commit-{w}:1");
@@ -315,15 +327,22 @@ fn interleaved_store_commands_never_lose_or_corrupt_an_image() {
                         break;
                     }
                     let k = next(3);
-                    let (name, check, want) = match next(4) {
+                    let (name, check, want) = match next(5) {
+                        4 => (pulled.as_deref().unwrap_or(names[2]), "cat /id", "b\n"),
                         3 => (committed.as_str(), "test -e /new && echo ok", "ok\n"),
                         0 => (names[0], "cat /data/keep", "kept\n"),
                         n => (names[n], "cat /id", if n == 1 { "a\n" } else { "b\n" }),
                     };
-                    let op = next(13);
+                    let op = next(14);
                     let tag = format!("worker {w} round {i} op {op} on {name}");
                     match op {
-                        0..=2 => {
+                        13 if pulled.is_some() => {
+                            let r = sb(&root, &["pull", pulled.as_deref().unwrap()]);
+                            if r.code != 0 {
+                                fail(format!("{tag}: pull: {}", r.stderr));
+                            }
+                        }
+                        0..=2 | 13 => {
                             let r = sb(&root, &["image", "import", &layouts[k]]);
                             if r.code != 0 {
                                 fail(format!("{tag}: import: {}", r.stderr));
