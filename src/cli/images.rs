@@ -106,6 +106,9 @@ pub fn prune(cli: &Cli) -> Result<i32> {
         Some(_) => prune::prune(&Store::open(&cli.root)?)?,
         None => prune::Pruned::default(),
     };
+    for r in &p.repairs {
+        println!("{r}");
+    }
     println!(
         "removed {} blob(s), {} layer(s), {} stale container(s); freed {}",
         p.blobs,

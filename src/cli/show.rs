@@ -35,18 +35,16 @@ pub fn find(cli: &Cli, what: &str) -> Result<(Store, Image)> {
 }
 
 /// Every image of the store; one that cannot be read is reported by name on stderr and skipped,
-/// so one damaged entry does not hide the others.
-// Seam for the store-integrity work: when the store reports damaged entries itself, this
-// becomes a call to it.
+/// so one damaged entry does not hide the others ([`Store::images_checked`]).
 pub fn images(store: &Store) -> Result<Vec<Image>> {
-    let mut out = vec![];
-    for (name, manifest) in store.names()? {
-        match store.load(&name, &manifest) {
-            Ok(img) => out.push(img),
-            Err(e) => eprintln!("sandbox: skipping image {name}: {e}"),
-        }
+    let (images, damaged) = store.images_checked()?;
+    for d in &damaged {
+        eprintln!(
+            "sandbox: image {} is damaged and not listed: {} (`sandbox rmi {}` or `sandbox image prune` removes it)",
+            d.name, d.problem, d.name
+        );
     }
-    Ok(out)
+    Ok(images)
 }
 
 /// Bytes in binary units, as `pull` prints them (`75.00 MiB`).

@@ -76,6 +76,14 @@ fn lock(dir: &Path, wait: bool) -> Result<Option<Flock<File>>> {
     }
 }
 
+/// Whether a run (or a commit, or an rm) holds the container's lock. Never creates the lock
+/// file: `rm` runs without the store lock, and a lock file made again inside a directory it is
+/// removing made its rmdir fail ("Directory not empty"; seen with rm beside prune, issue 12).
+fn in_use(dir: &Path) -> bool {
+    let Ok(f) = File::open(dir.join("lock")) else { return false };
+    matches!(Flock::lock(f, FlockArg::LockExclusiveNonblock), Err((_, nix::errno::Errno::EWOULDBLOCK)))
+}
+
 fn read_meta(dir: &Path) -> Result<Meta> {
     let p = dir.join("container.json");
     let b = fs::read(&p).map_err(|e| Error::io("cannot read", &p, e))?;
@@ -95,9 +103,12 @@ impl Container {
             Meta { image: image.name.clone(), manifest: image.manifest_digest.clone(), layers: image.diff_ids() };
         // Shared store lock while the container is being made: prune sees it whole or not at all.
         let _shared = store.lock_shared()?;
-        // Under the lock, so that a prune that ran since the image was found is noticed here.
-        if let Some(d) = meta.layers.iter().find(|d| !store.has_layer(d)) {
-            return Err(Error::image(format!("image {}: layer {d} is gone from the store (pruned?)", image.name)));
+        // Under the lock, so that an rmi and a prune that ran since the image was found are
+        // noticed here. All of it, not only the layers: another image may keep those, and a
+        // container whose manifest is gone cannot be committed (seen in
+        // interleaved_store_commands_never_lose_or_corrupt_an_image).
+        if let Err(problem) = store.check(&image.name, &image.manifest_digest) {
+            return Err(Error::image(format!("image {} is gone from the store (pruned?): {problem}", image.name)));
         }
         // An unnamed run first takes a spare skeleton that an earlier run left (see `recycle`).
         let spare = name.is_none() && claim_spare(&store.root().join("containers"), &dir);
@@ -273,7 +284,7 @@ pub fn list(store: &Store) -> Result<Vec<(String, Option<Meta>, bool)>> {
     let mut out = vec![];
     for e in fs::read_dir(&dir).map_err(|e| Error::io("cannot list", &dir, e))?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let in_use = lock(&e.path(), false).map(|l| l.is_none()).unwrap_or(false);
+        let in_use = in_use(&e.path());
         out.push((name, read_meta(&e.path()).ok(), in_use));
     }
     Ok(out)

@@ -75,6 +75,13 @@ pub fn write_layout(store: &Store, img: &Image, w: &mut dyn Write) -> Result<()>
 /// [`write_layout`], whose write errors name `target`.
 pub fn write_layout_to(store: &Store, img: &Image, w: &mut dyn Write, target: &Path) -> Result<()> {
     let _shared = store.lock_shared()?;
+    // Found before the lock was taken: an `rmi` and a prune may have removed it since.
+    if !store.has_blob(&img.manifest_digest) {
+        return Err(Error::image(format!(
+            "image {} was removed from the store meanwhile (rmi, image prune)",
+            img.name
+        )));
+    }
     // Both documents are read whole and verified again; the layers are verified as they stream.
     let manifest = store.read_blob(&img.manifest_digest)?;
     let config_digest = img.config_digest();

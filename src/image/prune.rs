@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::container;
 use super::digest;
+use super::fsck;
 use super::staging::{self, du};
 use super::store::{remove_all, Store};
 use crate::error::{Error, Result};
@@ -18,25 +19,36 @@ use crate::error::{Error, Result};
 /// still points at that image. All names are checked before any is removed.
 pub fn rmi(store: &Store, what: &[String]) -> Result<Vec<String>> {
     let _l = store.lock_exclusive()?;
+    let entries = store.entries()?;
     let names = store.names()?;
     let containers = container::list(store)?;
-    let mut gone: Vec<(String, String)> = vec![];
+    // Name -> its manifest digest (None: its entry is unreadable).
+    let mut gone: Vec<(String, Option<String>)> = vec![];
     for w in what {
-        let img = store.find(w)?;
-        // An id names every name of that image.
-        let by_id = img.name != w.as_str() && super::Reference::parse(w).map_or(true, |r| r.to_string() != img.name);
-        let targets: Vec<&(String, String)> = if by_id {
-            names.iter().filter(|(_, m)| *m == img.manifest_digest).collect()
-        } else {
-            names.iter().filter(|(n, _)| *n == img.name).collect()
+        // The exact name first, damaged or not (a damaged image must be removable by name).
+        let full = super::Reference::parse(w).map(|r| r.to_string()).ok();
+        let exact =
+            entries.iter().find(|(n, _)| Some(n) == full.as_ref()).or_else(|| entries.iter().find(|(n, _)| n == w));
+        let targets: Vec<(String, Option<String>)> = match exact {
+            Some((n, m)) => vec![(n.clone(), m.clone().ok())],
+            // An id names every name of that image.
+            None => {
+                let img = store.find(w)?;
+                names
+                    .iter()
+                    .filter(|(_, m)| *m == img.manifest_digest)
+                    .map(|(n, m)| (n.clone(), Some(m.clone())))
+                    .collect()
+            }
         };
         for (n, m) in targets {
-            if !gone.iter().any(|(g, _)| g == n) {
-                gone.push((n.clone(), m.clone()));
+            if !gone.iter().any(|(g, _)| *g == n) {
+                gone.push((n, m));
             }
         }
     }
     for (n, m) in &gone {
+        let Some(m) = m else { continue };
         let others = names.iter().any(|(n2, m2)| m2 == m && !gone.iter().any(|(g, _)| g == n2));
         if others {
             continue;
@@ -67,13 +79,20 @@ pub struct Pruned {
     pub layers: usize,
     pub containers: usize,
     pub bytes: u64,
+    /// What was damaged and how it was mended or removed, by name (see fsck.rs).
+    pub repairs: Vec<String>,
 }
 
 /// Removes blobs and layers that no image and no container uses, unnamed containers whose run
-/// is gone (sandbox was killed), and stale staging entries.
+/// is gone (sandbox was killed), and stale staging entries; first repairs what is damaged
+/// ([`fsck::repair`]).
 pub fn prune(store: &Store) -> Result<Pruned> {
+    let suspects = fsck::suspect_blobs(store)?;
     let _l = store.lock_exclusive()?;
     let mut p = Pruned::default();
+    if !fsck::repair(store, &suspects, &mut p)? {
+        return Ok(p);
+    }
     let mut blobs: HashSet<String> = HashSet::new();
     let mut layers: HashSet<String> = HashSet::new();
     let keep_manifest = |store: &Store, m: &str, blobs: &mut HashSet<String>, layers: &mut HashSet<String>| {
@@ -111,7 +130,7 @@ pub fn prune(store: &Store) -> Result<Pruned> {
         for e in fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?.flatten() {
             if !keep.contains(e.file_name().to_string_lossy().as_ref()) {
                 *bytes += du(&e.path());
-                remove_all(&e.path());
+                fsck::discard(store, &e.path());
                 *n += 1;
             }
         }

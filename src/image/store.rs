@@ -13,6 +13,7 @@
 //!                           killed process left is known stale and removed by the next one
 //! ROOT/lock                 flock: shared by writers of blobs and layers, exclusive for rmi/prune
 //! ROOT/index.lock           flock: exclusive while images.json is rewritten by a tag
+//! ROOT/{lock,index.lock}.holders/PID-RANDOM   who holds each lock (lock.rs): a waiter names them
 //! ```
 //!
 //! Concurrency: blobs and layers are content-addressed and land by rename(2), so two pulls of the
@@ -21,16 +22,20 @@
 //! takes the lock exclusively, can never run between the two and delete content a name is about
 //! to point at); taggers exclude each other with ROOT/index.lock; rmi and prune hold the
 //! exclusive lock, so no tagger runs beside them. A failure leaves only a staging entry, removed
-//! on drop.
+//! on drop. Readers that take no lock (`find`, `images_checked`) look again before they call an
+//! entry damaged: an rmi and a prune may just have removed it.
+//!
+//! Damage (content changed or deleted behind the store's back) is per name: images.json entries
+//! are parsed one by one, [`Store::check`] says what one image lacks, `images` skips and names
+//! the damaged ones, and prune mends the store first (fsck.rs).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use nix::fcntl::{Flock, FlockArg};
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 use serde::{Deserialize, Serialize};
 
@@ -49,8 +54,7 @@ pub struct Store {
     owned: Arc<Mutex<Option<Arc<staging::Owned>>>>,
 }
 
-/// A held flock on ROOT/lock; released on drop.
-pub struct Lock(#[allow(dead_code)] Flock<File>);
+pub use super::lock::Lock;
 
 /// A staging file or directory under ROOT/tmp, removed on drop unless [`Staging::keep`] was called.
 pub struct Staging {
@@ -104,8 +108,27 @@ pub fn remove_all(p: &Path) {
 /// ROOT/images.json.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {
-    /// Full reference (`docker.io/library/alpine:3.20`) -> entry.
-    images: BTreeMap<String, Entry>,
+    /// Full reference (`docker.io/library/alpine:3.20`) -> entry. Kept as JSON values: one
+    /// unreadable entry is reported (and kept until `rmi` or `image prune`), not fatal to all.
+    images: BTreeMap<String, serde_json::Value>,
+}
+
+/// The manifest digest of one images.json entry, or what is wrong with it.
+fn entry_manifest(v: &serde_json::Value) -> std::result::Result<String, String> {
+    let e: Entry =
+        serde_json::from_value(v.clone()).map_err(|e| format!("its images.json entry is unreadable: {e}"))?;
+    digest::hex(&e.manifest).map_err(|e| format!("its images.json entry is unreadable: {e}"))?;
+    Ok(e.manifest)
+}
+
+/// A name whose image cannot be used, and why: `images` reports and skips it; `rmi` and
+/// `image prune` remove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    pub name: String,
+    /// Its manifest digest, when its entry is readable.
+    pub manifest: Option<String>,
+    pub problem: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,31 +199,19 @@ impl Store {
         &self.root
     }
 
-    fn lock(&self, file: &str, arg: FlockArg) -> Result<Lock> {
-        let p = self.root.join(file);
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&p)
-            .map_err(|e| Error::io("cannot open", &p, e))?;
-        Flock::lock(f, arg).map(Lock).map_err(|(_, e)| Error::sys(format!("flock {}", p.display()), e))
-    }
-
     /// Held while adding content: prune waits for it.
     pub fn lock_shared(&self) -> Result<Lock> {
-        self.lock("lock", FlockArg::LockShared)
+        super::lock::take(&self.root, "lock", false, "the image store")
     }
 
     /// Held while removing content or names (rmi, prune).
     pub fn lock_exclusive(&self) -> Result<Lock> {
-        self.lock("lock", FlockArg::LockExclusive)
+        super::lock::take(&self.root, "lock", true, "the image store")
     }
 
     /// Held by a tag while it rewrites images.json, beside the shared lock.
     fn lock_index(&self) -> Result<Lock> {
-        self.lock("index.lock", FlockArg::LockExclusive)
+        super::lock::take(&self.root, "index.lock", true, "the image index")
     }
 
     /// A fresh, empty staging path under ROOT/tmp (`dir`: created as a directory).
@@ -333,7 +344,7 @@ impl Store {
         }
         let _index = self.lock_index()?;
         let mut idx = self.read_index()?;
-        idx.images.insert(name.to_string(), Entry { manifest: manifest_digest.to_string() });
+        idx.images.insert(name.to_string(), serde_json::json!(Entry { manifest: manifest_digest.to_string() }));
         self.write_index(&idx)?;
         Ok(img)
     }
@@ -347,14 +358,74 @@ impl Store {
         self.write_index(&idx)
     }
 
-    /// Every (name, manifest digest) in the store.
+    /// Every (name, manifest digest) in the store whose entry is readable.
     pub fn names(&self) -> Result<Vec<(String, String)>> {
-        Ok(self.read_index()?.images.into_iter().map(|(k, v)| (k, v.manifest)).collect())
+        Ok(self.entries()?.into_iter().filter_map(|(k, v)| Some((k, v.ok()?))).collect())
     }
 
-    /// Every image, loaded.
+    /// Every name in images.json with its manifest digest, or what is wrong with its entry.
+    pub fn entries(&self) -> Result<Vec<(String, std::result::Result<String, String>)>> {
+        Ok(self.read_index()?.images.into_iter().map(|(k, v)| (k.clone(), entry_manifest(&v))).collect())
+    }
+
+    /// Every image, loaded; fails on the first damaged one (see [`Store::images_checked`]).
     pub fn images(&self) -> Result<Vec<Image>> {
         self.names()?.into_iter().map(|(n, m)| self.load(&n, &m)).collect()
+    }
+
+    /// Every image whose content is whole (manifest and config verified, every layer blob
+    /// present at its size, every layer unpacked), and every damaged name apart. Fails only
+    /// when images.json as a whole is unreadable.
+    pub fn images_checked(&self) -> Result<(Vec<Image>, Vec<Damaged>)> {
+        let (mut ok, mut bad) = (vec![], vec![]);
+        for (name, m) in self.entries()? {
+            match m {
+                Err(problem) => bad.push(Damaged { name, manifest: None, problem }),
+                Ok(m) => match self.check(&name, &m) {
+                    Ok(img) => ok.push(img),
+                    // Without the lock, an `rmi` and a prune may have just removed it (then it
+                    // is gone from images.json now), or an import made it whole again.
+                    Err(problem) => match self.entries()?.into_iter().find(|(n, _)| *n == name) {
+                        Some((_, Ok(m2))) if m2 == m => match self.check(&name, &m) {
+                            Ok(img) => ok.push(img),
+                            Err(_) => bad.push(Damaged { name, manifest: Some(m), problem }),
+                        },
+                        _ => {}
+                    },
+                },
+            }
+        }
+        Ok((ok, bad))
+    }
+
+    /// Loads an image and checks that all its content is in the store; the problem otherwise.
+    pub fn check(&self, name: &str, manifest_digest: &str) -> std::result::Result<Image, String> {
+        let missing = |what: &str, d: &str| format!("its {what} {d} is missing");
+        if !self.has_blob(manifest_digest) {
+            return Err(missing("manifest", manifest_digest));
+        }
+        let mb = self.read_blob(manifest_digest).map_err(|e| e.to_string())?;
+        let manifest =
+            ImageManifest::from_reader(&mb[..]).map_err(|e| format!("its manifest {manifest_digest}: {e}"))?;
+        let cd = manifest.config().digest().to_string();
+        if digest::hex(&cd).is_ok() && !self.has_blob(&cd) {
+            return Err(missing("config", &cd));
+        }
+        let img = self.load(name, manifest_digest).map_err(|e| e.to_string())?;
+        for (l, d) in img.manifest.layers().iter().zip(img.diff_ids()) {
+            let p = self.blob_path(l.digest().as_ref()).map_err(|e| e.to_string())?;
+            match fs::metadata(&p) {
+                Err(_) => return Err(missing("layer blob", l.digest().as_ref())),
+                Ok(m) if m.len() != l.size() => {
+                    return Err(format!("its layer blob {} is {} bytes, not {}", l.digest(), m.len(), l.size()))
+                }
+                Ok(_) => {}
+            }
+            if !self.has_layer(&d) {
+                return Err(format!("its layer {d} is not unpacked"));
+            }
+        }
+        Ok(img)
     }
 
     /// Reads and verifies a manifest and its config.
@@ -378,18 +449,36 @@ impl Store {
     /// Finds an image by reference (`alpine:3.20`, normalized as docker does) or by a prefix of
     /// its id (at least 4 hex digits, unique).
     pub fn find(&self, what: &str) -> Result<Image> {
-        let names = self.names()?;
-        if let Ok(r) = super::Reference::parse(what) {
-            let full = r.to_string();
-            if let Some((n, m)) = names.iter().find(|(n, _)| *n == full) {
-                return self.load(n, m);
+        let entries = self.entries()?;
+        let full = super::Reference::parse(what).map(|r| r.to_string()).ok();
+        // The exact name, even one that is not a valid reference (a damaged entry's).
+        if let Some((n, m)) =
+            entries.iter().find(|(n, _)| Some(n) == full.as_ref()).or_else(|| entries.iter().find(|(n, _)| n == what))
+        {
+            let damaged = |problem: String| {
+                Error::image(format!(
+                    "image {n} is damaged: {problem} (`sandbox rmi {n}` or `sandbox image prune` removes the name)"
+                ))
+            };
+            let m = m.clone().map_err(damaged)?;
+            match self.load(n, &m) {
+                Ok(img) => return Ok(img),
+                // Without the lock, an `rmi` and a prune may have just removed it: then the
+                // name is gone too, and "no image" below is the answer.
+                Err(e) => {
+                    if self.names()?.iter().any(|(n2, m2)| n2 == n && *m2 == m) {
+                        return self.load(n, &m).map_err(|_| damaged(self.check(n, &m).err().unwrap_or(e.to_string())));
+                    }
+                }
             }
         }
+        let names = self.names()?;
         let prefix = what.trim_start_matches("sha256:");
         if prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             let mut hits: Vec<Image> = vec![];
+            // A damaged image has no id to match: skipped (`images` reports it).
             for (n, m) in &names {
-                let img = self.load(n, m)?;
+                let Ok(img) = self.load(n, m) else { continue };
                 if img.config_digest()[7..].starts_with(prefix) && !hits.iter().any(|h| h.manifest_digest == *m) {
                     hits.push(img);
                 }

@@ -19,6 +19,7 @@ mod oci;
 mod registry;
 mod seccomp;
 mod stop;
+mod store_integrity;
 mod terminal;
 mod userns;
 

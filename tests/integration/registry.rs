@@ -3,7 +3,7 @@
 //! registry (registry/fake.rs) for bearer tokens, redirects and error statuses. All traffic stays
 //! on 127.0.0.1.
 
-mod fake;
+pub mod fake;
 mod resilience;
 
 use std::io::{Read, Write};
