@@ -35,10 +35,12 @@ pub enum ImageCommand {
 pub fn image(cli: &Cli, c: &ImageCommand) -> Result<i32> {
     match c {
         ImageCommand::Import { path, name, tag } => {
-            let store = sandbox::image::Store::open(&cli.root)?;
             let bars = super::pull::Bars::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
             let opts = sandbox::image::archive::Options { name: name.as_deref(), tag: tag.as_deref() };
-            for img in sandbox::image::archive::import_with(&store, path, &opts, &bars)? {
+            let imported = sandbox::image::Store::create_with(&cli.root, |store| {
+                sandbox::image::archive::import_with(store, path, &opts, &bars)
+            })?;
+            for img in imported {
                 println!("imported {} (id {}, {} layer(s))", img.name, img.short_id(), img.manifest.layers().len());
             }
             Ok(0)

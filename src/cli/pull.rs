@@ -62,13 +62,14 @@ pub fn pull(cli: &Cli, args: &PullArgs) -> Result<i32> {
         None => registry::Timeouts::from_env()?.unwrap_or_default(),
     };
     let opts = Options { insecure, creds, timeouts };
-    let store = Store::open(&cli.root)?;
-    let img = if args.quiet {
-        registry::pull(&store, &r, &opts, &platform, &install::Quiet)?
-    } else {
-        let bars = Bars::new(std::io::stderr().is_terminal());
-        registry::pull(&store, &r, &opts, &platform, &bars)?
-    };
+    let img = Store::create_with(&cli.root, |store| {
+        if args.quiet {
+            registry::pull(store, &r, &opts, &platform, &install::Quiet)
+        } else {
+            let bars = Bars::new(std::io::stderr().is_terminal());
+            registry::pull(store, &r, &opts, &platform, &bars)
+        }
+    })?;
     println!(
         "pulled {} (id {}, {} layer{}, {})",
         img.name,

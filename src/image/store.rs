@@ -185,6 +185,19 @@ impl Store {
         Ok(Store { root, owned: Arc::default() })
     }
 
+    /// Runs `f` on the store at `root`, created as needed. When `f` fails and this call created
+    /// the store, its empty skeleton goes again: bad input leaves no trace (an empty store would
+    /// also read as "nothing pulled" and hide a mistyped `--root`). Only empty directories and
+    /// lock files are removed, so whatever another process put there meanwhile stays.
+    pub fn create_with<T, E: From<Error>>(root: &Path, f: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
+        let fresh = !root.join("blobs/sha256").is_dir();
+        let out = Store::open(root).map_err(E::from).and_then(|store| f(&store));
+        if out.is_err() && fresh {
+            remove_empty_skeleton(root);
+        }
+        out
+    }
+
     /// Opens the store at `root` for reading only: `None` when there is none (no ROOT/blobs), and
     /// nothing is created, so a mistyped `--root` leaves no trace.
     pub fn open_existing(root: &Path) -> Result<Option<Store>> {
@@ -495,4 +508,26 @@ impl Store {
             self.root.display()
         )))
     }
+}
+
+/// Removes a store that holds nothing: its empty directories, its lock files, then `root`; stops
+/// at the first directory that is not empty.
+fn remove_empty_skeleton(root: &Path) {
+    for d in ["blobs/sha256", "blobs", "layers", super::size::DIR, "containers", "tmp"] {
+        if fs::remove_dir(root.join(d)).is_err() && root.join(d).exists() {
+            return;
+        }
+    }
+    for holders in ["lock.holders", "index.lock.holders"] {
+        if let Ok(rd) = fs::read_dir(root.join(holders)) {
+            for e in rd.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        let _ = fs::remove_dir(root.join(holders));
+    }
+    for f in ["lock", "index.lock"] {
+        let _ = fs::remove_file(root.join(f));
+    }
+    let _ = fs::remove_dir(root);
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::image_run::{sb, store_with_test_image, NAME};
+use crate::image_run::{leftovers, sb, store_with_test_image, NAME};
 use crate::require_root;
 
 /// docker's layer size: apparent sizes of non-directories, each inode once.
@@ -138,6 +138,34 @@ fn read_only_commands_on_a_mistyped_root_create_nothing() {
     }
     assert!(!missing.exists(), "a mistyped --root was created");
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "an empty --root stays empty");
+}
+
+#[test]
+fn a_failed_first_pull_or_import_leaves_no_store_behind() {
+    require_root!();
+    let _m = shared();
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("new");
+    let rootfs = base.path().join("rootfs.tar");
+    std::fs::write(&rootfs, b"not a tar at all, but long enough to be read as a header block").unwrap();
+    let r = rootfs.to_str().unwrap();
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    for args in [
+        &["pull", "127.0.0.1:1/test/x:1"][..],
+        &["image", "import", "/nonexistent/archive.tar"],
+        &["image", "import", r, "--name", "x:1"],
+    ] {
+        let x = sb(&root, args);
+        assert_eq!(x.code, 125, "{args:?}: {}", x.stderr);
+        assert!(!root.exists(), "{args:?} failed but left a store at {}: {:?}", root.display(), leftovers(&root));
+    }
+    // A store that existed before a failure stays, as it was.
+    let Some((store, _)) = store_with_test_image() else { return };
+    let before = leftovers(store.path());
+    let x = sb(store.path(), &["image", "import", r, "--name", "x:1"]);
+    assert_eq!(x.code, 125, "{}", x.stderr);
+    assert!(store.path().join("blobs/sha256").is_dir());
+    assert_eq!(leftovers(store.path()), before);
 }
 
 #[test]
