@@ -75,6 +75,13 @@ pub fn push(
     popts: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<Pushed> {
+    if dest.digest.as_deref().is_some_and(|d| d != img.manifest_digest) {
+        return Err(Error::invalid(
+            "push destination",
+            &dest.to_string(),
+            &format!("no digest, or the image's own ({})", img.manifest_digest),
+        ));
+    }
     let _shared = store.lock_shared()?;
     let client = Client::new(dest, opts)?;
     let manifest_body = store.read_blob(&img.manifest_digest)?;
@@ -128,13 +135,6 @@ pub fn push(
     });
     let mut sum = result.into_inner().unwrap()?;
     let target = dest.manifest_ref().to_string();
-    if dest.digest.as_deref().is_some_and(|d| d != img.manifest_digest) {
-        return Err(Error::invalid(
-            "push destination",
-            &dest.to_string(),
-            &format!("no digest, or the image's own ({})", img.manifest_digest),
-        ));
-    }
     let url = format!("{}/v2/{}/manifests/{target}", client.origin, dest.repository);
     let resp = p.send("PUT", &url, &[("Content-Type", &media_type)], Body::Bytes(&manifest_body), "the manifest")?;
     if let Some(d) = resp.header("Docker-Content-Digest").filter(|d| *d != img.manifest_digest) {

@@ -18,7 +18,7 @@ use crate::require_root;
 /// `sandbox --root ROOT SUB ARGS…` with `stdin` piped in, the environment as [`sandbox_cmd`] sets it.
 fn with_stdin(root: &Path, sub: &str, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Out {
     let home = tempfile::tempdir().unwrap();
-    let mut c = Command::new(SANDBOX);
+    let mut c = Command::new(bin());
     c.arg("--root").arg(root).arg(sub).args(args);
     for v in ["SANDBOX_AUTH_FILE", "XDG_RUNTIME_DIR", "SANDBOX_INSECURE_REGISTRIES", "SANDBOX_ROOT"] {
         c.env_remove(v);
