@@ -107,7 +107,7 @@ hyperfine -N --runs "${PULL_RUNS:-5}" --export-json "$out/pull.json" \
 
 echo "== push to the loopback registry (a fresh repository each run) =="
 pstore="$work/pstore"
-"$bin" --root "$pstore" image import --name bench/push:1 "$layout" >/dev/null
+"$bin" --root "$pstore" image import --name bench/push:1 "$layout" >/dev/null 2>&1
 # skopeo (as root) remembers where it put blobs in /var/lib/containers/cache and would mount them
 # from there: each run gets an empty cache (a tmpfs in its own mount namespace; the host's stays).
 fresh='$(date +%s%N)'
