@@ -62,7 +62,8 @@ const PARALLEL: usize = 3;
 enum Body<'a> {
     None,
     Bytes(&'a [u8]),
-    File(&'a std::path::Path, u64, u64),
+    /// Path, offset, length, and the progress id its bytes count towards.
+    File(&'a std::path::Path, u64, u64, usize),
 }
 
 /// Pushes `img` to `dest`. Blobs the store's other images came from on the same registry are
@@ -230,12 +231,11 @@ impl Pusher<'_> {
                     "PATCH",
                     &location,
                     &[("Content-Type", "application/octet-stream"), ("Content-Range", &range)],
-                    Body::File(&path, off, n),
+                    Body::File(&path, off, n, id),
                     &what_d,
                 )?;
                 location = self.location(&location, &r)?;
                 off += n;
-                self.progress.advance(id, n);
             }
             let put = with_digest(&location, &digest);
             self.send("PUT", &put, &[], Body::None, &what_d)?;
@@ -245,10 +245,9 @@ impl Pusher<'_> {
                 "PUT",
                 &put,
                 &[("Content-Type", "application/octet-stream")],
-                Body::File(&path, 0, len),
+                Body::File(&path, 0, len, id),
                 &what_d,
             )?;
-            self.progress.advance(id, len);
         }
         self.progress.finish(id, "pushed");
         Ok(How::Uploaded)
@@ -316,11 +315,11 @@ impl Pusher<'_> {
             let r = match body {
                 Body::None => req.set("Content-Length", "0").send_bytes(&[]),
                 Body::Bytes(b) => req.send_bytes(b),
-                Body::File(p, off, n) => {
+                Body::File(p, off, n, id) => {
                     let mut f = File::open(p).map_err(|e| Sent::Other(Error::io("cannot open blob", p, e)))?;
                     f.seek(SeekFrom::Start(off)).map_err(|e| Sent::Other(Error::io("cannot read blob", p, e)))?;
-                    req.set("Content-Length", &n.to_string())
-                        .send(std::io::BufReader::with_capacity(1 << 20, f.take(n)))
+                    let counted = Counted { inner: f.take(n), progress: self.progress, id };
+                    req.set("Content-Length", &n.to_string()).send(std::io::BufReader::with_capacity(1 << 20, counted))
                 }
             };
             match r {
@@ -353,6 +352,21 @@ impl Pusher<'_> {
         } else {
             Err(c.auth_error(401))
         }
+    }
+}
+
+/// A blob's bytes on their way out, told to the progress as they are read.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+    id: usize,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(self.id, n as u64);
+        Ok(n)
     }
 }
 
