@@ -286,9 +286,6 @@ impl Pusher<'_> {
     ) -> Result<ureq::Response> {
         match self.request(method, url, headers, body) {
             Ok(r) => Ok(r),
-            Err(Sent::Status(401 | 403, _)) if self.client.auth.lock().unwrap().is_some() => {
-                Err(self.client.auth_error(403))
-            }
             Err(Sent::Status(code @ (401 | 403), _)) => Err(self.client.auth_error(code)),
             Err(Sent::Status(code, r)) => Err(Error::image(format!(
                 "registry {} refused {method} of {what} for {}: HTTP {code}: {}",

@@ -169,6 +169,9 @@ fn push_with_basic_auth_login_mounts_across_repositories_and_skopeo_reads_it() {
     let r = sandbox_cmd(root.path(), "push", &[&src, &format!("{h}/test/third:1")], &env);
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(r.stderr.contains("requires authentication") && r.stderr.contains("log in"), "{}", r.stderr);
+    let r = sandbox_cmd(root.path(), "push", &["--creds", "alice:wrong", &src, &format!("{h}/test/third:1")], &env);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("refused the credentials of user 'alice'"), "{}", r.stderr);
     assert_no_staging(root.path());
 }
 
