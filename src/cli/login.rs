@@ -29,6 +29,9 @@ pub struct LoginArgs {
     /// Speak plain http to this registry; repeatable
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
+    /// Connect and read timeouts for the registry, e.g. 10,30 or 5s,2m [default: 10,30]
+    #[arg(long = "registry-timeout", value_name = "CONNECT[,READ]")]
+    pub registry_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -74,8 +77,12 @@ pub fn login(args: &LoginArgs) -> Result<i32> {
         .into());
     }
     let creds = Credentials { user: args.username.clone(), pass };
+    let timeouts = match &args.registry_timeout {
+        Some(t) => registry::Timeouts::parse(t, "--registry-timeout")?,
+        None => registry::Timeouts::from_env()?.unwrap_or_default(),
+    };
     let file = login::login_file()?;
-    login::verify_login(reg, &Options { insecure, creds: Some(creds.clone()) })?;
+    login::verify_login(reg, &Options { insecure, creds: Some(creds.clone()), timeouts })?;
     login::store(&file, reg, &creds)?;
     eprintln!("credentials saved in {}", file.display());
     println!("Login Succeeded");

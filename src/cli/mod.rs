@@ -139,6 +139,10 @@ impl Command {
             Command::Image(image::ImageCommand::Export { image, output }) => {
                 Some(format!("export of {image} to {}", output.display()))
             }
+            Command::Push(a) => Some(format!("push of {}", a.image)),
+            Command::Save(a) if a.output.as_os_str() == "-" => Some(format!("save of {}", a.images.join(" "))),
+            Command::Save(a) => Some(format!("save of {} to {}", a.images.join(" "), a.output.display())),
+            Command::Load(a) => Some(format!("load of {}", a.input.display())),
             _ => None,
         }
     }

@@ -27,6 +27,9 @@ pub struct PushArgs {
     /// Speak plain http to this registry; repeatable
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
+    /// Connect and read timeouts for the registry, e.g. 10,30 or 5s,2m [default: 10,30]
+    #[arg(long = "registry-timeout", value_name = "CONNECT[,READ]")]
+    pub registry_timeout: Option<String>,
     /// Upload every blob in chunks (PATCH with Content-Range)
     #[arg(long)]
     pub chunked: bool,
@@ -56,7 +59,11 @@ pub fn push(cli: &Cli, args: &PushArgs) -> Result<i32> {
         registry::check_insecure(i)?;
     }
     let creds = args.creds.as_deref().map(Credentials::parse).transpose()?;
-    let opts = Options { insecure, creds };
+    let timeouts = match &args.registry_timeout {
+        Some(t) => registry::Timeouts::parse(t, "--registry-timeout")?,
+        None => registry::Timeouts::from_env()?.unwrap_or_default(),
+    };
+    let opts = Options { insecure, creds, timeouts };
     let store = Store::open(&cli.root)?;
     let img = store.find(&args.image)?;
     let dest = match dest {

@@ -68,7 +68,8 @@ fn write_file(store: &Store, images: &[sandbox::image::Image], out: &Path) -> Re
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp-{}", std::process::id()));
     let tmp = Partial(out.with_file_name(name), false);
-    // TODO(i12-interrupt): remove tmp.0 on SIGINT/SIGTERM with the shared cleanup once it is on main.
+    // Removed by the interrupt watcher if a signal stops us where no copy loop polls.
+    let _cleanup = sandbox::interrupt::remove_on_interrupt(&tmp.0);
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -80,7 +81,8 @@ fn write_file(store: &Store, images: &[sandbox::image::Image], out: &Path) -> Re
     w.flush().map_err(|e| sandbox::Error::io("cannot write", &tmp.0, e))?;
     let f = w.into_inner().map_err(|e| sandbox::Error::io("cannot write", &tmp.0, e.into_error()))?;
     f.sync_all().map_err(|e| sandbox::Error::io("cannot write", &tmp.0, e))?;
-    std::fs::rename(&tmp.0, out).map_err(|e| sandbox::Error::io("cannot move into place", out, e))?;
+    sandbox::interrupt::commit(|| std::fs::rename(&tmp.0, out))?
+        .map_err(|e| sandbox::Error::io("cannot move into place", out, e))?;
     let mut tmp = tmp;
     tmp.1 = true;
     Ok(())
@@ -91,30 +93,9 @@ pub fn load(cli: &Cli, args: &LoadArgs) -> Result<i32> {
     let quiet = sandbox::image::install::Quiet;
     let bars = super::pull::Bars::new(std::io::stderr().is_terminal());
     let progress: &dyn sandbox::image::install::Progress = if args.quiet { &quiet } else { &bars };
-    let imported = if args.input.as_os_str() == "-" {
-        if std::io::stdin().is_terminal() {
-            return Err(sandbox::Error::invalid(
-                "--input",
-                "-",
-                "a file, or - with an archive piped to stdin (not a terminal)",
-            )
-            .into());
-        }
-        // The archive is read more than once (its kind, then its content): spooled into the
-        // store's staging first, removed when the load ends.
-        let spool = store.staging(false)?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(spool.path())
-            .map_err(|e| sandbox::Error::io("cannot create", spool.path(), e))?;
-        std::io::copy(&mut std::io::stdin().lock(), &mut f)
-            .map_err(|e| sandbox::Error::io("cannot write", spool.path(), e))?;
-        drop(f);
-        sandbox::image::archive::import(&store, spool.path(), None, progress)?
-    } else {
-        sandbox::image::archive::import(&store, &args.input, None, progress)?
-    };
+    // `-` (stdin) is spooled into the store's staging by the import code itself.
+    let opts = sandbox::image::archive::Options { name: None, tag: None };
+    let imported = sandbox::image::archive::import_with(&store, &args.input, &opts, progress)?;
     for img in imported {
         println!("Loaded image: {} (id {})", img.name, img.short_id());
     }

@@ -109,9 +109,12 @@ pub fn push(
     std::thread::scope(|s| {
         for _ in 0..PARALLEL.min(blobs.len()) {
             s.spawn(|| loop {
-                // TODO(i12-interrupt): call the shared interruption check() here once it is on main.
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= blobs.len() || result.lock().unwrap().is_err() {
+                    return;
+                }
+                if let Err(e) = crate::interrupt::check() {
+                    *result.lock().unwrap() = Err(e);
                     return;
                 }
                 let d = &blobs[i];
@@ -135,6 +138,7 @@ pub fn push(
         }
     });
     let mut sum = result.into_inner().unwrap()?;
+    crate::interrupt::check()?;
     let target = dest.manifest_ref().to_string();
     let url = format!("{}/v2/{}/manifests/{target}", client.origin, dest.repository);
     let resp = p.send("PUT", &url, &[("Content-Type", &media_type)], Body::Bytes(&manifest_body), "the manifest")?;
@@ -361,6 +365,7 @@ struct Counted<'a, R> {
 
 impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        crate::interrupt::check_io()?;
         let n = self.inner.read(buf)?;
         self.progress.advance(self.id, n as u64);
         Ok(n)

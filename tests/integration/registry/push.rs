@@ -405,3 +405,74 @@ fn bad_push_login_save_load_input_exits_125_and_leaves_nothing() {
         assert!(left.is_empty(), "{sub} {args:?} left {left:?}");
     }
 }
+
+/// `sandbox --root ROOT ARGS…` started, stdout to a pipe, stderr piped.
+fn spawn(root: &Path, args: &[&str]) -> std::process::Child {
+    let mut c = Command::new(bin());
+    c.arg("--root").arg(root).args(args);
+    for v in ["SANDBOX_AUTH_FILE", "XDG_RUNTIME_DIR", "SANDBOX_INSECURE_REGISTRIES", "SANDBOX_ROOT"] {
+        c.env_remove(v);
+    }
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// Sends `sig` and waits (at most 10 s) for the end: exit code and stderr.
+fn interrupt(mut child: std::process::Child, sig: i32) -> (i32, String) {
+    // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("not stopped 10 s after the signal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn sigint_stops_a_push_hung_on_the_registry_and_sigterm_a_save_leaving_no_output() {
+    require_root!();
+    let _m = shared();
+    let Some(img) = oci::test_image() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let layout = tempfile::tempdir().unwrap();
+    img.write_layout(layout.path(), "1");
+    let r = sandbox_cmd(root.path(), "image", &["import", "--name", "int/img:1", layout.path().to_str().unwrap()], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The registry takes the upload, then never answers it.
+    let (l, port) = bind();
+    let fake = serve(l, |r| match r.method.as_str() {
+        "HEAD" => Resp::new(404, ""),
+        "POST" => Resp::new(202, "").header("Location", "/upload/1"),
+        _ => Resp::new(201, "").hang(std::time::Duration::from_secs(60)),
+    });
+    let child = spawn(root.path(), &["push", "int/img:1", &format!("127.0.0.1:{port}/int/img:1")]);
+    let hung = eventually(20.0, || fake.seen.lock().unwrap().iter().any(|q| q.method == "PUT"));
+    assert!(hung, "no upload reached the registry");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, err) = interrupt(child, libc::SIGINT);
+    assert_eq!(code, 130, "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("sandbox:")).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].contains("interrupted") && lines[0].contains("push of int/img:1"), "{err}");
+    assert_no_staging(root.path());
+
+    // A save waiting for the store (held here, as a prune would) holds its partial output: a
+    // SIGTERM removes it.
+    let out = tempfile::tempdir().unwrap();
+    let tar = out.path().join("s.tar");
+    let store = Store::open(root.path()).unwrap();
+    let held = store.lock_exclusive().unwrap();
+    let child = spawn(root.path(), &["save", "-o", tar.to_str().unwrap(), "int/img:1"]);
+    let partial = eventually(20.0, || std::fs::read_dir(out.path()).unwrap().count() > 0);
+    assert!(partial, "no partial output appeared");
+    let (code, err) = interrupt(child, libc::SIGTERM);
+    drop(held);
+    assert_eq!(code, 143, "{err}");
+    assert!(err.contains("save of int/img:1"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "partial output left: {left:?}");
+}
