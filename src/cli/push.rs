@@ -6,7 +6,7 @@ use indicatif::HumanBytes;
 use sandbox::image::install::{self, Progress};
 use sandbox::image::registry::push::{self, PushOptions};
 use sandbox::image::registry::{self, Credentials, Options};
-use sandbox::image::{Reference, Store};
+use sandbox::image::Reference;
 
 use super::Cli;
 
@@ -64,8 +64,8 @@ pub fn push(cli: &Cli, args: &PushArgs) -> Result<i32> {
         None => registry::Timeouts::from_env()?.unwrap_or_default(),
     };
     let opts = Options { insecure, creds, timeouts };
-    let store = Store::open(&cli.root)?;
-    let img = store.find(&args.image)?;
+    // Read-only on the store: a mistyped --root is not created.
+    let (store, img) = super::show::find(cli, &args.image)?;
     let dest = match dest {
         Some(d) => d,
         None => Reference::parse(&img.name)?,

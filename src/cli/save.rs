@@ -42,7 +42,8 @@ impl Drop for Partial {
 }
 
 pub fn save(cli: &Cli, args: &SaveArgs) -> Result<i32> {
-    let store = Store::open(&cli.root)?;
+    // Read-only on the store: a mistyped --root is not created.
+    let store = super::show::existing(cli, &format!("image '{}'", args.images[0]))?;
     let images = args.images.iter().map(|i| store.find(i)).collect::<Result<Vec<_>, sandbox::Error>>()?;
     if args.output.as_os_str() == "-" {
         if std::io::stdout().is_terminal() {

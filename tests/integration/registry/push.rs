@@ -375,6 +375,14 @@ fn bad_push_login_save_load_input_exits_125_and_leaves_nothing() {
     let env = [("SANDBOX_AUTH_FILE", auth.to_str().unwrap())];
     let port = super::free_port().to_string();
     let nowhere = format!("127.0.0.1:{port}");
+    // push and save only read the store: a mistyped --root is not created.
+    let missing = dir.path().join("no-store");
+    for (sub, args) in [("push", &["x:1"][..]), ("save", &["-o", "-", "x:1"][..])] {
+        let r = sandbox_cmd(&missing, sub, args, &env);
+        assert_eq!(r.code, 125, "{sub}: {}", r.stderr);
+        assert!(r.stderr.contains("no image store"), "{sub}: {}", r.stderr);
+        assert!(!missing.exists(), "{sub} created a store at a mistyped --root");
+    }
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
         ("push", vec!["no/such:1".into()], "no image 'no/such:1'"),
         ("push", vec!["no/such:1".into(), "Bad Dest".into()], "invalid image reference 'Bad Dest'"),
