@@ -90,13 +90,15 @@ fn write_file(store: &Store, images: &[sandbox::image::Image], out: &Path) -> Re
 }
 
 pub fn load(cli: &Cli, args: &LoadArgs) -> Result<i32> {
-    let store = Store::open(&cli.root)?;
     let quiet = sandbox::image::install::Quiet;
     let bars = super::pull::Bars::new(std::io::stderr().is_terminal());
     let progress: &dyn sandbox::image::install::Progress = if args.quiet { &quiet } else { &bars };
-    // `-` (stdin) is spooled into the store's staging by the import code itself.
+    // `-` (stdin) is spooled into the store's staging by the import code itself. As for import, a
+    // store this load created goes again if the load fails.
     let opts = sandbox::image::archive::Options { name: None, tag: None };
-    let imported = sandbox::image::archive::import_with(&store, &args.input, &opts, progress)?;
+    let imported = Store::create_with(&cli.root, |store| {
+        sandbox::image::archive::import_with(store, &args.input, &opts, progress)
+    })?;
     for img in imported {
         println!("Loaded image: {} (id {})", img.name, img.short_id());
     }
