@@ -3,7 +3,11 @@
 #   1. pull + unpack of one multi-layer image from a registry on loopback (docker-registry on
 #      127.0.0.1): `sandbox pull` into an empty store against `skopeo copy` + `umoci unpack`
 #      (each run starts from nothing: --prepare empties the store / the layout and bundle);
-#   2. start-up: `sandbox run --image IMG /bin/true` against `sandbox run --rootfs DIR /bin/true`
+#   2. push of the same image to the same registry, a fresh repository each run: `sandbox push`
+#      (from a store that holds it under a docker.io name, so nothing can be mounted) against
+#      `skopeo copy oci:LAYOUT docker://…` (with an empty blob-info cache in a mount namespace of its
+#      own, so it cannot mount either): both send every byte;
+#   3. start-up: `sandbox run --image IMG /bin/true` against `sandbox run --rootfs DIR /bin/true`
 #      on the same files (DIR is umoci's unpack of the same image), same limits.
 # Prints medians and the ratios against the targets. Needs root.
 # Env: PULL_RUNS (default 5), RUNS (default 100), SANDBOX_BIN (default target/release/sandbox,
@@ -101,14 +105,28 @@ hyperfine -N --runs "${PULL_RUNS:-5}" --export-json "$out/pull.json" \
   -n "skopeo copy + umoci unpack" --prepare "rm -rf $oci $bundle" \
   "sh -c 'skopeo copy -q --src-tls-verify=false docker://$ref oci:$oci:1 && umoci unpack --image $oci:1 $bundle >/dev/null'"
 
-python3 - "$out/pull.json" "$out/startup.json" <<'EOF'
+echo "== push to the loopback registry (a fresh repository each run) =="
+pstore="$work/pstore"
+"$bin" --root "$pstore" image import --name bench/push:1 "$layout" >/dev/null 2>&1
+# skopeo (as root) remembers where it put blobs in /var/lib/containers/cache and would mount them
+# from there: each run gets an empty cache (a tmpfs in its own mount namespace; the host's stays).
+fresh='$(date +%s%N)'
+hyperfine -N --runs "${PULL_RUNS:-5}" --export-json "$out/push.json" \
+  -n "sandbox push" \
+  "unshare -m sh -c '$bin --root $pstore push --quiet bench/push:1 127.0.0.1:$port/push/s$fresh:1 >/dev/null'" \
+  -n "skopeo copy" \
+  "unshare -m sh -c 'mount -t tmpfs none /var/lib/containers/cache 2>/dev/null; skopeo copy -q --dest-tls-verify=false oci:$layout:1 docker://127.0.0.1:$port/push/k$fresh:1'"
+
+python3 - "$out/pull.json" "$out/startup.json" "$out/push.json" <<'EOF'
 import json, sys
 med = {}
 for f in sys.argv[1:]:
     med.update({x["command"]: x["median"] for x in json.load(open(f))["results"]})
 p, s = med["sandbox pull"], med["skopeo copy + umoci unpack"]
 i, r = med["run --image"], med["run --rootfs"]
+u, k = med["sandbox push"], med["skopeo copy"]
 print()
-print(f"pull+unpack median: sandbox {p:.2f} s, skopeo+umoci {s:.2f} s; sandbox/(skopeo+umoci) = {p / s:.2f} (target <= 1.00)")
+print(f"pull+unpack median: sandbox {p:.2f} s, skopeo+umoci {s:.2f} s; sandbox/(skopeo+umoci) = {p / s:.2f} (target <= 0.25)")
+print(f"push median: sandbox push {u:.2f} s, skopeo copy {k:.2f} s; push/skopeo = {u / k:.2f} (target <= 1.00)")
 print(f"start-up median: run --image {i * 1000:.2f} ms, run --rootfs {r * 1000:.2f} ms; image/rootfs = {i / r:.2f} (target <= 1.50)")
 EOF

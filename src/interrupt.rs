@@ -1,5 +1,5 @@
 //! Stopping cleanly on SIGINT, SIGTERM and SIGHUP in the commands that write files (`pull`,
-//! `image import`, `image export`, `commit`; `push` later): one line on stderr, exit 128+N
+//! `image import`, `image export`, `commit`, `push`, `save`, `load`): one line on stderr, exit 128+N
 //! (130, 143, 129), and no staging file left behind.
 //!
 //! How: main blocks the three signals before any thread starts and calls [`watch`], whose thread

@@ -33,6 +33,9 @@ deps=(
   # registry.rs runs a local docker-registry on 127.0.0.1 and htpasswd (apache2-utils) makes its
   # password file.
   tar gzip umoci skopeo docker-registry apache2-utils
+  # registry/push.rs: podman loads what `save` writes and pulls what `push` wrote (its own --root,
+  # vfs storage; no containers run).
+  podman
 )
 deps+=("$@")
 

@@ -7,9 +7,12 @@ pub mod history;
 pub mod image;
 pub mod images;
 pub mod inspect;
+pub mod login;
 pub mod pull;
+pub mod push;
 pub mod rm;
 pub mod run;
+pub mod save;
 pub mod show;
 pub mod tag;
 
@@ -94,6 +97,16 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Show an image's history: what made each layer, and its size
     History(history::HistoryArgs),
+    /// Push an image to a registry (HTTP API v2)
+    Push(push::PushArgs),
+    /// Check credentials against a registry and save them for pull and push
+    Login(login::LoginArgs),
+    /// Remove a registry's saved credentials
+    Logout(login::LogoutArgs),
+    /// Write images as a `docker save` archive (docker-archive)
+    Save(save::SaveArgs),
+    /// Load images from a docker-archive or OCI archive (file or stdin)
+    Load(save::LoadArgs),
     /// Remove image names; content goes with `image prune`
     Rmi(images::RmiArgs),
     /// Turn a kept container's changes (`run --name`) into a new image
@@ -126,6 +139,10 @@ impl Command {
             Command::Image(image::ImageCommand::Export { image, output }) => {
                 Some(format!("export of {image} to {}", output.display()))
             }
+            Command::Push(a) => Some(format!("push of {}", a.image)),
+            Command::Save(a) if a.output.as_os_str() == "-" => Some(format!("save of {}", a.images.join(" "))),
+            Command::Save(a) => Some(format!("save of {} to {}", a.images.join(" "), a.output.display())),
+            Command::Load(a) => Some(format!("load of {}", a.input.display())),
             _ => None,
         }
     }

@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod prune;
 pub mod reference;
 pub mod registry;
+pub mod save;
 pub mod size;
 pub mod staging;
 pub mod store;

@@ -19,6 +19,8 @@
 //! `Docker-Content-Digest`), and [`install`] verifies everything else.
 
 pub mod auth;
+pub mod login;
+pub mod push;
 pub mod retry;
 mod transfer;
 

@@ -4,6 +4,7 @@
 //! on 127.0.0.1.
 
 pub mod fake;
+mod push;
 mod resilience;
 
 use std::io::{Read, Write};

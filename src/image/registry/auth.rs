@@ -113,13 +113,13 @@ pub fn auth_files() -> Vec<PathBuf> {
 
 /// The host[:port] an `auths` key names: keys may carry a scheme and a path
 /// (`https://index.docker.io/v1/`).
-fn key_host(k: &str) -> &str {
+pub(super) fn key_host(k: &str) -> &str {
     let k = k.split_once("://").map_or(k, |(_, r)| r);
     k.split('/').next().unwrap_or(k)
 }
 
 /// The names a registry goes by in auth files (docker.io has several).
-fn aliases(registry: &str) -> Vec<&str> {
+pub(super) fn aliases(registry: &str) -> Vec<&str> {
     match registry {
         "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
             vec!["docker.io", "index.docker.io", "registry-1.docker.io"]

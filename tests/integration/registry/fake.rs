@@ -19,6 +19,7 @@ use crate::require_root;
 /// A request as the fake saw it.
 #[derive(Debug, Clone)]
 pub struct Req {
+    pub method: String,
     pub path: String,
     pub query: String,
     pub auth: Option<String>,
@@ -27,6 +28,9 @@ pub struct Req {
     /// Body bytes written before the answer ended (or was cut).
     pub sent: usize,
     pub at: Instant,
+    /// Other headers (names lower-cased), and the body (by Content-Length).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Req {
@@ -151,7 +155,18 @@ fn answer(mut s: TcpStream, handler: &dyn Fn(&Req) -> Resp, stop: &AtomicBool, s
     }
     let target = line.split(' ').nth(1).unwrap_or("/").to_string();
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let mut req = Req { path: path.into(), query: query.into(), auth: None, range: None, sent: 0, at: Instant::now() };
+    let method = line.split(' ').next().unwrap_or("GET").to_string();
+    let mut req = Req {
+        method,
+        path: path.into(),
+        query: query.into(),
+        auth: None,
+        range: None,
+        sent: 0,
+        at: Instant::now(),
+        headers: vec![],
+        body: vec![],
+    };
     loop {
         let mut h = String::new();
         if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
@@ -164,6 +179,14 @@ fn answer(mut s: TcpStream, handler: &dyn Fn(&Req) -> Resp, stop: &AtomicBool, s
             if k.eq_ignore_ascii_case("range") {
                 req.range = Some(v.trim().to_string());
             }
+            req.headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let len = req.headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok());
+    if let Some(n) = len {
+        req.body = vec![0; n];
+        if std::io::Read::read_exact(&mut r, &mut req.body).is_err() {
+            return;
         }
     }
     let idx = {
