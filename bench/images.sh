@@ -84,6 +84,19 @@ cleanup() { kill "$regpid" 2>/dev/null || true; wait "$regpid" 2>/dev/null || tr
 trap cleanup EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
 ref="127.0.0.1:$port/bench/image:1"
+# skopeo as root keeps a blob-info cache in /var/lib/containers/cache (and would mount blobs from
+# what it remembers): every skopeo here runs in a mount namespace of its own with an empty tmpfs
+# there (/var/lib where /var/lib/containers does not exist), so the host's is neither made nor
+# changed and each run starts without one. sandbox runs under the same unshare in the timed
+# comparisons, so both pay it.
+skopeo_iso="$work/skopeo"
+cat >"$skopeo_iso" <<'SH'
+#!/bin/sh
+exec unshare --mount --propagation private sh -c 'lib=/var/lib/containers; [ -d $lib ] || lib=/var/lib
+mount -t tmpfs -o mode=0700 bench-lib "$lib" && exec skopeo "$@"' skopeo "$@"
+SH
+chmod +x "$skopeo_iso"
+skopeo() { "$skopeo_iso" "$@"; }
 skopeo copy -q --dest-tls-verify=false "oci:$layout:1" "docker://$ref"
 
 store="$work/store" oci="$work/oci" bundle="$work/bundle"
@@ -101,21 +114,20 @@ hyperfine -N --warmup 5 --min-runs "${RUNS:-100}" --export-json "$out/startup.js
 
 echo "== pull + unpack from the loopback registry =="
 hyperfine -N --runs "${PULL_RUNS:-5}" --export-json "$out/pull.json" \
-  -n "sandbox pull" --prepare "rm -rf $store/p" "$bin --root $store/p pull --quiet $ref" \
+  -n "sandbox pull" --prepare "rm -rf $store/p" "unshare -m $bin --root $store/p pull --quiet $ref" \
   -n "skopeo copy + umoci unpack" --prepare "rm -rf $oci $bundle" \
-  "sh -c 'skopeo copy -q --src-tls-verify=false docker://$ref oci:$oci:1 && umoci unpack --image $oci:1 $bundle >/dev/null'"
+  "sh -c '$skopeo_iso copy -q --src-tls-verify=false docker://$ref oci:$oci:1 && umoci unpack --image $oci:1 $bundle >/dev/null'"
 
 echo "== push to the loopback registry (a fresh repository each run) =="
 pstore="$work/pstore"
 "$bin" --root "$pstore" image import --name bench/push:1 "$layout" >/dev/null 2>&1
-# skopeo (as root) remembers where it put blobs in /var/lib/containers/cache and would mount them
-# from there: each run gets an empty cache (a tmpfs in its own mount namespace; the host's stays).
+# Each skopeo run gets an empty blob-info cache ($skopeo_iso), so it mounts nothing it remembers.
 fresh='$(date +%s%N)'
 hyperfine -N --runs "${PULL_RUNS:-5}" --export-json "$out/push.json" \
   -n "sandbox push" \
   "unshare -m sh -c '$bin --root $pstore push --quiet bench/push:1 127.0.0.1:$port/push/s$fresh:1 >/dev/null'" \
   -n "skopeo copy" \
-  "unshare -m sh -c 'mount -t tmpfs none /var/lib/containers/cache 2>/dev/null; skopeo copy -q --dest-tls-verify=false oci:$layout:1 docker://127.0.0.1:$port/push/k$fresh:1'"
+  "sh -c '$skopeo_iso copy -q --dest-tls-verify=false oci:$layout:1 docker://127.0.0.1:$port/push/k$fresh:1'"
 
 python3 - "$out/pull.json" "$out/startup.json" "$out/push.json" <<'EOF'
 import json, sys

@@ -151,22 +151,29 @@ fn start_time(pid: u32) -> Option<u64> {
     s[s.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()
 }
 
-/// The command line, short: the program's file name and its arguments, a password's value
-/// masked, cut at 100 characters.
+/// Flags whose value may be a secret (a password, `--creds USER:PASS`, an environment variable
+/// of a run): their value is masked in the holder record, which other commands print.
+const SECRET_FLAGS: [&str; 6] = ["-p", "--password", "--password-stdin", "--creds", "-e", "--env"];
+
+/// The command line, short: the program's file name and its arguments, secret values masked,
+/// cut at 100 characters.
 fn argv_summary(args: impl Iterator<Item = String>) -> String {
     let mut out: Vec<String> = vec![];
     let mut mask_next = false;
     for (i, a) in args.enumerate() {
+        let secret_flag = |f: &str| SECRET_FLAGS.contains(&f) || f.contains("password") || f.contains("token");
         let a = if i == 0 {
             Path::new(&a).file_name().map_or(a.clone(), |n| n.to_string_lossy().into_owned())
         } else if mask_next {
             "***".to_string()
+        } else if let Some((k, _)) = a.split_once('=').filter(|(k, _)| k.starts_with('-') && secret_flag(k)) {
+            format!("{k}=***")
         } else if let Some((k, _)) = a.split_once('=').filter(|(k, _)| k.contains("password")) {
             format!("{k}=***")
         } else {
             a
         };
-        mask_next = i > 0 && (a == "-p" || a.starts_with("--password")) && !a.contains('=');
+        mask_next = i > 0 && a != "--password-stdin" && secret_flag(&a) && !a.contains('=');
         out.push(a.replace(['\n', '\r'], " "));
     }
     let s = out.join(" ");
@@ -191,6 +198,13 @@ mod tests {
         assert_eq!(v(&["sandbox", "login", "-p", "hunter2", "r"]), "sandbox login -p *** r");
         assert_eq!(v(&["sandbox", "login", "--password", "x", "r"]), "sandbox login --password *** r");
         assert_eq!(v(&["sandbox", "login", "--password=x", "r"]), "sandbox login --password=*** r");
+        assert_eq!(v(&["sandbox", "pull", "--creds", "u:pw", "r"]), "sandbox pull --creds *** r");
+        assert_eq!(v(&["sandbox", "push", "--creds=u:pw", "r"]), "sandbox push --creds=*** r");
+        assert_eq!(
+            v(&["sandbox", "run", "-e", "TOKEN=x", "--env=K=v", "--image", "i"]),
+            "sandbox run -e *** --env=*** --image i"
+        );
+        assert_eq!(v(&["sandbox", "login", "--password-stdin", "r"]), "sandbox login --password-stdin r");
         assert!(v(&["sandbox", &"a".repeat(300)]).ends_with('…'));
     }
 

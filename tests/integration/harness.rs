@@ -199,3 +199,23 @@ pub fn procs_named(name: &str, marker: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// `tool` (skopeo, podman) in a mount namespace of its own, with empty tmpfs over /run and over
+/// /var/lib/containers (/var/lib where that does not exist): as root, containers/image keeps a
+/// blob-info cache in /var/lib/containers/cache and podman its runtime state under /run, which
+/// they would otherwise create or change on the host. Paths the tests pass live elsewhere (temp
+/// dirs), so the tool sees everything it is given.
+pub fn isolated_tool(tool: &str) -> Command {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        r#"lib=/var/lib/containers; [ -d $lib ] || lib=/var/lib
+mount -t tmpfs -o mode=0755 sandbox-test-run /run && mount -t tmpfs -o mode=0700 sandbox-test-lib "$lib" && exec "$0" "$@""#,
+        tool,
+    ]);
+    c
+}

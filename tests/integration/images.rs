@@ -107,11 +107,11 @@ fn commit_then_export_round_trips_through_skopeo_umoci_and_import() {
     assert!(tar.is_file() && strays(r, &tar).is_empty(), "{:?}", strays(r, &tar));
     let archive = format!("oci-archive:{}", tar.display());
     if have("skopeo") {
-        let v: serde_json::Value = serde_json::from_str(&run_tool(Command::new("skopeo").args(["inspect", &archive])))
+        let v: serde_json::Value = serde_json::from_str(&run_tool(isolated_tool("skopeo").args(["inspect", &archive])))
             .expect("skopeo inspect prints JSON");
         assert_eq!(v["Layers"].as_array().unwrap().len(), 4, "{v}");
         let copy = work.path().join("copy");
-        run_tool(Command::new("skopeo").args(["copy", &archive, &format!("oci:{}:t", copy.display())]));
+        run_tool(isolated_tool("skopeo").args(["copy", &archive, &format!("oci:{}:t", copy.display())]));
         assert!(copy.join("index.json").is_file());
     }
     if have("umoci") {

@@ -158,7 +158,7 @@ impl Registry {
 
     /// Pushes `layout:tag` (index.json's ref name) to REPO:TAG with skopeo, digests preserved.
     pub fn push(&self, layout: &Path, tag: &str, repo: &str, creds: Option<&str>, all: bool) {
-        let mut c = Command::new("skopeo");
+        let mut c = isolated_tool("skopeo");
         c.args(["--insecure-policy", "copy", "--preserve-digests", "--dest-tls-verify=false"]);
         if all {
             c.arg("--all");

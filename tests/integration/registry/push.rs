@@ -60,9 +60,11 @@ fn run(c: &mut Command) -> String {
 
 /// podman with a store of its own under `dir` (vfs, no systemd): nothing of the host's is used.
 fn podman(dir: &Path) -> Command {
-    let mut c = Command::new("podman");
+    let mut c = isolated_tool("podman");
     c.arg("--root").arg(dir.join("root")).arg("--runroot").arg(dir.join("run"));
     c.args(["--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs"]);
+    // Its network config and temporary state too (it made /etc/containers/networks and /run/libpod).
+    c.arg("--network-config-dir").arg(dir.join("net")).arg("--tmpdir").arg(dir.join("tmp"));
     c.env("HOME", dir).env("XDG_RUNTIME_DIR", dir).env("XDG_CONFIG_HOME", dir);
     c
 }
@@ -74,7 +76,7 @@ fn umoci_reads(src: &str, creds: Option<&str>, img: &Built) {
     }
     let d = tempfile::tempdir().unwrap();
     let layout = d.path().join("oci");
-    let mut c = Command::new("skopeo");
+    let mut c = isolated_tool("skopeo");
     c.args(["--insecure-policy", "copy", "--preserve-digests", "--src-tls-verify=false"]);
     if let Some(cr) = creds {
         c.args(["--src-creds", cr]);
@@ -134,7 +136,7 @@ fn push_with_basic_auth_login_mounts_across_repositories_and_skopeo_reads_it() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&auth_file).unwrap().permissions().mode() & 0o777, 0o600);
     // skopeo (and podman) read the file sandbox wrote.
-    run(Command::new("skopeo")
+    run(isolated_tool("skopeo")
         .args(["inspect", "--tls-verify=false", "--authfile"])
         .arg(&auth_file)
         .arg(format!("docker://{h}/test/busybox:1")));
@@ -155,7 +157,7 @@ fn push_with_basic_auth_login_mounts_across_repositories_and_skopeo_reads_it() {
     let r = sandbox_cmd(root.path(), "push", &["-q", &src, &dest], &env);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("0 uploaded (0 B), 4 already present, 0 mounted"), "{}", r.stdout);
-    let inspect = run(Command::new("skopeo")
+    let inspect = run(isolated_tool("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false", "--creds", "alice:s3cret"])
         .arg(format!("docker://{dest}"))
         .env("HOME", auth_dir.path()));
@@ -331,7 +333,7 @@ fn save_is_loaded_by_podman_skopeo_and_load_from_a_file_and_stdin() {
     }
 
     let inspect =
-        run(Command::new("skopeo").args(["inspect", "--config"]).arg(format!("docker-archive:{}", tar.display())));
+        run(isolated_tool("skopeo").args(["inspect", "--config"]).arg(format!("docker-archive:{}", tar.display())));
     assert!(inspect.contains("FOO=bar"), "{inspect}");
     if tool("podman") {
         let d = tempfile::tempdir().unwrap();
