@@ -10,7 +10,7 @@ pub mod detect;
 pub mod stats;
 mod teardown;
 mod v1;
-mod v2;
+pub(crate) mod v2;
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;

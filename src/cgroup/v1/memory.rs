@@ -1,0 +1,74 @@
+//! cgroup v1 memory controller: `memory.limit_in_bytes` (with memsw and the TCP buffer counter)
+//! and the figures read from `memory.max_usage_in_bytes`, `memory.oom_control` and
+//! `memory.kmem.tcp.*`.
+
+use std::path::Path;
+
+use crate::cgroup::stats::{parse_keyed, parse_single, MemoryStats};
+use crate::cgroup::write;
+use crate::error::Result;
+
+/// Writes `--mem` to the group's memory directory `dir`.
+pub fn apply(dir: &Path, bytes: u64) -> Result<()> {
+    write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
+    // memsw (memory+swap) equal to the limit: no swap beyond it, so the limit is real.
+    // Absent when the kernel has no swap accounting.
+    let memsw = dir.join("memory.memsw.limit_in_bytes");
+    if memsw.exists() {
+        write(&memsw, &bytes.to_string())?;
+    }
+    // v1 charges TCP socket buffers to a counter of their own, and only once its limit
+    // is set (memcg "tcpmem_active"); before that they were not charged at all and a
+    // command under --mem 32M pinned over 1 GiB of loopback TCP buffers. The same figure
+    // bounds them: a run may then hold up to the limit in memory plus the limit in TCP
+    // buffers. (v2 charges sockets to memory.current: nothing to do there.)
+    let tcp = dir.join("memory.kmem.tcp.limit_in_bytes");
+    if tcp.exists() {
+        write(&tcp, &bytes.to_string())?;
+    }
+    Ok(())
+}
+
+/// The "no limit" value of a v1 page counter (PAGE_COUNTER_MAX pages of 4 KiB, in bytes).
+const V1_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
+
+/// cgroup v1 `memory.max_usage_in_bytes`, `memory.oom_control` and the TCP buffer counter
+/// (`memory.kmem.tcp.limit_in_bytes`, `memory.kmem.tcp.max_usage_in_bytes`). The TCP peak counts
+/// only with a limit set: without one the kernel does not charge sockets and its 0 would be made up.
+pub fn stats(
+    max_usage: Option<&str>,
+    oom_control: Option<&str>,
+    tcp_limit: Option<&str>,
+    tcp_max_usage: Option<&str>,
+) -> MemoryStats {
+    let tcp_counted = tcp_limit.and_then(parse_single).is_some_and(|l| l < V1_UNLIMITED);
+    MemoryStats {
+        peak_bytes: max_usage.and_then(parse_single),
+        oom_events: None,
+        oom_kills: oom_control.and_then(|t| parse_keyed(t).get("oom_kill").copied()),
+        tcp_peak_bytes: tcp_max_usage.and_then(parse_single).filter(|_| tcp_counted),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::stats::fixture;
+
+    #[test]
+    fn v1_memory_oom_control() {
+        let m = stats(Some("1048576\n"), Some(&fixture("v1/memory.oom_control")), None, None);
+        let want =
+            MemoryStats { peak_bytes: Some(1048576), oom_events: None, oom_kills: Some(3), tcp_peak_bytes: None };
+        assert_eq!(m, want);
+    }
+
+    #[test]
+    fn v1_tcp_peak_only_where_the_kernel_counts_it() {
+        let tcp = |limit: &str| stats(None, None, Some(limit), Some("4096\n")).tcp_peak_bytes;
+        assert_eq!(tcp("33554432\n"), Some(4096));
+        // No limit set: the kernel charges no socket to the group, so its 0 would be made up.
+        assert_eq!(tcp("9223372036854771712\n"), None);
+        assert_eq!(stats(None, None, None, None).tcp_peak_bytes, None);
+    }
+}

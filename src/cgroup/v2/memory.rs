@@ -1,0 +1,46 @@
+//! cgroup v2 memory controller: `memory.max` (with `memory.swap.max`) and the figures read from
+//! `memory.peak` and `memory.events`.
+
+use std::path::Path;
+
+use crate::cgroup::stats::{parse_keyed, parse_single, MemoryStats};
+use crate::cgroup::write;
+use crate::error::Result;
+
+/// Writes `--mem` to the group `dir`.
+pub fn apply(dir: &Path, bytes: u64) -> Result<()> {
+    write(&dir.join("memory.max"), &bytes.to_string())?;
+    // Without this the group swaps instead of being OOM-killed: the limit would not be real.
+    let swap = dir.join("memory.swap.max");
+    if swap.exists() {
+        write(&swap, "0")?;
+    }
+    Ok(())
+}
+
+/// cgroup v2 `memory.peak` and `memory.events`.
+pub fn stats(peak: Option<&str>, events: Option<&str>) -> MemoryStats {
+    let ev = events.map(parse_keyed);
+    MemoryStats {
+        peak_bytes: peak.and_then(parse_single),
+        oom_events: ev.as_ref().and_then(|m| m.get("oom").copied()),
+        oom_kills: ev.as_ref().and_then(|m| m.get("oom_kill").copied()),
+        tcp_peak_bytes: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::stats::fixture;
+
+    #[test]
+    fn v2_memory_events_and_peak() {
+        let m = stats(Some("33554432\n"), Some(&fixture("v2/memory.events")));
+        let want =
+            MemoryStats { peak_bytes: Some(33554432), oom_events: Some(2), oom_kills: Some(1), tcp_peak_bytes: None };
+        assert_eq!(m, want);
+        let m = stats(None, None);
+        assert_eq!(m, MemoryStats::default());
+    }
+}
