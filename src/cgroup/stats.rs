@@ -13,13 +13,17 @@ use serde::Serialize;
 pub struct CpuStats {
     /// Total CPU time (v2 cpu.stat usage_usec; v1 cpuacct.usage), seconds.
     pub usage_s: Option<f64>,
-    /// User CPU time (v2 user_usec; v1 cpuacct.usage_user or cpuacct.stat user), seconds.
+    /// User CPU time (v2 user_usec; v1 the user share of cpuacct.stat applied to
+    /// cpuacct.usage), seconds.
     pub user_s: Option<f64>,
-    /// System CPU time (v2 system_usec; v1 cpuacct.usage_sys or cpuacct.stat system), seconds.
+    /// System CPU time (v2 system_usec; v1 the system share of cpuacct.stat applied to
+    /// cpuacct.usage), seconds.
     pub system_s: Option<f64>,
     /// Enforcement periods in which the group was throttled (nr_throttled).
     pub throttled_periods: Option<u64>,
-    /// Total time throttled (v2 throttled_usec; v1 throttled_time), seconds.
+    /// Time throttled (v2 throttled_usec; v1 throttled_time), seconds, summed over CPUs: each
+    /// CPU's run queue adds the time it spent throttled, so with several CPUs this can exceed
+    /// the wall time.
     pub throttled_s: Option<f64>,
 }
 
@@ -36,6 +40,15 @@ pub struct MemoryStats {
     /// apart from `peak_bytes` that the kernel keeps only once its limit is set (with `--mem`).
     /// `None` on v2, where socket buffers are part of memory.peak, and on v1 without `--mem`.
     pub tcp_peak_bytes: Option<u64>,
+    /// Times the group went over memory.high and was throttled into reclaim (v2 memory.events
+    /// `high`; v1 has no such counter).
+    pub high_events: Option<u64>,
+    /// Highest swap usage (v2 memory.swap.peak, Linux 6.5+). v1 keeps no swap peak: `None`
+    /// there (see `memsw_peak_bytes`).
+    pub swap_peak_bytes: Option<u64>,
+    /// v1 only: highest memory+swap usage (memory.memsw.max_usage_in_bytes, with swap
+    /// accounting). Not a swap peak: the two peaks need not fall at the same moment.
+    pub memsw_peak_bytes: Option<u64>,
 }
 
 /// Tasks of the whole group.
@@ -47,12 +60,42 @@ pub struct PidsStats {
     pub limit_hits: Option<u64>,
 }
 
+/// Block I/O of the whole group, summed over devices (v2 io.stat; v1
+/// blkio.throttle.io_service_bytes_recursive and io_serviced_recursive).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IoStats {
+    pub read_bytes: Option<u64>,
+    pub write_bytes: Option<u64>,
+    pub read_ops: Option<u64>,
+    pub write_ops: Option<u64>,
+}
+
+/// Stall time of one resource (a `*.pressure` file's `total`, kept since the group was made, i.e.
+/// for this run), seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Pressure {
+    /// Time at least one task of the group was stalled on the resource.
+    pub some_s: Option<f64>,
+    /// Time every non-idle task of the group was stalled at once.
+    pub full_s: Option<f64>,
+}
+
+/// Pressure stall information (PSI) of the group: cpu.pressure, memory.pressure, io.pressure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PressureStats {
+    pub cpu: Pressure,
+    pub memory: Pressure,
+    pub io: Pressure,
+}
+
 /// Everything the report says about usage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
     pub cpu: CpuStats,
     pub memory: MemoryStats,
     pub pids: PidsStats,
+    pub io: IoStats,
+    pub pressure: PressureStats,
 }
 
 /// Parses "key value" lines (cpu.stat, memory.events, pids.events, memory.oom_control, cpuacct.stat).

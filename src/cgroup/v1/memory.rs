@@ -32,21 +32,30 @@ pub fn apply(dir: &Path, bytes: u64) -> Result<()> {
 /// The "no limit" value of a v1 page counter (PAGE_COUNTER_MAX pages of 4 KiB, in bytes).
 const V1_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
 
-/// cgroup v1 `memory.max_usage_in_bytes`, `memory.oom_control` and the TCP buffer counter
-/// (`memory.kmem.tcp.limit_in_bytes`, `memory.kmem.tcp.max_usage_in_bytes`). The TCP peak counts
-/// only with a limit set: without one the kernel does not charge sockets and its 0 would be made up.
-pub fn stats(
-    max_usage: Option<&str>,
-    oom_control: Option<&str>,
-    tcp_limit: Option<&str>,
-    tcp_max_usage: Option<&str>,
-) -> MemoryStats {
-    let tcp_counted = tcp_limit.and_then(parse_single).is_some_and(|l| l < V1_UNLIMITED);
+/// The memory files a v1 report reads, as the kernel has them (`None`: no such file).
+#[derive(Default)]
+pub struct Files<'a> {
+    pub max_usage: Option<&'a str>,
+    pub oom_control: Option<&'a str>,
+    pub tcp_limit: Option<&'a str>,
+    pub tcp_max_usage: Option<&'a str>,
+    pub memsw_max_usage: Option<&'a str>,
+}
+
+/// cgroup v1 `memory.max_usage_in_bytes`, `memory.oom_control`, `memory.memsw.max_usage_in_bytes`
+/// and the TCP buffer counter (`memory.kmem.tcp.limit_in_bytes`, `memory.kmem.tcp.max_usage_in_bytes`).
+/// The TCP peak counts only with a limit set: without one the kernel does not charge sockets and
+/// its 0 would be made up. v1 has no memory.high events and no swap peak (memsw is memory+swap).
+pub fn stats(f: &Files) -> MemoryStats {
+    let tcp_counted = f.tcp_limit.and_then(parse_single).is_some_and(|l| l < V1_UNLIMITED);
     MemoryStats {
-        peak_bytes: max_usage.and_then(parse_single),
+        peak_bytes: f.max_usage.and_then(parse_single),
         oom_events: None,
-        oom_kills: oom_control.and_then(|t| parse_keyed(t).get("oom_kill").copied()),
-        tcp_peak_bytes: tcp_max_usage.and_then(parse_single).filter(|_| tcp_counted),
+        oom_kills: f.oom_control.and_then(|t| parse_keyed(t).get("oom_kill").copied()),
+        tcp_peak_bytes: f.tcp_max_usage.and_then(parse_single).filter(|_| tcp_counted),
+        high_events: None,
+        swap_peak_bytes: None,
+        memsw_peak_bytes: f.memsw_max_usage.and_then(parse_single),
     }
 }
 
@@ -57,18 +66,30 @@ mod tests {
 
     #[test]
     fn v1_memory_oom_control() {
-        let m = stats(Some("1048576\n"), Some(&fixture("v1/memory.oom_control")), None, None);
-        let want =
-            MemoryStats { peak_bytes: Some(1048576), oom_events: None, oom_kills: Some(3), tcp_peak_bytes: None };
-        assert_eq!(m, want);
+        let oom = fixture("v1/memory.oom_control");
+        let f = Files {
+            max_usage: Some("1048576\n"),
+            oom_control: Some(&oom),
+            memsw_max_usage: Some("2097152\n"),
+            ..Default::default()
+        };
+        let want = MemoryStats {
+            peak_bytes: Some(1048576),
+            oom_kills: Some(3),
+            memsw_peak_bytes: Some(2097152),
+            ..Default::default()
+        };
+        assert_eq!(stats(&f), want, "no high events, no swap peak on v1");
     }
 
     #[test]
     fn v1_tcp_peak_only_where_the_kernel_counts_it() {
-        let tcp = |limit: &str| stats(None, None, Some(limit), Some("4096\n")).tcp_peak_bytes;
+        let tcp = |limit: &str| {
+            stats(&Files { tcp_limit: Some(limit), tcp_max_usage: Some("4096\n"), ..Default::default() }).tcp_peak_bytes
+        };
         assert_eq!(tcp("33554432\n"), Some(4096));
         // No limit set: the kernel charges no socket to the group, so its 0 would be made up.
         assert_eq!(tcp("9223372036854771712\n"), None);
-        assert_eq!(stats(None, None, None, None).tcp_peak_bytes, None);
+        assert_eq!(stats(&Files::default()).tcp_peak_bytes, None);
     }
 }

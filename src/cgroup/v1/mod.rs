@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod blkio;
 mod cpu;
 mod cpuacct;
 mod memory;
@@ -121,13 +122,17 @@ impl Cgroup for V1 {
         };
         Stats {
             cpu,
-            memory: memory::stats(
-                f("memory", "memory.max_usage_in_bytes").as_deref(),
-                f("memory", "memory.oom_control").as_deref(),
-                f("memory", "memory.kmem.tcp.limit_in_bytes").as_deref(),
-                f("memory", "memory.kmem.tcp.max_usage_in_bytes").as_deref(),
-            ),
+            memory: memory::stats(&memory::Files {
+                max_usage: f("memory", "memory.max_usage_in_bytes").as_deref(),
+                oom_control: f("memory", "memory.oom_control").as_deref(),
+                tcp_limit: f("memory", "memory.kmem.tcp.limit_in_bytes").as_deref(),
+                tcp_max_usage: f("memory", "memory.kmem.tcp.max_usage_in_bytes").as_deref(),
+                memsw_max_usage: f("memory", "memory.memsw.max_usage_in_bytes").as_deref(),
+            }),
             pids: pids::stats(f("pids", "pids.peak").as_deref(), f("pids", "pids.events").as_deref()),
+            io: self.dirs.get("blkio").map(|d| blkio::stats(d)).unwrap_or_default(),
+            // Upstream kernels give v1 groups no pressure files; some builds do.
+            pressure: super::pressure::stats(self.unique.iter().map(|d| d.as_path())),
         }
     }
 

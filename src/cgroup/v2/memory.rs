@@ -18,14 +18,18 @@ pub fn apply(dir: &Path, bytes: u64) -> Result<()> {
     Ok(())
 }
 
-/// cgroup v2 `memory.peak` and `memory.events`.
-pub fn stats(peak: Option<&str>, events: Option<&str>) -> MemoryStats {
+/// cgroup v2 `memory.peak`, `memory.events` and `memory.swap.peak` (Linux 6.5+).
+pub fn stats(peak: Option<&str>, events: Option<&str>, swap_peak: Option<&str>) -> MemoryStats {
     let ev = events.map(parse_keyed);
+    let event = |k: &str| ev.as_ref().and_then(|m| m.get(k).copied());
     MemoryStats {
         peak_bytes: peak.and_then(parse_single),
-        oom_events: ev.as_ref().and_then(|m| m.get("oom").copied()),
-        oom_kills: ev.as_ref().and_then(|m| m.get("oom_kill").copied()),
+        oom_events: event("oom"),
+        oom_kills: event("oom_kill"),
         tcp_peak_bytes: None,
+        high_events: event("high"),
+        swap_peak_bytes: swap_peak.and_then(parse_single),
+        memsw_peak_bytes: None,
     }
 }
 
@@ -36,11 +40,17 @@ mod tests {
 
     #[test]
     fn v2_memory_events_and_peak() {
-        let m = stats(Some("33554432\n"), Some(&fixture("v2/memory.events")));
-        let want =
-            MemoryStats { peak_bytes: Some(33554432), oom_events: Some(2), oom_kills: Some(1), tcp_peak_bytes: None };
+        let m = stats(Some("33554432\n"), Some(&fixture("v2/memory.events")), Some("8192\n"));
+        let want = MemoryStats {
+            peak_bytes: Some(33554432),
+            oom_events: Some(2),
+            oom_kills: Some(1),
+            high_events: Some(7),
+            swap_peak_bytes: Some(8192),
+            ..Default::default()
+        };
         assert_eq!(m, want);
-        let m = stats(None, None);
+        let m = stats(None, None, None);
         assert_eq!(m, MemoryStats::default());
     }
 }

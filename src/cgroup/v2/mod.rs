@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod cpu;
+mod io;
 mod memory;
 pub(crate) mod pids;
 
@@ -94,6 +95,8 @@ impl V2 {
         let mem = enable(base, "memory", limits.memory_bytes.is_some())?;
         let cpu = enable(base, "cpu", limits.cpus.is_some())?;
         let pids = enable(base, "pids", limits.pids.is_some())?;
+        // Accounting only for now (io.stat): enabled where the parent allows, never required.
+        enable(base, "io", false)?;
         let dir = base.join(name);
         std::fs::create_dir(&dir).map_err(|e| Error::io("cannot create cgroup", &dir, e))?;
         let g = V2 { dir };
@@ -143,8 +146,15 @@ impl Cgroup for V2 {
         let f = |n: &str| read(&self.dir.join(n));
         Stats {
             cpu: f("cpu.stat").map(|t| cpu::stats(&t)).unwrap_or_default(),
-            memory: memory::stats(f("memory.peak").as_deref(), f("memory.events").as_deref()),
+            memory: memory::stats(
+                f("memory.peak").as_deref(),
+                f("memory.events").as_deref(),
+                f("memory.swap.peak").as_deref(),
+            ),
             pids: pids::stats(f("pids.peak").as_deref(), f("pids.events").as_deref()),
+            // No io.stat: the io controller is not enabled for the group, nothing is counted.
+            io: f("io.stat").map(|t| io::stats(&t)).unwrap_or_default(),
+            pressure: super::pressure::stats([self.dir.as_path()]),
         }
     }
 
@@ -182,7 +192,7 @@ mod tests {
         assert_eq!(r("cpu.max"), "50000 100000");
         assert_eq!(r("pids.max"), "20");
         // The fake parent keeps only the last write, which shows the controllers were enabled.
-        assert_eq!(std::fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(), "+pids");
+        assert_eq!(std::fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(), "+io");
     }
 
     #[test]
