@@ -51,6 +51,22 @@ pub struct MemoryStats {
     pub memsw_peak_bytes: Option<u64>,
 }
 
+/// What a group's memory is made of at one moment (memory.stat), bytes: the breakdown the
+/// sampler will report at the peak (`memory.at_peak`, issue 13 item 3).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MemoryBreakdown {
+    /// Anonymous memory (heap, stacks, private mappings).
+    pub anon_bytes: Option<u64>,
+    /// Page cache, shmem and tmpfs included.
+    pub file_bytes: Option<u64>,
+    /// Kernel memory charged to the group (slab, stacks, page tables…).
+    pub kernel_bytes: Option<u64>,
+    /// Socket buffers.
+    pub sock_bytes: Option<u64>,
+    /// Shared memory and tmpfs (part of `file_bytes`).
+    pub shmem_bytes: Option<u64>,
+}
+
 /// Tasks of the whole group.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PidsStats {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::cgroup::stats::{parse_keyed, parse_single, MemoryStats};
+use crate::cgroup::stats::{parse_keyed, parse_single, MemoryBreakdown, MemoryStats};
 use crate::cgroup::write;
 use crate::error::Result;
 
@@ -59,10 +59,39 @@ pub fn stats(f: &Files) -> MemoryStats {
     }
 }
 
+/// cgroup v1 `memory.stat` (the hierarchical `total_*` keys) and `memory.kmem.usage_in_bytes`:
+/// anon is `total_rss`, file `total_cache` (shmem included, as on v2), shmem `total_shmem`. v1
+/// counts socket buffers apart (memory.kmem.tcp.*): `sock_bytes` is unknown.
+#[allow(dead_code)] // read by the sampler (issue 13 item 3), tested here first.
+pub fn breakdown(memory_stat: &str, kmem_usage: Option<&str>) -> MemoryBreakdown {
+    let m = parse_keyed(memory_stat);
+    let k = |k: &str| m.get(k).copied();
+    MemoryBreakdown {
+        anon_bytes: k("total_rss"),
+        file_bytes: k("total_cache"),
+        kernel_bytes: kmem_usage.and_then(parse_single),
+        sock_bytes: None,
+        shmem_bytes: k("total_shmem"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cgroup::stats::fixture;
+
+    #[test]
+    fn v1_memory_stat_breakdown_uses_the_hierarchical_totals() {
+        let b = breakdown(&fixture("v1/memory.stat"), Some("1572864\n"));
+        let want = MemoryBreakdown {
+            anon_bytes: Some(26_214_400),
+            file_bytes: Some(8_388_608),
+            kernel_bytes: Some(1_572_864),
+            sock_bytes: None,
+            shmem_bytes: Some(2_097_152),
+        };
+        assert_eq!(b, want);
+    }
 
     #[test]
     fn v1_memory_oom_control() {

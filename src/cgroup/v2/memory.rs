@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::cgroup::stats::{parse_keyed, parse_single, MemoryStats};
+use crate::cgroup::stats::{parse_keyed, parse_single, MemoryBreakdown, MemoryStats};
 use crate::cgroup::write;
 use crate::error::Result;
 
@@ -33,10 +33,39 @@ pub fn stats(peak: Option<&str>, events: Option<&str>, swap_peak: Option<&str>) 
     }
 }
 
+/// cgroup v2 `memory.stat`: anon, file, kernel (Linux 5.18+; else unknown, not summed from its
+/// parts), sock, shmem.
+#[allow(dead_code)] // read by the sampler (issue 13 item 3), tested here first.
+pub fn breakdown(memory_stat: &str) -> MemoryBreakdown {
+    let m = parse_keyed(memory_stat);
+    let k = |k: &str| m.get(k).copied();
+    MemoryBreakdown {
+        anon_bytes: k("anon"),
+        file_bytes: k("file"),
+        kernel_bytes: k("kernel"),
+        sock_bytes: k("sock"),
+        shmem_bytes: k("shmem"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cgroup::stats::fixture;
+
+    #[test]
+    fn v2_memory_stat_breakdown() {
+        let b = breakdown(&fixture("v2/memory.stat"));
+        let want = MemoryBreakdown {
+            anon_bytes: Some(26_214_400),
+            file_bytes: Some(8_388_608),
+            kernel_bytes: Some(1_572_864),
+            sock_bytes: Some(4096),
+            shmem_bytes: Some(2_097_152),
+        };
+        assert_eq!(b, want);
+        assert_eq!(breakdown("anon 1\n").kernel_bytes, None, "no `kernel` (before 5.18): unknown");
+    }
 
     #[test]
     fn v2_memory_events_and_peak() {
