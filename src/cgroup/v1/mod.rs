@@ -74,6 +74,9 @@ impl V1 {
         if let (Some(n), Some(dir)) = (limits.pids, self.dirs.get("pids")) {
             pids::apply(dir, n)?;
         }
+        if let Some(dir) = self.dirs.get("blkio") {
+            blkio::apply_accounting(dir);
+        }
         Ok(())
     }
 }
@@ -130,7 +133,7 @@ impl Cgroup for V1 {
                 memsw_max_usage: f("memory", "memory.memsw.max_usage_in_bytes").as_deref(),
             }),
             pids: pids::stats(f("pids", "pids.peak").as_deref(), f("pids", "pids.events").as_deref()),
-            io: self.dirs.get("blkio").map(|d| blkio::stats(d)).unwrap_or_default(),
+            io: self.dirs.get("blkio").map(|d| blkio::stats(d, &blkio::disks())).unwrap_or_default(),
             // Upstream kernels give v1 groups no pressure files; some builds do.
             pressure: super::pressure::stats(self.unique.iter().map(|d| d.as_path())),
         }
