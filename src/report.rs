@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 
 use crate::cgroup::Stats;
@@ -36,6 +38,34 @@ pub struct Outcome {
     /// A stop signal reached sandbox while the command ran.
     pub stopped: Option<Stopped>,
     pub wall_time_s: f64,
+    /// When the command was started (the clone) and when it was seen to end (wall clock).
+    pub started_at: SystemTime,
+    pub ended_at: SystemTime,
+}
+
+/// The single verdict on how a run ended (JSON: `exit`, `signal`, `timeout`, `cpu-time`, `oom`,
+/// `stopped`). When several apply, the first of: stopped, cpu-time, timeout (sandbox's own
+/// decisions to end the run), oom (the kernel's), signal, exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TerminationReason {
+    /// The command exited by itself (any code).
+    Exit,
+    /// A signal killed the command (not one sandbox sent for a limit, not the OOM killer).
+    Signal,
+    /// `--timeout` (wall time) ran out.
+    Timeout,
+    /// The CPU-time limit ran out (not produced yet: no such limit yet).
+    CpuTime,
+    /// The OOM killer killed a process of the run (memory limit reached).
+    Oom,
+    /// sandbox was asked to stop (SIGTERM, SIGINT, SIGHUP) and ended the command.
+    Stopped,
+}
+
+/// RFC 3339 with microseconds, UTC (`2026-11-30T15:44:47.123456Z`).
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_micros(*t))
 }
 
 /// A run that was stopped: SIGTERM, SIGINT or SIGHUP to sandbox, forwarded to the command.
@@ -91,6 +121,13 @@ pub struct Report {
     pub stopped: Option<Stopped>,
     /// The OOM killer killed a process of the sandbox (memory limit reached).
     pub oom_killed: bool,
+    /// The one verdict: see [`TerminationReason`].
+    pub termination_reason: TerminationReason,
+    /// When the command started and ended, RFC 3339 (UTC) in JSON.
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: SystemTime,
+    #[serde(serialize_with = "rfc3339")]
+    pub ended_at: SystemTime,
     pub wall_time_s: f64,
     /// `null` for a rootless run without a cgroup: then only CPU time is known (from wait4).
     pub cgroup: Option<CgroupReport>,
@@ -101,11 +138,19 @@ pub struct Report {
 
 impl Report {
     pub fn new(cfg: &Config, outcome: Outcome, cgroup: Option<CgroupReport>, stats: Stats) -> Report {
-        let Outcome { ending, timed_out, stopped, wall_time_s } = outcome;
+        let Outcome { ending, timed_out, stopped, wall_time_s, started_at, ended_at } = outcome;
         let (exit_code, signal) = match ending {
             _ if timed_out => (124, if let Ending::Signaled(s) = ending { Some(s) } else { None }),
             Ending::Exited(c) => (c, None),
             Ending::Signaled(s) => (128 + s, Some(s)),
+        };
+        let oom_killed = stats.memory.oom_kills.unwrap_or(0) > 0;
+        let termination_reason = match ending {
+            _ if stopped.is_some() => TerminationReason::Stopped,
+            _ if timed_out => TerminationReason::Timeout,
+            _ if oom_killed => TerminationReason::Oom,
+            Ending::Signaled(_) => TerminationReason::Signal,
+            Ending::Exited(_) => TerminationReason::Exit,
         };
         Report {
             id: cfg.id.clone(),
@@ -114,7 +159,10 @@ impl Report {
             signal,
             timed_out,
             stopped,
-            oom_killed: stats.memory.oom_kills.unwrap_or(0) > 0,
+            oom_killed,
+            termination_reason,
+            started_at,
+            ended_at,
             wall_time_s,
             cgroup,
             limits: (&cfg.limits).into(),
@@ -160,7 +208,7 @@ impl Report {
         let cpu_lim = self.limits.cpus.map_or("no limit".into(), |c| format!("limit {c} CPU"));
         let _ = writeln!(
             s,
-            "  cpu     {} (user {}, system {}), {:.2} CPU on average, {cpu_lim}; throttled {} period(s), {}",
+            "  cpu     {} (user {}, system {}), {:.2} CPU on average, {cpu_lim}; throttled {} period(s), {} summed over CPUs",
             opt(c.usage_s, secs),
             opt(c.user_s, secs),
             opt(c.system_s, secs),
@@ -171,12 +219,14 @@ impl Report {
         let m = &self.stats.memory;
         let _ = writeln!(
             s,
-            "  memory  peak {} {}; OOM kills {}{}",
+            "  memory  peak {} {}; OOM kills {}{}{}{}",
             opt(m.peak_bytes, bytes),
             self.limits.memory_bytes.map_or("(no limit)".into(), |b| format!("of limit {}", bytes(b))),
             opt(m.oom_kills, |v| v.to_string()),
             // v1 only: TCP buffers have their own counter there, outside the peak.
             m.tcp_peak_bytes.map_or(String::new(), |t| format!("; TCP buffers peak {}", bytes(t))),
+            m.high_events.filter(|&n| n > 0).map_or(String::new(), |n| format!("; over memory.high {n} time(s)")),
+            m.swap_peak_bytes.filter(|&b| b > 0).map_or(String::new(), |b| format!("; swap peak {}", bytes(b))),
         );
         let p = &self.stats.pids;
         let _ = writeln!(
@@ -186,6 +236,26 @@ impl Report {
             self.limits.pids.map_or("(no limit)".into(), |n| format!("of limit {n}")),
             opt(p.limit_hits, |v| v.to_string()),
         );
+        let io = &self.stats.io;
+        if [io.read_bytes, io.write_bytes, io.read_ops, io.write_ops].iter().any(|v| v.unwrap_or(0) > 0) {
+            let _ = writeln!(
+                s,
+                "  io      read {} ({} ops), written {} ({} ops)",
+                opt(io.read_bytes, bytes),
+                opt(io.read_ops, |v| v.to_string()),
+                opt(io.write_bytes, bytes),
+                opt(io.write_ops, |v| v.to_string()),
+            );
+        }
+        let pr = &self.stats.pressure;
+        let stalls: Vec<String> = [("cpu", &pr.cpu), ("memory", &pr.memory), ("io", &pr.io)]
+            .iter()
+            .filter(|(_, p)| p.some_s.unwrap_or(0.0) > 0.0 || p.full_s.unwrap_or(0.0) > 0.0)
+            .map(|(n, p)| format!("{n} some {} full {}", opt(p.some_s, secs), opt(p.full_s, secs)))
+            .collect();
+        if !stalls.is_empty() {
+            let _ = writeln!(s, "  stalled {}", stalls.join(", "));
+        }
         match &self.cgroup {
             Some(c) => writeln!(s, "  cgroup  v{} {}", c.version, c.path),
             None => {
@@ -232,9 +302,10 @@ mod tests {
                 peak_bytes: Some(32 << 20),
                 oom_events: Some(oom),
                 oom_kills: Some(oom),
-                tcp_peak_bytes: None,
+                ..Default::default()
             },
             pids: PidsStats { peak: Some(20), limit_hits: Some(hits) },
+            ..Default::default()
         };
         let mut cfg = Config::new(["sh", "-c", "x"]);
         cfg.id = "abc".into();
@@ -245,7 +316,10 @@ mod tests {
             timeout: Some(std::time::Duration::from_secs(10)),
         };
         let cg = CgroupReport { version: 1, path: "/sys/fs/cgroup/memory/sandbox-x-1".into(), paths: BTreeMap::new() };
-        Report::new(&cfg, Outcome { ending, timed_out, stopped: None, wall_time_s: 3.0 }, Some(cg), stats)
+        let started_at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let ended_at = started_at + std::time::Duration::from_millis(3000);
+        let outcome = Outcome { ending, timed_out, stopped: None, wall_time_s: 3.0, started_at, ended_at };
+        Report::new(&cfg, outcome, Some(cg), stats)
     }
 
     #[test]
@@ -265,7 +339,14 @@ mod tests {
         let mut keys = vec![];
         for (k, val) in v.as_object().unwrap() {
             match val.as_object() {
-                Some(o) => keys.extend(o.keys().map(|s| format!("{k}.{s}"))),
+                Some(o) => {
+                    for (k2, v2) in o {
+                        match v2.as_object() {
+                            Some(o2) if k != "cgroup" => keys.extend(o2.keys().map(|s| format!("{k}.{k2}.{s}"))),
+                            _ => keys.push(format!("{k}.{k2}")),
+                        }
+                    }
+                }
                 None => keys.push(k.clone()),
             }
         }
@@ -280,27 +361,92 @@ mod tests {
             "cpu.throttled_s",
             "cpu.usage_s",
             "cpu.user_s",
+            "ended_at",
             "exit_code",
             "id",
+            "io.read_bytes",
+            "io.read_ops",
+            "io.write_bytes",
+            "io.write_ops",
             "limits.cpus",
             "limits.memory_bytes",
             "limits.pids",
             "limits.timeout_s",
+            "memory.high_events",
+            "memory.memsw_peak_bytes",
             "memory.oom_events",
             "memory.oom_kills",
             "memory.peak_bytes",
+            "memory.swap_peak_bytes",
             "memory.tcp_peak_bytes",
             "oom_killed",
             "pids.limit_hits",
             "pids.peak",
+            "pressure.cpu.full_s",
+            "pressure.cpu.some_s",
+            "pressure.io.full_s",
+            "pressure.io.some_s",
+            "pressure.memory.full_s",
+            "pressure.memory.some_s",
             "signal",
+            "started_at",
             "stopped",
+            "termination_reason",
             "timed_out",
             "wall_time_s",
         ];
         assert_eq!(keys, want);
+        assert_eq!(v["started_at"], "2027-01-15T08:00:00.000000Z");
+        assert_eq!(v["ended_at"], "2027-01-15T08:00:03.000000Z");
+        assert!(v["io"]["write_bytes"].is_null() && v["pressure"]["io"]["some_s"].is_null(), "unknown is null");
         assert_eq!(v["limits"]["timeout_s"], 10.0);
         assert!(v["signal"].is_null());
+    }
+
+    #[test]
+    fn one_termination_reason_per_run() {
+        let reason = |r: Report| serde_json::to_value(r.termination_reason).unwrap();
+        assert_eq!(reason(sample(Ending::Exited(3), false, 0, 0)), "exit");
+        assert_eq!(reason(sample(Ending::Signaled(15), false, 0, 0)), "signal");
+        assert_eq!(reason(sample(Ending::Signaled(9), false, 1, 0)), "oom");
+        assert_eq!(reason(sample(Ending::Exited(137), false, 1, 0)), "oom", "a shell whose child was OOM-killed");
+        assert_eq!(reason(sample(Ending::Signaled(9), true, 1, 0)), "timeout", "sandbox's own kill goes first");
+        let mut r = sample(Ending::Signaled(9), true, 0, 0);
+        let cfg = Config::new(["x"]);
+        let outcome = Outcome {
+            ending: Ending::Signaled(9),
+            timed_out: true,
+            stopped: Some(Stopped { signal: "SIGTERM".into(), killed: true }),
+            wall_time_s: 1.0,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+        };
+        r = Report::new(&cfg, outcome, None, Stats::default());
+        assert_eq!(reason(r), "stopped");
+        assert_eq!(serde_json::to_value(TerminationReason::CpuTime).unwrap(), "cpu-time");
+    }
+
+    #[test]
+    fn human_report_shows_io_and_stalls_only_when_non_zero() {
+        let mut r = sample(Ending::Exited(0), false, 0, 0);
+        let h = r.to_human();
+        assert!(!h.contains("  io ") && !h.contains("stalled"), "{h}");
+        assert!(h.contains("summed over CPUs"), "{h}");
+        r.stats.io = crate::cgroup::stats::IoStats {
+            read_bytes: Some(0),
+            write_bytes: Some(64 << 20),
+            read_ops: Some(0),
+            write_ops: Some(64),
+        };
+        r.stats.pressure.memory.some_s = Some(0.25);
+        r.stats.pressure.memory.full_s = Some(0.125);
+        r.stats.pressure.cpu.some_s = Some(0.0);
+        r.stats.memory.high_events = Some(12);
+        let h = r.to_human();
+        assert!(h.contains("  io      read 0 B (0 ops), written 64.0 MiB (64 ops)"), "{h}");
+        assert!(h.contains("  stalled memory some 0.250s full 0.125s\n"), "only the non-zero resource: {h}");
+        assert!(h.contains("over memory.high 12 time(s)"), "{h}");
+        assert_eq!(h.lines().count(), 7, "one line per resource: {h}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -177,6 +177,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     };
 
     let start = Instant::now();
+    let started_at = SystemTime::now();
     let flags = sys::CLONE_FLAGS | if userns.is_some() { libc::CLONE_NEWUSER } else { 0 };
     let pid = match sys::clone_fork(flags).map_err(|e| Error::sys("clone", e))? {
         Forked::Child => child::main(&spec),
@@ -235,7 +236,10 @@ pub fn run(cfg: &Config) -> Result<Report> {
     drop(sync_wr);
     // Whatever the child wrote before it died (all its write ends are closed once it is reaped).
     check_exec(&err_rd)?;
-    let wall = start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed();
+    let wall = elapsed.as_secs_f64();
+    // From the monotonic clock: a wall-clock step during the run cannot put the end first.
+    let ended_at = started_at + elapsed;
     stdio.drain();
     stdio.restore_terminal();
     let mut ending = child_ending(child.status);
@@ -255,7 +259,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         None => (child.rusage.as_ref().map(cgroup::stats::from_rusage).unwrap_or_default(), None),
     };
     group.remove()?;
-    let outcome = Outcome { ending, timed_out, stopped, wall_time_s: wall };
+    let outcome = Outcome { ending, timed_out, stopped, wall_time_s: wall, started_at, ended_at };
     Ok(Report::new(cfg, outcome, cg, stats))
 }
 

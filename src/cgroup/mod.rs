@@ -7,10 +7,11 @@
 //! All paths come in through [`Host`], so tests build a fake cgroupfs in a tempdir.
 
 pub mod detect;
+mod pressure;
 pub mod stats;
 mod teardown;
 mod v1;
-mod v2;
+pub(crate) mod v2;
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -23,8 +24,11 @@ pub use stats::Stats;
 use crate::config::Limits;
 use crate::error::{Error, Result};
 
-/// The v1 controllers a run uses: limits on memory, cpu and pids; accounting from cpuacct.
-pub const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+/// The v1 controllers a run uses: limits on memory, cpu and pids; accounting from cpuacct and
+/// blkio. blkio is optional: a host without it (or whose blkio cgroup we cannot see) runs
+/// without, its io figures unknown.
+pub const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "blkio"];
+const V1_OPTIONAL: [&str; 1] = ["blkio"];
 
 /// CFS period used for `--cpus` (the kernel's default, as docker uses).
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -117,7 +121,11 @@ impl Host {
         for c in V1_CONTROLLERS {
             let Some(m) = self.v1.get(c) else { continue };
             let cg = pick(c);
-            let dir = detect::under_mount(&m.mount_point, &m.root, &cg).ok_or_else(|| Error::Unsupported {
+            let dir = detect::under_mount(&m.mount_point, &m.root, &cg);
+            if dir.is_none() && V1_OPTIONAL.contains(&c) {
+                continue;
+            }
+            let dir = dir.ok_or_else(|| Error::Unsupported {
                 limit: "cgroups",
                 reason: format!("cgroup {cg} of the {c} controller is not visible under {}", m.mount_point.display()),
             })?;

@@ -2,6 +2,7 @@
 //! from inside (what the command sees) and outside (report, exit status, nothing left behind).
 //! The same binary runs on this hybrid host and in the pure v2 / legacy v1 VM lanes.
 
+mod accounting;
 mod archives;
 mod attacks;
 mod containment;

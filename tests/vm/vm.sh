@@ -22,6 +22,7 @@ need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 ls /boot/vmlinuz-*-amd64 >/dev/null 2>&1 || need+=(linux-image-amd64)
 if [ ${#need[@]} -gt 0 ]; then
   echo "vm.sh: installing ${need[*]}" >&2
@@ -47,7 +48,7 @@ if [ ! -f "$initrd" ]; then
   cp /bin/busybox "$work/bin/busybox"
   install -m 755 "$here/init" "$work/init"
   for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache \
-           9pnet 9pnet_virtio 9p overlay veth bridge stp llc; do
+           9pnet 9pnet_virtio 9p overlay veth bridge stp llc virtio_blk crc16 mbcache crc32c_generic jbd2 ext4; do
     f=$(find "/lib/modules/$kver/kernel" -name "$m.ko*" | head -1)
     [ -n "$f" ] || continue
     case $f in
@@ -65,7 +66,13 @@ fi
 # The command file: environment and the command, quoted, run from the current directory.
 cmdfile=$(mktemp "$cache/cmd.XXXXXX")
 log=$(mktemp "$cache/log.XXXXXX")
-trap 'rm -f "$cmdfile" "$log"' EXIT
+# A scratch disk (sparse, ext4 made here in a file: nothing on the host changes), which
+# tests/vm/init mounts at /mnt: the io accounting tests need a directory on a real block device
+# (the root is 9p, /tmp and /var/tmp are tmpfs).
+scratch=$(mktemp "$cache/scratch.XXXXXX")
+trap 'rm -f "$cmdfile" "$log" "$scratch"' EXIT
+truncate -s 1G "$scratch"
+mkfs.ext4 -q -F -O ^metadata_csum -E lazy_itable_init=1,lazy_journal_init=1 "$scratch"
 {
   echo "export PATH='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' HOME=/root TMPDIR=/tmp"
   for v in RUST_BACKTRACE RUST_TEST_THREADS RUST_LOG NEXTEST_PROFILE ${VM_ENV:-} $(compgen -e | grep '^SANDBOX_' || true); do
@@ -84,6 +91,7 @@ timeout --foreground -k 5 "${VM_TIMEOUT:-1200}" qemu-system-x86_64 \
   -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 layout=$layout vmcmd=$cmdfile" \
   -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+  -drive file="$scratch",if=virtio,format=raw,cache=unsafe \
   -nic none -nographic -no-reboot -serial mon:stdio </dev/null 2>&1 | sed -u 's/\r$//' | tee "$log"
 qemu_rc=${PIPESTATUS[0]}
 set -e

@@ -5,7 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{read, stats, teardown, write, Cgroup, Stats, CPU_PERIOD_US};
+mod blkio;
+mod cpu;
+mod cpuacct;
+mod memory;
+mod pids;
+
+use super::{read, teardown, write, Cgroup, Stats};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 
@@ -60,30 +66,16 @@ impl V1 {
 
     fn apply(&self, limits: &Limits) -> Result<()> {
         if let (Some(bytes), Some(dir)) = (limits.memory_bytes, self.dirs.get("memory")) {
-            write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
-            // memsw (memory+swap) equal to the limit: no swap beyond it, so the limit is real.
-            // Absent when the kernel has no swap accounting.
-            let memsw = dir.join("memory.memsw.limit_in_bytes");
-            if memsw.exists() {
-                write(&memsw, &bytes.to_string())?;
-            }
-            // v1 charges TCP socket buffers to a counter of their own, and only once its limit
-            // is set (memcg "tcpmem_active"); before that they were not charged at all and a
-            // command under --mem 32M pinned over 1 GiB of loopback TCP buffers. The same figure
-            // bounds them: a run may then hold up to the limit in memory plus the limit in TCP
-            // buffers. (v2 charges sockets to memory.current: nothing to do there.)
-            let tcp = dir.join("memory.kmem.tcp.limit_in_bytes");
-            if tcp.exists() {
-                write(&tcp, &bytes.to_string())?;
-            }
+            memory::apply(dir, bytes)?;
         }
         if let (Some(c), Some(dir)) = (limits.cpus, self.dirs.get("cpu")) {
-            let quota = (c * CPU_PERIOD_US as f64).round() as u64;
-            write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
-            write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            cpu::apply(dir, c)?;
         }
         if let (Some(n), Some(dir)) = (limits.pids, self.dirs.get("pids")) {
-            write(&dir.join("pids.max"), &n.to_string())?;
+            pids::apply(dir, n)?;
+        }
+        if let Some(dir) = self.dirs.get("blkio") {
+            blkio::apply_accounting(dir);
         }
         Ok(())
     }
@@ -120,7 +112,7 @@ impl Cgroup for V1 {
         // SAFETY: sysconf has no memory-safety preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
         let cpu = if self.dirs.contains_key("cpuacct") {
-            stats::v1_cpu(
+            cpuacct::stats(
                 f("cpuacct", "cpuacct.usage").as_deref(),
                 f("cpuacct", "cpuacct.usage_user").as_deref(),
                 f("cpuacct", "cpuacct.usage_sys").as_deref(),
@@ -133,13 +125,17 @@ impl Cgroup for V1 {
         };
         Stats {
             cpu,
-            memory: stats::v1_memory(
-                f("memory", "memory.max_usage_in_bytes").as_deref(),
-                f("memory", "memory.oom_control").as_deref(),
-                f("memory", "memory.kmem.tcp.limit_in_bytes").as_deref(),
-                f("memory", "memory.kmem.tcp.max_usage_in_bytes").as_deref(),
-            ),
-            pids: stats::pids(f("pids", "pids.peak").as_deref(), f("pids", "pids.events").as_deref()),
+            memory: memory::stats(&memory::Files {
+                max_usage: f("memory", "memory.max_usage_in_bytes").as_deref(),
+                oom_control: f("memory", "memory.oom_control").as_deref(),
+                tcp_limit: f("memory", "memory.kmem.tcp.limit_in_bytes").as_deref(),
+                tcp_max_usage: f("memory", "memory.kmem.tcp.max_usage_in_bytes").as_deref(),
+                memsw_max_usage: f("memory", "memory.memsw.max_usage_in_bytes").as_deref(),
+            }),
+            pids: pids::stats(f("pids", "pids.peak").as_deref(), f("pids", "pids.events").as_deref()),
+            io: self.dirs.get("blkio").map(|d| blkio::stats(d, &blkio::disks())).unwrap_or_default(),
+            // Upstream kernels give v1 groups no pressure files; some builds do.
+            pressure: super::pressure::stats(self.unique.iter().map(|d| d.as_path())),
         }
     }
 

@@ -3,7 +3,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{read, stats, teardown, write, Cgroup, Stats, CPU_PERIOD_US};
+mod cpu;
+mod io;
+mod memory;
+pub(crate) mod pids;
+
+use super::{read, teardown, write, Cgroup, Stats};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 
@@ -90,6 +95,8 @@ impl V2 {
         let mem = enable(base, "memory", limits.memory_bytes.is_some())?;
         let cpu = enable(base, "cpu", limits.cpus.is_some())?;
         let pids = enable(base, "pids", limits.pids.is_some())?;
+        // Accounting only for now (io.stat): enabled where the parent allows, never required.
+        enable(base, "io", false)?;
         let dir = base.join(name);
         std::fs::create_dir(&dir).map_err(|e| Error::io("cannot create cgroup", &dir, e))?;
         let g = V2 { dir };
@@ -102,19 +109,13 @@ impl V2 {
 
     fn apply(&self, limits: &Limits, mem: bool, cpu: bool, pids: bool) -> Result<()> {
         if let (Some(bytes), true) = (limits.memory_bytes, mem) {
-            write(&self.dir.join("memory.max"), &bytes.to_string())?;
-            // Without this the group swaps instead of being OOM-killed: the limit would not be real.
-            let swap = self.dir.join("memory.swap.max");
-            if swap.exists() {
-                write(&swap, "0")?;
-            }
+            memory::apply(&self.dir, bytes)?;
         }
         if let (Some(c), true) = (limits.cpus, cpu) {
-            let quota = (c * CPU_PERIOD_US as f64).round() as u64;
-            write(&self.dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+            cpu::apply(&self.dir, c)?;
         }
         if let (Some(n), true) = (limits.pids, pids) {
-            write(&self.dir.join("pids.max"), &n.to_string())?;
+            pids::apply(&self.dir, n)?;
         }
         Ok(())
     }
@@ -144,9 +145,16 @@ impl Cgroup for V2 {
     fn stats(&self) -> Stats {
         let f = |n: &str| read(&self.dir.join(n));
         Stats {
-            cpu: f("cpu.stat").map(|t| stats::v2_cpu(&t)).unwrap_or_default(),
-            memory: stats::v2_memory(f("memory.peak").as_deref(), f("memory.events").as_deref()),
-            pids: stats::pids(f("pids.peak").as_deref(), f("pids.events").as_deref()),
+            cpu: f("cpu.stat").map(|t| cpu::stats(&t)).unwrap_or_default(),
+            memory: memory::stats(
+                f("memory.peak").as_deref(),
+                f("memory.events").as_deref(),
+                f("memory.swap.peak").as_deref(),
+            ),
+            pids: pids::stats(f("pids.peak").as_deref(), f("pids.events").as_deref()),
+            // No io.stat: the io controller is not enabled for the group, nothing is counted.
+            io: f("io.stat").map(|t| io::stats(&t)).unwrap_or_default(),
+            pressure: super::pressure::stats([self.dir.as_path()]),
         }
     }
 
@@ -184,7 +192,7 @@ mod tests {
         assert_eq!(r("cpu.max"), "50000 100000");
         assert_eq!(r("pids.max"), "20");
         // The fake parent keeps only the last write, which shows the controllers were enabled.
-        assert_eq!(std::fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(), "+pids");
+        assert_eq!(std::fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(), "+io");
     }
 
     #[test]

@@ -1,0 +1,42 @@
+//! cgroup v2 cpu controller: `--cpus` as `cpu.max`, and CPU time and throttling from `cpu.stat`.
+
+use std::path::Path;
+
+use crate::cgroup::stats::{parse_keyed, CpuStats};
+use crate::cgroup::{write, CPU_PERIOD_US};
+use crate::error::Result;
+
+/// Writes `--cpus` to the group `dir`.
+pub fn apply(dir: &Path, cpus: f64) -> Result<()> {
+    let quota = (cpus * CPU_PERIOD_US as f64).round() as u64;
+    write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))
+}
+
+/// cgroup v2 `cpu.stat`.
+pub fn stats(cpu_stat: &str) -> CpuStats {
+    let m = parse_keyed(cpu_stat);
+    let secs = |k: &str| m.get(k).map(|v| *v as f64 / 1e6);
+    CpuStats {
+        usage_s: secs("usage_usec"),
+        user_s: secs("user_usec"),
+        system_s: secs("system_usec"),
+        throttled_periods: m.get("nr_throttled").copied(),
+        throttled_s: secs("throttled_usec"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::stats::fixture;
+
+    #[test]
+    fn v2_cpu_stat_in_seconds() {
+        let c = stats(&fixture("v2/cpu.stat"));
+        assert_eq!(c.usage_s, Some(1.5));
+        assert_eq!(c.user_s, Some(1.25));
+        assert_eq!(c.system_s, Some(0.25));
+        assert_eq!(c.throttled_periods, Some(27));
+        assert_eq!(c.throttled_s, Some(2.7));
+    }
+}
