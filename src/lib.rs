@@ -26,6 +26,7 @@ pub mod env;
 pub mod error;
 pub mod image;
 pub mod init;
+pub mod limits;
 pub mod mounts;
 pub mod plan;
 pub mod report;
