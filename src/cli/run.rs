@@ -259,7 +259,13 @@ fn limit_flags(cli: &Cli, l: &mut sandbox::Limits) -> Result<(), sandbox::Error>
         }
     }
     l.cgroup_conf = cli.cgroup_conf.iter().map(|c| limits::parse_cgroup_conf(c)).collect::<Result<_, _>>()?;
-    l.check()
+    if let (Some(high), Some(max), Some(v)) = (l.memory_high, l.memory_bytes, &cli.mem_high) {
+        if high > max {
+            let why = format!("a size at most --mem ({})", cli.mem.as_deref().unwrap_or_default());
+            return Err(sandbox::Error::invalid("--mem-high", v, &why));
+        }
+    }
+    Ok(())
 }
 
 /// The command's environment (see `sandbox::env`): the clean base for the mode (or the caller's

@@ -4,6 +4,7 @@
 
 mod accounting;
 mod attacks;
+mod cgroup_limits;
 mod containment;
 mod hardening;
 mod harness;
