@@ -484,6 +484,17 @@ mod tests {
     }
 
     #[test]
+    fn human_report_shows_the_new_limits_beside_their_figures() {
+        let mut r = sample(Ending::Exited(0), false, 0, 0);
+        r.limits.memory_high_bytes = Some(16 << 20);
+        r.limits.cpu_weight = Some(200);
+        r.limits.cpuset_cpus = Some("0-1".into());
+        let h = r.to_human();
+        assert!(h.contains("peak 32.0 MiB of limit 32.0 MiB (high 16.0 MiB);"), "{h}");
+        assert!(h.contains("limit 0.5 CPU, weight 200, on CPUs 0-1;"), "{h}");
+    }
+
+    #[test]
     fn human_report_names_oom_timeout_and_pids_hits_in_words() {
         let h = sample(Ending::Signaled(9), false, 1, 40).to_human();
         assert!(h.contains("killed by signal 9 (SIGKILL)"), "{h}");
