@@ -1,7 +1,7 @@
 //! The limits of issue 13 beyond --mem/--cpus/--pids: each checked in the group's own files (as
 //! the command sees them through its cgroup namespace) and enforced where it can be measured.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::harness::*;
@@ -269,11 +269,12 @@ fn io_bps_and_iops_limits_throttle_direct_io_on_a_scratch_disk() {
         let (wall, out) = timed_dd(&s, &flags, dd, &show(file));
         eprintln!("io: {flag} {dev}:{value}: {wall:.2}s (unthrottled write {free:.2}s)");
         // 4 MiB at 2 MiB/s, 40 writes at 20/s: 2 s, less the first slice the kernel lets through.
-        assert!(wall >= 1.4 && wall < 15.0, "{flag} {dev}:{value}: {wall:.2}s (unthrottled write {free:.2}s)");
+        // Slow emulated disks (the VM lanes: ~1 s unthrottled) still add the throttle's 2 s.
+        let msg = format!("{flag} {dev}:{value}: {wall:.2}s (unthrottled write {free:.2}s)");
+        assert!((1.4..15.0).contains(&wall) && wall - free >= 1.0, "{msg}");
         let v1_want = want.split('=').nth(1).unwrap();
         assert!(out.iter().any(|l| l.contains(if on_v2() { want } else { v1_want })), "{flag}: {out:?}");
     }
-    assert!(free < 1.4, "unthrottled 4 MiB direct write took {free:.2}s: the check above would prove nothing");
 }
 
 #[test]

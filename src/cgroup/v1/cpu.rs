@@ -53,6 +53,14 @@ pub fn shares_of_weight(weight: u64) -> u64 {
     (lo - 1).clamp(2, 262_144)
 }
 
+/// `cpu.stat`: (periods throttled, seconds throttled).
+pub fn throttling(cpu_stat: Option<&str>) -> (Option<u64>, Option<f64>) {
+    let m = cpu_stat.map(parse_keyed);
+    let periods = m.as_ref().and_then(|m| m.get("nr_throttled").copied());
+    let secs = m.as_ref().and_then(|m| m.get("throttled_time")).map(|v| *v as f64 / 1e9);
+    (periods, secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,12 +85,4 @@ mod tests {
         }
         assert_eq!(weight_of_shares(shares_of_weight(500)), 500);
     }
-}
-
-/// `cpu.stat`: (periods throttled, seconds throttled).
-pub fn throttling(cpu_stat: Option<&str>) -> (Option<u64>, Option<f64>) {
-    let m = cpu_stat.map(parse_keyed);
-    let periods = m.as_ref().and_then(|m| m.get("nr_throttled").copied());
-    let secs = m.as_ref().and_then(|m| m.get("throttled_time")).map(|v| *v as f64 / 1e9);
-    (periods, secs)
 }
