@@ -61,7 +61,8 @@ fn needed(asked: &[(&'static str, bool)]) -> Option<&'static str> {
 /// is ever moved: with other processes in `base` enabling fails and the error says why. The root
 /// group (no cgroup.type) is exempt from the rule. The leaf holds sandbox until it exits; empty
 /// then, it goes with the next run's gc (or with the delegated scope).
-fn vacate(base: &Path, ours: &[i32]) -> Result<()> {
+/// `also`: controllers beyond memory, cpu and pids the run needs (io, cpuset when limited).
+fn vacate(base: &Path, ours: &[i32], also: &[&str]) -> Result<()> {
     let wanted = |c: &&str| {
         let has = |f: &str| read(&base.join(f)).is_some_and(|t| t.split_whitespace().any(|x| x == *c));
         has("cgroup.controllers") && !has("cgroup.subtree_control")
@@ -70,7 +71,7 @@ fn vacate(base: &Path, ours: &[i32]) -> Result<()> {
     if !base.join("cgroup.type").exists()
         || procs.is_empty()
         || procs.iter().any(|p| !ours.contains(p))
-        || !["memory", "cpu", "pids"].iter().any(wanted)
+        || !["memory", "cpu", "pids"].iter().chain(also).any(wanted)
     {
         return Ok(());
     }
@@ -90,8 +91,12 @@ fn vacate(base: &Path, ours: &[i32]) -> Result<()> {
 impl V2 {
     /// Creates `base/name` with `limits`. `ours`: the pids [`vacate`] may move out of `base`.
     pub fn create(base: &Path, name: &str, limits: &Limits, ours: &[i32]) -> Result<V2> {
-        vacate(base, ours)?;
         let l = limits;
+        let also: Vec<&str> = [("io", l.io_weight.is_some() || !l.io.is_empty()), ("cpuset", l.wants_cpuset())]
+            .into_iter()
+            .filter_map(|(c, asked)| asked.then_some(c))
+            .collect();
+        vacate(base, ours, &also)?;
         let conf = "--cgroup-conf";
         let mem = enable(
             base,
@@ -310,16 +315,25 @@ mod tests {
         let ours = [std::process::id() as i32, 4242];
         std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
         let leaf = t.path().join(format!("sandbox-sup-{}", std::process::id()));
-        vacate(t.path(), &ours).unwrap();
+        vacate(t.path(), &ours, &[]).unwrap();
         assert!(leaf.is_dir(), "the child (ours) moved to a leaf");
         std::fs::remove_dir_all(&leaf).unwrap();
         std::fs::write(t.path().join("cgroup.procs"), "4242\n1\n").unwrap();
-        vacate(t.path(), &ours).unwrap();
+        vacate(t.path(), &ours, &[]).unwrap();
         assert!(!leaf.exists(), "pid 1 is not ours: nothing moves");
         std::fs::remove_file(t.path().join("cgroup.type")).unwrap();
         std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
-        vacate(t.path(), &ours).unwrap();
+        vacate(t.path(), &ours, &[]).unwrap();
         assert!(!leaf.exists(), "the root group has no rule to escape");
+        // memory and pids already handed down, io not: only an io limit is a reason to move.
+        let t = fake_base("memory pids io", "memory pids");
+        std::fs::write(t.path().join("cgroup.type"), "domain\n").unwrap();
+        std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
+        let leaf = t.path().join(format!("sandbox-sup-{}", std::process::id()));
+        vacate(t.path(), &ours, &[]).unwrap();
+        assert!(!leaf.exists(), "no io limit: io accounting is not worth a move");
+        vacate(t.path(), &ours, &["io"]).unwrap();
+        assert!(leaf.is_dir(), "an io limit needs io handed down");
     }
 
     #[test]
