@@ -19,15 +19,69 @@ pub struct Limits {
     pub pids: Option<u64>,
     /// Wall-clock limit; when it expires everything in the sandbox is killed and sandbox exits 124.
     pub timeout: Option<Duration>,
+    /// Memory above which the group is throttled and reclaimed (v2 memory.high; v1
+    /// memory.soft_limit_in_bytes, reclaimed to only under global pressure): `--mem-high`.
+    pub memory_high: Option<u64>,
+    /// Swap the group may use (v2 memory.swap.max; v1 memsw = memory + swap): `--swap`. `None`:
+    /// none beside `--mem`.
+    pub swap_bytes: Option<u64>,
+    /// CPU weight 1-10000 (v2 cpu.weight; v1 cpu.shares as runc converts): `--cpu-weight`.
+    pub cpu_weight: Option<u64>,
+    /// CPUs and memory nodes the command may use, canonical lists (cpuset.cpus, cpuset.mems).
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// io weight 1-10000 (v2 io.weight/io.bfq.weight; v1 blkio.weight/blkio.bfq.weight).
+    pub io_weight: Option<u64>,
+    /// Throttles per disk (v2 io.max; v1 blkio.throttle.*_device).
+    pub io: Vec<crate::limits::IoRule>,
+    /// `--cgroup-conf FILE=VALUE`, in order, written after everything else.
+    pub cgroup_conf: Vec<crate::limits::CgroupConf>,
 }
 
 impl Limits {
     /// The flags of the limits that need a cgroup (`--timeout` does not).
     pub fn cgroup_flags(&self) -> Vec<&'static str> {
-        [(self.memory_bytes.is_some(), "--mem"), (self.cpus.is_some(), "--cpus"), (self.pids.is_some(), "--pids")]
-            .into_iter()
-            .filter_map(|(set, flag)| set.then_some(flag))
-            .collect()
+        [
+            (self.memory_bytes.is_some(), "--mem"),
+            (self.cpus.is_some(), "--cpus"),
+            (self.pids.is_some(), "--pids"),
+            (self.memory_high.is_some(), "--mem-high"),
+            (self.swap_bytes.is_some(), "--swap"),
+            (self.cpu_weight.is_some(), "--cpu-weight"),
+            (self.cpuset_cpus.is_some(), "--cpuset-cpus"),
+            (self.cpuset_mems.is_some(), "--cpuset-mems"),
+            (self.io_weight.is_some(), "--io-weight"),
+            (!self.io.is_empty(), "--io-*-bps/iops"),
+            (!self.cgroup_conf.is_empty(), "--cgroup-conf"),
+        ]
+        .into_iter()
+        .filter_map(|(set, flag)| set.then_some(flag))
+        .collect()
+    }
+
+    /// Whether the run needs a cpuset group (v1 makes one only then).
+    pub fn wants_cpuset(&self) -> bool {
+        self.cpuset_cpus.is_some() || self.cpuset_mems.is_some() || self.conf_for("cpuset")
+    }
+
+    /// Whether a `--cgroup-conf` file belongs to `controller` (its name's prefix).
+    pub fn conf_for(&self, controller: &str) -> bool {
+        self.cgroup_conf.iter().any(|c| c.file.split('.').next() == Some(controller))
+    }
+
+    /// Checks the limits against each other: `--mem-high` at most `--mem` (docker refuses a
+    /// reservation above the limit too).
+    pub fn check(&self) -> Result<(), Error> {
+        if let (Some(high), Some(max)) = (self.memory_high, self.memory_bytes) {
+            if high > max {
+                return Err(Error::invalid(
+                    "--mem-high",
+                    &high.to_string(),
+                    &format!("a size at most --mem ({max} bytes)"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -203,6 +257,7 @@ impl Config {
         for b in &self.binds {
             check_abs("--bind", &b.dst)?;
         }
+        self.limits.check()?;
         if let Some(h) = &self.hostname {
             if h.is_empty() || h.len() > 64 {
                 return Err(Error::invalid("--hostname", h, "1 to 64 characters"));

@@ -3,7 +3,8 @@
 //!
 //! Read top-down, the data flow of one run is:
 //!
-//! 1. [`config`]: the user's values, parsed and validated (nothing is created yet);
+//! 1. [`config`]: the user's values, parsed and validated (nothing is created yet; the limit
+//!    values of io, cpuset, weights and `--cgroup-conf` in [`limits`]);
 //! 2. [`plan`]: the mount operations the command's filesystem view needs, as data;
 //! 3. [`cgroup`]: the run's group on v2 or v1/hybrid, with its limits;
 //! 4. [`run`]: clone into new namespaces ([`sys`]; a user namespace from [`userns`] with
@@ -27,6 +28,7 @@ pub mod error;
 pub mod image;
 pub mod init;
 pub mod interrupt;
+pub mod limits;
 pub mod mounts;
 pub mod plan;
 pub mod report;

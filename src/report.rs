@@ -94,6 +94,16 @@ pub struct LimitsReport {
     pub cpus: Option<f64>,
     pub pids: Option<u64>,
     pub timeout_s: Option<f64>,
+    pub memory_high_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+    pub cpu_weight: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub io_weight: Option<u64>,
+    /// One entry per `--io-*` rule: device (as given), major, minor, limit, value.
+    pub io: Vec<crate::limits::IoRule>,
+    /// `--cgroup-conf` files as written, in order: file, value.
+    pub cgroup_conf: Vec<crate::limits::CgroupConf>,
 }
 
 impl From<&Limits> for LimitsReport {
@@ -103,6 +113,14 @@ impl From<&Limits> for LimitsReport {
             cpus: l.cpus,
             pids: l.pids,
             timeout_s: l.timeout.map(|d| d.as_secs_f64()),
+            memory_high_bytes: l.memory_high,
+            swap_bytes: l.swap_bytes,
+            cpu_weight: l.cpu_weight,
+            cpuset_cpus: l.cpuset_cpus.clone(),
+            cpuset_mems: l.cpuset_mems.clone(),
+            io_weight: l.io_weight,
+            io: l.io.clone(),
+            cgroup_conf: l.cgroup_conf.clone(),
         }
     }
 }
@@ -205,7 +223,13 @@ impl Report {
             );
         }
         let c = &self.stats.cpu;
-        let cpu_lim = self.limits.cpus.map_or("no limit".into(), |c| format!("limit {c} CPU"));
+        let mut cpu_lim = self.limits.cpus.map_or("no limit".into(), |c| format!("limit {c} CPU"));
+        if let Some(w) = self.limits.cpu_weight {
+            let _ = write!(cpu_lim, ", weight {w}");
+        }
+        if let Some(c) = &self.limits.cpuset_cpus {
+            let _ = write!(cpu_lim, ", on CPUs {c}");
+        }
         let _ = writeln!(
             s,
             "  cpu     {} (user {}, system {}), {:.2} CPU on average, {cpu_lim}; throttled {} period(s), {} summed over CPUs",
@@ -219,9 +243,10 @@ impl Report {
         let m = &self.stats.memory;
         let _ = writeln!(
             s,
-            "  memory  peak {} {}; OOM kills {}{}{}{}",
+            "  memory  peak {} {}{}; OOM kills {}{}{}{}",
             opt(m.peak_bytes, bytes),
             self.limits.memory_bytes.map_or("(no limit)".into(), |b| format!("of limit {}", bytes(b))),
+            self.limits.memory_high_bytes.map_or(String::new(), |b| format!(" (high {})", bytes(b))),
             opt(m.oom_kills, |v| v.to_string()),
             // v1 only: TCP buffers have their own counter there, outside the peak.
             m.tcp_peak_bytes.map_or(String::new(), |t| format!("; TCP buffers peak {}", bytes(t))),
@@ -314,6 +339,7 @@ mod tests {
             cpus: Some(0.5),
             pids: Some(20),
             timeout: Some(std::time::Duration::from_secs(10)),
+            ..Default::default()
         };
         let cg = CgroupReport { version: 1, path: "/sys/fs/cgroup/memory/sandbox-x-1".into(), paths: BTreeMap::new() };
         let started_at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
@@ -368,9 +394,17 @@ mod tests {
             "io.read_ops",
             "io.write_bytes",
             "io.write_ops",
+            "limits.cgroup_conf",
+            "limits.cpu_weight",
             "limits.cpus",
+            "limits.cpuset_cpus",
+            "limits.cpuset_mems",
+            "limits.io",
+            "limits.io_weight",
             "limits.memory_bytes",
+            "limits.memory_high_bytes",
             "limits.pids",
+            "limits.swap_bytes",
             "limits.timeout_s",
             "memory.high_events",
             "memory.memsw_peak_bytes",
@@ -447,6 +481,17 @@ mod tests {
         assert!(h.contains("  stalled memory some 0.250s full 0.125s\n"), "only the non-zero resource: {h}");
         assert!(h.contains("over memory.high 12 time(s)"), "{h}");
         assert_eq!(h.lines().count(), 7, "one line per resource: {h}");
+    }
+
+    #[test]
+    fn human_report_shows_the_new_limits_beside_their_figures() {
+        let mut r = sample(Ending::Exited(0), false, 0, 0);
+        r.limits.memory_high_bytes = Some(16 << 20);
+        r.limits.cpu_weight = Some(200);
+        r.limits.cpuset_cpus = Some("0-1".into());
+        let h = r.to_human();
+        assert!(h.contains("peak 32.0 MiB of limit 32.0 MiB (high 16.0 MiB);"), "{h}");
+        assert!(h.contains("limit 0.5 CPU, weight 200, on CPUs 0-1;"), "{h}");
     }
 
     #[test]

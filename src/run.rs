@@ -129,7 +129,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     }
     let env = cfg.env.clone().unwrap_or_else(|| crate::env::default_for(cfg));
     let host = Host::detect(&cfg.cgroup_root)?;
-    let cgroup_ops = crate::plan::cgroup_view(cfg, &host.hierarchies());
+    let cgroup_ops = crate::plan::cgroup_view(cfg, &host.hierarchies(&cfg.limits));
     let mut stdio = Stdio::prepare(cfg.tty)?;
 
     let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));

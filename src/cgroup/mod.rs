@@ -25,10 +25,11 @@ use crate::config::Limits;
 use crate::error::{Error, Result};
 
 /// The v1 controllers a run uses: limits on memory, cpu and pids; accounting from cpuacct and
-/// blkio. blkio is optional: a host without it (or whose blkio cgroup we cannot see) runs
-/// without, its io figures unknown.
-pub const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "blkio"];
-const V1_OPTIONAL: [&str; 1] = ["blkio"];
+/// blkio (and its io limits); cpuset for `--cpuset-*` only. blkio and cpuset are optional: a host
+/// without them (or whose group we cannot see) runs without, io figures unknown, and refuses
+/// their limits.
+pub const V1_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "blkio", "cpuset"];
+const V1_OPTIONAL: [&str; 2] = ["blkio", "cpuset"];
 
 /// CFS period used for `--cpus` (the kernel's default, as docker uses).
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -92,13 +93,15 @@ impl Host {
         }
     }
 
-    /// The hierarchies a run's group lives in, as the command's /sys/fs/cgroup shows them.
-    pub fn hierarchies(&self) -> crate::plan::CgroupHierarchies {
+    /// The hierarchies a run's group lives in, as the command's /sys/fs/cgroup shows them. cpuset
+    /// only when `limits` make a group there: the command's cgroup namespace is rooted at its own
+    /// group in each hierarchy, and in one without a group that is sandbox's (the host's root).
+    pub fn hierarchies(&self, limits: &Limits) -> crate::plan::CgroupHierarchies {
         if self.layout == Layout::Unified {
             return crate::plan::CgroupHierarchies::V2;
         }
         let mut names: Vec<String> = vec![];
-        for c in V1_CONTROLLERS {
+        for c in V1_CONTROLLERS.into_iter().filter(|c| *c != "cpuset" || limits.wants_cpuset()) {
             if let Some(n) = self.v1.get(c).map(|m| m.controllers.join(",")).filter(|n| !names.contains(n)) {
                 names.push(n);
             }
@@ -203,6 +206,28 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
         value: value.to_string(),
         source,
     })
+}
+
+/// Writes the `--cgroup-conf` files, each into the group's directory for its controller (its
+/// name's prefix; `dir_for` gives `None` when the run has no group there). A file the group does
+/// not have is refused: the value would otherwise create a plain file nobody reads (fake
+/// cgroupfs) or fail with a bare ENOENT/EACCES.
+pub(crate) fn write_conf(conf: &[crate::limits::CgroupConf], dir_for: impl Fn(&str) -> Option<PathBuf>) -> Result<()> {
+    for c in conf {
+        let ctrl = c.file.split('.').next().unwrap_or_default();
+        let spec = format!("{}={}", c.file, c.value);
+        let Some(dir) = dir_for(ctrl) else {
+            let why = format!("a file of a controller the run's group has ({ctrl} is not one of them)");
+            return Err(Error::invalid("--cgroup-conf", &spec, &why));
+        };
+        let path = dir.join(&c.file);
+        if !path.is_file() {
+            let why = format!("a file of the run's group ({} has no {})", dir.display(), c.file);
+            return Err(Error::invalid("--cgroup-conf", &spec, &why));
+        }
+        write(&path, &c.value)?;
+    }
+    Ok(())
 }
 
 /// Reads a cgroup file, `None` when the kernel does not have it.

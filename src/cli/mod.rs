@@ -44,6 +44,44 @@ pub struct Cli {
     /// Maximum number of processes and threads (≥ 1)
     #[arg(long, global = true, value_name = "N")]
     pub pids: Option<String>,
+    /// Memory above which the command is throttled and reclaimed (v2 memory.high; v1 soft limit,
+    /// reclaimed only when the host runs short; docker's --memory-reservation); at most --mem
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub mem_high: Option<String>,
+    /// Swap the command may use beside --mem (v2 memory.swap.max; v1: memory+swap = --mem + SIZE,
+    /// needs --mem); default 0
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub swap: Option<String>,
+    /// CPU weight against other groups, 1-10000, default 100 (v2 cpu.weight; v1 cpu.shares as
+    /// runc converts: 100 = 1024 shares; docker's --cpu-shares)
+    #[arg(long, global = true, value_name = "N")]
+    pub cpu_weight: Option<String>,
+    /// CPUs the command may run on, e.g. 0-1,3 (cpuset.cpus; within the parent group's set)
+    #[arg(long, global = true, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the command may allocate on, e.g. 0 (cpuset.mems)
+    #[arg(long, global = true, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// io weight against other groups, 1-10000, default 100 (v2 io.weight / io.bfq.weight; v1
+    /// blkio.weight / blkio.bfq.weight; docker's --blkio-weight)
+    #[arg(long, global = true, value_name = "N")]
+    pub io_weight: Option<String>,
+    /// Read bytes per second from a disk: DEV:RATE, DEV a path or MAJ:MIN (/dev/sdb:10M); repeatable
+    #[arg(long, global = true, value_name = "DEV:RATE")]
+    pub io_read_bps: Vec<String>,
+    /// Write bytes per second to a disk: DEV:RATE; repeatable (docker's --device-write-bps)
+    #[arg(long, global = true, value_name = "DEV:RATE")]
+    pub io_write_bps: Vec<String>,
+    /// Read operations per second from a disk: DEV:N; repeatable
+    #[arg(long, global = true, value_name = "DEV:N")]
+    pub io_read_iops: Vec<String>,
+    /// Write operations per second to a disk: DEV:N; repeatable
+    #[arg(long, global = true, value_name = "DEV:N")]
+    pub io_write_iops: Vec<String>,
+    /// Write VALUE to a controller file of the run's group before the command starts
+    /// (memory.oom.group=1); not one sandbox manages itself; repeatable (podman's flag)
+    #[arg(long, global = true, value_name = "FILE=VALUE")]
+    pub cgroup_conf: Vec<String>,
     /// Kill everything and exit 124 after this long (10s, 1m30s, 500ms)
     #[arg(long, global = true, value_name = "DURATION")]
     pub timeout: Option<String>,

@@ -181,6 +181,7 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
     l.cpus = cli.cpus.as_deref().map(|c| config::parse_cpus(c, config::host_cpus())).transpose()?;
     l.pids = cli.pids.as_deref().map(config::parse_pids).transpose()?;
     l.timeout = cli.timeout.as_deref().map(config::parse_timeout).transpose()?;
+    limit_flags(cli, l)?;
     cfg.rootfs = match &args.rootfs {
         Some(r) => Some(r.canonicalize().map_err(|_| {
             sandbox::Error::invalid(
@@ -238,6 +239,49 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
         cfg.validate()?;
     }
     Ok(cfg)
+}
+
+/// The limits of issue 13 beyond --mem, --cpus and --pids: parsed and checked (devices exist,
+/// files are not sandbox's own) before anything is created.
+fn limit_flags(cli: &Cli, l: &mut sandbox::Limits) -> Result<(), sandbox::Error> {
+    use sandbox::limits::{self, IoKind};
+    let size = |flag: &'static str, v: &str| {
+        config::parse_size(v).map_err(|_| {
+            sandbox::Error::invalid(flag, v, "a number of bytes with an optional binary suffix K, M, G, T, e.g. 200M")
+        })
+    };
+    l.memory_high = cli.mem_high.as_deref().map(|v| size("--mem-high", v)).transpose()?;
+    l.swap_bytes = match cli.swap.as_deref() {
+        // 0 is the default (no swap beside --mem), accepted as such.
+        Some(v) if v.trim() == "0" => Some(0),
+        Some(v) => Some(size("--swap", v)?),
+        None => None,
+    };
+    l.cpu_weight = cli.cpu_weight.as_deref().map(|v| limits::parse_weight("--cpu-weight", v)).transpose()?;
+    l.io_weight = cli.io_weight.as_deref().map(|v| limits::parse_weight("--io-weight", v)).transpose()?;
+    let list = |flag, v: &Option<String>| {
+        v.as_deref().map(|s| limits::parse_list(flag, s).map(|set| limits::format_list(&set))).transpose()
+    };
+    l.cpuset_cpus = list("--cpuset-cpus", &cli.cpuset_cpus)?;
+    l.cpuset_mems = list("--cpuset-mems", &cli.cpuset_mems)?;
+    for (kind, values) in [
+        (IoKind::ReadBps, &cli.io_read_bps),
+        (IoKind::WriteBps, &cli.io_write_bps),
+        (IoKind::ReadIops, &cli.io_read_iops),
+        (IoKind::WriteIops, &cli.io_write_iops),
+    ] {
+        for v in values {
+            l.io.push(limits::parse_io_rule(kind, v)?);
+        }
+    }
+    l.cgroup_conf = cli.cgroup_conf.iter().map(|c| limits::parse_cgroup_conf(c)).collect::<Result<_, _>>()?;
+    if let (Some(high), Some(max), Some(v)) = (l.memory_high, l.memory_bytes, &cli.mem_high) {
+        if high > max {
+            let why = format!("a size at most --mem ({})", cli.mem.as_deref().unwrap_or_default());
+            return Err(sandbox::Error::invalid("--mem-high", v, &why));
+        }
+    }
+    Ok(())
 }
 
 /// The command's environment (see `sandbox::env`): the clean base for the mode (or the caller's

@@ -87,10 +87,15 @@ fn report_carries_limits_and_counters() {
     let stderr_json: serde_json::Value = serde_json::from_str(&r.stderr).expect("--report json prints JSON on stderr");
     assert_eq!(stderr_json["id"], rep["id"]);
     assert_eq!(rep["command"], serde_json::json!(["true"]));
+    let l = &rep["limits"];
     assert_eq!(
-        rep["limits"],
-        serde_json::json!({"memory_bytes": 67108864u64, "cpus": 1.0, "pids": 50, "timeout_s": 30.0})
+        (&l["memory_bytes"], &l["cpus"], &l["pids"], &l["timeout_s"]),
+        (&serde_json::json!(67108864u64), &serde_json::json!(1.0), &serde_json::json!(50), &serde_json::json!(30.0))
     );
+    for k in ["memory_high_bytes", "swap_bytes", "cpu_weight", "cpuset_cpus", "cpuset_mems", "io_weight"] {
+        assert!(l[k].is_null(), "limits.{k} not asked for: {l}");
+    }
+    assert_eq!((&l["io"], &l["cgroup_conf"]), (&serde_json::json!([]), &serde_json::json!([])));
     assert_eq!((rep["timed_out"].as_bool(), rep["oom_killed"].as_bool()), (Some(false), Some(false)));
     assert!(rep["signal"].is_null());
     let v = rep["cgroup"]["version"].as_u64().unwrap();

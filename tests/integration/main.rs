@@ -5,6 +5,7 @@
 mod accounting;
 mod archives;
 mod attacks;
+mod cgroup_limits;
 mod containment;
 mod hardening;
 mod harness;

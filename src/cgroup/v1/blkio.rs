@@ -25,6 +25,40 @@ use std::path::Path;
 
 use crate::cgroup::read;
 use crate::cgroup::stats::IoStats;
+use crate::cgroup::v2::io::scale;
+use crate::cgroup::write;
+use crate::config::Limits;
+use crate::error::{Error, Result};
+
+/// Writes `--io-weight` (blkio.weight of CFQ, 10-1000 default 500, gone since Linux 5.0; else
+/// blkio.bfq.weight of BFQ, 1-1000 default 100) and the throttles (`blkio.throttle.*_device`,
+/// one `MAJ:MIN N` line per rule) to the group's blkio directory `dir`. The weight goes from our
+/// 1-10000 (default 100) scale piecewise linearly, default to default, as systemd maps it.
+pub fn apply(dir: &Path, limits: &Limits) -> Result<()> {
+    if let Some(w) = limits.io_weight {
+        let file = [("blkio.weight", scale(w, (1, 100, 10000), (10, 500, 1000))), ("blkio.bfq.weight", to_bfq(w))]
+            .into_iter()
+            .find(|(f, _)| dir.join(f).exists());
+        let Some((f, v)) = file else {
+            return Err(Error::Unsupported {
+                limit: "--io-weight",
+                reason: format!(
+                    "{} has neither blkio.weight (CFQ) nor blkio.bfq.weight (BFQ): this kernel weighs no io",
+                    dir.display()
+                ),
+            });
+        };
+        write(&dir.join(f), &v.to_string())?;
+    }
+    for r in &limits.io {
+        write(&dir.join(r.limit.v1_file()), &format!("{}:{} {}", r.major, r.minor, r.value))?;
+    }
+    Ok(())
+}
+
+fn to_bfq(w: u64) -> u64 {
+    crate::cgroup::v2::io::to_bfq(w)
+}
 
 /// The rule that makes blk-throttle count a group without limiting it: 1 TiB/s.
 const NO_LIMIT_BPS: u64 = 1 << 40;

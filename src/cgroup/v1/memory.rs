@@ -1,21 +1,48 @@
-//! cgroup v1 memory controller: `memory.limit_in_bytes` (with memsw and the TCP buffer counter)
-//! and the figures read from `memory.max_usage_in_bytes`, `memory.oom_control` and
+//! cgroup v1 memory controller: `memory.limit_in_bytes` (with memsw and the TCP buffer counter),
+//! `--mem-high` as `memory.soft_limit_in_bytes`, `--swap` in memsw, and the figures read from `memory.max_usage_in_bytes`, `memory.oom_control` and
 //! `memory.kmem.tcp.*`.
 
 use std::path::Path;
 
 use crate::cgroup::stats::{parse_keyed, parse_single, MemoryBreakdown, MemoryStats};
 use crate::cgroup::write;
-use crate::error::Result;
+use crate::config::Limits;
+use crate::error::{Error, Result};
 
-/// Writes `--mem` to the group's memory directory `dir`.
-pub fn apply(dir: &Path, bytes: u64) -> Result<()> {
-    write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
-    // memsw (memory+swap) equal to the limit: no swap beyond it, so the limit is real.
-    // Absent when the kernel has no swap accounting.
+/// Writes `--mem`, `--mem-high` and `--swap` to the group's memory directory `dir`.
+pub fn apply(dir: &Path, limits: &Limits) -> Result<()> {
+    // v1's soft limit: unlike v2's memory.high it does not throttle the group, it only marks it
+    // first in line for reclaim when the whole machine runs short (docker's --memory-reservation).
+    if let Some(high) = limits.memory_high {
+        write(&dir.join("memory.soft_limit_in_bytes"), &high.to_string())?;
+    }
     let memsw = dir.join("memory.memsw.limit_in_bytes");
-    if memsw.exists() {
-        write(&memsw, &bytes.to_string())?;
+    let Some(bytes) = limits.memory_bytes else {
+        if limits.swap_bytes.is_some() {
+            return Err(Error::Unsupported {
+                limit: "--swap",
+                reason: "cgroup v1 limits memory and swap together (memory.memsw.limit_in_bytes): give --mem too"
+                    .into(),
+            });
+        }
+        return Ok(());
+    };
+    write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
+    // memsw (memory+swap) equal to the limit: no swap beyond it, so the limit is real; with
+    // --swap, the limit plus the swap. Absent when the kernel has no swap accounting.
+    match limits.swap_bytes {
+        Some(swap) if memsw.exists() => write(&memsw, &bytes.saturating_add(swap).to_string())?,
+        Some(_) => {
+            return Err(Error::Unsupported {
+                limit: "--swap",
+                reason: format!(
+                    "{} has no memory.memsw.limit_in_bytes: this kernel does not account swap (swapaccount=0)",
+                    dir.display()
+                ),
+            })
+        }
+        None if memsw.exists() => write(&memsw, &bytes.to_string())?,
+        None => {}
     }
     // v1 charges TCP socket buffers to a counter of their own, and only once its limit
     // is set (memcg "tcpmem_active"); before that they were not charged at all and a

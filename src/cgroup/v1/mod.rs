@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 mod blkio;
 mod cpu;
 mod cpuacct;
+mod cpuset;
 mod memory;
 mod pids;
 
@@ -26,10 +27,21 @@ pub struct V1 {
 impl V1 {
     /// `bases`: controller → directory to create the group under.
     pub fn create(bases: &BTreeMap<String, PathBuf>, name: &str, limits: &Limits) -> Result<V1> {
+        let l = limits;
+        let conf = "--cgroup-conf";
+        let io_flag = l.io.first().map(|r| r.limit.flag()).unwrap_or("--io-read-bps");
         for (flag, ctrl, asked) in [
-            ("--mem", "memory", limits.memory_bytes.is_some()),
-            ("--cpus", "cpu", limits.cpus.is_some()),
-            ("--pids", "pids", limits.pids.is_some()),
+            ("--mem", "memory", l.memory_bytes.is_some()),
+            ("--mem-high", "memory", l.memory_high.is_some()),
+            ("--swap", "memory", l.swap_bytes.is_some()),
+            ("--cpus", "cpu", l.cpus.is_some()),
+            ("--cpu-weight", "cpu", l.cpu_weight.is_some()),
+            ("--pids", "pids", l.pids.is_some()),
+            ("--io-weight", "blkio", l.io_weight.is_some()),
+            (io_flag, "blkio", !l.io.is_empty()),
+            ("--cpuset-cpus", "cpuset", l.cpuset_cpus.is_some()),
+            ("--cpuset-mems", "cpuset", l.cpuset_mems.is_some()),
+            (conf, "cpuset", l.conf_for("cpuset")),
         ] {
             if asked && !bases.contains_key(ctrl) {
                 return Err(Error::Unsupported {
@@ -38,9 +50,12 @@ impl V1 {
                 });
             }
         }
+        if let (Some(base), true) = (bases.get("cpuset"), l.wants_cpuset()) {
+            cpuset::check(base, l)?;
+        }
         let mut dirs = BTreeMap::new();
         let mut unique: Vec<PathBuf> = Vec::new();
-        for (ctrl, base) in bases {
+        for (ctrl, base) in bases.iter().filter(|(c, _)| *c != "cpuset" || l.wants_cpuset()) {
             let dir = base.join(name);
             if !unique.contains(&dir) {
                 if let Err(e) = std::fs::create_dir(&dir) {
@@ -53,7 +68,12 @@ impl V1 {
         }
         let primary = dirs.get("memory").or_else(|| unique.first()).cloned().unwrap_or_default();
         let g = V1 { dirs, unique, primary };
-        if let Err(e) = g.apply(limits) {
+        // A fresh cpuset group takes no task before its lists are set (see cpuset.rs).
+        let filled = match (bases.get("cpuset"), g.dirs.get("cpuset")) {
+            (Some(base), Some(dir)) => cpuset::apply(base, dir, limits),
+            _ => Ok(()),
+        };
+        if let Err(e) = filled.and_then(|()| g.apply(limits)) {
             super::undo(&g.unique);
             return Err(e);
         }
@@ -65,19 +85,21 @@ impl V1 {
     }
 
     fn apply(&self, limits: &Limits) -> Result<()> {
-        if let (Some(bytes), Some(dir)) = (limits.memory_bytes, self.dirs.get("memory")) {
-            memory::apply(dir, bytes)?;
+        if let Some(dir) = self.dirs.get("memory") {
+            memory::apply(dir, limits)?;
         }
-        if let (Some(c), Some(dir)) = (limits.cpus, self.dirs.get("cpu")) {
-            cpu::apply(dir, c)?;
+        if let Some(dir) = self.dirs.get("cpu") {
+            cpu::apply(dir, limits.cpus, limits.cpu_weight)?;
         }
         if let (Some(n), Some(dir)) = (limits.pids, self.dirs.get("pids")) {
             pids::apply(dir, n)?;
         }
         if let Some(dir) = self.dirs.get("blkio") {
+            // The never-reached accounting rule first; the user's rules then replace it per device.
             blkio::apply_accounting(dir);
+            blkio::apply(dir, limits)?;
         }
-        Ok(())
+        super::write_conf(&limits.cgroup_conf, |ctrl| self.dirs.get(ctrl).cloned())
     }
 }
 
@@ -175,7 +197,13 @@ mod tests {
     fn limits_go_to_the_v1_files() {
         let t = tempfile::tempdir().unwrap();
         let b = bases(t.path(), false);
-        let limits = Limits { memory_bytes: Some(32 << 20), cpus: Some(1.5), pids: Some(7), timeout: None };
+        let limits = Limits {
+            memory_bytes: Some(32 << 20),
+            cpus: Some(1.5),
+            pids: Some(7),
+            timeout: None,
+            ..Default::default()
+        };
         let g = V1::create(&b, "g", &limits).unwrap();
         let r = |p: &str| std::fs::read_to_string(t.path().join(p)).unwrap();
         assert_eq!(r("memory/g/memory.limit_in_bytes"), "33554432");
@@ -197,6 +225,55 @@ mod tests {
         let r = |f: &str| std::fs::read_to_string(g.primary.join(f)).unwrap();
         assert_eq!(r("memory.kmem.tcp.limit_in_bytes"), "33554432");
         assert!(!g.primary.join("memory.memsw.limit_in_bytes").exists(), "absent files are not made");
+    }
+
+    #[test]
+    fn new_limits_go_to_their_v1_files_and_cpuset_is_filled_from_the_parent() {
+        use crate::limits::{IoKind, IoRule};
+        let t = tempfile::tempdir().unwrap();
+        let mut b = bases(t.path(), false);
+        for c in ["blkio", "cpuset"] {
+            std::fs::create_dir_all(t.path().join(c)).unwrap();
+            b.insert(c.into(), t.path().join(c));
+        }
+        let w = |p: &str, v: &str| std::fs::write(t.path().join(p), v).unwrap();
+        w("cpuset/cpuset.cpus", "0-1\n");
+        w("cpuset/cpuset.effective_cpus", "0-1\n");
+        w("cpuset/cpuset.mems", "0\n");
+        // Without a cpuset limit no cpuset group is made.
+        let g = V1::create(&b, "plain", &Limits::default()).unwrap();
+        assert!(!g.paths().contains_key("cpuset") && !t.path().join("cpuset/plain").exists());
+        // A CPU the parent does not have: refused before anything is made.
+        let e = V1::create(&b, "g", &Limits { cpuset_cpus: Some("2".into()), ..Default::default() });
+        assert!(e.err().unwrap().to_string().contains("'2'"));
+        assert!(!t.path().join("memory/g").exists());
+        let rule = IoRule { device: "7:0".into(), major: 7, minor: 0, limit: IoKind::WriteBps, value: 1 << 20 };
+        let l = Limits {
+            memory_bytes: Some(32 << 20),
+            memory_high: Some(16 << 20),
+            cpu_weight: Some(100),
+            cpuset_cpus: Some("1".into()),
+            io: vec![rule],
+            ..Default::default()
+        };
+        V1::create(&b, "g", &l).unwrap();
+        // Files the kernel has in a new group, which the fake one lacks until made here.
+        w("memory/g/memory.memsw.limit_in_bytes", "x");
+        w("blkio/g/blkio.bfq.weight", "x");
+        let l = Limits { swap_bytes: Some(8 << 20), io_weight: Some(100), ..l };
+        memory::apply(&t.path().join("memory/g"), &l).unwrap();
+        blkio::apply(&t.path().join("blkio/g"), &l).unwrap();
+        let r = |p: &str| std::fs::read_to_string(t.path().join(p)).unwrap();
+        assert_eq!(r("memory/g/memory.soft_limit_in_bytes"), "16777216");
+        assert_eq!(r("memory/g/memory.memsw.limit_in_bytes"), "41943040", "memory + swap");
+        assert_eq!(r("cpu/g/cpu.shares"), "1024", "weight 100 is the default share");
+        assert_eq!((r("cpuset/g/cpuset.cpus"), r("cpuset/g/cpuset.mems")), ("1".into(), "0".into()));
+        assert_eq!(r("blkio/g/blkio.bfq.weight"), "100");
+        assert_eq!(r("blkio/g/blkio.throttle.write_bps_device"), "7:0 1048576");
+        // v1 has memory+swap only: --swap alone cannot be expressed.
+        let e = V1::create(&b, "h", &Limits { swap_bytes: Some(1), ..Default::default() });
+        assert!(e.err().unwrap().to_string().contains("give --mem too"));
+        assert!(!t.path().join("memory/h").exists(), "undone");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! cgroup v2 cpu controller: `--cpus` as `cpu.max`, and CPU time and throttling from `cpu.stat`.
+//! cgroup v2 cpu controller: `--cpus` as `cpu.max`, `--cpu-weight` as `cpu.weight`, and CPU time
+//! and throttling from `cpu.stat`.
 
 use std::path::Path;
 
@@ -6,10 +7,16 @@ use crate::cgroup::stats::{parse_keyed, CpuStats};
 use crate::cgroup::{write, CPU_PERIOD_US};
 use crate::error::Result;
 
-/// Writes `--cpus` to the group `dir`.
-pub fn apply(dir: &Path, cpus: f64) -> Result<()> {
-    let quota = (cpus * CPU_PERIOD_US as f64).round() as u64;
-    write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))
+/// Writes `--cpus` and `--cpu-weight` to the group `dir`.
+pub fn apply(dir: &Path, cpus: Option<f64>, weight: Option<u64>) -> Result<()> {
+    if let Some(cpus) = cpus {
+        let quota = (cpus * CPU_PERIOD_US as f64).round() as u64;
+        write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+    }
+    if let Some(w) = weight {
+        write(&dir.join("cpu.weight"), &w.to_string())?;
+    }
+    Ok(())
 }
 
 /// cgroup v2 `cpu.stat`.

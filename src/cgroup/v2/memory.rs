@@ -1,19 +1,36 @@
-//! cgroup v2 memory controller: `memory.max` (with `memory.swap.max`) and the figures read from
-//! `memory.peak` and `memory.events`.
+//! cgroup v2 memory controller: `memory.max` (with `memory.swap.max`), `memory.high` and the
+//! figures read from `memory.peak` and `memory.events`.
 
 use std::path::Path;
 
 use crate::cgroup::stats::{parse_keyed, parse_single, MemoryBreakdown, MemoryStats};
 use crate::cgroup::write;
-use crate::error::Result;
+use crate::config::Limits;
+use crate::error::{Error, Result};
 
-/// Writes `--mem` to the group `dir`.
-pub fn apply(dir: &Path, bytes: u64) -> Result<()> {
-    write(&dir.join("memory.max"), &bytes.to_string())?;
-    // Without this the group swaps instead of being OOM-killed: the limit would not be real.
+/// Writes `--mem`, `--mem-high` and `--swap` to the group `dir`.
+pub fn apply(dir: &Path, limits: &Limits) -> Result<()> {
+    if let Some(bytes) = limits.memory_bytes {
+        write(&dir.join("memory.max"), &bytes.to_string())?;
+    }
+    if let Some(high) = limits.memory_high {
+        write(&dir.join("memory.high"), &high.to_string())?;
+    }
     let swap = dir.join("memory.swap.max");
-    if swap.exists() {
-        write(&swap, "0")?;
+    match limits.swap_bytes {
+        Some(s) if swap.exists() => write(&swap, &s.to_string())?,
+        Some(_) => {
+            return Err(Error::Unsupported {
+                limit: "--swap",
+                reason: format!(
+                    "{} has no memory.swap.max: this kernel does not account swap (CONFIG_MEMCG_SWAP, swapaccount=0)",
+                    dir.display()
+                ),
+            })
+        }
+        // Without this the group swaps instead of being OOM-killed: the limit would not be real.
+        None if limits.memory_bytes.is_some() && swap.exists() => write(&swap, "0")?,
+        None => {}
     }
     Ok(())
 }

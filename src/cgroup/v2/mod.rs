@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod cpu;
-mod io;
+mod cpuset;
+pub(crate) mod io;
 mod memory;
 pub(crate) mod pids;
 
@@ -17,16 +18,17 @@ pub struct V2 {
 }
 
 /// Makes sure `controller` is enabled for children of `base`. Returns whether it is.
-/// A limit the user asked for that cannot be enabled is an error, never ignored.
-fn enable(base: &Path, controller: &str, required: bool) -> Result<bool> {
+/// `flag`: the flag that needs it; a limit the user asked for that cannot be enabled is an error,
+/// never ignored.
+fn enable(base: &Path, controller: &str, flag: Option<&'static str>) -> Result<bool> {
     let listed = |f: &str| read(&base.join(f)).is_some_and(|t| t.split_whitespace().any(|c| c == controller));
     if listed("cgroup.subtree_control") {
         return Ok(true);
     }
     if !listed("cgroup.controllers") {
-        if required {
+        if let Some(flag) = flag {
             return Err(Error::Unsupported {
-                limit: limit_name(controller),
+                limit: flag,
                 reason: format!(
                     "the {controller} controller is not available in {} (see its cgroup.controllers); \
                      enable it in the parent's cgroup.subtree_control or use --cgroup-parent",
@@ -39,20 +41,17 @@ fn enable(base: &Path, controller: &str, required: bool) -> Result<bool> {
     match write(&base.join("cgroup.subtree_control"), &format!("+{controller}")) {
         Ok(()) => Ok(true),
         // EBUSY here is the "no internal processes" rule: `base` itself holds processes.
-        Err(e) if required => Err(Error::Unsupported {
-            limit: limit_name(controller),
+        Err(e) if flag.is_some() => Err(Error::Unsupported {
+            limit: flag.unwrap_or_default(),
             reason: format!("{e}; a v2 group with processes cannot delegate controllers: use --cgroup-parent"),
         }),
         Err(_) => Ok(false),
     }
 }
 
-fn limit_name(controller: &str) -> &'static str {
-    match controller {
-        "memory" => "--mem",
-        "cpu" => "--cpus",
-        _ => "--pids",
-    }
+/// The first flag of `asked` that is set: the one a missing controller is blamed on.
+fn needed(asked: &[(&'static str, bool)]) -> Option<&'static str> {
+    asked.iter().find(|(_, set)| *set).map(|(flag, _)| *flag)
 }
 
 /// cgroup v2's "no internal processes" rule: a group that holds processes cannot hand controllers
@@ -62,7 +61,8 @@ fn limit_name(controller: &str) -> &'static str {
 /// is ever moved: with other processes in `base` enabling fails and the error says why. The root
 /// group (no cgroup.type) is exempt from the rule. The leaf holds sandbox until it exits; empty
 /// then, it goes with the next run's gc (or with the delegated scope).
-fn vacate(base: &Path, ours: &[i32]) -> Result<()> {
+/// `also`: controllers beyond memory, cpu and pids the run needs (io, cpuset when limited).
+fn vacate(base: &Path, ours: &[i32], also: &[&str]) -> Result<()> {
     let wanted = |c: &&str| {
         let has = |f: &str| read(&base.join(f)).is_some_and(|t| t.split_whitespace().any(|x| x == *c));
         has("cgroup.controllers") && !has("cgroup.subtree_control")
@@ -71,7 +71,7 @@ fn vacate(base: &Path, ours: &[i32]) -> Result<()> {
     if !base.join("cgroup.type").exists()
         || procs.is_empty()
         || procs.iter().any(|p| !ours.contains(p))
-        || !["memory", "cpu", "pids"].iter().any(wanted)
+        || !["memory", "cpu", "pids"].iter().chain(also).any(wanted)
     {
         return Ok(());
     }
@@ -91,33 +91,79 @@ fn vacate(base: &Path, ours: &[i32]) -> Result<()> {
 impl V2 {
     /// Creates `base/name` with `limits`. `ours`: the pids [`vacate`] may move out of `base`.
     pub fn create(base: &Path, name: &str, limits: &Limits, ours: &[i32]) -> Result<V2> {
-        vacate(base, ours)?;
-        let mem = enable(base, "memory", limits.memory_bytes.is_some())?;
-        let cpu = enable(base, "cpu", limits.cpus.is_some())?;
-        let pids = enable(base, "pids", limits.pids.is_some())?;
-        // Accounting only for now (io.stat): enabled where the parent allows, never required.
-        enable(base, "io", false)?;
+        let l = limits;
+        let also: Vec<&str> = [("io", l.io_weight.is_some() || !l.io.is_empty()), ("cpuset", l.wants_cpuset())]
+            .into_iter()
+            .filter_map(|(c, asked)| asked.then_some(c))
+            .collect();
+        vacate(base, ours, &also)?;
+        let conf = "--cgroup-conf";
+        let mem = enable(
+            base,
+            "memory",
+            needed(&[
+                ("--mem", l.memory_bytes.is_some()),
+                ("--mem-high", l.memory_high.is_some()),
+                ("--swap", l.swap_bytes.is_some()),
+                (conf, l.conf_for("memory")),
+            ]),
+        )?;
+        let cpu = enable(
+            base,
+            "cpu",
+            needed(&[
+                ("--cpus", l.cpus.is_some()),
+                ("--cpu-weight", l.cpu_weight.is_some()),
+                (conf, l.conf_for("cpu")),
+            ]),
+        )?;
+        let pids = enable(base, "pids", needed(&[("--pids", l.pids.is_some()), (conf, l.conf_for("pids"))]))?;
+        // Accounting (io.stat) wherever the parent allows; required for an io limit.
+        let io_flag = l.io.first().map(|r| r.limit.flag()).unwrap_or("--io-read-bps");
+        let io = enable(
+            base,
+            "io",
+            needed(&[("--io-weight", l.io_weight.is_some()), (io_flag, !l.io.is_empty()), (conf, l.conf_for("io"))]),
+        )?;
+        if l.wants_cpuset() {
+            let flag =
+                needed(&[("--cpuset-cpus", l.cpuset_cpus.is_some()), ("--cpuset-mems", l.cpuset_mems.is_some())]);
+            enable(base, "cpuset", flag.or(Some(conf)))?;
+            cpuset::check(base, l)?;
+        }
+        // Any other controller a --cgroup-conf file belongs to (hugetlb, rdma, misc).
+        for c in &l.cgroup_conf {
+            let ctrl = c.file.split('.').next().unwrap_or_default();
+            if !["memory", "cpu", "pids", "io", "cpuset", "cgroup"].contains(&ctrl) {
+                enable(base, ctrl, Some(conf))?;
+            }
+        }
         let dir = base.join(name);
         std::fs::create_dir(&dir).map_err(|e| Error::io("cannot create cgroup", &dir, e))?;
         let g = V2 { dir };
-        if let Err(e) = g.apply(limits, mem, cpu, pids) {
+        if let Err(e) = g.apply(limits, mem, cpu, pids, io) {
             super::undo(std::slice::from_ref(&g.dir));
             return Err(e);
         }
         Ok(g)
     }
 
-    fn apply(&self, limits: &Limits, mem: bool, cpu: bool, pids: bool) -> Result<()> {
-        if let (Some(bytes), true) = (limits.memory_bytes, mem) {
-            memory::apply(&self.dir, bytes)?;
+    /// Writes the limits; a controller not enabled was not asked for (else `create` failed).
+    fn apply(&self, limits: &Limits, mem: bool, cpu: bool, pids: bool, io: bool) -> Result<()> {
+        if mem {
+            memory::apply(&self.dir, limits)?;
         }
-        if let (Some(c), true) = (limits.cpus, cpu) {
-            cpu::apply(&self.dir, c)?;
+        if cpu {
+            cpu::apply(&self.dir, limits.cpus, limits.cpu_weight)?;
         }
         if let (Some(n), true) = (limits.pids, pids) {
             pids::apply(&self.dir, n)?;
         }
-        Ok(())
+        if io {
+            io::apply(&self.dir, limits)?;
+        }
+        cpuset::apply(&self.dir, limits)?;
+        super::write_conf(&limits.cgroup_conf, |_| Some(self.dir.clone()))
     }
 }
 
@@ -185,7 +231,13 @@ mod tests {
     #[test]
     fn limits_go_to_the_v2_files() {
         let t = fake_base("cpuset cpu io memory pids", "");
-        let limits = Limits { memory_bytes: Some(64 << 20), cpus: Some(0.5), pids: Some(20), timeout: None };
+        let limits = Limits {
+            memory_bytes: Some(64 << 20),
+            cpus: Some(0.5),
+            pids: Some(20),
+            timeout: None,
+            ..Default::default()
+        };
         let g = V2::create(t.path(), "sandbox-x-1", &limits, &[]).unwrap();
         let r = |f: &str| std::fs::read_to_string(g.path().join(f)).unwrap();
         assert_eq!(r("memory.max"), "67108864");
@@ -207,22 +259,81 @@ mod tests {
     }
 
     #[test]
+    fn a_cpuset_outside_the_parents_set_is_refused_before_the_group_is_made() {
+        let t = fake_base("cpuset cpu memory pids", "cpuset cpu memory pids");
+        std::fs::write(t.path().join("cpuset.cpus.effective"), "0-1\n").unwrap();
+        let l = Limits { cpuset_cpus: Some("7".into()), ..Default::default() };
+        let e = V2::create(t.path(), "g", &l, &[]).err().unwrap().to_string();
+        assert_eq!(e, "invalid --cpuset-cpus '7': expected CPUs the run's parent group may use: 0-1");
+        assert!(!t.path().join("g").exists(), "no group made");
+        let e = V2::create(t.path(), "g", &Limits { io_weight: Some(5), ..Default::default() }, &[]);
+        assert!(e.err().unwrap().to_string().contains("--io-weight: the io controller is not available"));
+    }
+
+    #[test]
+    fn new_limits_go_to_their_v2_files() {
+        use crate::limits::{CgroupConf, IoKind, IoRule};
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        for f in ["memory.swap.max", "io.weight", "io.bfq.weight", "memory.oom.group"] {
+            std::fs::write(dir.join(f), "x").unwrap();
+        }
+        let rule = |limit, value| IoRule { device: "/dev/loop0".into(), major: 7, minor: 0, limit, value };
+        let l = Limits {
+            memory_bytes: Some(64 << 20),
+            memory_high: Some(48 << 20),
+            swap_bytes: Some(16 << 20),
+            cpu_weight: Some(200),
+            cpuset_cpus: Some("1".into()),
+            cpuset_mems: Some("0".into()),
+            io_weight: Some(1000),
+            io: vec![rule(IoKind::WriteBps, 1 << 20), rule(IoKind::ReadIops, 100)],
+            cgroup_conf: vec![CgroupConf { file: "memory.oom.group".into(), value: "1".into() }],
+            ..Default::default()
+        };
+        let g = V2 { dir: dir.to_path_buf() };
+        g.apply(&l, true, true, true, true).unwrap();
+        let r = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        assert_eq!(r("memory.max"), "67108864");
+        assert_eq!(r("memory.high"), "50331648");
+        assert_eq!(r("memory.swap.max"), "16777216", "--swap instead of 0");
+        assert_eq!(r("cpu.weight"), "200");
+        assert_eq!((r("cpuset.cpus"), r("cpuset.mems")), ("1".into(), "0".into()));
+        assert_eq!((r("io.weight"), r("io.bfq.weight")), ("1000".into(), "181".into()));
+        assert_eq!(r("io.max"), "7:0 wbps=1048576 riops=100");
+        assert_eq!(r("memory.oom.group"), "1");
+        // A file the group does not have: refused, naming it.
+        let bad = Limits { cgroup_conf: vec![CgroupConf { file: "memory.nope".into(), value: "1".into() }], ..l };
+        let e = g.apply(&bad, true, true, true, true).unwrap_err().to_string();
+        assert!(e.starts_with("invalid --cgroup-conf 'memory.nope=1'") && e.contains("has no memory.nope"), "{e}");
+    }
+
+    #[test]
     fn our_own_processes_leave_a_busy_base_for_a_leaf_and_nobody_elses_do() {
         let t = fake_base("memory pids", "");
         std::fs::write(t.path().join("cgroup.type"), "domain\n").unwrap();
         let ours = [std::process::id() as i32, 4242];
         std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
         let leaf = t.path().join(format!("sandbox-sup-{}", std::process::id()));
-        vacate(t.path(), &ours).unwrap();
+        vacate(t.path(), &ours, &[]).unwrap();
         assert!(leaf.is_dir(), "the child (ours) moved to a leaf");
         std::fs::remove_dir_all(&leaf).unwrap();
         std::fs::write(t.path().join("cgroup.procs"), "4242\n1\n").unwrap();
-        vacate(t.path(), &ours).unwrap();
+        vacate(t.path(), &ours, &[]).unwrap();
         assert!(!leaf.exists(), "pid 1 is not ours: nothing moves");
         std::fs::remove_file(t.path().join("cgroup.type")).unwrap();
         std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
-        vacate(t.path(), &ours).unwrap();
+        vacate(t.path(), &ours, &[]).unwrap();
         assert!(!leaf.exists(), "the root group has no rule to escape");
+        // memory and pids already handed down, io not: only an io limit is a reason to move.
+        let t = fake_base("memory pids io", "memory pids");
+        std::fs::write(t.path().join("cgroup.type"), "domain\n").unwrap();
+        std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
+        let leaf = t.path().join(format!("sandbox-sup-{}", std::process::id()));
+        vacate(t.path(), &ours, &[]).unwrap();
+        assert!(!leaf.exists(), "no io limit: io accounting is not worth a move");
+        vacate(t.path(), &ours, &["io"]).unwrap();
+        assert!(leaf.is_dir(), "an io limit needs io handed down");
     }
 
     #[test]
