@@ -45,23 +45,29 @@ pub struct PullArgs {
     pub quiet: bool,
 }
 
+/// The registry flags pull and push share (and SANDBOX_INSECURE_REGISTRY, SANDBOX_REGISTRY_TIMEOUT),
+/// checked before the store is touched.
+pub fn registry_options(insecure: &[String], creds: Option<&str>, timeout: Option<&str>) -> Result<Options> {
+    let mut insecure = insecure.to_vec();
+    insecure.extend(Options::insecure_from_env());
+    for i in &insecure {
+        registry::check_insecure(i)?;
+    }
+    let creds = creds.map(Credentials::parse).transpose()?;
+    let timeouts = match timeout {
+        Some(t) => registry::Timeouts::parse(t, "--registry-timeout")?,
+        None => registry::Timeouts::from_env()?.unwrap_or_default(),
+    };
+    Ok(Options { insecure, creds, timeouts })
+}
+
 pub fn pull(cli: &Cli, args: &PullArgs) -> Result<i32> {
     let r = Reference::parse(&args.reference)?;
     let platform = match &args.platform {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let mut insecure = args.insecure_registry.clone();
-    insecure.extend(Options::insecure_from_env());
-    for i in &insecure {
-        registry::check_insecure(i)?;
-    }
-    let creds = args.creds.as_deref().map(Credentials::parse).transpose()?;
-    let timeouts = match &args.registry_timeout {
-        Some(t) => registry::Timeouts::parse(t, "--registry-timeout")?,
-        None => registry::Timeouts::from_env()?.unwrap_or_default(),
-    };
-    let opts = Options { insecure, creds, timeouts };
+    let opts = registry_options(&args.insecure_registry, args.creds.as_deref(), args.registry_timeout.as_deref())?;
     let img = Store::create_with(&cli.root, |store| {
         if args.quiet {
             registry::pull(store, &r, &opts, &platform, &install::Quiet)

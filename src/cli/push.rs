@@ -5,7 +5,6 @@ use clap::Args;
 use indicatif::HumanBytes;
 use sandbox::image::install::{self, Progress};
 use sandbox::image::registry::push::{self, PushOptions};
-use sandbox::image::registry::{self, Credentials, Options};
 use sandbox::image::Reference;
 
 use super::Cli;
@@ -53,17 +52,11 @@ pub fn push(cli: &Cli, args: &PushArgs) -> Result<i32> {
         })?;
     }
     let dest = args.dest.as_deref().map(Reference::parse).transpose()?;
-    let mut insecure = args.insecure_registry.clone();
-    insecure.extend(Options::insecure_from_env());
-    for i in &insecure {
-        registry::check_insecure(i)?;
-    }
-    let creds = args.creds.as_deref().map(Credentials::parse).transpose()?;
-    let timeouts = match &args.registry_timeout {
-        Some(t) => registry::Timeouts::parse(t, "--registry-timeout")?,
-        None => registry::Timeouts::from_env()?.unwrap_or_default(),
-    };
-    let opts = Options { insecure, creds, timeouts };
+    let opts = super::pull::registry_options(
+        &args.insecure_registry,
+        args.creds.as_deref(),
+        args.registry_timeout.as_deref(),
+    )?;
     // Read-only on the store: a mistyped --root is not created.
     let (store, img) = super::show::find(cli, &args.image)?;
     let dest = match dest {

@@ -148,7 +148,8 @@ fn familiar(r: &Reference) -> String {
     format!("{}:{}", r.familiar_repository(), r.tag.as_deref().unwrap_or("latest"))
 }
 
-fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+/// A tar header as every archive sandbox writes has it: root-owned, mtime 0 (reproducible).
+pub(super) fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
     h.set_mode(mode);
@@ -163,7 +164,7 @@ fn dir(b: &mut tar::Builder<&mut dyn Write>, name: &str) -> io::Result<()> {
     b.append_data(&mut header(tar::EntryType::Directory, 0o755, 0), name, io::empty())
 }
 
-fn file(b: &mut tar::Builder<&mut dyn Write>, name: &str, body: &[u8]) -> io::Result<()> {
+pub(super) fn file(b: &mut tar::Builder<&mut dyn Write>, name: &str, body: &[u8]) -> io::Result<()> {
     b.append_data(&mut header(tar::EntryType::Regular, 0o644, body.len() as u64), name, body)
 }
 

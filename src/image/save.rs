@@ -18,6 +18,7 @@ use std::io::{self, BufReader, Read, Write};
 use serde_json::{json, Value};
 
 use super::digest::HashReader;
+use super::export::{file, header};
 use super::layer::Compression;
 use super::reference::Reference;
 use super::store::{Image, Store};
@@ -65,21 +66,6 @@ pub fn write_archive(store: &Store, images: &[Image], w: &mut dyn Write) -> Resu
     file(&mut b, "repositories", &serde_json::to_vec(&repositories).expect("JSON serializes")).map_err(out_err)?;
     b.into_inner().map_err(out_err)?.flush().map_err(out_err)?;
     Ok(())
-}
-
-fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_size(size);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h
-}
-
-fn file(b: &mut tar::Builder<&mut dyn Write>, name: &str, body: &[u8]) -> io::Result<()> {
-    b.append_data(&mut header(tar::EntryType::Regular, 0o644, body.len() as u64), name, body)
 }
 
 /// One layer, uncompressed, as `DIR/layer.tar`, checked against its diff_id as it streams.
