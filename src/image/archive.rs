@@ -401,12 +401,14 @@ fn rootfs(store: &Store, path: &Path, label: &str, name: &str, progress: &dyn Pr
     io::copy(&mut outer, &mut io::sink()).map_err(err)?;
     let (blob_digest, size) = (outer.hasher.digest(), outer.hasher.len());
     let host = Platform::host();
+    // docker import dates the image and its one history entry alike (`history` shows it).
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let config = serde_json::to_vec(&serde_json::json!({
-        "created": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "created": created,
         "architecture": host.arch, "os": host.os,
         "config": {"Env": [super::container::DEFAULT_PATH]},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created_by": format!("sandbox image import {label}")}],
+        "history": [{"created": created, "created_by": format!("sandbox image import {label}")}],
     }))
     .expect("a config serializes");
     let config_digest = digest::of_bytes(&config);

@@ -256,6 +256,9 @@ fn import_reads_oci_archives_docker_save_and_rootfs_tarballs() {
     for want in ["localhost/test/busybox", "saved/busybox", "plain "] {
         assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
     }
+    // An imported rootfs's one history entry is dated like the image (docker import's), not N/A.
+    let h = sb(root.path(), &["history", "plain:1"]);
+    assert!(h.stdout.contains("ago") && !h.stdout.contains("N/A"), "{}", h.stdout);
 }
 
 #[test]
