@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 use oci_spec::image::Descriptor;
 
-use super::{auth, creds_may_go_to, first_line, resolve, Client, Options};
+use super::{auth, creds_may_go_to, first_line, resolve, Client, Failure, Options};
 use crate::error::{Error, Result};
 use crate::image::install::Progress;
 use crate::image::manifest;
@@ -204,66 +204,85 @@ impl Pusher<'_> {
             self.progress.finish(id, "already present");
             return Ok(How::Present);
         }
+        // A dropped connection, 429 or 5xx anywhere in the upload starts it again from its POST
+        // (a half-sent upload cannot be trusted to continue), with pull's backoff.
+        let what_d = format!("{what} {digest}");
+        let how = self.retried("the upload", &what_d, || self.upload(d, from, &digest, id, &what_d))?;
+        match how {
+            How::Mounted => self.progress.finish(id, &format!("mounted from {}", from.unwrap_or(""))),
+            _ => self.progress.finish(id, "pushed"),
+        }
+        Ok(how)
+    }
+
+    /// One try at uploading (or mounting) a blob the registry does not have.
+    fn upload(
+        &self,
+        d: &Descriptor,
+        from: Option<&str>,
+        digest: &str,
+        id: usize,
+        what_d: &str,
+    ) -> Result<How, Failure> {
+        let c = self.client;
         let uploads = format!("{}/v2/{}/blobs/uploads/", c.origin, c.repository);
         let (post, mounting) = match from {
             Some(f) => (format!("{uploads}?mount={digest}&from={f}"), true),
             None => (uploads, false),
         };
-        let resp = self.send("POST", &post, &[], Body::None, &format!("{what} {digest}"))?;
+        let resp = self.try_send("POST", &post, &[], Body::None, what_d)?;
         if mounting && resp.status() == 201 {
-            self.progress.finish(id, &format!("mounted from {}", from.unwrap_or("")));
             return Ok(How::Mounted);
         }
-        let mut location = self.location(&post, &resp)?;
-        let path = self.store.blob_path(&digest)?;
-        let len = std::fs::metadata(&path).map_err(|e| Error::io("cannot read blob", &path, e))?.len();
+        let mut location = self.location(&post, &resp).map_err(Failure::Other)?;
+        let path = self.store.blob_path(digest).map_err(Failure::Other)?;
+        let len = std::fs::metadata(&path).map_err(|e| Failure::Other(Error::io("cannot read blob", &path, e)))?.len();
         if len != d.size() {
-            return Err(Error::image(format!(
+            return Err(Failure::Other(Error::image(format!(
                 "blob {} in the store is corrupt ({len} bytes, the manifest says {})",
                 path.display(),
                 d.size()
-            )));
+            ))));
         }
         let chunk = self.popts.chunk_size.max(1);
-        let what_d = format!("{what} {digest}");
         if self.popts.chunked || len >= chunk {
             let mut off = 0;
             while off < len {
                 let n = chunk.min(len - off);
                 let range = format!("{off}-{}", off + n - 1);
-                let r = self.send(
+                let r = self.try_send(
                     "PATCH",
                     &location,
                     &[("Content-Type", "application/octet-stream"), ("Content-Range", &range)],
                     Body::File(&path, off, n, id),
-                    &what_d,
+                    what_d,
                 )?;
-                location = self.location(&location, &r)?;
+                location = self.location(&location, &r).map_err(Failure::Other)?;
                 off += n;
             }
-            let put = with_digest(&location, &digest);
-            self.send("PUT", &put, &[], Body::None, &what_d)?;
+            let put = with_digest(&location, digest);
+            self.try_send("PUT", &put, &[], Body::None, what_d)?;
         } else {
-            let put = with_digest(&location, &digest);
-            self.send(
+            let put = with_digest(&location, digest);
+            self.try_send(
                 "PUT",
                 &put,
                 &[("Content-Type", "application/octet-stream")],
                 Body::File(&path, 0, len, id),
-                &what_d,
+                what_d,
             )?;
         }
-        self.progress.finish(id, "pushed");
         Ok(How::Uploaded)
     }
 
     /// Whether `HEAD url` finds the blob.
     fn exists(&self, url: &str, digest: &str) -> Result<bool> {
-        match self.request("HEAD", url, &[], Body::None) {
+        match self.client.retrying(|| self.request("HEAD", url, &[], Body::None)) {
             Ok(_) => Ok(true),
-            Err(Sent::Status(404, _)) => Ok(false),
-            Err(Sent::Status(code, r)) => Err(self.client.status_error(code, *r, super::Target::Blob(digest))),
-            Err(Sent::Other(e)) => Err(e),
+            Err(Failure::Status(404, _)) => Ok(false),
+            Err(Failure::Status(code, r)) => Err(self.client.status_error(code, *r, super::Target::Blob(digest))),
+            Err(Failure::Transport(u, t)) => Err(self.client.unreachable(&u, &t)),
+            Err(Failure::Other(e)) => Err(e),
         }
     }
 
@@ -279,7 +298,8 @@ impl Pusher<'_> {
         })
     }
 
-    /// A request whose failure is an error naming `what`.
+    /// A request, tried again on a dropped connection, 429 or 5xx (it must be one that can be
+    /// sent again as it is: the manifest's PUT); a failure is an error naming `what`.
     fn send(
         &self,
         method: &str,
@@ -288,21 +308,71 @@ impl Pusher<'_> {
         body: Body,
         what: &str,
     ) -> Result<ureq::Response> {
-        match self.request(method, url, headers, body) {
-            Ok(r) => Ok(r),
-            Err(Sent::Status(code @ (401 | 403), _)) => Err(self.client.auth_error(code)),
-            Err(Sent::Status(code, r)) => Err(Error::image(format!(
+        self.retried(method, what, || self.try_send(method, url, headers, body, what))
+    }
+
+    /// `attempt` under [`Client::retrying`]; its last failure as an error that says how many
+    /// tries it took, as a pull's does.
+    fn retried<T>(&self, method: &str, what: &str, mut attempt: impl FnMut() -> Result<T, Failure>) -> Result<T> {
+        let mut tries = 0;
+        self.client
+            .retrying(|| {
+                tries += 1;
+                attempt()
+            })
+            .map_err(|f| {
+                let again = tries > 1 && !matches!(f, Failure::Other(_));
+                let e = self.fail(f, method, what);
+                if again {
+                    Error::image(format!("{e} (tried {tries} times)"))
+                } else {
+                    e
+                }
+            })
+    }
+
+    /// One request of an upload: a failure that trying again may mend stays a [`Failure`] for the
+    /// retry loop; any other becomes its error at once.
+    fn try_send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+        what: &str,
+    ) -> Result<ureq::Response, Failure> {
+        self.request(method, url, headers, body).map_err(|f| {
+            if super::retry::may_retry(&f) {
+                f
+            } else {
+                Failure::Other(self.fail(f, method, what))
+            }
+        })
+    }
+
+    /// The error a failed request becomes.
+    fn fail(&self, f: Failure, method: &str, what: &str) -> Error {
+        match f {
+            Failure::Status(code @ (401 | 403), _) => self.client.auth_error(code),
+            Failure::Status(code, r) => Error::image(format!(
                 "registry {} refused {method} of {what} for {}: HTTP {code}: {}",
                 self.client.registry,
                 self.client.repo(),
                 first_line(*r)
-            ))),
-            Err(Sent::Other(e)) => Err(e),
+            )),
+            Failure::Transport(u, t) => self.client.unreachable(&u, &t),
+            Failure::Other(e) => e,
         }
     }
 
     /// One request, answering a 401's challenge once (with push scope) and sending it again.
-    fn request(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Body) -> Result<ureq::Response, Sent> {
+    fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Result<ureq::Response, Failure> {
         let mut challenged = false;
         loop {
             let sent = self.client.auth.lock().unwrap().clone();
@@ -317,8 +387,8 @@ impl Pusher<'_> {
                 Body::None => req.set("Content-Length", "0").send_bytes(&[]),
                 Body::Bytes(b) => req.send_bytes(b),
                 Body::File(p, off, n, id) => {
-                    let mut f = File::open(p).map_err(|e| Sent::Other(Error::io("cannot open blob", p, e)))?;
-                    f.seek(SeekFrom::Start(off)).map_err(|e| Sent::Other(Error::io("cannot read blob", p, e)))?;
+                    let mut f = File::open(p).map_err(|e| Failure::Other(Error::io("cannot open blob", p, e)))?;
+                    f.seek(SeekFrom::Start(off)).map_err(|e| Failure::Other(Error::io("cannot read blob", p, e)))?;
                     let counted = Counted { inner: f.take(n), progress: self.progress, id };
                     req.set("Content-Length", &n.to_string()).send(std::io::BufReader::with_capacity(1 << 20, counted))
                 }
@@ -327,10 +397,10 @@ impl Pusher<'_> {
                 Ok(r) => return Ok(r),
                 Err(ureq::Error::Status(401, r)) if !challenged && r.header("WWW-Authenticate").is_some() => {
                     challenged = true;
-                    self.authenticate(&r, sent.as_deref()).map_err(Sent::Other)?;
+                    self.authenticate(&r, sent.as_deref()).map_err(Failure::Other)?;
                 }
-                Err(ureq::Error::Status(code, r)) => return Err(Sent::Status(code, Box::new(r))),
-                Err(ureq::Error::Transport(t)) => return Err(Sent::Other(self.client.unreachable(url, &t))),
+                Err(ureq::Error::Status(code, r)) => return Err(Failure::Status(code, Box::new(r))),
+                Err(ureq::Error::Transport(t)) => return Err(Failure::Transport(url.to_string(), Box::new(t))),
             }
         }
     }
@@ -370,12 +440,6 @@ impl<R: Read> Read for Counted<'_, R> {
         self.progress.advance(self.id, n as u64);
         Ok(n)
     }
-}
-
-/// A request's failure before it is turned into an [`Error`].
-enum Sent {
-    Status(u16, Box<ureq::Response>),
-    Other(Error),
 }
 
 /// A bearer token for `scopes` from a challenge's realm (no scope: just a login check).

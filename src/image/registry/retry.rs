@@ -91,6 +91,11 @@ pub fn retry_after(value: Option<&str>) -> Option<Duration> {
 }
 
 /// Whether a failed request may be tried again, and after how long.
+/// Whether trying `f`'s request again may help (what [`Client::retrying`] tries again).
+pub(super) fn may_retry(f: &Failure) -> bool {
+    retry_wait(f, 1).is_some()
+}
+
 fn retry_wait(f: &Failure, tries: u32) -> Option<Duration> {
     match f {
         Failure::Status(429 | 500..=599, r) => match retry_after(r.header("Retry-After")) {

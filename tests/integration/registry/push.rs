@@ -488,3 +488,78 @@ fn sigint_stops_a_push_hung_on_the_registry_and_sigterm_a_save_leaving_no_output
     let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "partial output left: {left:?}");
 }
+
+#[test]
+fn push_tries_an_upload_again_after_503_429_and_502_as_pull_does() {
+    require_root!();
+    let _m = shared();
+    let Some(img) = oci::test_image() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let layout = tempfile::tempdir().unwrap();
+    img.write_layout(layout.path(), "1");
+    let r =
+        sandbox_cmd(root.path(), "image", &["import", "--name", "fake/src:1", layout.path().to_str().unwrap()], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (l, port) = bind();
+    let stored: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (s2, n) = (stored.clone(), Arc::new(Mutex::new((0, 0, 0))));
+    let fake = serve(l, move |r| {
+        let p = r.path.as_str();
+        let mut n = n.lock().unwrap();
+        match r.method.as_str() {
+            "HEAD" => Resp::new(404, ""),
+            // The first upload is refused for a moment (429 with Retry-After), as a busy registry does.
+            "POST" if p == "/v2/team/app/blobs/uploads/" => {
+                n.0 += 1;
+                if n.0 == 1 {
+                    return Resp::new(429, "TOOMANYREQUESTS").header("Retry-After", "1");
+                }
+                Resp::new(202, "").header("Location", &format!("/upload/{}", n.0))
+            }
+            "PUT" if p.starts_with("/upload/") => {
+                n.1 += 1;
+                // The first blob's body is lost behind a 503 from a proxy: the upload starts again.
+                if n.1 == 1 {
+                    return Resp::new(503, "upstream went away");
+                }
+                let d = r.query.split("digest=").nth(1).unwrap_or("").replace("%3A", ":");
+                if oci::sha(&r.body) != d {
+                    return Resp::new(400, "DIGEST_INVALID");
+                }
+                s2.lock().unwrap().push(d.clone());
+                Resp::new(201, "").header("Docker-Content-Digest", &d)
+            }
+            "PUT" if p == "/v2/team/app/manifests/v1" => {
+                n.2 += 1;
+                if n.2 == 1 {
+                    return Resp::new(502, "bad gateway");
+                }
+                Resp::new(201, "").header("Docker-Content-Digest", &oci::sha(&r.body))
+            }
+            _ => Resp::new(404, "{}"),
+        }
+    });
+    let dest = format!("127.0.0.1:{port}/team/app:v1");
+    let r = sandbox_cmd(root.path(), "push", &["fake/src:1", &dest], &[]);
+    let seen = fake.seen.lock().unwrap().clone();
+    let calls: Vec<_> = seen.iter().map(|q| (q.method.clone(), q.path.clone())).collect();
+    assert_eq!(r.code, 0, "{}\n{calls:#?}", r.stderr);
+    let mut got = stored.lock().unwrap().clone();
+    got.sort();
+    got.dedup();
+    let mut want: Vec<String> = img.layers.iter().map(|l| l.digest.clone()).chain([img.config_digest()]).collect();
+    want.sort();
+    want.dedup();
+    assert_eq!(got, want, "every blob stored once verified");
+    let manifest_puts = calls.iter().filter(|(m, p)| m == "PUT" && p.contains("/manifests/")).count();
+    assert_eq!(manifest_puts, 2, "the manifest was sent again after the 502: {calls:#?}");
+    // A registry that keeps failing still fails, after 4 tries, saying so.
+    let (l, port) = bind();
+    let _f = serve(l, |r| match r.method.as_str() {
+        "HEAD" => Resp::new(404, ""),
+        _ => Resp::new(500, "broken"),
+    });
+    let r = sandbox_cmd(root.path(), "push", &["fake/src:1", &format!("127.0.0.1:{port}/team/app:v1")], &[]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("HTTP 500") && r.stderr.contains("tried 4 times"), "{}", r.stderr);
+}
