@@ -9,6 +9,7 @@ use plotters::prelude::*;
 use crate::samples::{Recording, Sample};
 
 const MIB: f64 = 1024.0 * 1024.0;
+const ORANGE: RGBColor = RGBColor(230, 140, 0);
 /// The legend labels, one per series and limit line: also what the tests look for in the SVG.
 pub const LABELS: [&str; 13] = [
     "memory.current",
@@ -23,7 +24,7 @@ pub const LABELS: [&str; 13] = [
     "limit --pids",
     "io read",
     "io write",
-    "(no samples)",
+    "(no figures)",
 ];
 
 /// The SVG of `rec`, or why it could not be drawn.
@@ -32,6 +33,9 @@ pub fn svg(rec: &Recording) -> Result<String, String> {
     draw(rec, SVGBackend::with_string(&mut out, (1000, 1200)).into_drawing_area()).map_err(|e| format!("{e:?}"))?;
     Ok(out)
 }
+
+/// A series: legend label, points, colour, stroke width.
+type Line<'a> = (&'a str, Vec<(f64, f64)>, RGBColor, u32);
 
 type Res = Result<(), DrawingAreaErrorKind<std::io::Error>>;
 
@@ -67,8 +71,8 @@ fn draw(rec: &Recording, root: DrawingArea<SVGBackend, Shift>) -> Res {
             ("file", mem(|x| x.memory_file_bytes), GREEN, 1),
         ],
         &[
-            ("limit --mem", l.memory_bytes.map(|v| v as f64 / MIB)),
-            ("high --mem-high", l.memory_high_bytes.map(|v| v as f64 / MIB)),
+            ("limit --mem", l.memory_bytes.map(|v| v as f64 / MIB), RED),
+            ("high --mem-high", l.memory_high_bytes.map(|v| v as f64 / MIB), ORANGE),
         ],
     )?;
     panel(
@@ -79,14 +83,14 @@ fn draw(rec: &Recording, root: DrawingArea<SVGBackend, Shift>) -> Res {
             ("cpu rate", series(s, |x| x.cpu_rate), BLUE, 2),
             ("throttled", rates(s, |x| x.cpu_throttled_s, 1.0), MAGENTA, 1),
         ],
-        &[("limit --cpus", l.cpus)],
+        &[("limit --cpus", l.cpus, RED)],
     )?;
     panel(
         &panels[2],
         "tasks",
         tmax,
         &[("tasks", series(s, |x| x.pids.map(|v| v as f64)), BLUE, 2)],
-        &[("limit --pids", l.pids.map(|v| v as f64))],
+        &[("limit --pids", l.pids.map(|v| v as f64), RED)],
     )?;
     let io = |f: fn(&Sample) -> Option<u64>| rates(s, move |x| f(x).map(|v| v as f64), MIB);
     panel(
@@ -118,13 +122,13 @@ fn panel(
     area: &DrawingArea<SVGBackend, Shift>,
     caption: &str,
     tmax: f64,
-    lines: &[(&str, Vec<(f64, f64)>, RGBColor, u32)],
-    limits: &[(&str, Option<f64>)],
+    lines: &[Line],
+    limits: &[(&str, Option<f64>, RGBColor)],
 ) -> Res {
     let top = lines
         .iter()
         .flat_map(|(_, p, _, _)| p.iter().map(|(_, v)| *v))
-        .chain(limits.iter().filter_map(|(_, v)| *v))
+        .chain(limits.iter().filter_map(|(_, v, _)| *v))
         .fold(0.0f64, f64::max);
     let top = if top > 0.0 { top * 1.12 } else { 1.0 };
     let mut chart = ChartBuilder::on(area)
@@ -143,16 +147,16 @@ fn panel(
             .label(*label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
-    for (label, v) in limits.iter().filter_map(|(l, v)| v.map(|v| (l, v))) {
+    for (label, v, color) in limits.iter().filter_map(|(l, v, c)| v.map(|v| (l, v, c))) {
         any = true;
-        let style = RED.stroke_width(2);
+        let style = color.stroke_width(2);
         chart
             .draw_series(DashedLineSeries::new([(0.0, v), (tmax, v)], 8, 5, style))?
             .label(*label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
     if !any {
-        chart.draw_series(std::iter::once(Text::new("(no samples)", (tmax * 0.45, top * 0.5), ("sans-serif", 14))))?;
+        chart.draw_series(std::iter::once(Text::new("(no figures)", (tmax * 0.45, top * 0.5), ("sans-serif", 14))))?;
         return Ok(());
     }
     chart
@@ -161,4 +165,36 @@ fn panel(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_of_the_fixture_parses_and_labels_every_series_and_limit() {
+        let mut rec = crate::samples::parse(&crate::cgroup::stats::fixture("samples/run.jsonl")).unwrap();
+        // io rates need two samples with io figures.
+        (rec.samples[0].io_read_bytes, rec.samples[0].io_write_bytes) = (Some(0), Some(0));
+        let out = svg(&rec).unwrap();
+        let doc = roxmltree::Document::parse(&out).expect("well-formed SVG");
+        let texts: Vec<&str> =
+            doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+        for l in ["memory.current", "anon", "file", "limit --mem", "cpu rate", "throttled", "limit --cpus"] {
+            assert!(texts.contains(&l), "{l}: {texts:?}");
+        }
+        for l in ["tasks", "limit --pids", "io read", "io write"] {
+            assert!(texts.contains(&l), "{l}: {texts:?}");
+        }
+        assert!(!texts.contains(&"high --mem-high"), "no --mem-high, no line");
+        let t = texts.iter().find(|t| t.starts_with("sandbox fx1")).expect("title");
+        assert!(t.contains("sh -c a, b") && t.contains("oom (exit 137"), "{t}");
+    }
+
+    #[test]
+    fn a_recording_without_samples_still_draws() {
+        let out = svg(&Recording::default()).unwrap();
+        assert!(roxmltree::Document::parse(&out).is_ok());
+        assert!(out.contains("(no figures)") && out.contains("unfinished"));
+    }
 }

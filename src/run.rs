@@ -133,7 +133,10 @@ pub fn run_sampled(
     run_inner(cfg, Some((interval, on_sample)))
 }
 
-fn run_inner(cfg: &Config, sampling: Option<(Duration, &mut dyn FnMut(&crate::samples::Sample))>) -> Result<Report> {
+/// The sampling of a run: its interval and what gets each sample.
+type Sampling<'a> = (Duration, &'a mut dyn FnMut(&crate::samples::Sample));
+
+fn run_inner(cfg: &Config, sampling: Option<Sampling>) -> Result<Report> {
     cfg.validate()?;
     let argv = cfg
         .command

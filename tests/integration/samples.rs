@@ -142,7 +142,7 @@ fn plot_svg_parses_and_holds_every_series_and_limit_line() {
         assert!(has("io read") && has("io write"), "{texts:?}");
     } else {
         eprintln!("note: no io accounting for the group here (v1 blk-throttle not set up): io panel empty");
-        assert!(has("(no samples)"), "{texts:?}");
+        assert!(has("(no figures)"), "{texts:?}");
     }
 
     // `sandbox plot` of the saved file (JSON Lines, and the same run as CSV) draws the same.
