@@ -56,6 +56,7 @@ fn main() {
         Command::Commit(args) => cli::commit::commit(&cli, args),
         Command::Rm(args) => cli::rm::rm(&cli, args),
         Command::Image(c) => cli::image::image(&cli, c),
+        Command::Plot(args) => cli::plot::plot(args),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());
             Ok(0)

@@ -104,6 +104,39 @@ impl Drop for ChildGuard {
 /// The calling process must be single-threaded (the child is cloned without re-exec), and the
 /// forwarded signals and SIGCHLD are blocked for the duration of the call.
 pub fn run(cfg: &Config) -> Result<Report> {
+    run_inner(cfg, None)
+}
+
+/// Runs `cfg` like [`run`] and samples its group every `interval` (at least
+/// [`crate::samples::MIN_INTERVAL`]) from the start of the command to its end: `on_sample` gets
+/// each [`Sample`](crate::samples::Sample) as it is taken, on the calling thread, from the run's
+/// event loop (keep it short: the loop also relays the command's stdio). The report's
+/// `memory.at_peak` is then the breakdown of the sample with the highest memory usage. A run
+/// without a cgroup (rootless, no delegation) has nothing to sample: `on_sample` is not called.
+///
+/// ```no_run
+/// let cfg = sandbox::Config::new(["sleep", "1"]);
+/// let mut peak = 0;
+/// let interval = std::time::Duration::from_millis(100);
+/// let report = sandbox::run::run_sampled(&cfg, interval, &mut |s| peak = peak.max(s.memory_bytes.unwrap_or(0)))?;
+/// # Ok::<(), sandbox::Error>(())
+/// ```
+pub fn run_sampled(
+    cfg: &Config,
+    interval: Duration,
+    on_sample: &mut dyn FnMut(&crate::samples::Sample),
+) -> Result<Report> {
+    if interval < crate::samples::MIN_INTERVAL {
+        let v = humantime::format_duration(interval).to_string();
+        return Err(Error::invalid("--sample-interval", &v, "a duration of at least 10ms, e.g. 100ms or 1s"));
+    }
+    run_inner(cfg, Some((interval, on_sample)))
+}
+
+/// The sampling of a run: its interval and what gets each sample.
+type Sampling<'a> = (Duration, &'a mut dyn FnMut(&crate::samples::Sample));
+
+fn run_inner(cfg: &Config, sampling: Option<Sampling>) -> Result<Report> {
     cfg.validate()?;
     let argv = cfg
         .command
@@ -232,7 +265,12 @@ pub fn run(cfg: &Config) -> Result<Report> {
     stdio.receive_master();
 
     let deadline = cfg.limits.timeout.map(|t| start + t);
-    let (timed_out, stopped) = wait(&mut child, &sfd, &err_rd, &mut stdio, group.get(), deadline, cfg)?;
+    // Only with a group: without one there is nothing to read.
+    let mut sampler = sampling
+        .filter(|_| group.get().is_some())
+        .map(|(interval, f)| crate::samples::Sampler::new(interval, start, f));
+    let (timed_out, stopped) =
+        wait(&mut child, &sfd, &err_rd, &mut stdio, group.get(), deadline, sampler.as_mut(), cfg)?;
     drop(sync_wr);
     // Whatever the child wrote before it died (all its write ends are closed once it is reaped).
     check_exec(&err_rd)?;
@@ -259,6 +297,10 @@ pub fn run(cfg: &Config) -> Result<Report> {
         None => (child.rusage.as_ref().map(cgroup::stats::from_rusage).unwrap_or_default(), None),
     };
     group.remove()?;
+    let mut stats = stats;
+    if let Some(s) = &sampler {
+        stats.memory.at_peak = s.at_peak();
+    }
     let outcome = Outcome { ending, timed_out, stopped, wall_time_s: wall, started_at, ended_at };
     Ok(Report::new(cfg, outcome, cg, stats))
 }
@@ -338,6 +380,7 @@ fn kill_all(child: Pid, group: Option<&dyn Cgroup>) {
 /// and end a stop. Returns whether the deadline expired and how the run was stopped, if it was.
 /// The error pipe is polled too: until the command is executed sandbox must still answer signals
 /// and the deadline, and a setup or exec failure ends the wait with its message.
+#[allow(clippy::too_many_arguments)]
 fn wait(
     child: &mut ChildGuard,
     sfd: &SignalFd,
@@ -345,6 +388,7 @@ fn wait(
     stdio: &mut Stdio,
     group: Option<&dyn Cgroup>,
     deadline: Option<Instant>,
+    mut sampler: Option<&mut crate::samples::Sampler>,
     cfg: &Config,
 ) -> Result<(bool, Option<Stopped>)> {
     let mut timed_out = false;
@@ -352,6 +396,12 @@ fn wait(
     let mut exec_pending = true;
     loop {
         let now = Instant::now();
+        // The sampler is one more deadline of this loop: no thread, no timer fd.
+        if let (Some(s), Some(g)) = (sampler.as_deref_mut(), group) {
+            if s.next <= now {
+                s.take(g, now);
+            }
+        }
         if !timed_out && deadline.is_some_and(|d| d <= now) {
             timed_out = true;
             kill_all(child.pid, group);
@@ -362,12 +412,15 @@ fn wait(
             kill_all(child.pid, group);
         }
         let next =
-            [deadline.filter(|_| !timed_out), stop.as_ref().and_then(|s| s.deadline)].into_iter().flatten().min();
+            [deadline.filter(|_| !timed_out), stop.as_ref().and_then(|s| s.deadline), sampler.as_ref().map(|s| s.next)]
+                .into_iter()
+                .flatten()
+                .min();
         let timeout = match next {
             Some(d) => {
-                let left = d.saturating_duration_since(now);
-                PollTimeout::try_from(left.min(Duration::from_secs(3600)).as_millis().max(1) as i32)
-                    .unwrap_or(PollTimeout::MAX)
+                // Rounded up: a poll that wakes before the deadline only loops once more.
+                let left = d.saturating_duration_since(now).min(Duration::from_secs(3600));
+                PollTimeout::try_from(left.as_micros().div_ceil(1000).max(1) as i32).unwrap_or(PollTimeout::MAX)
             }
             None => PollTimeout::NONE,
         };
@@ -449,6 +502,10 @@ fn wait(
         match sys::wait4_nohang(child.pid) {
             Ok(None) => {}
             Ok(Some((st, usage))) => {
+                // The last sample: the group's counters with everything the command did.
+                if let (Some(s), Some(g)) = (sampler.as_deref_mut(), group) {
+                    s.take(g, Instant::now());
+                }
                 child.status = Some(st);
                 child.rusage = Some(usage);
                 return Ok((timed_out, stop.map(|s| s.report)));

@@ -51,6 +51,8 @@ pub trait Cgroup {
     fn join_files(&self, pid: i32) -> Result<Vec<std::fs::File>>;
     /// What the group used, from the kernel's stat files.
     fn stats(&self) -> Stats;
+    /// What the group holds now, for one sample: only the files a sample needs.
+    fn now(&self) -> stats::Now;
     /// SIGKILLs everything in the group and in every group below it (cgroup.kill where the kernel
     /// has it), as a command with CAP_SYS_ADMIN may have made subgroups.
     fn kill(&self);

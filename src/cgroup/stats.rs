@@ -49,10 +49,13 @@ pub struct MemoryStats {
     /// v1 only: highest memory+swap usage (memory.memsw.max_usage_in_bytes, with swap
     /// accounting). Not a swap peak: the two peaks need not fall at the same moment.
     pub memsw_peak_bytes: Option<u64>,
+    /// What memory was made of at the sample nearest the peak (the sample with the highest
+    /// usage): every figure `None` in a run without samples (`--samples`, `--plot`).
+    pub at_peak: MemoryBreakdown,
 }
 
-/// What a group's memory is made of at one moment (memory.stat), bytes: the breakdown the
-/// sampler will report at the peak (`memory.at_peak`, issue 13 item 3).
+/// What a group's memory is made of at one moment (memory.stat), bytes: each sample's breakdown,
+/// and the report's `memory.at_peak`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MemoryBreakdown {
     /// Anonymous memory (heap, stacks, private mappings).
@@ -110,6 +113,21 @@ pub struct Stats {
     pub cpu: CpuStats,
     pub memory: MemoryStats,
     pub pids: PidsStats,
+    pub io: IoStats,
+    pub pressure: PressureStats,
+}
+
+/// What a group holds at one moment, for the sampler (`--samples`): cumulative counters (CPU
+/// usage and throttling, io bytes, pressure totals) and the current memory and tasks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Now {
+    /// `usage_s`, `throttled_periods`, `throttled_s` (the user/system split is not read).
+    pub cpu: CpuStats,
+    /// Memory in use (v2 memory.current; v1 memory.usage_in_bytes), bytes.
+    pub memory_bytes: Option<u64>,
+    pub memory: MemoryBreakdown,
+    /// Tasks now (pids.current).
+    pub pids: Option<u64>,
     pub io: IoStats,
     pub pressure: PressureStats,
 }

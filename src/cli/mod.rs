@@ -8,10 +8,12 @@ pub mod image;
 pub mod images;
 pub mod inspect;
 pub mod login;
+pub mod plot;
 pub mod pull;
 pub mod push;
 pub mod rm;
 pub mod run;
+pub mod samples;
 pub mod save;
 pub mod show;
 pub mod tag;
@@ -95,6 +97,18 @@ pub struct Cli {
     /// Also write the JSON report to this file
     #[arg(long, global = true, value_name = "PATH")]
     pub report_file: Option<PathBuf>,
+    /// Record usage over time: a sample of the run's group every --sample-interval from start to
+    /// end (CPU, memory and its breakdown, tasks, io, throttling, pressure), as JSON Lines, or CSV
+    /// when FILE ends in .csv
+    #[arg(long, global = true, value_name = "FILE")]
+    pub samples: Option<PathBuf>,
+    /// Time between samples (default 100ms, at least 10ms)
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub sample_interval: Option<String>,
+    /// After the run, draw its usage over time (memory, CPU, tasks, io against the limits) as an
+    /// SVG; `sandbox plot` draws a --samples file later
+    #[arg(long, global = true, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Create the run's cgroup under this path (relative to the hierarchy root) instead of under
     /// sandbox's own cgroup
     #[arg(long, global = true, value_name = "PATH")]
@@ -154,6 +168,8 @@ pub enum Command {
     /// Import, export and prune images
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Draw a run recorded with --samples as an SVG (memory, CPU, tasks, io against the limits)
+    Plot(plot::PlotArgs),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]

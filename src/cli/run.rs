@@ -323,7 +323,7 @@ fn check_report_file(p: &Path) -> Result<std::os::fd::OwnedFd, sandbox::Error> {
     Ok(f.into())
 }
 
-fn report_dir(p: &Path) -> &Path {
+pub fn report_dir(p: &Path) -> &Path {
     match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -354,6 +354,8 @@ fn write_report_file(dir: &std::os::fd::OwnedFd, p: &Path, json: &str) -> std::i
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     let mut cfg = config(cli, args)?;
+    // Before the image's container is made: a bad --plot or --sample-interval leaves nothing.
+    let sampling = super::samples::check(cli)?;
     // Held for the run: the container is removed when this drops, unless named.
     let _container = match &args.image {
         Some(image) => Some(image_run(cli, args, image, &mut cfg)?),
@@ -362,7 +364,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     // Checked before the run so that a bad path fails before anything is created; written only
     // after it, so that a run that never finishes leaves an earlier report as it was.
     let report_dir = cli.report_file.as_deref().map(check_report_file).transpose()?;
-    let report = sandbox::run(&cfg)?;
+    let report = match &sampling {
+        Some(s) => super::samples::run(&cfg, s)?,
+        None => sandbox::run(&cfg)?,
+    };
     // The file first: a closed or broken stderr (`2>&-`, `2>&1 | true`) loses only the copy there.
     let saved = match (&cli.report_file, &report_dir) {
         (Some(p), Some(dir)) => write_report_file(dir, p, &report.to_json())

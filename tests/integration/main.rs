@@ -19,6 +19,7 @@ mod limits;
 mod messages;
 mod oci;
 mod registry;
+mod samples;
 mod seccomp;
 mod stop;
 mod store_integrity;

@@ -83,13 +83,13 @@ pub fn stats(f: &Files) -> MemoryStats {
         high_events: None,
         swap_peak_bytes: None,
         memsw_peak_bytes: f.memsw_max_usage.and_then(parse_single),
+        at_peak: MemoryBreakdown::default(),
     }
 }
 
 /// cgroup v1 `memory.stat` (the hierarchical `total_*` keys) and `memory.kmem.usage_in_bytes`:
 /// anon is `total_rss`, file `total_cache` (shmem included, as on v2), shmem `total_shmem`. v1
 /// counts socket buffers apart (memory.kmem.tcp.*): `sock_bytes` is unknown.
-#[allow(dead_code)] // read by the sampler (issue 13 item 3), tested here first.
 pub fn breakdown(memory_stat: &str, kmem_usage: Option<&str>) -> MemoryBreakdown {
     let m = parse_keyed(memory_stat);
     let k = |k: &str| m.get(k).copied();

@@ -22,6 +22,8 @@ pub struct V1 {
     /// Each directory once, in creation order.
     unique: Vec<PathBuf>,
     primary: PathBuf,
+    /// The machine's disks (blkio::disks), read once for the samples of a run.
+    disks: std::cell::OnceCell<Vec<String>>,
 }
 
 impl V1 {
@@ -67,7 +69,7 @@ impl V1 {
             dirs.insert(ctrl.clone(), dir);
         }
         let primary = dirs.get("memory").or_else(|| unique.first()).cloned().unwrap_or_default();
-        let g = V1 { dirs, unique, primary };
+        let g = V1 { dirs, unique, primary, disks: Default::default() };
         // A fresh cpuset group takes no task before its lists are set (see cpuset.rs).
         let filled = match (bases.get("cpuset"), g.dirs.get("cpuset")) {
             (Some(base), Some(dir)) => cpuset::apply(base, dir, limits),
@@ -161,6 +163,26 @@ impl Cgroup for V1 {
         }
     }
 
+    fn now(&self) -> super::stats::Now {
+        use super::stats::{parse_single, CpuStats, Now};
+        let f = |ctrl: &str, n: &str| self.file(ctrl, n).and_then(|p| read(&p));
+        let usage_s = f("cpuacct", "cpuacct.usage").as_deref().and_then(parse_single).map(|ns| ns as f64 / 1e9);
+        let (throttled_periods, throttled_s) = cpu::throttling(f("cpu", "cpu.stat").as_deref());
+        let breakdown = |t: String| memory::breakdown(&t, f("memory", "memory.kmem.usage_in_bytes").as_deref());
+        Now {
+            cpu: CpuStats { usage_s, throttled_periods, throttled_s, ..Default::default() },
+            memory_bytes: f("memory", "memory.usage_in_bytes").as_deref().and_then(parse_single),
+            memory: f("memory", "memory.stat").map(breakdown).unwrap_or_default(),
+            pids: f("pids", "pids.current").as_deref().and_then(parse_single),
+            io: self
+                .dirs
+                .get("blkio")
+                .map(|d| blkio::stats(d, self.disks.get_or_init(blkio::disks)))
+                .unwrap_or_default(),
+            pressure: super::pressure::stats(self.unique.iter().map(|d| d.as_path())),
+        }
+    }
+
     fn kill(&self) {
         // v1 has no cgroup.kill: every task of every descendant, until the subtree is empty.
         for d in &self.unique {
@@ -220,7 +242,12 @@ mod tests {
         let dir = t.path().join("memory");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("memory.kmem.tcp.limit_in_bytes"), "9223372036854771712\n").unwrap();
-        let g = V1 { dirs: BTreeMap::from([("memory".into(), dir.clone())]), unique: vec![dir.clone()], primary: dir };
+        let g = V1 {
+            dirs: BTreeMap::from([("memory".into(), dir.clone())]),
+            unique: vec![dir.clone()],
+            primary: dir,
+            disks: Default::default(),
+        };
         g.apply(&Limits { memory_bytes: Some(32 << 20), ..Default::default() }).unwrap();
         let r = |f: &str| std::fs::read_to_string(g.primary.join(f)).unwrap();
         assert_eq!(r("memory.kmem.tcp.limit_in_bytes"), "33554432");

@@ -47,12 +47,12 @@ pub fn stats(peak: Option<&str>, events: Option<&str>, swap_peak: Option<&str>) 
         high_events: event("high"),
         swap_peak_bytes: swap_peak.and_then(parse_single),
         memsw_peak_bytes: None,
+        at_peak: MemoryBreakdown::default(),
     }
 }
 
 /// cgroup v2 `memory.stat`: anon, file, kernel (Linux 5.18+; else unknown, not summed from its
 /// parts), sock, shmem.
-#[allow(dead_code)] // read by the sampler (issue 13 item 3), tested here first.
 pub fn breakdown(memory_stat: &str) -> MemoryBreakdown {
     let m = parse_keyed(memory_stat);
     let k = |k: &str| m.get(k).copied();

@@ -204,6 +204,19 @@ impl Cgroup for V2 {
         }
     }
 
+    fn now(&self) -> super::stats::Now {
+        let f = |n: &str| read(&self.dir.join(n));
+        let single = |n: &str| f(n).as_deref().and_then(super::stats::parse_single);
+        super::stats::Now {
+            cpu: f("cpu.stat").map(|t| cpu::stats(&t)).unwrap_or_default(),
+            memory_bytes: single("memory.current"),
+            memory: f("memory.stat").map(|t| memory::breakdown(&t)).unwrap_or_default(),
+            pids: single("pids.current"),
+            io: f("io.stat").map(|t| io::stats(&t)).unwrap_or_default(),
+            pressure: super::pressure::stats([self.dir.as_path()]),
+        }
+    }
+
     fn kill(&self) {
         // cgroup.kill (Linux 5.14) kills the whole subtree atomically, forks included; older
         // kernels get the loop over every descendant.
