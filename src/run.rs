@@ -1,6 +1,6 @@
 //! One run, start to finish: clone into new namespaces → make the cgroup while the child sets up
 //! its mounts → move the child into the group → let it exec → wait (forwarding signals, relaying
-//! the pty, enforcing the timeout, ending a stop) → stats → cleanup → report.
+//! the pty, enforcing the timeout and the CPU time, ending a stop) → stats → cleanup → report.
 //!
 //! Cleanup is tied to guards, so every path (normal exit, OOM kill, timeout, a setup error,
 //! a panic) kills the child and removes the group.
@@ -232,7 +232,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     stdio.receive_master();
 
     let deadline = cfg.limits.timeout.map(|t| start + t);
-    let (timed_out, stopped) = wait(&mut child, &sfd, &err_rd, &mut stdio, group.get(), deadline, cfg)?;
+    let (timed_out, cpu_time_out, stopped) = wait(&mut child, &sfd, &err_rd, &mut stdio, group.get(), deadline, cfg)?;
     drop(sync_wr);
     // Whatever the child wrote before it died (all its write ends are closed once it is reaped).
     check_exec(&err_rd)?;
@@ -259,7 +259,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         None => (child.rusage.as_ref().map(cgroup::stats::from_rusage).unwrap_or_default(), None),
     };
     group.remove()?;
-    let outcome = Outcome { ending, timed_out, stopped, wall_time_s: wall, started_at, ended_at };
+    let outcome = Outcome { ending, timed_out, cpu_time_out, stopped, wall_time_s: wall, started_at, ended_at };
     Ok(Report::new(cfg, outcome, cg, stats))
 }
 
@@ -335,7 +335,9 @@ fn kill_all(child: Pid, group: Option<&dyn Cgroup>) {
 }
 
 /// The event loop: until the child is reaped, forward signals, relay stdio, enforce the deadline
-/// and end a stop. Returns whether the deadline expired and how the run was stopped, if it was.
+/// and the CPU time (see `cputime`: the group's usage is read only when it could have run out) and
+/// end a stop. Returns whether the deadline expired, whether the CPU time was used up (whichever
+/// came first: the other is no longer checked) and how the run was stopped, if it was.
 /// The error pipe is polled too: until the command is executed sandbox must still answer signals
 /// and the deadline, and a setup or exec failure ends the wait with its message.
 fn wait(
@@ -346,28 +348,43 @@ fn wait(
     group: Option<&dyn Cgroup>,
     deadline: Option<Instant>,
     cfg: &Config,
-) -> Result<(bool, Option<Stopped>)> {
+) -> Result<(bool, bool, Option<Stopped>)> {
     let mut timed_out = false;
+    let mut cpu_time_out = false;
+    let mut budget = crate::cputime::CpuBudget::new(&cfg.limits, Instant::now());
     let mut stop: Option<Stop> = None;
     let mut exec_pending = true;
     loop {
         let now = Instant::now();
-        if !timed_out && deadline.is_some_and(|d| d <= now) {
+        if !timed_out && !cpu_time_out && deadline.is_some_and(|d| d <= now) {
             timed_out = true;
             kill_all(child.pid, group);
+        }
+        if let Some(b) = budget.as_mut().filter(|b| !timed_out && !cpu_time_out && b.next() <= now) {
+            if b.check(group.and_then(|g| g.cpu_usage()), Instant::now()) {
+                cpu_time_out = true;
+                kill_all(child.pid, group);
+            }
         }
         if let Some(s) = stop.as_mut().filter(|s| s.deadline.is_some_and(|d| d <= now)) {
             s.deadline = None;
             s.report.killed = true;
             kill_all(child.pid, group);
         }
-        let next =
-            [deadline.filter(|_| !timed_out), stop.as_ref().and_then(|s| s.deadline)].into_iter().flatten().min();
+        let ended = timed_out || cpu_time_out;
+        let next = [
+            deadline.filter(|_| !ended),
+            budget.as_ref().filter(|_| !ended).map(|b| b.next()),
+            stop.as_ref().and_then(|s| s.deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = match next {
             Some(d) => {
-                let left = d.saturating_duration_since(now);
-                PollTimeout::try_from(left.min(Duration::from_secs(3600)).as_millis().max(1) as i32)
-                    .unwrap_or(PollTimeout::MAX)
+                // Rounded up: waking before `d` would only loop once more for nothing.
+                let left = d.saturating_duration_since(now).min(Duration::from_secs(3600));
+                PollTimeout::try_from(left.as_micros().div_ceil(1000).max(1) as i32).unwrap_or(PollTimeout::MAX)
             }
             None => PollTimeout::NONE,
         };
@@ -451,7 +468,7 @@ fn wait(
             Ok(Some((st, usage))) => {
                 child.status = Some(st);
                 child.rusage = Some(usage);
-                return Ok((timed_out, stop.map(|s| s.report)));
+                return Ok((timed_out, cpu_time_out, stop.map(|s| s.report)));
             }
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("wait4", e)),
