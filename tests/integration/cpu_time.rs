@@ -1,6 +1,10 @@
 //! `--cpu-time`: the CPU time of the whole run (all processes, all CPUs), enforced from sandbox's
 //! single-threaded event loop with few wake-ups. Overshoot target: 50 ms + one scheduler tick;
-//! the tests allow ±60 ms around the budget.
+//! the tests allow ±60 ms around the budget on a real kernel. In the QEMU/TCG VM lanes the
+//! supervisor's wake-up (timer, then a vCPU taken from a busy loop) takes tens of ms of guest time,
+//! and every ms of it is two ms of CPU for two loops: 1 s budgets ended at 1.02–1.08 s there
+//! (8 runs over both lanes; 1.12 and 1.62 s under strace), so the lanes allow +150 ms of
+//! overshoot (never less than -60 ms).
 
 use std::process::Command;
 
@@ -9,6 +13,15 @@ use crate::require_root;
 
 /// Two busy loops: the run can spend CPU time on two CPUs at once.
 const TWO_LOOPS: &str = "while :; do :; done & while :; do :; done";
+
+/// The overshoot allowed: see the module comment.
+fn slack() -> f64 {
+    if std::env::var_os("SANDBOX_TEST_IN_VM").is_some() {
+        0.150
+    } else {
+        0.060
+    }
+}
 
 fn cpu_usage(r: &Run) -> f64 {
     r.report()["cpu"]["usage_s"].as_f64().unwrap_or_else(|| panic!("no cpu.usage_s: {}", r.report()))
@@ -41,17 +54,20 @@ fn cpu_time_limit_kills_two_busy_loops_after_1s_of_cpu_with_few_wakeups() {
     require_root!();
     let _m = exclusive();
     let args = ["--cpu-time", "1s", "run", "sh", "-c", TWO_LOOPS];
-    let (r, polls) = match with_polls(&args) {
-        Some((r, p)) => (r, Some(p)),
-        None => (sandbox(&args), None),
-    };
+    // Accuracy from a run on its own (ptrace slows the supervisor's every system call), the
+    // wake-ups from a second run under strace.
+    let r = sandbox(&args);
     assert_eq!(r.code, 124, "{}", r.stderr);
     assert_eq!(r.report()["termination_reason"], "cpu-time", "{}", r.report());
     assert_eq!(r.report()["timed_out"], false);
     assert_eq!(r.report()["limits"]["cpu_time_s"], 1.0);
     let used = cpu_usage(&r);
-    assert!((used - 1.0).abs() <= 0.060, "CPU time {used:.3}s, want 1 s ± 60 ms");
+    assert!((-0.060..=slack()).contains(&(used - 1.0)), "CPU time {used:.3}s, want 1 s, -60/+{} ms", slack() * 1e3);
     assert!(r.stderr.contains("used up its CPU time limit (1.000s) and was killed"), "{}", r.stderr);
+    let polls = with_polls(&args).map(|(r, p)| {
+        assert_eq!(r.report()["termination_reason"], "cpu-time", "{}", r.report());
+        p
+    });
     eprintln!("two loops: {used:.3}s CPU, wall {}s, polls {polls:?}", r.report()["wall_time_s"]);
     if let Some(p) = polls {
         // ~0.5 s of two busy CPUs: one long sleep, then a few short ones. A fixed 10 ms poll
@@ -89,7 +105,7 @@ fn cpu_time_under_half_a_cpu_takes_twice_the_wall_time() {
     assert_eq!(r.report()["termination_reason"], "cpu-time");
     let used = cpu_usage(&r);
     let wall = r.report()["wall_time_s"].as_f64().unwrap();
-    assert!((used - 1.0).abs() <= 0.060, "CPU time {used:.3}s, want 1 s ± 60 ms");
+    assert!((-0.060..=slack()).contains(&(used - 1.0)), "CPU time {used:.3}s, want 1 s, -60/+{} ms", slack() * 1e3);
     assert!((1.8..=2.4).contains(&wall), "wall {wall:.3}s, want ~2 s for 1 s of CPU at 0.5 CPU");
 }
 
@@ -105,7 +121,7 @@ fn cpu_time_and_timeout_whichever_comes_first_names_itself() {
     assert_eq!(r.code, 124, "{}", r.stderr);
     assert_eq!(r.report()["termination_reason"], "cpu-time", "{}", r.report());
     assert_eq!(r.report()["timed_out"], false);
-    assert!(cpu_usage(&r) <= 0.360, "{}", r.report()["cpu"]);
+    assert!(cpu_usage(&r) <= 0.300 + slack(), "{}", r.report()["cpu"]);
 }
 
 #[test]
