@@ -19,6 +19,9 @@ pub struct Limits {
     pub pids: Option<u64>,
     /// Wall-clock limit; when it expires everything in the sandbox is killed and sandbox exits 124.
     pub timeout: Option<Duration>,
+    /// CPU time of the whole run (every process of the group, cpu.stat usage_usec / cpuacct.usage):
+    /// when it is used up everything is killed and sandbox exits 124 (`--cpu-time`).
+    pub cpu_time: Option<Duration>,
     /// Memory above which the group is throttled and reclaimed (v2 memory.high; v1
     /// memory.soft_limit_in_bytes, reclaimed to only under global pressure): `--mem-high`.
     pub memory_high: Option<u64>,
@@ -45,6 +48,7 @@ impl Limits {
             (self.memory_bytes.is_some(), "--mem"),
             (self.cpus.is_some(), "--cpus"),
             (self.pids.is_some(), "--pids"),
+            (self.cpu_time.is_some(), "--cpu-time"),
             (self.memory_high.is_some(), "--mem-high"),
             (self.swap_bytes.is_some(), "--swap"),
             (self.cpu_weight.is_some(), "--cpu-weight"),
@@ -374,6 +378,18 @@ pub fn parse_timeout(s: &str) -> Result<Duration, Error> {
     }
 }
 
+/// Parses `--cpu-time` in humantime form (`30s`, `1m`, `500ms`): a positive duration.
+pub fn parse_cpu_time(s: &str) -> Result<Duration, Error> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(Error::invalid(
+            "--cpu-time",
+            s,
+            "a positive duration of CPU time such as 30s, 1m30s or 500ms (summed over all processes and CPUs)",
+        )),
+    }
+}
+
 /// Parses `--bind SRC:DST[:ro|:rw]`; DST defaults to SRC when only one path is given.
 pub fn parse_bind(s: &str) -> Result<Bind, Error> {
     let bad = || Error::invalid("--bind", s, "SRC:DST[:ro], two absolute paths, e.g. /data:/data:ro");
@@ -459,6 +475,12 @@ mod tests {
         assert_eq!(parse_timeout("10s").unwrap(), Duration::from_secs(10));
         assert!(parse_timeout("0s").is_err());
         assert!(parse_timeout("ten").unwrap_err().to_string().contains("'ten'"));
+        assert_eq!(parse_cpu_time("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_cpu_time("250ms").unwrap(), Duration::from_millis(250));
+        for bad in ["-1s", "0", "0s", "abc", ""] {
+            let e = parse_cpu_time(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("invalid --cpu-time '{bad}'")) && e.contains("positive duration"), "{e}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod child;
 pub mod config;
+pub mod cputime;
 pub mod env;
 pub mod error;
 pub mod image;

@@ -35,6 +35,8 @@ pub struct Outcome {
     pub ending: Ending,
     /// `--timeout` expired and sandbox killed the command.
     pub timed_out: bool,
+    /// `--cpu-time` was used up and sandbox killed the command.
+    pub cpu_time_out: bool,
     /// A stop signal reached sandbox while the command ran.
     pub stopped: Option<Stopped>,
     pub wall_time_s: f64,
@@ -55,7 +57,7 @@ pub enum TerminationReason {
     Signal,
     /// `--timeout` (wall time) ran out.
     Timeout,
-    /// The CPU-time limit ran out (not produced yet: no such limit yet).
+    /// `--cpu-time` (CPU time of the whole run) was used up.
     CpuTime,
     /// The OOM killer killed a process of the run (memory limit reached).
     Oom,
@@ -94,6 +96,7 @@ pub struct LimitsReport {
     pub cpus: Option<f64>,
     pub pids: Option<u64>,
     pub timeout_s: Option<f64>,
+    pub cpu_time_s: Option<f64>,
     pub memory_high_bytes: Option<u64>,
     pub swap_bytes: Option<u64>,
     pub cpu_weight: Option<u64>,
@@ -113,6 +116,7 @@ impl From<&Limits> for LimitsReport {
             cpus: l.cpus,
             pids: l.pids,
             timeout_s: l.timeout.map(|d| d.as_secs_f64()),
+            cpu_time_s: l.cpu_time.map(|d| d.as_secs_f64()),
             memory_high_bytes: l.memory_high,
             swap_bytes: l.swap_bytes,
             cpu_weight: l.cpu_weight,
@@ -130,7 +134,8 @@ impl From<&Limits> for LimitsReport {
 pub struct Report {
     pub id: String,
     pub command: Vec<String>,
-    /// What sandbox exits with: the command's code, 128+N for signal N, 124 on timeout.
+    /// What sandbox exits with: the command's code, 128+N for signal N, 124 when --timeout or
+    /// --cpu-time ran out.
     pub exit_code: i32,
     /// The signal that ended the command, if one did.
     pub signal: Option<i32>,
@@ -156,15 +161,16 @@ pub struct Report {
 
 impl Report {
     pub fn new(cfg: &Config, outcome: Outcome, cgroup: Option<CgroupReport>, stats: Stats) -> Report {
-        let Outcome { ending, timed_out, stopped, wall_time_s, started_at, ended_at } = outcome;
+        let Outcome { ending, timed_out, cpu_time_out, stopped, wall_time_s, started_at, ended_at } = outcome;
         let (exit_code, signal) = match ending {
-            _ if timed_out => (124, if let Ending::Signaled(s) = ending { Some(s) } else { None }),
+            _ if timed_out || cpu_time_out => (124, if let Ending::Signaled(s) = ending { Some(s) } else { None }),
             Ending::Exited(c) => (c, None),
             Ending::Signaled(s) => (128 + s, Some(s)),
         };
         let oom_killed = stats.memory.oom_kills.unwrap_or(0) > 0;
         let termination_reason = match ending {
             _ if stopped.is_some() => TerminationReason::Stopped,
+            _ if cpu_time_out => TerminationReason::CpuTime,
             _ if timed_out => TerminationReason::Timeout,
             _ if oom_killed => TerminationReason::Oom,
             Ending::Signaled(_) => TerminationReason::Signal,
@@ -196,7 +202,9 @@ impl Report {
     pub fn to_human(&self) -> String {
         let mut s = String::new();
         let cmd = self.command.join(" ");
-        let how = if self.timed_out {
+        let how = if self.termination_reason == TerminationReason::CpuTime {
+            format!("used up its CPU time limit ({}) and was killed", secs(self.limits.cpu_time_s.unwrap_or(0.0)))
+        } else if self.timed_out {
             format!("timed out after {} and was killed", secs(self.limits.timeout_s.unwrap_or(0.0)))
         } else if let Some(sig) = self.signal {
             format!("was killed by signal {sig} ({})", signal_name(sig))
@@ -224,6 +232,9 @@ impl Report {
         }
         let c = &self.stats.cpu;
         let mut cpu_lim = self.limits.cpus.map_or("no limit".into(), |c| format!("limit {c} CPU"));
+        if let Some(t) = self.limits.cpu_time_s {
+            let _ = write!(cpu_lim, ", CPU time limit {}", secs(t));
+        }
         if let Some(w) = self.limits.cpu_weight {
             let _ = write!(cpu_lim, ", weight {w}");
         }
@@ -344,7 +355,8 @@ mod tests {
         let cg = CgroupReport { version: 1, path: "/sys/fs/cgroup/memory/sandbox-x-1".into(), paths: BTreeMap::new() };
         let started_at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
         let ended_at = started_at + std::time::Duration::from_millis(3000);
-        let outcome = Outcome { ending, timed_out, stopped: None, wall_time_s: 3.0, started_at, ended_at };
+        let outcome =
+            Outcome { ending, timed_out, cpu_time_out: false, stopped: None, wall_time_s: 3.0, started_at, ended_at };
         Report::new(&cfg, outcome, Some(cg), stats)
     }
 
@@ -395,6 +407,7 @@ mod tests {
             "io.write_bytes",
             "io.write_ops",
             "limits.cgroup_conf",
+            "limits.cpu_time_s",
             "limits.cpu_weight",
             "limits.cpus",
             "limits.cpuset_cpus",
@@ -455,6 +468,7 @@ mod tests {
         let outcome = Outcome {
             ending: Ending::Signaled(9),
             timed_out: true,
+            cpu_time_out: false,
             stopped: Some(Stopped { signal: "SIGTERM".into(), killed: true }),
             wall_time_s: 1.0,
             started_at: r.started_at,
@@ -463,6 +477,30 @@ mod tests {
         r = Report::new(&cfg, outcome, None, Stats::default());
         assert_eq!(reason(r), "stopped");
         assert_eq!(serde_json::to_value(TerminationReason::CpuTime).unwrap(), "cpu-time");
+    }
+
+    #[test]
+    fn cpu_time_limit_is_its_own_verdict_with_exit_124() {
+        let mut cfg = Config::new(["burn"]);
+        cfg.limits.cpu_time = Some(std::time::Duration::from_secs(1));
+        let t = SystemTime::UNIX_EPOCH;
+        let outcome = Outcome {
+            ending: Ending::Signaled(9),
+            timed_out: false,
+            cpu_time_out: true,
+            stopped: None,
+            wall_time_s: 0.5,
+            started_at: t,
+            ended_at: t,
+        };
+        let r = Report::new(&cfg, outcome, None, Stats::default());
+        assert_eq!((r.exit_code, r.timed_out), (124, false));
+        assert_eq!(serde_json::to_value(r.termination_reason).unwrap(), "cpu-time");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["limits"]["cpu_time_s"], 1.0);
+        let h = r.to_human();
+        assert!(h.contains("used up its CPU time limit (1.000s) and was killed"), "{h}");
+        assert!(h.contains("CPU time limit 1.000s"), "{h}");
     }
 
     #[test]

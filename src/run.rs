@@ -1,6 +1,6 @@
 //! One run, start to finish: clone into new namespaces → make the cgroup while the child sets up
 //! its mounts → move the child into the group → let it exec → wait (forwarding signals, relaying
-//! the pty, enforcing the timeout, ending a stop) → stats → cleanup → report.
+//! the pty, enforcing the timeout and the CPU time, ending a stop) → stats → cleanup → report.
 //!
 //! Cleanup is tied to guards, so every path (normal exit, OOM kill, timeout, a setup error,
 //! a panic) kills the child and removes the group.
@@ -269,7 +269,7 @@ fn run_inner(cfg: &Config, sampling: Option<Sampling>) -> Result<Report> {
     let mut sampler = sampling
         .filter(|_| group.get().is_some())
         .map(|(interval, f)| crate::samples::Sampler::new(interval, start, f));
-    let (timed_out, stopped) =
+    let (timed_out, cpu_time_out, stopped) =
         wait(&mut child, &sfd, &err_rd, &mut stdio, group.get(), deadline, sampler.as_mut(), cfg)?;
     drop(sync_wr);
     // Whatever the child wrote before it died (all its write ends are closed once it is reaped).
@@ -301,7 +301,7 @@ fn run_inner(cfg: &Config, sampling: Option<Sampling>) -> Result<Report> {
     if let Some(s) = &sampler {
         stats.memory.at_peak = s.at_peak();
     }
-    let outcome = Outcome { ending, timed_out, stopped, wall_time_s: wall, started_at, ended_at };
+    let outcome = Outcome { ending, timed_out, cpu_time_out, stopped, wall_time_s: wall, started_at, ended_at };
     Ok(Report::new(cfg, outcome, cg, stats))
 }
 
@@ -377,7 +377,9 @@ fn kill_all(child: Pid, group: Option<&dyn Cgroup>) {
 }
 
 /// The event loop: until the child is reaped, forward signals, relay stdio, enforce the deadline
-/// and end a stop. Returns whether the deadline expired and how the run was stopped, if it was.
+/// and the CPU time (see `cputime`: the group's usage is read only when it could have run out) and
+/// end a stop. Returns whether the deadline expired, whether the CPU time was used up (whichever
+/// came first: the other is no longer checked) and how the run was stopped, if it was.
 /// The error pipe is polled too: until the command is executed sandbox must still answer signals
 /// and the deadline, and a setup or exec failure ends the wait with its message.
 #[allow(clippy::too_many_arguments)]
@@ -390,8 +392,10 @@ fn wait(
     deadline: Option<Instant>,
     mut sampler: Option<&mut crate::samples::Sampler>,
     cfg: &Config,
-) -> Result<(bool, Option<Stopped>)> {
+) -> Result<(bool, bool, Option<Stopped>)> {
     let mut timed_out = false;
+    let mut cpu_time_out = false;
+    let mut budget = crate::cputime::CpuBudget::new(&cfg.limits, Instant::now());
     let mut stop: Option<Stop> = None;
     let mut exec_pending = true;
     loop {
@@ -402,23 +406,34 @@ fn wait(
                 s.take(g, now);
             }
         }
-        if !timed_out && deadline.is_some_and(|d| d <= now) {
+        if !timed_out && !cpu_time_out && deadline.is_some_and(|d| d <= now) {
             timed_out = true;
             kill_all(child.pid, group);
+        }
+        if let Some(b) = budget.as_mut().filter(|b| !timed_out && !cpu_time_out && b.next() <= now) {
+            if b.check(group.and_then(|g| g.cpu_usage()), Instant::now()) {
+                cpu_time_out = true;
+                kill_all(child.pid, group);
+            }
         }
         if let Some(s) = stop.as_mut().filter(|s| s.deadline.is_some_and(|d| d <= now)) {
             s.deadline = None;
             s.report.killed = true;
             kill_all(child.pid, group);
         }
-        let next =
-            [deadline.filter(|_| !timed_out), stop.as_ref().and_then(|s| s.deadline), sampler.as_ref().map(|s| s.next)]
-                .into_iter()
-                .flatten()
-                .min();
+        let ended = timed_out || cpu_time_out;
+        let next = [
+            deadline.filter(|_| !ended),
+            budget.as_ref().filter(|_| !ended).map(|b| b.next()),
+            stop.as_ref().and_then(|s| s.deadline),
+            sampler.as_ref().map(|s| s.next),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = match next {
             Some(d) => {
-                // Rounded up: a poll that wakes before the deadline only loops once more.
+                // Rounded up: waking before `d` would only loop once more for nothing.
                 let left = d.saturating_duration_since(now).min(Duration::from_secs(3600));
                 PollTimeout::try_from(left.as_micros().div_ceil(1000).max(1) as i32).unwrap_or(PollTimeout::MAX)
             }
@@ -508,7 +523,7 @@ fn wait(
                 }
                 child.status = Some(st);
                 child.rusage = Some(usage);
-                return Ok((timed_out, stop.map(|s| s.report)));
+                return Ok((timed_out, cpu_time_out, stop.map(|s| s.report)));
             }
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("wait4", e)),

@@ -53,6 +53,9 @@ pub trait Cgroup {
     fn stats(&self) -> Stats;
     /// What the group holds now, for one sample: only the files a sample needs.
     fn now(&self) -> stats::Now;
+    /// CPU time used so far by everything in the group (v2 cpu.stat usage_usec, v1
+    /// cpuacct.usage), read from one file: what `--cpu-time` polls. `None` if unreadable.
+    fn cpu_usage(&self) -> Option<std::time::Duration>;
     /// SIGKILLs everything in the group and in every group below it (cgroup.kill where the kernel
     /// has it), as a command with CAP_SYS_ADMIN may have made subgroups.
     fn kill(&self);

@@ -28,7 +28,7 @@ Limit and report flags work before or after `run`.
 Exit status:
   the command's own exit code
   128+N  the command died of signal N (137: SIGKILL, e.g. an OOM kill)
-  124    --timeout expired
+  124    --timeout or --cpu-time expired
   125    sandbox itself failed (bad flag or value, setup error)
   126    the command is not executable
   127    the command was not found";
@@ -87,6 +87,10 @@ pub struct Cli {
     /// Kill everything and exit 124 after this long (10s, 1m30s, 500ms)
     #[arg(long, global = true, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// CPU time for the whole run, all processes and CPUs together (30s, 1m, 500ms): when it is
+    /// used up everything is killed and sandbox exits 124 (cgroup cpu usage; overshoot ≤ 50 ms)
+    #[arg(long, global = true, value_name = "DURATION", allow_hyphen_values = true)]
+    pub cpu_time: Option<String>,
     /// After SIGTERM, SIGINT or SIGHUP to sandbox (forwarded to the command), SIGKILL everything
     /// once this long has passed (default 10s, as `docker stop`); a second SIGINT kills at once
     #[arg(long, global = true, value_name = "DURATION")]

@@ -181,6 +181,7 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
     l.cpus = cli.cpus.as_deref().map(|c| config::parse_cpus(c, config::host_cpus())).transpose()?;
     l.pids = cli.pids.as_deref().map(config::parse_pids).transpose()?;
     l.timeout = cli.timeout.as_deref().map(config::parse_timeout).transpose()?;
+    l.cpu_time = cli.cpu_time.as_deref().map(config::parse_cpu_time).transpose()?;
     limit_flags(cli, l)?;
     cfg.rootfs = match &args.rootfs {
         Some(r) => Some(r.canonicalize().map_err(|_| {

@@ -7,6 +7,7 @@ mod archives;
 mod attacks;
 mod cgroup_limits;
 mod containment;
+mod cpu_time;
 mod hardening;
 mod harness;
 mod image_info;

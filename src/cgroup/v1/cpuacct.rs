@@ -41,6 +41,11 @@ pub fn stats(
     CpuStats { usage_s, user_s, system_s, throttled_periods, throttled_s }
 }
 
+/// `cpuacct.usage` (nanoseconds): the group's CPU time so far.
+pub fn usage(text: &str) -> Option<std::time::Duration> {
+    text.trim().parse().ok().map(std::time::Duration::from_nanos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +73,11 @@ mod tests {
         // No cpuacct.usage: the ticks as they are.
         let c = stats(None, None, None, Some(&fixture("v1/cpuacct.stat")), None, 100);
         assert_eq!((c.usage_s, c.user_s, c.system_s), (None, Some(1.5), Some(0.25)));
+    }
+
+    #[test]
+    fn cpu_time_limit_reads_cpuacct_usage_in_ns() {
+        assert_eq!(usage("3500000000\n"), Some(std::time::Duration::from_millis(3500)));
+        assert_eq!(usage(""), None);
     }
 }

@@ -39,6 +39,7 @@ impl V1 {
             ("--cpus", "cpu", l.cpus.is_some()),
             ("--cpu-weight", "cpu", l.cpu_weight.is_some()),
             ("--pids", "pids", l.pids.is_some()),
+            ("--cpu-time", "cpuacct", l.cpu_time.is_some()),
             ("--io-weight", "blkio", l.io_weight.is_some()),
             (io_flag, "blkio", !l.io.is_empty()),
             ("--cpuset-cpus", "cpuset", l.cpuset_cpus.is_some()),
@@ -181,6 +182,11 @@ impl Cgroup for V1 {
                 .unwrap_or_default(),
             pressure: super::pressure::stats(self.unique.iter().map(|d| d.as_path())),
         }
+    }
+
+    fn cpu_usage(&self) -> Option<std::time::Duration> {
+        let text = read(&self.file("cpuacct", "cpuacct.usage")?)?;
+        cpuacct::usage(&text)
     }
 
     fn kill(&self) {

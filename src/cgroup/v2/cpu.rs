@@ -32,6 +32,13 @@ pub fn stats(cpu_stat: &str) -> CpuStats {
     }
 }
 
+/// `usage_usec` of a v2 `cpu.stat`: the group's CPU time so far (present without the cpu
+/// controller too: the core accounts it).
+pub fn usage(cpu_stat: &str) -> Option<std::time::Duration> {
+    let v = cpu_stat.lines().find_map(|l| l.strip_prefix("usage_usec "))?;
+    v.trim().parse().ok().map(std::time::Duration::from_micros)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +52,13 @@ mod tests {
         assert_eq!(c.system_s, Some(0.25));
         assert_eq!(c.throttled_periods, Some(27));
         assert_eq!(c.throttled_s, Some(2.7));
+    }
+
+    #[test]
+    fn cpu_time_limit_reads_usage_usec_alone() {
+        use std::time::Duration;
+        assert_eq!(usage(&fixture("v2/cpu.stat")), Some(Duration::from_micros(1_500_000)));
+        assert_eq!(usage("user_usec 5\nsystem_usec 1\n"), None);
+        assert_eq!(usage("usage_usec x\n"), None);
     }
 }

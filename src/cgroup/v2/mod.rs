@@ -217,6 +217,10 @@ impl Cgroup for V2 {
         }
     }
 
+    fn cpu_usage(&self) -> Option<std::time::Duration> {
+        cpu::usage(&read(&self.dir.join("cpu.stat"))?)
+    }
+
     fn kill(&self) {
         // cgroup.kill (Linux 5.14) kills the whole subtree atomically, forks included; older
         // kernels get the loop over every descendant.
