@@ -31,6 +31,16 @@ pub struct PullArgs {
     /// The platform to pick from a multi-platform image (default: this machine's)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// No progress output; only the final line
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// The registry flags pull and push share.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
     /// Credentials for the registry (instead of the auth files)
     #[arg(long, value_name = "USER:PASS")]
     pub creds: Option<String>,
@@ -40,25 +50,24 @@ pub struct PullArgs {
     /// Connect and read timeouts for the registry, e.g. 10,30 or 5s,2m [default: 10,30]
     #[arg(long = "registry-timeout", value_name = "CONNECT[,READ]")]
     pub registry_timeout: Option<String>,
-    /// No progress output; only the final line
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
 }
 
-/// The registry flags pull and push share (and SANDBOX_INSECURE_REGISTRY, SANDBOX_REGISTRY_TIMEOUT),
-/// checked before the store is touched.
-pub fn registry_options(insecure: &[String], creds: Option<&str>, timeout: Option<&str>) -> Result<Options> {
-    let mut insecure = insecure.to_vec();
-    insecure.extend(Options::insecure_from_env());
-    for i in &insecure {
-        registry::check_insecure(i)?;
+impl RegistryArgs {
+    /// The options for a [`registry::Client`] (with $SANDBOX_INSECURE_REGISTRIES and
+    /// $SANDBOX_REGISTRY_TIMEOUT), checked before the store is touched.
+    pub fn options(&self) -> Result<Options> {
+        let mut insecure = self.insecure_registry.clone();
+        insecure.extend(Options::insecure_from_env());
+        for i in &insecure {
+            registry::check_insecure(i)?;
+        }
+        let creds = self.creds.as_deref().map(Credentials::parse).transpose()?;
+        let timeouts = match &self.registry_timeout {
+            Some(t) => registry::Timeouts::parse(t, "--registry-timeout")?,
+            None => registry::Timeouts::from_env()?.unwrap_or_default(),
+        };
+        Ok(Options { insecure, creds, timeouts })
     }
-    let creds = creds.map(Credentials::parse).transpose()?;
-    let timeouts = match timeout {
-        Some(t) => registry::Timeouts::parse(t, "--registry-timeout")?,
-        None => registry::Timeouts::from_env()?.unwrap_or_default(),
-    };
-    Ok(Options { insecure, creds, timeouts })
 }
 
 pub fn pull(cli: &Cli, args: &PullArgs) -> Result<i32> {
@@ -67,7 +76,7 @@ pub fn pull(cli: &Cli, args: &PullArgs) -> Result<i32> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let opts = registry_options(&args.insecure_registry, args.creds.as_deref(), args.registry_timeout.as_deref())?;
+    let opts = args.registry.options()?;
     let img = Store::create_with(&cli.root, |store| {
         if args.quiet {
             registry::pull(store, &r, &opts, &platform, &install::Quiet)

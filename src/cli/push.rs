@@ -7,6 +7,7 @@ use sandbox::image::install::{self, Progress};
 use sandbox::image::registry::push::{self, PushOptions};
 use sandbox::image::Reference;
 
+use super::pull::RegistryArgs;
 use super::Cli;
 
 #[derive(Debug, Args)]
@@ -20,15 +21,8 @@ pub struct PushArgs {
     pub image: String,
     /// Where to: REGISTRY[:PORT]/NAME[:TAG] (default: the image's own name)
     pub dest: Option<String>,
-    /// Credentials for the registry (instead of the auth files)
-    #[arg(long, value_name = "USER:PASS")]
-    pub creds: Option<String>,
-    /// Speak plain http to this registry; repeatable
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
-    pub insecure_registry: Vec<String>,
-    /// Connect and read timeouts for the registry, e.g. 10,30 or 5s,2m [default: 10,30]
-    #[arg(long = "registry-timeout", value_name = "CONNECT[,READ]")]
-    pub registry_timeout: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Upload every blob in chunks (PATCH with Content-Range)
     #[arg(long)]
     pub chunked: bool,
@@ -52,11 +46,7 @@ pub fn push(cli: &Cli, args: &PushArgs) -> Result<i32> {
         })?;
     }
     let dest = args.dest.as_deref().map(Reference::parse).transpose()?;
-    let opts = super::pull::registry_options(
-        &args.insecure_registry,
-        args.creds.as_deref(),
-        args.registry_timeout.as_deref(),
-    )?;
+    let opts = args.registry.options()?;
     // Read-only on the store: a mistyped --root is not created.
     let (store, img) = super::show::find(cli, &args.image)?;
     let dest = match dest {
