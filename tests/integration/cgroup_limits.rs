@@ -132,6 +132,8 @@ fn mem_high_throttles_a_memory_hog_and_swap_sits_beside_mem() {
     assert_eq!(rep["limits"]["memory_high_bytes"], 32u64 << 20);
     if v2 {
         assert!(rep["memory"]["high_events"].as_u64().unwrap() > 0, "memory.events high: {rep}");
+        // Reclaim against the high mark is a memory stall: memory.pressure's total moved.
+        assert!(rep["pressure"]["memory"]["some_s"].as_f64().unwrap() > 0.0, "memory.pressure some: {rep}");
     } else {
         eprintln!("NOTE: v1's soft limit is only a reclaim order under global pressure: checked in its file only");
     }
