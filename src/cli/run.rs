@@ -301,14 +301,14 @@ fn environment(args: &RunArgs, rootfs: bool, hostname: &str, image: &[String]) -
     Ok(vars)
 }
 
-/// Checks `--report-file PATH` before anything is created: its directory exists and is writable,
-/// and PATH is not a directory. Returns the directory, opened (O_PATH): the report goes into that
-/// very directory after the run, whatever a command that can write above it (through a bind)
-/// does to the path meanwhile (a symlink swapped in for a directory would otherwise lead the
-/// write elsewhere). The file itself is written only once the run has ended.
-fn check_report_file(p: &Path) -> Result<std::os::fd::OwnedFd, sandbox::Error> {
+/// Checks an output file sandbox writes after the run (`--report-file`, `--plot`) before anything
+/// is created: its directory exists and is writable, and PATH is not a directory. Returns the
+/// directory, opened (O_PATH): the file goes into that very directory after the run, whatever a
+/// command that can write above it (the host view, a bind) does to the path meanwhile (a symlink
+/// swapped in for a directory would otherwise lead the write elsewhere).
+pub fn open_output_dir(flag: &'static str, p: &Path) -> Result<std::os::fd::OwnedFd, sandbox::Error> {
     use std::os::unix::fs::OpenOptionsExt;
-    let bad = |why: &str| sandbox::Error::invalid("--report-file", &p.display().to_string(), why);
+    let bad = |why: &str| sandbox::Error::invalid(flag, &p.display().to_string(), why);
     let dir = report_dir(p);
     if p.is_dir() || p.file_name().is_none() {
         return Err(bad("a file path, not a directory"));
@@ -331,10 +331,11 @@ pub fn report_dir(p: &Path) -> &Path {
     }
 }
 
-/// Writes the report into `dir` (opened before the run) under PATH's file name, atomically: a new
-/// file beside it (O_EXCL, never following a link), renamed over the name. A symlink planted
-/// there is replaced, not followed; a reader sees the old report or the new one, never a part.
-fn write_report_file(dir: &std::os::fd::OwnedFd, p: &Path, json: &str) -> std::io::Result<()> {
+/// Writes `body` into `dir` (opened before the run by [`open_output_dir`]) under PATH's file name,
+/// atomically: a new file beside it (O_EXCL, never following a link), renamed over the name. A
+/// symlink planted there is replaced, not followed (sandbox writes as root: followed, it would
+/// let the command overwrite any file); a reader sees the old file or the new one, never a part.
+pub fn write_output_file(dir: &std::os::fd::OwnedFd, p: &Path, body: &[u8]) -> std::io::Result<()> {
     use nix::fcntl::{openat, renameat, OFlag};
     use std::os::fd::{AsRawFd, FromRawFd};
     let name = p.file_name().unwrap_or_default();
@@ -344,9 +345,7 @@ fn write_report_file(dir: &std::os::fd::OwnedFd, p: &Path, json: &str) -> std::i
     let fd = openat(d, tmp.as_str(), flags, nix::sys::stat::Mode::from_bits_truncate(0o644))?;
     // SAFETY: fd was just returned by openat and is owned by nobody else.
     let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-    let written = f
-        .write_all(format!("{json}\n").as_bytes())
-        .and_then(|()| renameat(d, tmp.as_str(), d, name).map_err(std::io::Error::from));
+    let written = f.write_all(body).and_then(|()| renameat(d, tmp.as_str(), d, name).map_err(std::io::Error::from));
     if written.is_err() {
         let _ = nix::unistd::unlinkat(d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
@@ -364,14 +363,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     };
     // Checked before the run so that a bad path fails before anything is created; written only
     // after it, so that a run that never finishes leaves an earlier report as it was.
-    let report_dir = cli.report_file.as_deref().map(check_report_file).transpose()?;
+    let report_dir = cli.report_file.as_deref().map(|p| open_output_dir("--report-file", p)).transpose()?;
     let report = match &sampling {
         Some(s) => super::samples::run(&cfg, s)?,
         None => sandbox::run(&cfg)?,
     };
     // The file first: a closed or broken stderr (`2>&-`, `2>&1 | true`) loses only the copy there.
     let saved = match (&cli.report_file, &report_dir) {
-        (Some(p), Some(dir)) => write_report_file(dir, p, &report.to_json())
+        (Some(p), Some(dir)) => write_output_file(dir, p, format!("{}\n", report.to_json()).as_bytes())
             .with_context(|| format!("cannot write --report-file {}", p.display())),
         _ => Ok(()),
     };

@@ -15,7 +15,8 @@ use super::Cli;
 pub struct Sampling {
     pub interval: Duration,
     pub file: Option<PathBuf>,
-    pub plot: Option<PathBuf>,
+    /// `--plot` and its directory, opened before the run (see [`super::run::open_output_dir`]).
+    pub plot: Option<(PathBuf, std::os::fd::OwnedFd)>,
 }
 
 /// An output path in an existing directory, not a directory itself.
@@ -42,17 +43,17 @@ pub fn check(cli: &Cli) -> Result<Option<Sampling>, sandbox::Error> {
     if let Some(p) = &cli.samples {
         check_output("--samples", p, "a file path (FILE.jsonl, or FILE.csv for CSV) in an existing directory")?;
     }
-    if let Some(p) = &cli.plot {
-        check_svg("--plot", p)?;
-    }
+    let plot = match &cli.plot {
+        Some(p) => {
+            check_svg("--plot", p)?;
+            Some((p.clone(), super::run::open_output_dir("--plot", p)?))
+        }
+        None => None,
+    };
     if cli.samples.is_none() && cli.plot.is_none() {
         return Ok(None);
     }
-    Ok(Some(Sampling {
-        interval: interval.unwrap_or(samples::DEFAULT_INTERVAL),
-        file: cli.samples.clone(),
-        plot: cli.plot.clone(),
-    }))
+    Ok(Some(Sampling { interval: interval.unwrap_or(samples::DEFAULT_INTERVAL), file: cli.samples.clone(), plot }))
 }
 
 /// Runs `cfg` with samples going to the file and kept for the plot.
@@ -84,9 +85,11 @@ pub fn run(cfg: &sandbox::Config, s: &Sampling) -> Result<sandbox::Report> {
             sandbox::run::warn(&format!("cannot write --samples {}: {e}", p.display()));
         }
     }
-    if let Some(p) = &s.plot {
+    if let Some((p, dir)) = &s.plot {
         let rec = Recording { header, samples: kept, summary: Some(summary) };
-        let written = sandbox::plot::svg(&rec).map_err(std::io::Error::other).and_then(|svg| std::fs::write(p, svg));
+        let written = sandbox::plot::svg(&rec)
+            .map_err(std::io::Error::other)
+            .and_then(|svg| super::run::write_output_file(dir, p, svg.as_bytes()));
         if let Err(e) = written {
             sandbox::run::warn(&format!("cannot write --plot {}: {e}", p.display()));
         }

@@ -2,6 +2,7 @@
 //! and the report's `memory.at_peak`, against the real kernel's counters.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::harness::*;
 use crate::require_root;
@@ -196,4 +197,27 @@ fn bad_sampling_flags_exit_125_and_create_nothing() {
         assert!(err.contains(quoted), "{args:?}: {err}");
         assert!(!Path::new(&png).exists() && !Path::new(&svg).exists(), "{args:?} wrote a plot");
     }
+}
+
+#[test]
+fn a_plot_path_swapped_for_a_symlink_during_the_run_is_replaced_not_followed() {
+    require_root!();
+    let _m = shared();
+    // /var/tmp: the host view shows it (writable) to the command, as a user's own dirs are.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let plot = dir.path().join("p.svg");
+    // The command, root inside, plants a link where sandbox (root outside) will write the plot.
+    let script = format!("ln -s {} {}", victim.display(), plot.display());
+    let out = Command::new(bin())
+        .args(["--report", "none", "--plot"])
+        .arg(&plot)
+        .args(["run", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "the plot was written through the link");
+    assert!(std::fs::symlink_metadata(&plot).unwrap().file_type().is_file(), "the link is replaced by the plot");
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
 }
