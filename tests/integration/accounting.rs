@@ -83,6 +83,10 @@ fn io_write_bytes_counts_64_mib_written_with_fsync() {
     eprintln!("io: {io}");
     let wb = io["write_bytes"].as_u64().unwrap_or_else(|| panic!("io.write_bytes known here: {io}"));
     assert!(wb >= 64 << 20, "64 MiB written with fsync, io.write_bytes {wb}: {io}");
+    // Issue 13's target: within 1% of what was written (the journal is written by jbd2, which is
+    // not in the run's group; the file's own metadata may add a few blocks).
+    assert!(wb <= (64 << 20) + (64 << 20) / 100, "64 MiB written, io.write_bytes {wb} is more than 1% over: {io}");
+    eprintln!("io.write_bytes {wb} for 67108864 written ({:+.3}%)", (wb as f64 / 67108864.0 - 1.0) * 100.0);
     assert!(io["write_ops"].as_u64().unwrap() > 0, "{io}");
     assert!(r.stderr.contains("\n  io      read "), "the human report has an io line: {}", r.stderr);
 }
