@@ -371,6 +371,28 @@ mod tests {
     }
 
     #[test]
+    fn the_cgroup2_base_is_our_own_group_there_or_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = tmp.path().join("unified");
+        std::fs::create_dir_all(at.join("user/me")).unwrap();
+        std::fs::create_dir_all(at.join("me")).unwrap();
+        let line = |root: &str| format!("41 31 0:38 {root} {} rw,relatime - cgroup2 cgroup2 rw\n", at.display());
+        let own = |p: &str| BTreeMap::from([(String::new(), p.to_string())]);
+        if !Path::new("/proc/pressure").is_dir() {
+            assert_eq!(unified_base(tmp.path(), &line("/"), &own("/user/me")), None, "no PSI: no group");
+            return;
+        }
+        assert_eq!(unified_base(tmp.path(), &line("/"), &own("/user/me")), Some(at.join("user/me")));
+        // A container's mount rooted at its own cgroup: the path under it.
+        assert_eq!(unified_base(tmp.path(), &line("/user"), &own("/user/me")), Some(at.join("me")));
+        // Our cgroup is not visible through the mount, or there is no 0:: line: nowhere else.
+        assert_eq!(unified_base(tmp.path(), &line("/other"), &own("/user/me")), None);
+        assert_eq!(unified_base(tmp.path(), &line("/"), &BTreeMap::new()), None);
+        // Not a cgroup2 there (legacy): nothing.
+        assert_eq!(unified_base(tmp.path(), &line("/").replace(" cgroup2 ", " tmpfs "), &own("/")), None);
+    }
+
+    #[test]
     fn gc_removes_nested_stale_groups_depth_first_and_nothing_else() {
         let tmp = tempfile::tempdir().unwrap();
         let host = fake_v1(tmp.path());
