@@ -26,7 +26,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// One moment of the run's group. `None` (JSON `null`, an empty CSV cell) where the kernel has no
-/// such figure (no pressure on v1, no io accounting without the io controller, …).
+/// such figure (no pressure on pure v1, no io accounting without the io controller, …).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// Seconds since the command was started.

@@ -102,6 +102,17 @@ pub fn v1_mounts(mountinfo: &str) -> BTreeMap<String, V1Mount> {
     out
 }
 
+/// The cgroup2 mount at `at` (a hybrid host's `/sys/fs/cgroup/unified`) from a mountinfo text: its
+/// mount point and root (`controllers` empty), or `None` when nothing of type cgroup2 is there.
+pub fn cgroup2_mount(mountinfo: &str, at: &Path) -> Option<V1Mount> {
+    mountinfo.lines().rev().find_map(|line| {
+        let (pre, post) = line.split_once(" - ")?;
+        let pre: Vec<&str> = pre.split(' ').collect();
+        (pre.len() >= 5 && post.split(' ').next() == Some("cgroup2") && Path::new(&unescape(pre[4])) == at)
+            .then(|| V1Mount { mount_point: at.to_path_buf(), root: unescape(pre[3]), controllers: vec![] })
+    })
+}
+
 /// This process's cgroup per hierarchy from /proc/self/cgroup: controller name → path; the v2
 /// entry (`0::/path`) is keyed by the empty string.
 pub fn own_cgroups(proc_self_cgroup: &str) -> BTreeMap<String, String> {
@@ -166,6 +177,15 @@ mod tests {
         assert_eq!(own["memory"], "/process_api/02a0a7382442ef3f83831b0a28d89688");
         assert_eq!(own["pids"], "/");
         assert_eq!(own[""], "/");
+    }
+
+    #[test]
+    fn hybrid_host_has_its_cgroup2_at_unified() {
+        let at = Path::new("/sys/fs/cgroup/unified");
+        let m = cgroup2_mount(&fixture("hybrid"), at).unwrap();
+        assert_eq!((m.mount_point.as_path(), m.root.as_str()), (at, "/"));
+        assert_eq!(cgroup2_mount(&fixture("legacy"), at), None);
+        assert_eq!(cgroup2_mount(&fixture("hybrid"), Path::new("/sys/fs/cgroup")), None);
     }
 
     #[test]

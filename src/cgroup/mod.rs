@@ -74,6 +74,9 @@ pub struct Host {
     pub v1: BTreeMap<String, detect::V1Mount>,
     /// This process's cgroup per controller ("" for v2).
     pub own: BTreeMap<String, String>,
+    /// Hybrid hosts: our own cgroup in the controller-less cgroup2 at `unified/`, under which each
+    /// run also gets a group, only for its pressure files (see [`unified_base`]). `None` elsewhere.
+    pub unified: Option<PathBuf>,
 }
 
 impl Host {
@@ -81,12 +84,17 @@ impl Host {
     pub fn detect(root: &Path) -> Result<Host> {
         let layout = Layout::detect(root)?;
         let read = |p: &str| crate::sys::read_small(p).map_err(|e| Error::io("cannot read", p, e));
-        let v1 = match layout {
-            Layout::Unified => BTreeMap::new(),
-            _ => detect::v1_mounts(&read("/proc/self/mountinfo")?),
+        let mountinfo = match layout {
+            Layout::Unified => String::new(),
+            _ => read("/proc/self/mountinfo")?,
         };
+        let v1 = detect::v1_mounts(&mountinfo);
         let own = detect::own_cgroups(&read("/proc/self/cgroup")?);
-        Ok(Host { layout, root: root.to_path_buf(), v1, own })
+        let unified = match layout {
+            Layout::Hybrid => unified_base(root, &mountinfo, &own),
+            _ => None,
+        };
+        Ok(Host { layout, root: root.to_path_buf(), v1, own, unified })
     }
 
     /// The version of the hierarchy that carries the resource controllers.
@@ -148,7 +156,7 @@ impl Host {
         let bases = self.bases(parent)?;
         Ok(match self.layout {
             Layout::Unified => Box::new(v2::V2::create(&bases[""], name, limits, ours)?),
-            _ => Box::new(v1::V1::create(&bases, name, limits)?),
+            _ => Box::new(v1::V1::create(&bases, self.unified.as_deref(), name, limits)?),
         })
     }
 
@@ -162,7 +170,8 @@ impl Host {
             return removed;
         };
         let mut seen = std::collections::BTreeSet::new();
-        for base in bases.values().filter(|b| seen.insert(b.to_path_buf())) {
+        // The cgroup2 groups of hybrid runs are always under our own cgroup there (not the parent).
+        for base in bases.values().chain(&self.unified).filter(|b| seen.insert(b.to_path_buf())) {
             let Ok(entries) = std::fs::read_dir(base) else {
                 continue;
             };
@@ -182,6 +191,21 @@ impl Host {
         }
         removed
     }
+}
+
+/// Where a hybrid host's runs get their group in the cgroup2 at `root/unified`: the directory of
+/// our own cgroup there (the `0::` line of /proc/self/cgroup), never anywhere else, and only when
+/// the kernel has PSI (/proc/pressure; not with `psi=0`) and we may make a group there. A cgroup2
+/// group has cpu/memory/io.pressure and cpu.stat without any controller enabled, which is how
+/// systemd gets them on such hosts: the v1 groups have no pressure files. Joining it also roots
+/// the run's cgroup namespace at that group in the cgroup2 hierarchy, where before it was rooted
+/// at ours (the host's root here): a command with CAP_SYS_ADMIN that mounted cgroup2 saw every
+/// group of the host and could move itself into any of them.
+fn unified_base(root: &Path, mountinfo: &str, own: &BTreeMap<String, String>) -> Option<PathBuf> {
+    let m = detect::cgroup2_mount(mountinfo, &root.join("unified"))?;
+    let dir = detect::under_mount(&m.mount_point, &m.root, own.get("")?)?;
+    let ok = Path::new("/proc/pressure").is_dir() && nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_ok();
+    ok.then_some(dir)
 }
 
 /// Whether process `pid` exists and is not a zombie (a SIGKILLed sandbox whose parent has not
@@ -294,7 +318,7 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
-        Host { layout: Layout::Hybrid, root: tmp.into(), v1, own }
+        Host { layout: Layout::Hybrid, root: tmp.into(), v1, own, unified: None }
     }
 
     #[test]
@@ -321,6 +345,51 @@ mod tests {
         let removed = host.gc(None);
         assert_eq!(removed, vec![dead.clone()]);
         assert!(live.exists() && other.exists() && !dead.exists());
+    }
+
+    #[test]
+    fn hybrid_runs_get_a_cgroup2_group_too_made_last_and_removed_with_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut host = fake_v1(tmp.path());
+        let base = tmp.path().join("unified");
+        std::fs::create_dir(&base).unwrap();
+        host.unified = Some(base.clone());
+        // A bad value leaves nothing, in the cgroup2 hierarchy either.
+        let bad = Limits { swap_bytes: Some(1), ..Default::default() };
+        assert!(host.create(None, "sandbox-x-1", &bad, &[]).is_err());
+        assert!(!base.join("sandbox-x-1").exists());
+        let g = host.create(None, "sandbox-x-1", &Limits::default(), &[]).unwrap();
+        assert_eq!(g.paths()["unified"], base.join("sandbox-x-1"));
+        assert!(base.join("sandbox-x-1").is_dir());
+        g.remove().unwrap();
+        assert!(!base.join("sandbox-x-1").exists() && !tmp.path().join("pids/sandbox-x-1").exists());
+        // gc looks there too, under our own cgroup even with --cgroup-parent.
+        let dead = base.join("sandbox-b-999999999");
+        std::fs::create_dir_all(dead.join("sub")).unwrap();
+        assert_eq!(host.gc(Some("jobs")), vec![dead.clone()]);
+        assert!(!dead.exists());
+    }
+
+    #[test]
+    fn the_cgroup2_base_is_our_own_group_there_or_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = tmp.path().join("unified");
+        std::fs::create_dir_all(at.join("user/me")).unwrap();
+        std::fs::create_dir_all(at.join("me")).unwrap();
+        let line = |root: &str| format!("41 31 0:38 {root} {} rw,relatime - cgroup2 cgroup2 rw\n", at.display());
+        let own = |p: &str| BTreeMap::from([(String::new(), p.to_string())]);
+        if !Path::new("/proc/pressure").is_dir() {
+            assert_eq!(unified_base(tmp.path(), &line("/"), &own("/user/me")), None, "no PSI: no group");
+            return;
+        }
+        assert_eq!(unified_base(tmp.path(), &line("/"), &own("/user/me")), Some(at.join("user/me")));
+        // A container's mount rooted at its own cgroup: the path under it.
+        assert_eq!(unified_base(tmp.path(), &line("/user"), &own("/user/me")), Some(at.join("me")));
+        // Our cgroup is not visible through the mount, or there is no 0:: line: nowhere else.
+        assert_eq!(unified_base(tmp.path(), &line("/other"), &own("/user/me")), None);
+        assert_eq!(unified_base(tmp.path(), &line("/"), &BTreeMap::new()), None);
+        // Not a cgroup2 there (legacy): nothing.
+        assert_eq!(unified_base(tmp.path(), &line("/").replace(" cgroup2 ", " tmpfs "), &own("/")), None);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Pressure stall information (PSI): the `cpu.pressure`, `memory.pressure` and `io.pressure`
 //! files of a group. They belong to the cgroup core, not to a controller: every v2 group has
 //! them (Linux 4.20+, with CONFIG_PSI and not `psi=0`); a v1 group has them only on kernels
-//! built to add them there (upstream does not).
+//! built to add them there (upstream does not). On a hybrid host they come from the run's group
+//! in the controller-less cgroup2 at `unified/` (see [`super::Host::unified`]): PSI accounts a
+//! task's stalls to its groups in the cgroup2 hierarchy, whatever its v1 groups.
 
 use std::path::Path;
 

@@ -185,3 +185,106 @@ fn v1_user_time_under_cpus_is_not_overstated() {
     assert!((user - tu).abs() <= tol, "user {user:.3} vs /usr/bin/time {tu:.2} (±{tol:.3}): {cpu}");
     assert!((system - ts).abs() <= 0.01 * tu + 0.011, "system {system:.3} vs /usr/bin/time {ts:.2}: {cpu}");
 }
+
+/// The pressure figures are the run's own stall time wherever the kernel has PSI: on pure v2 from
+/// the run's group, on a hybrid host from the group sandbox also makes in the controller-less
+/// cgroup2 at /sys/fs/cgroup/unified (there they were null: v1 groups have no pressure files).
+/// Pure v1 (or `psi=0`): null, and these tests skip.
+fn psi_or_skip(test: &str) -> bool {
+    if cgroup2_with_psi().is_none() {
+        eprintln!("SKIPPED {test}: no PSI here (no /proc/pressure, or no cgroup2 hierarchy): pressure is null");
+        return false;
+    }
+    true
+}
+
+fn pressure(rep: &serde_json::Value, res: &str) -> Option<f64> {
+    rep["pressure"][res]["some_s"].as_f64()
+}
+
+/// A memory hog at a tight --mem: the kernel reclaims against the limit before the OOM kill, and
+/// reclaim is a memory stall (v1's limit reclaim enters it too, counted in the cgroup2 group).
+#[test]
+fn memory_hog_at_its_limit_shows_memory_pressure_on_hybrid_too() {
+    require_root!();
+    let _m = shared();
+    if !psi_or_skip("memory_hog_at_its_limit_shows_memory_pressure_on_hybrid_too") {
+        return;
+    }
+    let r = sandbox(&["--mem", "32M", "run", "dd", "if=/dev/zero", "of=/dev/null", "bs=48M", "count=1"]);
+    let rep = r.report();
+    assert_eq!(rep["termination_reason"], "oom", "{}", r.stderr);
+    let some = pressure(rep, "memory");
+    assert!(some.is_some_and(|s| s > 0.0), "memory.pressure some after reclaim at the limit: {}", rep["pressure"]);
+}
+
+/// Two busy loops under --cpus 0.5: one waits while the other runs (and both while throttled),
+/// so cpu.pressure's `some` grows; the samples carry the same figures as they go.
+#[test]
+fn two_busy_loops_under_half_a_cpu_show_cpu_pressure_in_report_and_samples() {
+    require_root!();
+    let _m = shared();
+    if !psi_or_skip("two_busy_loops_under_half_a_cpu_show_cpu_pressure_in_report_and_samples") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sf = dir.path().join("s.jsonl");
+    let busy = "yes >/dev/null & a=$!; yes >/dev/null & b=$!; sleep 1; kill $a $b";
+    let r = sandbox(&["--cpus", "0.5", "--samples", sf.to_str().unwrap(), "run", "sh", "-c", busy]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rep = r.report();
+    let cpu = pressure(rep, "cpu");
+    assert!(cpu.is_some_and(|s| s > 0.05), "cpu.pressure some of two loops on half a CPU: {}", rep["pressure"]);
+    assert!(pressure(rep, "memory").is_some() && pressure(rep, "io").is_some(), "known, if 0: {}", rep["pressure"]);
+    let text = std::fs::read_to_string(&sf).unwrap();
+    let samples: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("t_s").is_some())
+        .collect();
+    assert!(samples.len() >= 5, "{text}");
+    let series: Vec<Option<f64>> = samples.iter().map(|s| s["pressure_cpu_some_s"].as_f64()).collect();
+    assert!(series.iter().all(|v| v.is_some()), "every sample has cpu pressure: {series:?}");
+    assert!(series.windows(2).all(|w| w[0] <= w[1]), "a total never goes down: {series:?}");
+    assert!(series.last().unwrap().unwrap() > 0.05, "{series:?}");
+    assert!(samples.iter().all(|s| s["pressure_memory_some_s"].as_f64().is_some()), "{text}");
+}
+
+/// On a hybrid host the run's cgroup2 group sits under sandbox's own cgroup there, is named in
+/// the report, and is gone after every ending: exit, timeout, OOM kill, and bad input (exit 125,
+/// nothing created: the harness checks every hierarchy for groups of the sandbox's pid).
+#[test]
+fn hybrid_runs_cgroup2_group_is_ours_and_gone_after_every_ending() {
+    require_root!();
+    let _m = shared();
+    let Some(at) = cgroup2_with_psi().filter(|p| p.ends_with("unified")) else {
+        eprintln!("SKIPPED hybrid_runs_cgroup2_group_is_ours_and_gone_after_every_ending: not a hybrid host with PSI");
+        return;
+    };
+    let own = cgroup2_of("self");
+    let base = at.join(own.trim_start_matches('/'));
+    for args in [
+        &["run", "sh", "-c", "grep '^0::' /proc/self/cgroup"][..],
+        &["--timeout", "300ms", "run", "sleep", "10"],
+        &["--mem", "32M", "run", "dd", "if=/dev/zero", "of=/dev/null", "bs=48M", "count=1"],
+    ] {
+        let r = sandbox(args);
+        let rep = r.report();
+        let dir = rep["cgroup"]["paths"]["unified"].as_str().unwrap_or_else(|| panic!("{args:?}: {}", rep["cgroup"]));
+        let dir = Path::new(dir);
+        assert_eq!(dir.parent(), Some(base.as_path()), "under our own cgroup2 group {own}: {}", dir.display());
+        assert!(dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&format!("sandbox-{}-", rep["id"].as_str().unwrap())));
+        assert!(!dir.exists(), "{args:?} left {}", dir.display());
+        if args[0] == "run" {
+            // The command's cgroup namespace is rooted at its own group there too.
+            assert_eq!(r.stdout, "0::/\n");
+        }
+    }
+    let r = sandbox(&["--mem", "64M", "--cgroup-conf", "memory.no_such_file=1", "run", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("memory.no_such_file"), "{}", r.stderr);
+}

@@ -409,3 +409,55 @@ fn a_hostile_passwd_cannot_hang_or_exhaust_the_setup() {
     assert!(run.stdout.starts_with("Uid:\t1000\t"), "{}", run.stdout);
     assert!(t.elapsed() < std::time::Duration::from_secs(10), "{:?}", t.elapsed());
 }
+
+/// A group the attack below aims at: made next to the run's group, under the test's own cgroup in
+/// the cgroup2 hierarchy (never elsewhere), removed when dropped (waiting for an escaped shell).
+struct Decoy(std::path::PathBuf);
+
+impl Drop for Decoy {
+    fn drop(&mut self) {
+        for _ in 0..250 {
+            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!("WARNING: could not remove the decoy group {}", self.0.display());
+    }
+}
+
+/// `mount -t cgroup2 none /x; echo $$ > /x/<other group>/cgroup.procs` with CAP_SYS_ADMIN: on a
+/// hybrid host the run had no group in the cgroup2 hierarchy, so its cgroup namespace was rooted
+/// at sandbox's own group there (the host's root on these machines), and the command could see
+/// every group of the host and move itself into any of them. Now it joins a group of its own
+/// there before exec and sees nothing beside it. The target is a decoy the test makes next to
+/// the run's group, so even where the attack works it moves the command only into that.
+#[test]
+fn hostile_command_cannot_move_itself_into_another_cgroup2_group() {
+    require_root!();
+    let _m = shared();
+    let Some(at) = cgroup2_with_psi() else {
+        eprintln!("SKIPPED hostile_command_cannot_move_itself_into_another_cgroup2_group: no cgroup2 with PSI here");
+        return;
+    };
+    let name = format!("attack-decoy-{}", std::process::id());
+    let decoy = Decoy(at.join(cgroup2_of("self").trim_start_matches('/')).join(&name));
+    std::fs::create_dir(&decoy.0).unwrap();
+    let script = format!(
+        r#"
+        mkdir -p /media/u && mount -t cgroup2 none /media/u || {{ echo NO-MOUNT; exit 1; }}
+        d=$(find /media/u -maxdepth 4 -type d -name {name} | head -n 1)
+        if [ -n "$d" ]; then
+            echo SEES-DECOY
+            (echo $$ > "$d/cgroup.procs") 2>/dev/null && echo ESCAPED
+        fi
+        (echo $$ > /media/u/cgroup.procs) 2>/dev/null || echo OWN-ROOT-REFUSED
+        grep '^0::' /proc/self/cgroup
+        echo done
+    "#
+    );
+    let run = sandbox(&["run", "--privileged", "--tmpfs", "/media", "sh", "-c", &script]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let procs = std::fs::read_to_string(decoy.0.join("cgroup.procs")).unwrap_or_default();
+    assert_eq!(run.stdout, "0::/\ndone\n", "only its own group is visible; the decoy had {procs:?}");
+}

@@ -27,6 +27,11 @@ jam() {
 sets=$(cut -d: -f2 /proc/self/cgroup | grep -xE 'memory|pids|cpu|cpuacct|cpu,cpuacct' || true)
 if [ -n "$sets" ]; then
   for c in $sets; do mkdir -p "/media/$c"; mount -t cgroup -o "$c" none "/media/$c"; jam "/media/$c"; done
+  # Hybrid: the run's own group in the cgroup2 at unified/ too. Only where the mount's root is not
+  # the host's root cgroup (which has no cgroup.events): a build without that group roots it there.
+  if grep -q '^0::' /proc/self/cgroup && mkdir -p /media/v2 && mount -t cgroup2 none /media/v2 2>/dev/null; then
+    if [ -e /media/v2/cgroup.events ]; then jam /media/v2; fi
+  fi
 else
   mkdir -p /media/v2; mount -t cgroup2 none /media/v2; jam /media/v2
 fi

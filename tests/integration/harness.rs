@@ -219,3 +219,21 @@ mount -t tmpfs -o mode=0755 sandbox-test-run /run && mount -t tmpfs -o mode=0700
     ]);
     c
 }
+
+/// The cgroup2 hierarchy a run's group has its pressure files in, when the kernel has PSI
+/// (/proc/pressure): /sys/fs/cgroup on pure v2, /sys/fs/cgroup/unified on a hybrid host. `None`
+/// on pure v1 or with `psi=0`, where the report's pressure is null.
+pub fn cgroup2_with_psi() -> Option<PathBuf> {
+    const CGROUP2: i64 = 0x6367_7270;
+    let is_cgroup2 = |p: &str| nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type().0 == CGROUP2);
+    if !Path::new("/proc/pressure").is_dir() {
+        return None;
+    }
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].into_iter().find(|p| is_cgroup2(p)).map(PathBuf::from)
+}
+
+/// A process's cgroup in the cgroup2 hierarchy (the `0::` line of /proc/PID/cgroup).
+pub fn cgroup2_of(pid: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/").to_string()
+}

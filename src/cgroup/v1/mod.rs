@@ -22,13 +22,22 @@ pub struct V1 {
     /// Each directory once, in creation order.
     unique: Vec<PathBuf>,
     primary: PathBuf,
+    /// The run's group in a hybrid host's cgroup2 (also in `unique`, last): no controller, read
+    /// for its pressure files only. See [`super::Host::unified`].
+    unified: Option<PathBuf>,
     /// The machine's disks (blkio::disks), read once for the samples of a run.
     disks: std::cell::OnceCell<Vec<String>>,
 }
 
 impl V1 {
-    /// `bases`: controller → directory to create the group under.
-    pub fn create(bases: &BTreeMap<String, PathBuf>, name: &str, limits: &Limits) -> Result<V1> {
+    /// `bases`: controller → directory to create the group under; `unified`: where to make the
+    /// run's cgroup2 group on a hybrid host, if anywhere.
+    pub fn create(
+        bases: &BTreeMap<String, PathBuf>,
+        unified: Option<&Path>,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<V1> {
         let l = limits;
         let conf = "--cgroup-conf";
         let io_flag = l.io.first().map(|r| r.limit.flag()).unwrap_or("--io-read-bps");
@@ -70,7 +79,7 @@ impl V1 {
             dirs.insert(ctrl.clone(), dir);
         }
         let primary = dirs.get("memory").or_else(|| unique.first()).cloned().unwrap_or_default();
-        let g = V1 { dirs, unique, primary, disks: Default::default() };
+        let mut g = V1 { dirs, unique, primary, unified: None, disks: Default::default() };
         // A fresh cpuset group takes no task before its lists are set (see cpuset.rs).
         let filled = match (bases.get("cpuset"), g.dirs.get("cpuset")) {
             (Some(base), Some(dir)) => cpuset::apply(base, dir, limits),
@@ -80,7 +89,24 @@ impl V1 {
             super::undo(&g.unique);
             return Err(e);
         }
+        // Last, once the limits are set: a bad value leaves nothing, there either. Only accounting
+        // (pressure) depends on it, so a failure is a warning and the figures stay null.
+        if let Some(dir) = unified.map(|u| u.join(name)) {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    g.unique.push(dir.clone());
+                    g.unified = Some(dir);
+                }
+                Err(e) => crate::run::warn(&format!("cannot create cgroup {} (pressure unknown): {e}", dir.display())),
+            }
+        }
         Ok(g)
+    }
+
+    /// The directories whose pressure files are read, the cgroup2 group first (where upstream
+    /// kernels have them).
+    fn pressure_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.unified.iter().chain(&self.unique).map(|d| d.as_path())
     }
 
     fn file(&self, ctrl: &str, name: &str) -> Option<PathBuf> {
@@ -116,7 +142,11 @@ impl Cgroup for V1 {
     }
 
     fn paths(&self) -> BTreeMap<String, PathBuf> {
-        self.dirs.clone()
+        let mut p = self.dirs.clone();
+        if let Some(u) = &self.unified {
+            p.insert("unified".into(), u.clone());
+        }
+        p
     }
 
     fn add_pid(&self, pid: i32) -> Result<()> {
@@ -159,8 +189,8 @@ impl Cgroup for V1 {
             }),
             pids: pids::stats(f("pids", "pids.peak").as_deref(), f("pids", "pids.events").as_deref()),
             io: self.dirs.get("blkio").map(|d| blkio::stats(d, &blkio::disks())).unwrap_or_default(),
-            // Upstream kernels give v1 groups no pressure files; some builds do.
-            pressure: super::pressure::stats(self.unique.iter().map(|d| d.as_path())),
+            // Upstream kernels give v1 groups no pressure files (some builds do): the cgroup2 one.
+            pressure: super::pressure::stats(self.pressure_dirs()),
         }
     }
 
@@ -180,7 +210,7 @@ impl Cgroup for V1 {
                 .get("blkio")
                 .map(|d| blkio::stats(d, self.disks.get_or_init(blkio::disks)))
                 .unwrap_or_default(),
-            pressure: super::pressure::stats(self.unique.iter().map(|d| d.as_path())),
+            pressure: super::pressure::stats(self.pressure_dirs()),
         }
     }
 
@@ -190,7 +220,11 @@ impl Cgroup for V1 {
     }
 
     fn kill(&self) {
-        // v1 has no cgroup.kill: every task of every descendant, until the subtree is empty.
+        // v1 has no cgroup.kill: every task of every descendant, until the subtree is empty. The
+        // cgroup2 group has one (Linux 5.14+), which also stops forks racing the kill.
+        if let Some(u) = &self.unified {
+            teardown::write_kill(u);
+        }
         for d in &self.unique {
             teardown::kill_tree(d);
         }
@@ -232,7 +266,7 @@ mod tests {
             timeout: None,
             ..Default::default()
         };
-        let g = V1::create(&b, "g", &limits).unwrap();
+        let g = V1::create(&b, None, "g", &limits).unwrap();
         let r = |p: &str| std::fs::read_to_string(t.path().join(p)).unwrap();
         assert_eq!(r("memory/g/memory.limit_in_bytes"), "33554432");
         assert_eq!(r("cpu/g/cpu.cfs_quota_us"), "150000");
@@ -252,6 +286,7 @@ mod tests {
             dirs: BTreeMap::from([("memory".into(), dir.clone())]),
             unique: vec![dir.clone()],
             primary: dir,
+            unified: None,
             disks: Default::default(),
         };
         g.apply(&Limits { memory_bytes: Some(32 << 20), ..Default::default() }).unwrap();
@@ -274,10 +309,10 @@ mod tests {
         w("cpuset/cpuset.effective_cpus", "0-1\n");
         w("cpuset/cpuset.mems", "0\n");
         // Without a cpuset limit no cpuset group is made.
-        let g = V1::create(&b, "plain", &Limits::default()).unwrap();
+        let g = V1::create(&b, None, "plain", &Limits::default()).unwrap();
         assert!(!g.paths().contains_key("cpuset") && !t.path().join("cpuset/plain").exists());
         // A CPU the parent does not have: refused before anything is made.
-        let e = V1::create(&b, "g", &Limits { cpuset_cpus: Some("2".into()), ..Default::default() });
+        let e = V1::create(&b, None, "g", &Limits { cpuset_cpus: Some("2".into()), ..Default::default() });
         assert!(e.err().unwrap().to_string().contains("'2'"));
         assert!(!t.path().join("memory/g").exists());
         let rule = IoRule { device: "7:0".into(), major: 7, minor: 0, limit: IoKind::WriteBps, value: 1 << 20 };
@@ -289,7 +324,7 @@ mod tests {
             io: vec![rule],
             ..Default::default()
         };
-        V1::create(&b, "g", &l).unwrap();
+        V1::create(&b, None, "g", &l).unwrap();
         // Files the kernel has in a new group, which the fake one lacks until made here.
         w("memory/g/memory.memsw.limit_in_bytes", "x");
         w("blkio/g/blkio.bfq.weight", "x");
@@ -304,7 +339,7 @@ mod tests {
         assert_eq!(r("blkio/g/blkio.bfq.weight"), "100");
         assert_eq!(r("blkio/g/blkio.throttle.write_bps_device"), "7:0 1048576");
         // v1 has memory+swap only: --swap alone cannot be expressed.
-        let e = V1::create(&b, "h", &Limits { swap_bytes: Some(1), ..Default::default() });
+        let e = V1::create(&b, None, "h", &Limits { swap_bytes: Some(1), ..Default::default() });
         assert!(e.err().unwrap().to_string().contains("give --mem too"));
         assert!(!t.path().join("memory/h").exists(), "undone");
     }
@@ -312,7 +347,7 @@ mod tests {
     #[test]
     fn comounted_controllers_share_one_directory() {
         let t = tempfile::tempdir().unwrap();
-        let g = V1::create(&bases(t.path(), true), "g", &Limits::default()).unwrap();
+        let g = V1::create(&bases(t.path(), true), None, "g", &Limits::default()).unwrap();
         assert_eq!(g.unique.len(), 3);
         assert_eq!(g.paths()["cpu"], g.paths()["cpuacct"]);
     }
@@ -322,12 +357,12 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let mut b = bases(t.path(), false);
         b.insert("pids".into(), t.path().join("missing/parent"));
-        assert!(V1::create(&b, "g", &Limits::default()).is_err());
+        assert!(V1::create(&b, None, "g", &Limits::default()).is_err());
         for c in ["memory", "cpu", "cpuacct"] {
             assert!(!t.path().join(c).join("g").exists(), "{c} group left behind");
         }
         b.remove("memory");
-        let e = V1::create(&b, "g", &Limits { memory_bytes: Some(1), ..Default::default() });
+        let e = V1::create(&b, None, "g", &Limits { memory_bytes: Some(1), ..Default::default() });
         assert!(e.err().unwrap().to_string().contains("--mem"));
     }
 }
