@@ -46,8 +46,9 @@ pub trait Cgroup {
     fn add_pid(&self, pid: i32) -> Result<()>;
     /// Moves the child `pid` into the group, or returns files (a v1 group's `tasks`, opened for
     /// writing) for the child to write "0" to itself: a task moving itself skips the RCU grace
-    /// period the parent's write to cgroup.procs waits for. Both v1 and v2 move it here for now
-    /// (see V1::join_files).
+    /// period the parent's write to cgroup.procs waits for. v1 returns the files; v2 moves it here
+    /// (there "0" to cgroup.procs still locks the thread group, and cgroup.threads cannot cross
+    /// domains).
     fn join_files(&self, pid: i32) -> Result<Vec<std::fs::File>>;
     /// What the group used, from the kernel's stat files.
     fn stats(&self) -> Stats;

@@ -460,4 +460,63 @@ fn hostile_command_cannot_move_itself_into_another_cgroup2_group() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let procs = std::fs::read_to_string(decoy.0.join("cgroup.procs")).unwrap_or_default();
     assert_eq!(run.stdout, "0::/\ndone\n", "only its own group is visible; the decoy had {procs:?}");
+/// SIGKILL racing the child's cgroup join. On v1 the child moves itself (writes 0 to each
+/// hierarchy's `tasks`, skipping the RCU grace period the parent's cgroup.procs write waits for);
+/// the legacy VM lane (Debian 6.1) once hung there, parent and child in a soft lockup. Kills
+/// sandbox, or its whole process group, at spread-out moments after its child appears, for a few
+/// seconds: every run must end promptly and leave no group behind (bench/kill-during-join.py is
+/// the long version, with where each kill landed).
+#[test]
+fn sigkill_racing_the_childs_cgroup_self_join_hangs_nothing() {
+    require_root!();
+    // Exclusive: gc at the end collects these runs' groups, and no other test's.
+    let _m = exclusive();
+    let Some(root) = busybox_rootfs() else { return };
+    let r = root.path().to_str().unwrap();
+    let modes: [&[&str]; 3] = [
+        &["--mem", "64M", "--pids", "20", "run", "--user", "65534", "--rootfs", r, "true"],
+        &["--mem", "64M", "--pids", "20", "run", "--user", "65534", "/bin/true"],
+        &["--cpus", "0.5", "run", "--init", "--rootfs", r, "true"],
+    ];
+    let children = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let mut pids = vec![];
+    let mut i = 0u64;
+    while std::time::Instant::now() < end || i < 20 {
+        let mut child = Command::new(bin())
+            .args(["--report", "none"])
+            .args(modes[i as usize % modes.len()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        pids.push(pid);
+        // From the clone on, 0..2 ms in 50 µs steps: the join is in there on this host.
+        let t = std::time::Instant::now();
+        while children(pid).is_empty() && t.elapsed().as_secs() < 2 {}
+        let wait = std::time::Duration::from_micros(i * 7919 % 41 * 50);
+        let t = std::time::Instant::now();
+        while t.elapsed() < wait {}
+        // SAFETY: kill(2) of a process, or process group, that this test started.
+        unsafe { libc::kill(if i % 3 == 0 { -(pid as i32) } else { pid as i32 }, libc::SIGKILL) };
+        let ended = eventually(10.0, || child.try_wait().unwrap().is_some());
+        if !ended {
+            let stack = std::fs::read_to_string(format!("/proc/{pid}/stack")).unwrap_or_default();
+            let kid = children(pid);
+            let kstack = kid.split_whitespace().next().map(|k| std::fs::read_to_string(format!("/proc/{k}/stack")));
+            panic!("run {i}: sandbox {pid} still there 10 s after SIGKILL: stack {stack}; child {kid}: {kstack:?}");
+        }
+        i += 1;
+    }
+    // The commands die with sandbox (die-with-parent); gc then removes their groups.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let gc = Command::new(bin()).arg("gc").output().unwrap();
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    for pid in pids {
+        assert_no_groups_of(pid);
+    }
+    eprintln!("{i} runs killed");
 }

