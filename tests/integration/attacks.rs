@@ -460,6 +460,8 @@ fn hostile_command_cannot_move_itself_into_another_cgroup2_group() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let procs = std::fs::read_to_string(decoy.0.join("cgroup.procs")).unwrap_or_default();
     assert_eq!(run.stdout, "0::/\ndone\n", "only its own group is visible; the decoy had {procs:?}");
+}
+
 /// SIGKILL racing the child's cgroup join. On v1 the child moves itself (writes 0 to each
 /// hierarchy's `tasks`, skipping the RCU grace period the parent's cgroup.procs write waits for);
 /// the legacy VM lane (Debian 6.1) once hung there, parent and child in a soft lockup. Kills
