@@ -66,7 +66,14 @@ pub fn kill(c: &Container, sig: i32) -> Result<()> {
 pub fn wait_stopped(c: &mut Container, deadline: Option<Instant>) -> bool {
     loop {
         if !c.supervisor_alive() {
-            let _ = c.reload();
+            if c.reload().is_err() {
+                // Removed (`--rm`): its exit code was kept beside it.
+                let code = std::fs::read_to_string(c.exit_record()).ok().and_then(|t| t.trim().parse().ok());
+                if code.is_some() {
+                    c.state.exit_code = code;
+                    c.state.status = Status::Stopped;
+                }
+            }
             c.check();
             return true;
         }

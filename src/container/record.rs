@@ -63,6 +63,9 @@ impl<'a> Recorder<'a> {
             }
         });
         if self.container.state.auto_remove {
+            if let Some(code) = self.container.state.exit_code {
+                let _ = write_atomic(&self.container.exit_record(), code.to_string().as_bytes());
+            }
             let _ = self.container.remove_dir();
         }
     }

@@ -425,6 +425,11 @@ impl Root {
                 if n.starts_with(".new-") || n.starts_with(".rm-") {
                     let _ = fs::remove_dir_all(e.path());
                 }
+                // Exit codes of `--rm` containers, kept a minute for a late `wait`.
+                let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+                if n.starts_with(".exit-") && old.is_some_and(|d| d > std::time::Duration::from_secs(60)) {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
         if let Ok(rd) = fs::read_dir(self.dir.join("names")) {
@@ -610,6 +615,12 @@ impl Container {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("cannot remove", &self.dir, e)),
         }
+    }
+
+    /// ROOT/.exit-ID: the exit code of a `--rm` container, written just before its directory
+    /// goes, for a `wait` that sees it gone (removed by `gc` after a minute).
+    pub fn exit_record(&self) -> PathBuf {
+        self.root.join(format!(".exit-{}", self.state.id))
     }
 
     /// The supervisor lock this process holds, to keep across a fork (the supervisor inherits

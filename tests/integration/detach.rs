@@ -345,8 +345,9 @@ fn rm_refuses_a_running_container_without_f_and_then_leaves_no_group_state_or_pr
     assert!(s.dir().join(&id).join("log.jsonl").exists() && s.dir().join(&id).join("report.json").exists());
     assert_eq!(s.sb(&["rm", "quick"]).code, 0);
     assert_gone(&s, &id, &st);
-    // --rm: gone by itself.
-    let id = s.detach(&["--rm", "true"]);
+    // --rm: gone by itself; a wait still gets its exit code.
+    let id = s.detach(&["--rm", "--name", "gone", "sh", "-c", "sleep 0.5; exit 4"]);
+    assert_eq!(s.sb(&["wait", "gone"]).stdout, "4\n");
     assert!(eventually(5.0, || !s.dir().join(&id).exists()), "--rm left the state");
 }
 
