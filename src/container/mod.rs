@@ -10,6 +10,7 @@ pub(crate) mod create;
 pub mod detach;
 pub mod logs;
 pub mod names;
+pub mod process;
 pub mod ps;
 pub mod record;
 pub mod state;
