@@ -6,6 +6,7 @@ mod accounting;
 mod archives;
 mod attacks;
 mod cgroup_limits;
+mod cgroup_ops;
 mod containment;
 mod cpu_time;
 mod hardening;
