@@ -120,11 +120,21 @@ pub struct Cli {
     /// The image store's state root
     #[arg(long, global = true, value_name = "DIR", env = "SANDBOX_ROOT", default_value = sandbox::image::store::DEFAULT_ROOT)]
     pub root: PathBuf,
+    /// The containers' state root (default /run/sandbox as root, else $XDG_RUNTIME_DIR/sandbox)
+    #[arg(long, global = true, value_name = "DIR", env = "SANDBOX_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Where the cgroup filesystems are mounted
     #[arg(long, global = true, value_name = "DIR", default_value = "/sys/fs/cgroup", hide = true)]
     pub cgroup_root: PathBuf,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The containers' state root: `--state-dir`, $SANDBOX_STATE_DIR or the default.
+    pub fn state_root(&self) -> std::path::PathBuf {
+        sandbox::container::state::root_dir(self.state_dir.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
