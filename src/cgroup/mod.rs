@@ -258,18 +258,27 @@ pub fn open(version: u8, paths: &BTreeMap<String, PathBuf>) -> Result<Box<dyn Cg
 /// SIGKILLs everything in the groups at `dirs` and below them (cgroup.kill where the kernel has
 /// it), for a group known only by its directories: a container's, from its state file.
 pub fn kill_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) {
-    for d in dirs {
+    for d in freezer_first(dirs) {
         if !teardown::write_kill(d) {
             teardown::kill_tree(d);
         }
     }
 }
 
+/// `dirs` with a v1 freezer group first: a task the v1 freezer froze (`pause`) dies of SIGKILL
+/// only once thawed, which killing its freezer group does (teardown::kill_tree_within); killing
+/// another hierarchy's group first would wait for it in vain.
+fn freezer_first<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Vec<&'a Path> {
+    let mut v: Vec<&Path> = dirs.into_iter().collect();
+    v.sort_by_key(|d| !d.join("freezer.state").exists());
+    v
+}
+
 /// Kills what is left in the groups at `dirs` and removes them with their subgroups, depth-first.
 /// A directory already gone is fine.
 pub fn remove_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     let mut res = Ok(());
-    for d in dirs {
+    for d in freezer_first(dirs) {
         if let Err(e) = teardown::remove_tree(d) {
             res = Err(e);
         }

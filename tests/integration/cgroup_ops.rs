@@ -67,6 +67,11 @@ impl Running {
         a.trim().to_string()
     }
 
+    /// Whether sandbox exits within `secs`.
+    pub fn exits_within(&mut self, secs: f64) -> bool {
+        eventually(secs, || self.child.try_wait().unwrap().is_some())
+    }
+
     pub fn usage(&self) -> Duration {
         self.group.cpu_usage().expect("cpu usage readable")
     }
@@ -104,6 +109,21 @@ fn pause_freezes_the_whole_group_and_unpause_lets_it_run_again() {
     assert!(spin(&r) > Duration::from_millis(10), "unpaused, the loop runs again");
     // Paused again: teardown must still end it (v1 frozen tasks die only once thawed).
     r.group.freeze(true).unwrap();
+}
+
+/// A container paused by the v1 freezer ignores SIGKILL until thawed: killing its groups in their
+/// recorded order (blkio, cpu, … before freezer) waited the whole kill budget (5 s) per group.
+#[test]
+fn a_paused_container_dies_at_once_when_killed() {
+    require_root!();
+    let _m = shared();
+    let mut r = Running::start(&["--mem", "64M"], "echo ready; while :; do :; done");
+    r.group.freeze(true).unwrap();
+    let paths = r.group.paths();
+    let t = std::time::Instant::now();
+    sandbox::cgroup::kill_dirs(paths.values().map(|p| p.as_path()));
+    assert!(r.exits_within(3.0), "still running");
+    assert!(t.elapsed() < Duration::from_secs(2), "killing a paused container took {:?}", t.elapsed());
 }
 
 #[test]
