@@ -9,6 +9,7 @@ mod cgroup_limits;
 pub mod cgroup_ops;
 mod containment;
 mod cpu_time;
+mod detach;
 mod hardening;
 mod harness;
 mod image_info;
