@@ -197,3 +197,47 @@ fn stats_no_stream_of_100_containers_within_200_ms() {
     let bound = if bin().contains("/release/") { 200 } else { 1000 };
     assert!(best <= Duration::from_millis(bound), "{best:?}");
 }
+
+/// The same operations on a container started by `run -d` (the engine's state, its supervisor):
+/// pause shows in `ps` and `stats`, update reaches the group, top shows pid 1 inside, and stop
+/// of a paused container still ends it and leaves no group.
+#[test]
+fn detached_container_is_paused_updated_watched_and_stopped() {
+    require_root!();
+    let _m = shared();
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path();
+    let (code, id, err) =
+        cli(d, &["--mem", "64M", "--pids", "20", "run", "-d", "--name", "det", "sh", "-c", "while :; do :; done"]);
+    assert_eq!(code, 0, "{err}");
+    let c = Root::open(d).find("det").unwrap();
+    assert_eq!(c.id(), id.trim());
+    let cg = c.state.cgroup.clone().expect("a group");
+    let group = sandbox::cgroup::open(cg.version, &cg.paths).unwrap();
+    assert_eq!(cli(d, &["pause", "det"]).0, 0);
+    assert_eq!(group.frozen(), Some(true));
+    let (_, ps, _) = cli(d, &["ps"]);
+    assert!(ps.lines().nth(1).is_some_and(|l| l.contains("paused")), "{ps}");
+    let (_, js, _) = cli(d, &["stats", "--no-stream", "--format", "json", "det"]);
+    let j: serde_json::Value = serde_json::from_str(js.trim()).unwrap();
+    assert_eq!((j["status"].as_str(), j["frozen"].as_bool()), (Some("paused"), Some(true)), "{js}");
+    assert!(j["cpu_percent"].as_f64().unwrap() < 2.0, "paused: {js}");
+    assert_eq!(cli(d, &["update", "--mem", "96M", "det"]).0, 0, "a paused container can be updated");
+    assert_eq!(group.configured().memory_max, Some(96 << 20));
+    assert_eq!(cli(d, &["unpause", "det"]).0, 0);
+    let (code, top, err) = cli(d, &["top", "--format", "json", "det"]);
+    assert_eq!(code, 0, "{err}");
+    let procs: serde_json::Value = serde_json::from_str(&top).unwrap();
+    assert_eq!(procs[0]["pid_inside"].as_i64(), Some(1), "{top}");
+    assert_eq!(cli(d, &["pause", "det"]).0, 0);
+    let t = Instant::now();
+    assert_eq!(cli(d, &["stop", "-t", "1", "det"]).0, 0);
+    assert!(t.elapsed() < Duration::from_secs(4), "stop of a paused container took {:?}", t.elapsed());
+    let (code, _, err) = cli(d, &["pause", "det"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("it is stopped, not running"), "{err}");
+    assert_eq!(cli(d, &["rm", "det"]).0, 0);
+    for p in cg.paths.values() {
+        assert!(!p.exists(), "{} left", p.display());
+    }
+}
