@@ -29,7 +29,11 @@ pub fn read(g: &dyn Cgroup) -> Reading {
     // Pressure files exist on v2 and on v1 kernels built to add them: the first group that has
     // them (a stat each, not three failed opens per v1 hierarchy).
     let paths = g.paths();
-    let avg10 = paths.values().find(|d| d.join("cpu.pressure").exists()).map(|d| avg10s(d)).unwrap_or_default();
+    let avg10 = match now.pressure.cpu.some_s {
+        Some(_) => paths.values().find(|d| d.join("cpu.pressure").exists()).map(|d| avg10s(d)).unwrap_or_default(),
+        // `now` found no pressure file in any of the group's directories.
+        None => Avg10::default(),
+    };
     Reading { at, now, configured: g.configured(), avg10, frozen: g.frozen() }
 }
 

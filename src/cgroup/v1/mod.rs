@@ -93,7 +93,12 @@ impl V1 {
             }
         }
         let primary = dirs.get("memory").or_else(|| unique.first()).cloned().unwrap_or_default();
-        V1 { dirs: dirs.clone(), unique, primary, disks: Default::default() }
+        // The machine's disks once per process, not once per group: `stats` opens every
+        // container's group, and listing /sys/block was half of its opens.
+        static DISKS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let disks = std::cell::OnceCell::new();
+        let _ = disks.set(DISKS.get_or_init(blkio::disks).clone());
+        V1 { dirs: dirs.clone(), unique, primary, disks }
     }
 
     /// Each directory once, the freezer's first: a task the v1 freezer froze dies of SIGKILL only
