@@ -102,6 +102,9 @@ fn pause_freezes_the_whole_group_and_unpause_lets_it_run_again() {
     assert!(spin(&r) > Duration::from_millis(10), "the loop runs");
     r.group.freeze(true).expect("pause");
     assert_eq!(r.group.frozen(), Some(true));
+    // CPU time a task ran just before it froze may reach cpu.stat a little later (seen under
+    // TCG in the v2 lane: 7 ms): the window starts once that settled.
+    std::thread::sleep(Duration::from_millis(50));
     let frozen = spin(&r);
     assert!(frozen < Duration::from_millis(5), "paused, it still used {frozen:?} of CPU in 300 ms");
     r.group.freeze(false).expect("unpause");
@@ -176,7 +179,8 @@ fn stats_snapshot_matches_the_kernel_files() {
     let b = sandbox::cgroup::live::read(r.group.as_ref());
     let l = sandbox::cgroup::live::between(&a, &b, sandbox::cgroup::live::host_memory());
     let cpu = l.cpu_percent.unwrap();
-    assert!(cpu > 5.0 && cpu < 105.0, "one busy loop: {cpu}%");
+    // At most one CPU, give or take the VM lanes' clocks (TCG: 114 % seen).
+    assert!(cpu > 5.0 && cpu < 130.0, "one busy loop: {cpu}%");
     assert_eq!((l.memory_limit_bytes, l.memory_limited), (Some(64 << 20), true));
     let p = r.group.paths();
     let file = |ctrl: &str, v1: &str, v2: &str| match p.get(ctrl) {

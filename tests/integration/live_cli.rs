@@ -48,6 +48,7 @@ fn pause_stops_the_container_accruing_cpu_and_unpause_resumes_it() {
     let (code, out, err) = cli(root.path(), &["pause", "spin"]);
     assert_eq!((code, out.as_str()), (0, "spin\n"), "{err}");
     assert_eq!(status(root.path(), "spin"), Status::Paused);
+    std::thread::sleep(Duration::from_millis(50));
     let used = spin(&r);
     assert!(used < Duration::from_millis(5), "paused, it used {used:?} of CPU in 300 ms");
     let (code, _, err) = cli(root.path(), &["pause", "spin"]);
@@ -111,7 +112,8 @@ fn stats_json_figures_match_the_kernel_files() {
     let j = &lines[0];
     assert_eq!((j["name"].as_str(), j["status"].as_str()), (Some("busy"), Some("running")));
     let cpu = j["cpu_percent"].as_f64().unwrap();
-    assert!(cpu > 5.0 && cpu < 105.0, "one busy loop: {cpu}%");
+    // At most one CPU, give or take the VM lanes' clocks (TCG: 114 % seen).
+    assert!(cpu > 5.0 && cpu < 130.0, "one busy loop: {cpu}%");
     assert_eq!(j["memory_limit_bytes"].as_u64(), Some(64 << 20));
     let p = r.group.paths();
     let file = |ctrl: &str, v1: &str, v2: &str| match p.get(ctrl) {
