@@ -243,3 +243,38 @@ fn detached_container_is_paused_updated_watched_and_stopped() {
         assert!(!p.exists(), "{} left", p.display());
     }
 }
+
+/// Without a terminal `stats` prints a block of lines per refresh, and ends (0) once the
+/// containers it was given have stopped.
+#[test]
+fn stats_streams_lines_and_ends_when_its_containers_stop() {
+    require_root!();
+    let _m = shared();
+    let root = tempfile::tempdir().unwrap();
+    let r = Running::start(&["--mem", "64M"], "echo ready; exec sleep 60");
+    let mut c = register(root.path(), "streamed", &r);
+    let mut child = Command::new(bin())
+        .arg("--state-dir")
+        .arg(root.path())
+        .args(["stats", "--interval", "200ms", "streamed"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = vec![];
+    for _ in 0..4 {
+        let mut l = String::new();
+        std::io::BufRead::read_line(&mut out, &mut l).unwrap();
+        lines.push(l);
+    }
+    assert!(lines[0].starts_with("CONTAINER ID") && lines[2].starts_with("CONTAINER ID"), "{lines:?}");
+    assert!(lines[1].contains("streamed") && lines[3].contains("streamed"), "{lines:?}");
+    assert!(!lines.concat().contains('\x1b'), "no ANSI without a terminal");
+    c.update(|s| s.status = Status::Stopped).unwrap();
+    let ended = eventually(3.0, || child.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = child.kill();
+    }
+    let st = child.wait().unwrap();
+    assert!(ended && st.success(), "stats still running after its container stopped: {st:?}");
+}
