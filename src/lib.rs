@@ -39,6 +39,7 @@ pub mod run;
 pub mod samples;
 pub mod seccomp;
 pub mod sys;
+pub mod top;
 pub mod tty;
 pub mod user;
 pub mod userns;

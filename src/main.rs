@@ -63,6 +63,11 @@ fn main() {
         Command::Rm(args) => cli::rm::rm(&cli, args),
         Command::Image(c) => cli::image::image(&cli, c),
         Command::Plot(args) => cli::plot::plot(args),
+        Command::Pause(args) => cli::pause::pause(&cli, args, true),
+        Command::Unpause(args) => cli::pause::pause(&cli, args, false),
+        Command::Update(args) => cli::update::update(&cli, args),
+        Command::Stats(args) => cli::stats::stats(&cli, args),
+        Command::Top(args) => cli::top::top(&cli, args),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());
             Ok(0)

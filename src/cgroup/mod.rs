@@ -7,9 +7,12 @@
 //! All paths come in through [`Host`], so tests build a fake cgroupfs in a tempdir.
 
 pub mod detect;
-mod pressure;
+mod freeze;
+pub mod live;
+pub(crate) mod pressure;
 pub mod stats;
 mod teardown;
+mod update;
 mod v1;
 pub(crate) mod v2;
 
@@ -25,11 +28,11 @@ use crate::config::Limits;
 use crate::error::{Error, Result};
 
 /// The v1 controllers a run uses: limits on memory, cpu and pids; accounting from cpuacct and
-/// blkio (and its io limits); cpuset for `--cpuset-*` only. blkio and cpuset are optional: a host
-/// without them (or whose group we cannot see) runs without, io figures unknown, and refuses
-/// their limits.
-pub const V1_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "blkio", "cpuset"];
-const V1_OPTIONAL: [&str; 2] = ["blkio", "cpuset"];
+/// blkio (and its io limits); cpuset for `--cpuset-*` only; freezer for `pause`/`unpause`. blkio,
+/// cpuset and freezer are optional: a host without them (or whose group we cannot see) runs
+/// without, io figures unknown, and refuses their limits (and `pause`).
+pub const V1_CONTROLLERS: [&str; 7] = ["memory", "cpu", "cpuacct", "pids", "blkio", "cpuset", "freezer"];
+const V1_OPTIONAL: [&str; 3] = ["blkio", "cpuset", "freezer"];
 
 /// CFS period used for `--cpus` (the kernel's default, as docker uses).
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -63,6 +66,25 @@ pub trait Cgroup {
     /// Kills what is left and removes the group with its subgroups, depth-first, retrying while
     /// the kernel reports a group busy.
     fn remove(&self) -> Result<()>;
+    /// Freezes (`true`: `pause`) or thaws (`unpause`) every task of the group and its subgroups,
+    /// and returns once the kernel says it is done (v2 cgroup.freeze, v1 the freezer controller).
+    fn freeze(&self, on: bool) -> Result<()>;
+    /// Whether the group is frozen now; `None` where it has no freezer.
+    fn frozen(&self) -> Option<bool>;
+    /// The memory and pids limits the group has now (`None`: none, or unknown).
+    fn configured(&self) -> Configured;
+    /// Writes the limits set in `limits` (the others stay) to the live group, all or nothing: see
+    /// [`update`]. Refuses a memory limit below the group's current usage.
+    fn update(&self, limits: &Limits) -> Result<()>;
+}
+
+/// The limits a live group has now, as `stats` shows them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Configured {
+    /// v2 memory.max; v1 memory.limit_in_bytes. `None`: unlimited.
+    pub memory_max: Option<u64>,
+    /// pids.max. `None`: unlimited.
+    pub pids_max: Option<u64>,
 }
 
 /// Where this host's cgroup hierarchies are and where the invoking process sits in them.
@@ -115,7 +137,9 @@ impl Host {
             return crate::plan::CgroupHierarchies::V2;
         }
         let mut names: Vec<String> = vec![];
-        for c in V1_CONTROLLERS.into_iter().filter(|c| *c != "cpuset" || limits.wants_cpuset()) {
+        // Not freezer: the command's view stays what it was before `pause` existed.
+        let shown = |c: &&str| *c != "freezer" && (*c != "cpuset" || limits.wants_cpuset());
+        for c in V1_CONTROLLERS.into_iter().filter(shown) {
             if let Some(n) = self.v1.get(c).map(|m| m.controllers.join(",")).filter(|n| !names.contains(n)) {
                 names.push(n);
             }
@@ -161,6 +185,36 @@ impl Host {
         })
     }
 
+    /// The group of a live run from its directories (as [`Cgroup::paths`] gave them when it was
+    /// made, e.g. recorded in a container's state): `pause`, `update`, `stats` and `top` work on it.
+    pub fn open(&self, paths: &BTreeMap<String, PathBuf>) -> Result<Box<dyn Cgroup>> {
+        open(self.version(), paths)
+    }
+
+    /// The directories of the run group that process `pid` is in (from /proc/PID/cgroup): on v1
+    /// only the hierarchies where it is in a group named like ours (`sandbox-*`), so that a
+    /// hierarchy where the run made no group (cpuset without a cpuset limit) is never taken for it.
+    pub fn group_of(&self, pid: i32) -> Result<BTreeMap<String, PathBuf>> {
+        let f = format!("/proc/{pid}/cgroup");
+        let text = crate::sys::read_small(&f).map_err(|e| Error::io("cannot read", &f, e))?;
+        let theirs = detect::own_cgroups(&text);
+        let ours = |cg: &str| cg.rsplit('/').next().is_some_and(|n| owner_pid(n).is_some());
+        let mut out = BTreeMap::new();
+        if self.layout == Layout::Unified {
+            if let Some(cg) = theirs.get("").filter(|c| ours(c)) {
+                out.insert(String::new(), self.root.join(cg.trim_start_matches('/')));
+            }
+            return Ok(out);
+        }
+        for c in V1_CONTROLLERS {
+            let (Some(m), Some(cg)) = (self.v1.get(c), theirs.get(c)) else { continue };
+            if let Some(dir) = detect::under_mount(&m.mount_point, &m.root, cg).filter(|_| ours(cg)) {
+                out.insert(c.to_string(), dir);
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes stale groups: named `sandbox-*-<pid>` (runs, and the `sandbox-sup-<pid>` leaves of
     /// v2 supervisors) whose owner pid is gone. Whatever is still in one, subgroups included (a
     /// command may have made them), is killed and removed depth-first: only groups with our name
@@ -171,8 +225,15 @@ impl Host {
             return removed;
         };
         let mut seen = std::collections::BTreeSet::new();
-        // The cgroup2 groups of hybrid runs are always under our own cgroup there (not the parent).
-        for base in bases.values().chain(&self.unified).filter(|b| seen.insert(b.to_path_buf())) {
+        // The freezer's groups first: a task frozen by the v1 freezer dies of SIGKILL only once
+        // thawed, and until then every other hierarchy's group of the run stays busy. The cgroup2
+        // groups of hybrid runs are always under our own cgroup there (not the parent), last.
+        let freezer_first = bases
+            .get("freezer")
+            .into_iter()
+            .chain(bases.iter().filter(|(c, _)| *c != "freezer").map(|(_, b)| b))
+            .chain(&self.unified);
+        for base in freezer_first.filter(|b| seen.insert(b.to_path_buf())) {
             let Ok(entries) = std::fs::read_dir(base) else {
                 continue;
             };
@@ -209,21 +270,43 @@ fn unified_base(root: &Path, mountinfo: &str, own: &BTreeMap<String, String>) ->
     ok.then_some(dir)
 }
 
+/// The group of a live run from its cgroup version and directories by controller (as
+/// [`Cgroup::version`] and [`Cgroup::paths`] gave them when it was made, e.g. recorded in a
+/// container's state): `pause`, `update`, `stats` and `top` work on it.
+pub fn open(version: u8, paths: &BTreeMap<String, PathBuf>) -> Result<Box<dyn Cgroup>> {
+    let Some(first) = paths.values().next() else {
+        return Err(Error::Unsupported { limit: "cgroups", reason: "the container has no cgroup".into() });
+    };
+    Ok(match version {
+        2 => Box::new(v2::V2::open(first)),
+        _ => Box::new(v1::V1::open(paths)),
+    })
+}
+
 /// SIGKILLs everything in the groups at `dirs` and below them (cgroup.kill where the kernel has
 /// it), for a group known only by its directories: a container's, from its state file.
 pub fn kill_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) {
-    for d in dirs {
+    for d in freezer_first(dirs) {
         if !teardown::write_kill(d) {
             teardown::kill_tree(d);
         }
     }
 }
 
+/// `dirs` with a v1 freezer group first: a task the v1 freezer froze (`pause`) dies of SIGKILL
+/// only once thawed, which killing its freezer group does (teardown::kill_tree_within); killing
+/// another hierarchy's group first would wait for it in vain.
+fn freezer_first<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Vec<&'a Path> {
+    let mut v: Vec<&Path> = dirs.into_iter().collect();
+    v.sort_by_key(|d| !d.join("freezer.state").exists());
+    v
+}
+
 /// Kills what is left in the groups at `dirs` and removes them with their subgroups, depth-first.
 /// A directory already gone is fine.
 pub fn remove_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     let mut res = Ok(());
-    for d in dirs {
+    for d in freezer_first(dirs) {
         if let Err(e) = teardown::remove_tree(d) {
             res = Err(e);
         }
@@ -292,6 +375,14 @@ pub(crate) fn procs(dir: &Path) -> Vec<i32> {
     read(&dir.join("cgroup.procs"))
         .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// Every process of the group `g` and of its subgroups (cgroup.procs of the subtree).
+pub fn members(g: &dyn Cgroup) -> Vec<i32> {
+    let mut pids: Vec<i32> = teardown::subtree(g.path()).iter().flat_map(|d| procs(d)).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// rmdir(2) that retries while the kernel still reports the group busy (dying tasks, EBUSY).

@@ -25,6 +25,32 @@ pub fn parse(text: &str) -> Pressure {
     Pressure { some_s: total("some"), full_s: total("full") }
 }
 
+/// The `avg10` of a `*.pressure` file's `some` line: the share of the last 10 s (percent) in
+/// which at least one task of the group was stalled on the resource.
+pub fn avg10(text: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some("some"))?
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("avg10="))?
+        .parse()
+        .ok()
+}
+
+/// `some avg10` of the group's cpu, memory and io pressure files (percent); `None` without them
+/// (v1, or a kernel without PSI).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Avg10 {
+    pub cpu: Option<f64>,
+    pub memory: Option<f64>,
+    pub io: Option<f64>,
+}
+
+/// [`Avg10`] of the group directory `dir`.
+pub fn avg10s(dir: &Path) -> Avg10 {
+    let f = |n: &str| read(&dir.join(n)).and_then(|t| avg10(&t));
+    Avg10 { cpu: f("cpu.pressure"), memory: f("memory.pressure"), io: f("io.pressure") }
+}
+
 /// The three pressure files of the first of `dirs` that has them; all `None` when none does.
 pub fn stats<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> PressureStats {
     for d in dirs {
@@ -52,6 +78,14 @@ mod tests {
         let p = parse("some avg10=0.00 avg60=0.00 avg300=0.00 total=3000000\n");
         assert_eq!(p, Pressure { some_s: Some(3.0), full_s: None });
         assert_eq!(parse(""), Pressure::default());
+    }
+
+    #[test]
+    fn pressure_avg10_of_the_some_line() {
+        assert_eq!(avg10(&fixture("v2/cpu.pressure")), Some(1.5));
+        assert_eq!(avg10(&fixture("v2/memory.pressure")), Some(0.0));
+        assert_eq!(avg10("full avg10=3.00 avg60=0.00 avg300=0.00 total=1\n"), None, "only `some` counts");
+        assert_eq!(avg10(""), None);
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub(crate) fn kill_tree_within(dir: &Path, budget: Duration) -> bool {
     let end = Instant::now() + budget;
     let mut nap = Duration::from_micros(200);
     loop {
-        let ids: Vec<i32> = subtree(dir).iter().flat_map(|d| members(d)).collect();
+        let groups = subtree(dir);
+        let ids: Vec<i32> = groups.iter().flat_map(|d| members(d)).collect();
         if ids.is_empty() {
             return true;
         }
@@ -76,6 +77,15 @@ pub(crate) fn kill_tree_within(dir: &Path, budget: Duration) -> bool {
         for id in ids {
             // Only tasks in a group we created (named sandbox-*-<pid>): ours to end.
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(id), nix::sys::signal::SIGKILL);
+        }
+        // A task frozen by the v1 freezer (`pause`) dies of its SIGKILL only once thawed
+        // (Documentation/admin-guide/cgroup-v1/freezer-subsystem.rst); signalled first, it thaws
+        // straight into death. v2 frozen tasks die of SIGKILL as they are.
+        for g in &groups {
+            let state = g.join("freezer.state");
+            if read(&state).is_some_and(|s| s.trim() != "THAWED") {
+                let _ = write(&state, "THAWED");
+            }
         }
         std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(20));

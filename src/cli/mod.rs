@@ -4,12 +4,14 @@
 pub mod commit;
 pub mod detach;
 pub mod gc;
+pub mod group;
 pub mod history;
 pub mod image;
 pub mod images;
 pub mod inspect;
 pub mod login;
 pub mod logs;
+pub mod pause;
 pub mod plot;
 pub mod ps;
 pub mod pull;
@@ -20,8 +22,11 @@ pub mod run;
 pub mod samples;
 pub mod save;
 pub mod show;
+pub mod stats;
 pub mod stop;
 pub mod tag;
+pub mod top;
+pub mod update;
 pub mod wait;
 
 use std::path::PathBuf;
@@ -203,6 +208,17 @@ pub enum Command {
     Image(image::ImageCommand),
     /// Draw a run recorded with --samples as an SVG (memory, CPU, tasks, io against the limits)
     Plot(plot::PlotArgs),
+    /// Freeze every process of running containers (cgroup freezer)
+    Pause(pause::PauseArgs),
+    /// Thaw paused containers
+    Unpause(pause::PauseArgs),
+    /// Change the limits of running containers (--mem, --mem-high, --swap, --cpus, --cpu-weight,
+    /// --pids, --io-*; as `run` takes them)
+    Update(update::UpdateArgs),
+    /// Live CPU %, memory / limit, tasks, block I/O and pressure of running containers
+    Stats(stats::StatsArgs),
+    /// The processes of a running container
+    Top(top::TopArgs),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]

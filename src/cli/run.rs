@@ -261,7 +261,7 @@ pub fn config(cli: &Cli, args: &RunArgs) -> Result<Config, sandbox::Error> {
 
 /// The limits of issue 13 beyond --mem, --cpus and --pids: parsed and checked (devices exist,
 /// files are not sandbox's own) before anything is created.
-fn limit_flags(cli: &Cli, l: &mut sandbox::Limits) -> Result<(), sandbox::Error> {
+pub(crate) fn limit_flags(cli: &Cli, l: &mut sandbox::Limits) -> Result<(), sandbox::Error> {
     use sandbox::limits::{self, IoKind};
     let size = |flag: &'static str, v: &str| {
         config::parse_size(v).map_err(|_| {

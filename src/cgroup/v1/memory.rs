@@ -27,11 +27,10 @@ pub fn apply(dir: &Path, limits: &Limits) -> Result<()> {
         }
         return Ok(());
     };
-    write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
     // memsw (memory+swap) equal to the limit: no swap beyond it, so the limit is real; with
     // --swap, the limit plus the swap. Absent when the kernel has no swap accounting.
-    match limits.swap_bytes {
-        Some(swap) if memsw.exists() => write(&memsw, &bytes.saturating_add(swap).to_string())?,
+    let memsw_value = match limits.swap_bytes {
+        Some(swap) if memsw.exists() => Some(bytes.saturating_add(swap)),
         Some(_) => {
             return Err(Error::Unsupported {
                 limit: "--swap",
@@ -41,8 +40,22 @@ pub fn apply(dir: &Path, limits: &Limits) -> Result<()> {
                 ),
             })
         }
-        None if memsw.exists() => write(&memsw, &bytes.to_string())?,
-        None => {}
+        None if memsw.exists() => Some(bytes),
+        None => None,
+    };
+    // The kernel keeps memsw ≥ the memory limit at every write (EINVAL otherwise): raising the
+    // limit of a live group (`update`) above its memsw must write memsw first, as runc does. A
+    // new group's memsw is unlimited: the limit goes first.
+    let old_memsw = crate::cgroup::read(&memsw).and_then(|t| parse_single(&t)).unwrap_or(u64::MAX);
+    let limit_file = dir.join("memory.limit_in_bytes");
+    if let Some(v) = memsw_value.filter(|_| bytes > old_memsw) {
+        write(&memsw, &v.to_string())?;
+        write(&limit_file, &bytes.to_string())?;
+    } else {
+        write(&limit_file, &bytes.to_string())?;
+        if let Some(v) = memsw_value {
+            write(&memsw, &v.to_string())?;
+        }
     }
     // v1 charges TCP socket buffers to a counter of their own, and only once its limit
     // is set (memcg "tcpmem_active"); before that they were not charged at all and a
@@ -58,6 +71,11 @@ pub fn apply(dir: &Path, limits: &Limits) -> Result<()> {
 
 /// The "no limit" value of a v1 page counter (PAGE_COUNTER_MAX pages of 4 KiB, in bytes).
 const V1_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
+
+/// A `memory.limit_in_bytes` value; `None` for the kernel's "no limit" (PAGE_COUNTER_MAX pages).
+pub fn limit(text: &str) -> Option<u64> {
+    parse_single(text).filter(|v| *v < V1_UNLIMITED)
+}
 
 /// The memory files a v1 report reads, as the kernel has them (`None`: no such file).
 #[derive(Default)]
@@ -136,6 +154,23 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(stats(&f), want, "no high events, no swap peak on v1");
+    }
+
+    #[test]
+    fn raising_a_live_limit_above_memsw_writes_memsw_first() {
+        // A plain-file group cannot show the order; the end state and the "no limit" value can.
+        let t = tempfile::tempdir().unwrap();
+        let w = |f: &str, v: &str| std::fs::write(t.path().join(f), v).unwrap();
+        w("memory.limit_in_bytes", "67108864\n");
+        w("memory.memsw.limit_in_bytes", "67108864\n");
+        apply(t.path(), &Limits { memory_bytes: Some(512 << 20), ..Default::default() }).unwrap();
+        let r = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap();
+        assert_eq!(
+            (r("memory.limit_in_bytes"), r("memory.memsw.limit_in_bytes")),
+            ("536870912".into(), "536870912".into())
+        );
+        assert_eq!(limit("9223372036854771712\n"), None);
+        assert_eq!(limit("67108864\n"), Some(64 << 20));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod blkio;
 mod cpu;
 mod cpuacct;
 mod cpuset;
+mod freezer;
 mod memory;
 mod pids;
 
@@ -107,6 +108,34 @@ impl V1 {
     /// kernels have them).
     fn pressure_dirs(&self) -> impl Iterator<Item = &Path> {
         self.unified.iter().chain(&self.unique).map(|d| d.as_path())
+    }
+
+    /// A live group from its directories by controller (see Host::open).
+    pub fn open(paths: &BTreeMap<String, PathBuf>) -> V1 {
+        // A hybrid run's cgroup2 group is recorded as "unified" (see paths()): not a controller.
+        let mut dirs = paths.clone();
+        let unified = dirs.remove("unified");
+        let mut unique: Vec<PathBuf> = Vec::new();
+        for d in dirs.values().chain(&unified) {
+            if !unique.contains(d) {
+                unique.push(d.clone());
+            }
+        }
+        let primary = dirs.get("memory").or_else(|| unique.first()).cloned().unwrap_or_default();
+        // The machine's disks once per process, not once per group: `stats` opens every
+        // container's group, and listing /sys/block was half of its opens.
+        static DISKS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let disks = std::cell::OnceCell::new();
+        let _ = disks.set(DISKS.get_or_init(blkio::disks).clone());
+        V1 { dirs, unique, primary, unified, disks }
+    }
+
+    /// Each directory once, the freezer's first: a task the v1 freezer froze dies of SIGKILL only
+    /// once thawed (teardown::kill_tree_within thaws), and every other group of the run stays busy
+    /// until then.
+    fn teardown_order(&self) -> Vec<&PathBuf> {
+        let freezer = self.dirs.get("freezer");
+        freezer.into_iter().chain(self.unique.iter().filter(|d| Some(*d) != freezer)).collect()
     }
 
     fn file(&self, ctrl: &str, name: &str) -> Option<PathBuf> {
@@ -229,19 +258,100 @@ impl Cgroup for V1 {
         if let Some(u) = &self.unified {
             teardown::write_kill(u);
         }
-        for d in &self.unique {
+        for d in self.teardown_order() {
             teardown::kill_tree(d);
         }
     }
 
     fn remove(&self) -> Result<()> {
         let mut first_err = None;
-        for d in self.unique.iter().rev() {
+        for d in self.teardown_order() {
             if let Err(e) = teardown::remove_tree(d) {
                 first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    fn freeze(&self, on: bool) -> Result<()> {
+        let Some(dir) = self.dirs.get("freezer") else {
+            return Err(Error::Unsupported {
+                limit: if on { "pause" } else { "unpause" },
+                reason: "the container's group has no freezer (no cgroup v1 hierarchy has the freezer controller \
+                         mounted, or the container was started by a sandbox without pause)"
+                    .into(),
+            });
+        };
+        freezer::set(dir, on)
+    }
+
+    fn frozen(&self) -> Option<bool> {
+        let dir = self.dirs.get("freezer")?;
+        freezer::state(dir).map(|s| s != freezer::State::Thawed)
+    }
+
+    fn configured(&self) -> super::Configured {
+        let f = |ctrl: &str, n: &str| self.file(ctrl, n).and_then(|p| read(&p));
+        super::Configured {
+            memory_max: f("memory", "memory.limit_in_bytes").and_then(|t| memory::limit(&t)),
+            pids_max: f("pids", "pids.max").as_deref().and_then(super::stats::parse_single),
+        }
+    }
+
+    fn update(&self, limits: &Limits) -> Result<()> {
+        use crate::limits::IoKind;
+        let l = limits;
+        let file = |ctrl: &str, n: &str| self.file(ctrl, n);
+        super::update::check_files(&[
+            ("--mem", l.memory_bytes.is_some(), file("memory", "memory.limit_in_bytes")),
+            ("--mem-high", l.memory_high.is_some(), file("memory", "memory.soft_limit_in_bytes")),
+            ("--cpus", l.cpus.is_some(), file("cpu", "cpu.cfs_quota_us")),
+            ("--cpu-weight", l.cpu_weight.is_some(), file("cpu", "cpu.shares")),
+            ("--pids", l.pids.is_some(), file("pids", "pids.max")),
+            ("--io-weight", l.io_weight.is_some(), self.dirs.get("blkio").cloned()),
+            ("--io-read-bps", !l.io.is_empty(), self.dirs.get("blkio").cloned()),
+        ])?;
+        let usage = file("memory", "memory.usage_in_bytes").and_then(|p| read(&p));
+        super::update::check_memory(l, usage.as_deref().and_then(super::stats::parse_single))?;
+        let mut files: Vec<PathBuf> = [
+            ("memory", "memory.limit_in_bytes"),
+            ("memory", "memory.memsw.limit_in_bytes"),
+            ("memory", "memory.soft_limit_in_bytes"),
+            ("memory", "memory.kmem.tcp.limit_in_bytes"),
+            ("cpu", "cpu.cfs_period_us"),
+            ("cpu", "cpu.cfs_quota_us"),
+            ("cpu", "cpu.shares"),
+            ("pids", "pids.max"),
+            ("blkio", "blkio.weight"),
+            ("blkio", "blkio.bfq.weight"),
+        ]
+        .iter()
+        .filter_map(|(c, n)| file(c, n))
+        .collect();
+        let kinds = [IoKind::ReadBps, IoKind::WriteBps, IoKind::ReadIops, IoKind::WriteIops];
+        files.extend(kinds.iter().filter_map(|k| file("blkio", k.v1_file())));
+        let saved = super::update::Saved::read(files);
+        let blkio = self.dirs.get("blkio").cloned().unwrap_or_default();
+        let resets = super::update::io_resets(&saved, l, |k| blkio.join(k.v1_file()), |d| format!("{d} 0"));
+        // The writers a run uses, but not blkio's accounting rule: it is there since the start and
+        // would replace the user's own rules.
+        saved.guard(&resets, || {
+            if let (Some(dir), true) =
+                (self.dirs.get("memory"), l.memory_bytes.is_some() || l.memory_high.is_some() || l.swap_bytes.is_some())
+            {
+                memory::apply(dir, l)?;
+            }
+            if let Some(dir) = self.dirs.get("cpu") {
+                cpu::apply(dir, l.cpus, l.cpu_weight)?;
+            }
+            if let (Some(n), Some(dir)) = (l.pids, self.dirs.get("pids")) {
+                pids::apply(dir, n)?;
+            }
+            match self.dirs.get("blkio") {
+                Some(dir) => blkio::apply(dir, l),
+                None => Ok(()),
+            }
+        })
     }
 }
 

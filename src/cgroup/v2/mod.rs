@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod cpu;
 mod cpuset;
+mod freezer;
 pub(crate) mod io;
 mod memory;
 pub(crate) mod pids;
@@ -89,6 +90,11 @@ fn vacate(base: &Path, ours: &[i32], also: &[&str]) -> Result<()> {
 }
 
 impl V2 {
+    /// A live group from its directory (see Host::open).
+    pub fn open(dir: &Path) -> V2 {
+        V2 { dir: dir.to_path_buf() }
+    }
+
     /// Creates `base/name` with `limits`. `ours`: the pids [`vacate`] may move out of `base`.
     pub fn create(base: &Path, name: &str, limits: &Limits, ours: &[i32]) -> Result<V2> {
         let l = limits;
@@ -231,6 +237,61 @@ impl Cgroup for V2 {
 
     fn remove(&self) -> Result<()> {
         teardown::remove_tree(&self.dir)
+    }
+
+    fn freeze(&self, on: bool) -> Result<()> {
+        freezer::set(&self.dir, on)
+    }
+
+    fn frozen(&self) -> Option<bool> {
+        freezer::state(&self.dir)
+    }
+
+    fn configured(&self) -> super::Configured {
+        let single = |n: &str| read(&self.dir.join(n)).as_deref().and_then(super::stats::parse_single);
+        super::Configured { memory_max: single("memory.max"), pids_max: single("pids.max") }
+    }
+
+    fn update(&self, limits: &Limits) -> Result<()> {
+        let l = limits;
+        let has = |f: &str| Some(self.dir.join(f));
+        let io_weight = ["io.weight", "io.bfq.weight"].iter().map(|f| self.dir.join(f)).find(|f| f.exists());
+        super::update::check_files(&[
+            ("--mem", l.memory_bytes.is_some(), has("memory.max")),
+            ("--mem-high", l.memory_high.is_some(), has("memory.high")),
+            ("--swap", l.swap_bytes.is_some(), has("memory.swap.max")),
+            ("--cpus", l.cpus.is_some(), has("cpu.max")),
+            ("--cpu-weight", l.cpu_weight.is_some(), has("cpu.weight")),
+            ("--pids", l.pids.is_some(), has("pids.max")),
+            ("--io-weight", l.io_weight.is_some(), io_weight.or(has("io.weight"))),
+            ("--io-read-bps", !l.io.is_empty(), has("io.max")),
+        ])?;
+        let usage = read(&self.dir.join("memory.current"));
+        super::update::check_memory(l, usage.as_deref().and_then(super::stats::parse_single))?;
+        let files = [
+            "memory.max",
+            "memory.high",
+            "memory.swap.max",
+            "cpu.max",
+            "cpu.weight",
+            "pids.max",
+            "io.weight",
+            "io.bfq.weight",
+            "io.max",
+        ];
+        let saved = super::update::Saved::read(files.iter().map(|f| self.dir.join(f)));
+        let io_max = self.dir.join("io.max");
+        let resets = super::update::io_resets(
+            &saved,
+            l,
+            |_| io_max.clone(),
+            |d| format!("{d} rbps=max wbps=max riops=max wiops=max"),
+        );
+        // Only the controllers a limit was given for: the files of the others stay as they are.
+        let mem = l.memory_bytes.is_some() || l.memory_high.is_some() || l.swap_bytes.is_some();
+        let cpu = l.cpus.is_some() || l.cpu_weight.is_some();
+        let io = l.io_weight.is_some() || !l.io.is_empty();
+        saved.guard(&resets, || self.apply(l, mem, cpu, l.pids.is_some(), io))
     }
 }
 
