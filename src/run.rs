@@ -70,7 +70,7 @@ pub fn warn(msg: &str) {
 }
 
 /// Restores the signal mask when dropped.
-struct MaskGuard(SigSet);
+pub(crate) struct MaskGuard(pub(crate) SigSet);
 
 impl Drop for MaskGuard {
     fn drop(&mut self) {
@@ -96,6 +96,15 @@ impl Drop for ChildGuard {
             let _ = waitpid(self.pid, None);
         }
     }
+}
+
+/// The capabilities a run's command keeps and its seccomp filter, from its config: the command's
+/// and every process `exec` starts in its container get exactly these.
+pub(crate) fn restrictions(cfg: &Config) -> Result<(caps::CapsHashSet, Option<crate::seccomp::Filter>)> {
+    let capabilities = if cfg.privileged { crate::caps::all() } else { cfg.capabilities.clone() };
+    let policy = if cfg.privileged { &crate::seccomp::Policy::Unconfined } else { &cfg.seccomp };
+    let seccomp = crate::seccomp::build(policy, &capabilities)?;
+    Ok((capabilities, seccomp))
 }
 
 /// Runs `cfg` and returns its report. Sandbox's own failures are errors (exit 125), as are a
@@ -145,10 +154,8 @@ fn run_inner(cfg: &Config, sampling: Option<Sampling>) -> Result<Report> {
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|_| Error::invalid("command", &cfg.command.join(" "), "arguments without NUL bytes"))?;
     let ops = crate::plan::build(cfg);
-    let capabilities = if cfg.privileged { crate::caps::all() } else { cfg.capabilities.clone() };
     // Built before anything is created: a bad profile leaves nothing behind.
-    let policy = if cfg.privileged { &crate::seccomp::Policy::Unconfined } else { &cfg.seccomp };
-    let seccomp = crate::seccomp::build(policy, &capabilities)?;
+    let (capabilities, seccomp) = restrictions(cfg)?;
     let rootless = !sys::is_root();
     let userns = user_namespace(cfg, rootless)?;
     // The fds passed on purpose must be open: else one of our own pipes could take a number in
@@ -306,7 +313,7 @@ fn run_inner(cfg: &Config, sampling: Option<Sampling>) -> Result<Report> {
 }
 
 /// Reads the error pipe to EOF: empty means the command was executed.
-fn check_exec(err_rd: &OwnedFd) -> Result<()> {
+pub(crate) fn check_exec(err_rd: &OwnedFd) -> Result<()> {
     let mut msg = Vec::new();
     let mut buf = [0u8; 4096];
     loop {

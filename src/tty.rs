@@ -58,6 +58,8 @@ pub struct Stdio {
     /// in between) may set O_NONBLOCK on them, which would then stay with the caller's pipe and
     /// make the report's own write fail. Put back before the report.
     status_flags: Vec<(RawFd, OFlag)>,
+    /// sandbox's stdin goes to the command (always for `run`; `exec` only with `-i`).
+    input: bool,
 }
 
 /// sandbox's own fd `fd` as a destination the relay never blocks on: a new open file description
@@ -102,7 +104,14 @@ fn nonblocking(fd: RawFd) {
 impl Stdio {
     /// Decides how stdio is connected for `mode` and prepares sandbox's side.
     pub fn prepare(mode: Tty) -> Result<Stdio> {
+        Stdio::prepare_with(mode, true)
+    }
+
+    /// [`Stdio::prepare`], and without `input` sandbox's stdin is left alone: not relayed, not made
+    /// raw (`exec` without `-i`; the process's stdin is then /dev/null, or its pty with `-t`).
+    pub fn prepare_with(mode: Tty, input: bool) -> Result<Stdio> {
         let mut s = Stdio {
+            input,
             child: ChildStdio::Inherit,
             child_fds: vec![],
             parent_fds: vec![],
@@ -133,7 +142,7 @@ impl Stdio {
             s.parent_fds.push(ours.try_clone().map_err(|e| Error::io("dup", "console socket", e))?);
             s.console = Some(ours);
             s.child_fds.push(theirs);
-            if let Some((_, saved)) = s.saved.iter().find(|(fd, _)| *fd == 0) {
+            if let Some((_, saved)) = s.saved.iter().find(|(fd, _)| *fd == 0 && input) {
                 let mut raw = saved.clone();
                 termios::cfmakeraw(&mut raw);
                 termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &raw)
@@ -145,7 +154,7 @@ impl Stdio {
         let mut ends = [None, None, None];
         for (fd, end) in ends.iter_mut().enumerate() {
             let fd = fd as RawFd;
-            if !tty(fd) {
+            if !tty(fd) || (fd == 0 && !input) {
                 continue;
             }
             let (r, w) = pipe()?;
@@ -210,7 +219,9 @@ impl Stdio {
         let m = master.as_raw_fd();
         nonblocking(m);
         self.master = Some(m);
-        self.pairs.push(Pair { src: 0, dst: m, open: true, owned_src: false, pending: vec![], close_dst: None });
+        if self.input {
+            self.pairs.push(Pair { src: 0, dst: m, open: true, owned_src: false, pending: vec![], close_dst: None });
+        }
         let out = own_destination(1, &mut self.parent_fds);
         self.pairs.push(Pair { src: m, dst: out, open: true, owned_src: true, pending: vec![], close_dst: None });
         self.parent_fds.push(master);

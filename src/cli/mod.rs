@@ -2,6 +2,7 @@
 //! One file per subcommand; this file holds the flags shared by all of them.
 
 pub mod commit;
+pub mod exec;
 pub mod gc;
 pub mod history;
 pub mod image;
@@ -151,6 +152,9 @@ pub enum Command {
     /// Run a command in new pid, mount, uts, ipc, net and cgroup namespaces under the limits
     #[command(after_help = run::HARDENING_HELP)]
     Run(run::RunArgs),
+    /// Run another command in a running container: its namespaces, cgroup, user, capabilities,
+    /// no_new_privs and seccomp filter, its environment plus -e
+    Exec(exec::ExecArgs),
     /// Remove the groups left by a sandbox that was killed (what is still in them is killed)
     Gc,
     /// Pull an image from a registry (HTTP API v2) into the store

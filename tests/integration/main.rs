@@ -8,6 +8,7 @@ mod attacks;
 mod cgroup_limits;
 mod containment;
 mod cpu_time;
+mod exec;
 mod hardening;
 mod harness;
 mod image_info;
