@@ -358,3 +358,35 @@ fn exec_refuses_unknown_stopped_paused_and_gone_containers_and_bad_users() {
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("is not running"), "{}", r.stderr);
 }
+
+#[test]
+fn exec_into_a_user_namespace_is_the_containers_unprivileged_root() {
+    require_root!();
+    let _m = shared();
+    let Some(root) = busybox_rootfs() else { return };
+    let c =
+        Running::start(&["--userns", "100000:65536", "--rootfs", root.path().to_str().unwrap()], "sleep 60", |cfg| {
+            cfg.rootfs = Some(root.path().to_path_buf());
+        });
+    let theirs = std::fs::read_to_string(format!("/proc/{}/status", c.pid)).unwrap();
+    let r = c.exec(&["{}", "sh", "-c", "cat /proc/self/uid_map; id -u; cat /proc/$$/status"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"], "{}", r.stdout);
+    assert_eq!(lines[1], "0", "root inside");
+    for key in ["CapEff", "CapBnd", "NoNewPrivs", "Seccomp"] {
+        assert_eq!(field(&r.stdout, key), field(&theirs, key), "{key}");
+    }
+    // Outside, the process is the container's unprivileged host uid, as its command is.
+    let marker = "8.2468";
+    assert_eq!(c.exec(&["-d", "{}", "sleep", marker]).code, 0);
+    let mut pid = 0;
+    assert!(eventually(5.0, || {
+        pid = procs_named("sleep", marker).first().copied().unwrap_or(0);
+        pid != 0
+    }));
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(field(&st, "Uid").split_whitespace().next(), Some("100000"), "{st}");
+    assert_eq!(field(&st, "Uid"), field(&theirs, "Uid"));
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}

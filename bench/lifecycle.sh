@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Lifecycle benchmark (issue 14, item 9), one hyperfine run, side by side, on the same busybox rootfs
+# and limits (--mem 64M --cpus 0.5 --pids 20):
+#   run        sandbox run --rootfs R /bin/true          (a foreground run's start-up)
+#   exec       sandbox exec C /bin/true                  (C: `run -d` of `sleep` on that rootfs)
+#   runc-exec  runc exec C /bin/true                     (C: `runc run -d` of the same rootfs)
+# Prints medians and the ratios against their targets: exec/run <= 1.00, exec/runc-exec <= 0.25.
+# Needs root. Env: RUNS (default 100), SANDBOX_BIN (default target/release/sandbox, built if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/bench
+mkdir -p "$out"
+
+. bench/common.sh
+bench_setup runc hyperfine
+
+root=$(realpath -m "$out/rootfs")
+bench_rootfs "$root"
+
+state=$(mktemp -d)
+runc_root=$(mktemp -d)
+bundle=$(realpath -m "$out/bundle-exec")
+rm -rf "$bundle" && mkdir -p "$bundle"
+(cd "$bundle" && runc spec)
+python3 - "$bundle/config.json" "$root" <<'PY'
+import json, sys
+path, root = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+c["root"] = {"path": root, "readonly": False}
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/sleep", "100000"]
+c["linux"]["resources"] = {
+    "memory": {"limit": 64 << 20, "swap": 64 << 20},
+    "cpu": {"quota": 50000, "period": 100000},
+    "pids": {"limit": 20},
+}
+c["linux"]["cgroupsPath"] = "runc-bench-exec"
+json.dump(c, open(path, "w"), indent=2)
+PY
+cleanup() {
+  "$bin" --state-dir "$state" stop -t 0 bench-exec >/dev/null 2>&1 || true
+  "$bin" --state-dir "$state" rm -f bench-exec >/dev/null 2>&1 || true
+  runc --root "$runc_root" kill bench-exec KILL >/dev/null 2>&1 || true
+  sleep 0.2
+  runc --root "$runc_root" delete -f bench-exec >/dev/null 2>&1 || true
+  rm -rf "$state" "$runc_root"
+}
+trap cleanup EXIT
+
+limits=(--mem 64M --cpus 0.5 --pids 20)
+"$bin" --state-dir "$state" "${limits[@]}" run -d --name bench-exec --rootfs "$root" /bin/sleep 100000 >/dev/null
+runc --root "$runc_root" run -d --bundle "$bundle" bench-exec </dev/null >/dev/null 2>&1
+
+hyperfine -N --warmup 5 --min-runs "${RUNS:-100}" --export-json "$out/lifecycle.json" \
+  -n run "$bin --report none ${limits[*]} run --rootfs $root /bin/true" \
+  -n exec "$bin --state-dir $state exec bench-exec /bin/true" \
+  -n runc-exec "runc --root $runc_root exec bench-exec /bin/true"
+
+python3 - "$out/lifecycle.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+med = {k: v["median"] * 1000 for k, v in r.items()}
+print()
+print("median, ms:  " + "  ".join(f"{k} {v:.2f}" for k, v in med.items()))
+def ratio(a, b, target):
+    x = med[a] / med[b]
+    print(f"{a + '/' + b:<16} = {x:.2f}  (target <= {target:.2f}: {'met' if x <= target else 'NOT met'})")
+ratio("exec", "run", 1.00)
+ratio("exec", "runc-exec", 0.25)
+PY
