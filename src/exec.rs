@@ -183,7 +183,7 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
         crate::config::check_abs("--workdir", dir)?;
     }
     // Exactly what the run's command got.
-    let (capabilities, seccomp) = crate::run::restrictions(cfg)?;
+    let (capabilities, seccomp) = crate::container::create::restrictions(cfg)?;
 
     // The pidfd first, then the start time: if it matches, the pidfd is the container's process.
     let pidfd = sys::pidfd_open(target.pid).map_err(|_| not_running(target.name))?;
@@ -215,7 +215,7 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
     let mut old_mask = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old_mask))
         .map_err(|e| Error::sys("sigprocmask", e))?;
-    let _mask = crate::run::MaskGuard(old_mask);
+    let _mask = crate::container::create::MaskGuard(old_mask);
     let sfd = SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| Error::sys("signalfd", e))?;
 
@@ -265,14 +265,14 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
     let got = matches!(unistd::read(pid_rd.as_raw_fd(), &mut b), Ok(4));
     let _ = waitpid(helper, None);
     if !got {
-        crate::run::check_exec(&err_rd)?;
+        crate::container::create::check_exec(&err_rd)?;
         return Err(Error::ChildSetup("the exec helper ended without starting the process".into()));
     }
     let pid = Pid::from_raw(i32::from_ne_bytes(b));
     let mut guard = ProcessGuard(Some(pid));
     if opts.detach {
         // Executed or failed: either way the process has not long to go. Let go, it stays.
-        crate::run::check_exec(&err_rd)?;
+        crate::container::create::check_exec(&err_rd)?;
         guard.0 = None;
         return Ok(0);
     }
@@ -281,7 +281,7 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
     let status = relay(pid, &sfd, &err_rd, stdio)?;
     guard.0 = None;
     drop(sync_wr);
-    crate::run::check_exec(&err_rd)?;
+    crate::container::create::check_exec(&err_rd)?;
     stdio.drain();
     stdio.restore_terminal();
     Ok(match status {
@@ -313,7 +313,7 @@ fn relay(pid: Pid, sfd: &SignalFd, err_rd: &OwnedFd, stdio: &mut Stdio) -> Resul
         let (sig_ready, err_ready) = (ready(&fds[0]), exec_pending && ready(&fds[1]));
         drop((fds, sources));
         if err_ready {
-            crate::run::check_exec(err_rd)?;
+            crate::container::create::check_exec(err_rd)?;
             exec_pending = false;
         }
         for i in pumps {

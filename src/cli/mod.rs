@@ -2,6 +2,7 @@
 //! One file per subcommand; this file holds the flags shared by all of them.
 
 pub mod commit;
+pub mod detach;
 pub mod exec;
 pub mod gc;
 pub mod history;

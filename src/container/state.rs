@@ -181,6 +181,10 @@ pub struct State {
     /// Why it stopped: the report's termination_reason (exit, signal, timeout, cpu-time, oom,
     /// stopped), [`SUPERVISOR_LOST`], or a setup error's message.
     pub reason: Option<String>,
+    /// `sandbox stop -t`: the grace the supervisor uses for the stop it is sent (instead of the
+    /// container's `--stop-timeout`), in milliseconds.
+    #[serde(default)]
+    pub stop_grace_ms: Option<u64>,
 }
 
 impl State {
@@ -205,6 +209,7 @@ impl State {
             finished_at: None,
             exit_code: None,
             reason: None,
+            stop_grace_ms: None,
         }
     }
 
@@ -412,14 +417,14 @@ impl Root {
     }
 }
 
+/// Opens a lock file read-only (flock needs no more), creating it if asked (mode 0644: in a state
+/// root shared by several users, each can take the locks; the root itself is 0700 by default).
 fn open_lock(path: &Path, create: bool) -> Result<OwnedFd> {
+    let flags = if create { libc::O_CREAT } else { 0 };
     OpenOptions::new()
         .read(true)
-        .write(create)
-        .create(create)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | flags)
         .open(path)
         .map(OwnedFd::from)
         .map_err(|e| Error::io("cannot open", path, e))

@@ -2,74 +2,56 @@
 //! namespaces, cgroup, user, capabilities, no_new_privs and seccomp filter, and nothing more: no
 //! capability, no syscall, no fd, no directory and no view of the host the container lacks.
 
+use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-use sandbox::container::{CgroupState, Container, Process, Root, State, Status};
+use sandbox::container::{Root, Status};
 
 use crate::harness::*;
 use crate::require_root;
 
-/// A running container: `sandbox run … COMMAND` in the background, its command found in /proc,
-/// registered in a temporary state root with its config, process and group (what the engine
-/// records for every run).
+/// A running container: `sandbox run -d` in a temporary state root.
 struct Running {
-    run: Child,
     state: tempfile::TempDir,
-    /// Holds the supervisor lock while the test runs (else `find` settles it as lost).
-    container: Option<Container>,
     name: String,
     /// The command as the host sees it.
     pid: i32,
+    /// Its supervisor (the command's parent).
+    supervisor: i32,
 }
 
 impl Running {
-    /// `sandbox run RUN_ARGS… sh -c "SCRIPT"`: `script` must end in a `sleep` with a unique marker.
-    /// `cfg` gets the same settings as the flags (the engine stores the run's Config).
-    fn start(run_args: &[&str], script: &str, cfg: impl FnOnce(&mut sandbox::Config)) -> Running {
-        let marker = format!("exec-test-{}", sandbox::sys::random_id());
+    /// `sandbox run -d RUN_ARGS… sh -c "SCRIPT; exit 0"`.
+    fn start(run_args: &[&str], script: &str) -> Running {
+        let state = state_root();
+        let name = format!("exec-{}", sandbox::sys::random_id());
         // `; exit` keeps sh (dash would exec a last simple command in its place).
-        let script = format!("{script}; exit 0 # {marker}");
-        let run = Command::new(bin())
-            .args(["--report", "none", "run"])
+        let script = format!("{script}; exit 0");
+        let r = Command::new(bin())
+            .args(["--state-dir", state.path().to_str().unwrap(), "run", "-d", "--name", &name])
             .args(run_args)
             .args(["sh", "-c", &script])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
+            .output()
             .unwrap();
-        let mut pid = 0;
-        let found = eventually(10.0, || {
-            let sh = procs_named("sh", &marker);
-            let sh2 = procs_named("/bin/sh", &marker);
-            pid = sh.into_iter().chain(sh2).next().unwrap_or(0) as i32;
-            pid != 0
-                && std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| s.contains("NoNewPrivs:\t1"))
-        });
-        assert!(found, "the container's command did not start");
-        let state = tempfile::tempdir().unwrap();
-        let mut cfg_ = sandbox::Config::new(["sh", "-c", &script]);
-        cfg(&mut cfg_);
-        let name = format!("exec{}", &marker[10..]);
-        let mut c = Root::create(state.path())
-            .unwrap()
-            .register(State::new(sandbox::container::state::new_id(), name.clone(), cfg_))
-            .unwrap();
-        let paths = groups(run.id());
-        let version = if paths.contains_key("") { 2 } else { 1 };
-        let path = paths.get("memory").or(paths.get("")).cloned().unwrap_or_default();
-        c.update(|s| {
-            s.status = Status::Running;
-            s.process = Process::of(pid);
-            s.cgroup = Some(CgroupState { version, path, paths });
-        })
-        .unwrap();
-        Running { run, state, container: Some(c), name, pid }
+        assert_eq!(r.status.code(), Some(0), "run -d: {}", String::from_utf8_lossy(&r.stderr));
+        let c = Root::open(state.path()).find(&name).unwrap();
+        let pid = c.state.process.expect("run -d returns once the command runs").pid;
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let supervisor = field(&st, "PPid").parse().unwrap();
+        Running { state, name, pid, supervisor }
     }
 
     fn status(&mut self, status: Status) {
-        self.container.as_mut().unwrap().update(|s| s.status = status).unwrap();
+        Root::open(self.state.path()).find(&self.name).unwrap().update(|s| s.status = status).unwrap();
+    }
+
+    /// The container's group by controller ("" on v2), as its state records it.
+    fn group(&self) -> BTreeMap<String, PathBuf> {
+        let c = Root::open(self.state.path()).find(&self.name).unwrap();
+        c.state.cgroup.expect("a run as root has a group").paths
     }
 
     /// `sandbox --state-dir STATE exec ARGS…` (ARGS name the container with `{}`).
@@ -95,30 +77,14 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // SIGTERM: sandbox ends the container and removes its group.
-        unsafe { libc::kill(self.run.id() as i32, libc::SIGTERM) };
-        let _ = self.run.wait();
-        drop(self.container.take());
-        assert_no_groups_of(self.run.id());
-    }
-}
-
-/// The run's group by controller ("" on v2), from the cgroup directories named after its pid.
-fn groups(sandbox_pid: u32) -> std::collections::BTreeMap<String, std::path::PathBuf> {
-    let mut out = std::collections::BTreeMap::new();
-    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    for dir in groups_of(sandbox_pid) {
-        if v2 {
-            out.insert(String::new(), dir);
-            continue;
-        }
-        let rel = dir.strip_prefix("/sys/fs/cgroup").unwrap();
-        let mount = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
-        for c in mount.split(',') {
-            out.insert(c.to_string(), dir.clone());
+        // SIGTERM: the supervisor ends the container and removes its group.
+        unsafe { libc::kill(self.supervisor, libc::SIGTERM) };
+        let gone = eventually(15.0, || sandbox::exec::start_time(self.supervisor).is_none());
+        if !std::thread::panicking() {
+            assert!(gone, "the supervisor {} did not end", self.supervisor);
+            assert_no_groups_of(self.supervisor as u32);
         }
     }
-    out
 }
 
 /// A /proc/PID/status field.
@@ -130,11 +96,9 @@ fn field(status: &str, key: &str) -> String {
 fn exec_process_gets_no_capability_syscall_or_privilege_beyond_the_containers() {
     require_root!();
     let _m = shared();
-    let caps = ["CHOWN", "KILL", "NET_BIND_SERVICE"];
     let c = Running::start(
         &["--cap-drop", "ALL", "--cap-add", "CHOWN", "--cap-add", "KILL", "--cap-add", "NET_BIND_SERVICE"],
         "sleep 60",
-        |cfg| cfg.capabilities = caps.iter().map(|n| sandbox::caps::parse("--cap-add", n).unwrap().unwrap()).collect(),
     );
     let theirs = std::fs::read_to_string(format!("/proc/{}/status", c.pid)).unwrap();
     let r = c.exec(&["{}", "cat", "/proc/self/status"]);
@@ -165,9 +129,7 @@ fn exec_sees_the_containers_proc_root_and_hostname_not_the_hosts() {
     require_root!();
     let _m = shared();
     let Some(root) = busybox_rootfs() else { return };
-    let c = Running::start(&["--rootfs", root.path().to_str().unwrap()], "sleep 60", |cfg| {
-        cfg.rootfs = Some(root.path().to_path_buf());
-    });
+    let c = Running::start(&["--rootfs", root.path().to_str().unwrap()], "sleep 60");
     let r = c.exec(&[
         "{}",
         "sh",
@@ -189,9 +151,7 @@ fn no_host_fd_or_directory_reaches_the_exec_process() {
     require_root!();
     let _m = shared();
     let Some(root) = busybox_rootfs() else { return };
-    let c = Running::start(&["--rootfs", root.path().to_str().unwrap()], "sleep 60", |cfg| {
-        cfg.rootfs = Some(root.path().to_path_buf());
-    });
+    let c = Running::start(&["--rootfs", root.path().to_str().unwrap()], "sleep 60");
     // CVE-2024-21626: an fd of a host directory (here: fd 7, the host's /, not close-on-exec, as a
     // careless caller might leave one) and the caller's working directory must not reach the
     // process: through either, `..` leads out of the container.
@@ -234,7 +194,7 @@ fn no_host_fd_or_directory_reaches_the_exec_process() {
 fn exec_process_is_in_the_containers_cgroup_and_under_its_memory_limit() {
     require_root!();
     let _m = shared();
-    let c = Running::start(&["--mem", "32M"], "sleep 60", |cfg| cfg.limits.memory_bytes = Some(32 << 20));
+    let c = Running::start(&["--mem", "32M"], "sleep 60");
     // From inside: the cgroup namespace is rooted at the container's group, which it is in.
     let r = c.exec(&["{}", "cat", "/proc/self/cgroup"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -263,9 +223,9 @@ fn exec_cannot_exceed_the_containers_pids_limit() {
     require_root!();
     let _m = shared();
     // Three tasks: sh and two sleeps.
-    let c = Running::start(&["--pids", "3"], "sleep 60 & sleep 60.5", |cfg| cfg.limits.pids = Some(3));
+    let c = Running::start(&["--pids", "3"], "sleep 60 & sleep 60.5");
     let pids = |c: &Running| {
-        let g = groups(c.run.id());
+        let g = c.group();
         let dir = g.get("pids").or(g.get("")).unwrap().clone();
         std::fs::read_to_string(dir.join("pids.current")).unwrap().trim().parse::<u32>().unwrap()
     };
@@ -280,9 +240,7 @@ fn exec_cannot_exceed_the_containers_pids_limit() {
 fn exec_returns_the_commands_status_env_workdir_and_user() {
     require_root!();
     let _m = shared();
-    let c = Running::start(&["-e", "FROM_RUN=1"], "sleep 60", |cfg| {
-        cfg.env = Some(vec!["PATH=/usr/bin:/bin".into(), "FROM_RUN=1".into()]);
-    });
+    let c = Running::start(&["-e", "FROM_RUN=1"], "sleep 60");
     assert_eq!(c.exec(&["{}", "sh", "-c", "exit 7"]).code, 7);
     assert_eq!(c.exec(&["{}", "sh", "-c", "kill -TERM $$"]).code, 143);
     let r = c.exec(&["{}", "no-such-command-here"]);
@@ -310,7 +268,7 @@ fn exec_returns_the_commands_status_env_workdir_and_user() {
 fn exec_gives_a_pty_from_the_containers_devpts_and_forwards_signals() {
     require_root!();
     let _m = shared();
-    let c = Running::start(&[], "sleep 60", |_| {});
+    let c = Running::start(&[], "sleep 60");
     let r = c.exec(&["-t", "{}", "sh", "-c", "tty; stat -c %d /dev/pts/ptmx; stat -c %d /dev/pts"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("/dev/pts/"), "{}", r.stdout);
@@ -332,7 +290,7 @@ fn exec_gives_a_pty_from_the_containers_devpts_and_forwards_signals() {
 fn exec_refuses_unknown_stopped_paused_and_gone_containers_and_bad_users() {
     require_root!();
     let _m = shared();
-    let mut c = Running::start(&[], "sleep 60", |_| {});
+    let mut c = Running::start(&[], "sleep 60");
     let r = c.exec(&["nope-not-here", "true"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("no such container: \"nope-not-here\""), "{}", r.stderr);
@@ -364,10 +322,7 @@ fn exec_into_a_user_namespace_is_the_containers_unprivileged_root() {
     require_root!();
     let _m = shared();
     let Some(root) = busybox_rootfs() else { return };
-    let c =
-        Running::start(&["--userns", "100000:65536", "--rootfs", root.path().to_str().unwrap()], "sleep 60", |cfg| {
-            cfg.rootfs = Some(root.path().to_path_buf());
-        });
+    let c = Running::start(&["--userns", "100000:65536", "--rootfs", root.path().to_str().unwrap()], "sleep 60");
     let theirs = std::fs::read_to_string(format!("/proc/{}/status", c.pid)).unwrap();
     let r = c.exec(&["{}", "sh", "-c", "cat /proc/self/uid_map; id -u; cat /proc/$$/status"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
