@@ -18,3 +18,19 @@ bench_rootfs() {
   cp /bin/busybox "$root/bin/busybox"
   for a in $("$root/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
 }
+
+# `bench_ratios JSON A:B:TARGET…`: the medians of a hyperfine JSON export (ms), then each A/B
+# against its target (met when at most TARGET).
+bench_ratios() {
+  python3 - "$@" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+med = {k: v["median"] * 1000 for k, v in r.items()}
+print()
+print("median, ms:  " + "  ".join(f"{k} {v:.2f}" for k, v in med.items()))
+for spec in sys.argv[2:]:
+    a, b, target = spec.split(":")
+    x, t = med[a] / med[b], float(target)
+    print(f"{a + '/' + b:<18} = {x:.2f}  (target <= {t:.2f}: {'met' if x <= t else 'NOT met'})")
+PY
+}

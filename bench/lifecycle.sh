@@ -56,15 +56,4 @@ hyperfine -N --warmup 5 --min-runs "${RUNS:-100}" --export-json "$out/lifecycle.
   -n exec "$bin --state-dir $state exec bench-exec /bin/true" \
   -n runc-exec "runc --root $runc_root exec bench-exec /bin/true"
 
-python3 - "$out/lifecycle.json" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-med = {k: v["median"] * 1000 for k, v in r.items()}
-print()
-print("median, ms:  " + "  ".join(f"{k} {v:.2f}" for k, v in med.items()))
-def ratio(a, b, target):
-    x = med[a] / med[b]
-    print(f"{a + '/' + b:<16} = {x:.2f}  (target <= {target:.2f}: {'met' if x <= target else 'NOT met'})")
-ratio("exec", "run", 1.00)
-ratio("exec", "runc-exec", 0.25)
-PY
+bench_ratios "$out/lifecycle.json" exec:run:1.00 exec:runc-exec:0.25

@@ -68,21 +68,14 @@ hyperfine -N --warmup 5 --min-runs "${RUNS:-100}" --export-json "$out/startup.js
   "${extra[@]}" \
   -n true "/bin/true"
 
-python3 - "$out/startup.json" <<'EOF'
+bench_ratios "$out/startup.json" sandbox:bwrap:1.00 sandbox:runc:0.20 host-view:unshare:1.50
+if [ -n "${BASELINE_BIN:-}" ]; then
+  python3 - "$out/startup.json" <<'EOF'
 import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-med = {k: v["median"] * 1000 for k, v in r.items()}
-print()
-print("median start-up, ms:  " + "  ".join(f"{k} {v:.2f}" for k, v in med.items()))
-def ratio(a, b, target):
-    r = med[a] / med[b]
-    print(f"{a + '/' + b:<18} = {r:.2f}  (target <= {target:.2f}: {'met' if r <= target else 'NOT met'})")
-ratio("sandbox", "bwrap", 1.00)
-ratio("sandbox", "runc", 0.20)
-ratio("host-view", "unshare", 1.50)
-if "baseline" in med:
-    print(f"sandbox - baseline = {med['sandbox'] - med['baseline']:+.2f} ms  (hardening target <= +1.00)")
+med = {x["command"]: x["median"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
+print(f"sandbox - baseline = {med['sandbox'] - med['baseline']:+.2f} ms  (hardening target <= +1.00)")
 EOF
+fi
 # Groups that appeared during the benchmark and are still there (other users' live runs would
 # show here too: a warning, not a verdict; bench/soak.sh checks leftovers by pid).
 groups() { find /sys/fs/cgroup -maxdepth 5 \( -name 'runc-bench*' -o -name 'sandbox-*' \) 2>/dev/null | sort; }

@@ -77,6 +77,15 @@ pub struct ChildSpec {
     pub user: Option<crate::user::Spec>,
 }
 
+/// A command line as exec's argv: refused (exit 125, quoted) when an argument holds a NUL byte.
+pub(crate) fn argv(command: &[String]) -> crate::error::Result<Vec<CString>> {
+    command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| crate::error::Error::invalid("command", &command.join(" "), "arguments without NUL bytes"))
+}
+
 /// Reports a failure to the parent and exits with `code`.
 pub fn fail(err_wr: RawFd, code: i32, msg: &str) -> ! {
     let m = format!("{code}\n{msg}");

@@ -17,14 +17,13 @@
 //!    and seccomp filter (built from the container's config as the run built it), no fd above 2.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::PollTimeout;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -169,12 +168,7 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
     if opts.command.is_empty() {
         return Err(Error::invalid("command", "", "a command to run in the container, e.g. `sandbox exec web sh`"));
     }
-    let argv = opts
-        .command
-        .iter()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|_| Error::invalid("command", &opts.command.join(" "), "arguments without NUL bytes"))?;
+    let argv = child::argv(&opts.command)?;
     let user = opts.user.as_deref().or(cfg.user.as_deref()).map(crate::user::Spec::parse).transpose()?;
     for e in &opts.env {
         crate::env::check_entry("--env", e)?;
@@ -296,22 +290,8 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
 fn relay(pid: Pid, sfd: &SignalFd, err_rd: &OwnedFd, stdio: &mut Stdio) -> Result<WaitStatus> {
     let mut exec_pending = true;
     loop {
-        let sources = stdio.sources();
-        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        if exec_pending {
-            fds.push(PollFd::new(err_rd.as_fd(), PollFlags::POLLIN));
-        }
-        let first_source = fds.len();
-        fds.extend(sources.iter().map(|(_, fd, ev)| PollFd::new(*fd, *ev)));
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("poll", e)),
-        }
-        let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
-        let pumps: Vec<usize> =
-            fds.iter().skip(first_source).zip(sources.iter()).filter(|(p, _)| ready(p)).map(|(_, s)| s.0).collect();
-        let (sig_ready, err_ready) = (ready(&fds[0]), exec_pending && ready(&fds[1]));
-        drop((fds, sources));
+        let ready = stdio.wait(sfd.as_fd(), exec_pending.then(|| err_rd.as_fd()), PollTimeout::NONE)?;
+        let (sig_ready, err_ready, pumps) = (ready.signals, ready.exec_result, ready.pumps);
         if err_ready {
             crate::container::create::check_exec(err_rd)?;
             exec_pending = false;

@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::poll::PollFlags;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::unistd::{isatty, pipe2, read, write};
 
@@ -41,6 +41,16 @@ struct Pair {
     /// A detached run's output: what is read from `src` goes into the log as this stream (1 or
     /// 2), not to `dst`.
     log: Option<u8>,
+}
+
+/// What [`Stdio::wait`] found ready.
+pub struct Ready {
+    /// A signal is queued on the signalfd.
+    pub signals: bool,
+    /// The error pipe has data (the child failed) or EOF (the command was executed).
+    pub exec_result: bool,
+    /// The relay pairs to pump.
+    pub pumps: Vec<usize>,
 }
 
 /// The parent's side of the command's stdio.
@@ -341,6 +351,33 @@ impl Stdio {
                 (i, unsafe { BorrowedFd::borrow_raw(fd) }, ev)
             })
             .collect()
+    }
+
+    /// One wait of an event loop: until a signal is queued on `sfd`, the error pipe `err_rd` (given
+    /// until the command is executed) has its news, or a relay source is ready, for at most
+    /// `timeout`. Returns what is ready; the pairs to [`Stdio::pump`].
+    pub fn wait(&self, sfd: BorrowedFd, err_rd: Option<BorrowedFd>, timeout: PollTimeout) -> Result<Ready> {
+        let sources = self.sources();
+        let mut fds = vec![PollFd::new(sfd, PollFlags::POLLIN)];
+        fds.extend(err_rd.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        let first_source = fds.len();
+        fds.extend(sources.iter().map(|(_, fd, ev)| PollFd::new(*fd, *ev)));
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
+        Ok(Ready {
+            signals: ready(&fds[0]),
+            exec_result: err_rd.is_some() && ready(&fds[1]),
+            pumps: fds
+                .iter()
+                .skip(first_source)
+                .zip(sources.iter())
+                .filter(|(p, _)| ready(p))
+                .map(|(_, s)| s.0)
+                .collect(),
+        })
     }
 
     /// Moves bytes for pair `i` (poll said it is ready, so nothing here blocks for long).

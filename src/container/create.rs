@@ -6,7 +6,6 @@
 //! Cleanup is tied to guards, so every path (a setup error, a panic, a lost supervisor) kills the
 //! child and removes the group.
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Instant, SystemTime};
 
@@ -111,12 +110,7 @@ pub(crate) struct Created {
 /// `hide`: host directories the command must not see in a host-view run (the state root).
 pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]) -> Result<Created> {
     cfg.validate()?;
-    let argv = cfg
-        .command
-        .iter()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|_| Error::invalid("command", &cfg.command.join(" "), "arguments without NUL bytes"))?;
+    let argv = child::argv(&cfg.command)?;
     let mut ops = crate::plan::build(cfg);
     // The state root stays out of the command's view of the host's files: a command that is
     // root inside (DAC_OVERRIDE) could otherwise rewrite its own state or report there.
