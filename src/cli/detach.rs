@@ -29,6 +29,8 @@ pub fn start(
 ) -> Result<i32> {
     let id = container.id().to_string();
     let front = detach::spawn(|notify| {
+        // First of all: `stop` and `ps` must find this process, not the front, as the supervisor.
+        let _ = container.update(|s| s.supervisor = sandbox::container::Process::me());
         let log = match container.state.log_driver {
             LogDriver::JsonFile => LogWriter::create(&container.dir, container.state.log_max_size).ok(),
             LogDriver::None => None,

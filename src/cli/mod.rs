@@ -10,15 +10,20 @@ pub mod image;
 pub mod images;
 pub mod inspect;
 pub mod login;
+pub mod logs;
 pub mod plot;
+pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod report;
 pub mod rm;
 pub mod run;
 pub mod samples;
 pub mod save;
 pub mod show;
+pub mod stop;
 pub mod tag;
+pub mod wait;
 
 use std::path::PathBuf;
 
@@ -156,7 +161,20 @@ pub enum Command {
     /// Run another command in a running container: its namespaces, cgroup, user, capabilities,
     /// no_new_privs and seccomp filter, its environment plus -e
     Exec(exec::ExecArgs),
-    /// Remove the groups left by a sandbox that was killed (what is still in them is killed)
+    /// List containers: ID NAME IMAGE/COMMAND STATUS CPU% MEM/LIMIT PIDS (running; -a: all)
+    Ps(ps::PsArgs),
+    /// Print a detached container's output (stdout to stdout, stderr to stderr)
+    Logs(logs::LogsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL to everything in them after the grace
+    Stop(stop::StopArgs),
+    /// Send a signal to containers' commands (default KILL)
+    Kill(stop::KillArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(wait::WaitArgs),
+    /// Print a stopped container's final report (--report json for JSON)
+    Report(report::ReportArgs),
+    /// Remove the groups left by a sandbox that was killed (what is still in them is killed) and
+    /// settle containers whose supervisor is gone
     Gc,
     /// Pull an image from a registry (HTTP API v2) into the store
     Pull(pull::PullArgs),
@@ -164,7 +182,7 @@ pub enum Command {
     Images(images::ImagesArgs),
     /// Give an image in the store another name
     Tag(tag::TagArgs),
-    /// Show images' config, layers, sizes and history as JSON
+    /// Show containers (state, config, mounts, limits, cgroup, report) or images as JSON
     Inspect(inspect::InspectArgs),
     /// Show an image's history: what made each layer, and its size
     History(history::HistoryArgs),
@@ -182,7 +200,7 @@ pub enum Command {
     Rmi(images::RmiArgs),
     /// Turn a kept container's changes (`run --name`) into a new image
     Commit(commit::CommitArgs),
-    /// Remove kept containers (`run --name`); refused while a run uses one
+    /// Remove containers (-f: running ones too, killed first) and kept image containers
     Rm(rm::RmArgs),
     /// Import, export and prune images
     #[command(subcommand)]

@@ -66,7 +66,8 @@ impl LogWriter {
     }
 
     /// Logs what stream 1 (stdout) or 2 (stderr) gave: one entry per line. A write that fails
-    /// (disk full) loses those bytes, never the run.
+    /// (disk full) loses those bytes, never the run. The file is rotated before the entry that
+    /// would take it past the cap, so neither file passes it (but by one entry longer than it).
     pub fn write(&mut self, stream: u8, bytes: &[u8]) {
         let t = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
         let name = if stream == 2 { "stderr" } else { "stdout" };
@@ -77,17 +78,23 @@ impl LogWriter {
                 Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(piece))),
             };
             let e = Entry { t: t.clone(), stream: name.into(), log, b64 };
-            if let Ok(line) = serde_json::to_vec(&e) {
-                out.extend_from_slice(&line);
-                out.push(b'\n');
+            let Ok(mut line) = serde_json::to_vec(&e) else { continue };
+            line.push(b'\n');
+            let used = self.size + out.len() as u64;
+            if used > 0 && used + line.len() as u64 > self.max {
+                self.flush(&mut out);
+                self.rotate();
             }
+            out.extend_from_slice(&line);
         }
-        if self.size > 0 && self.size + out.len() as u64 > self.max {
-            self.rotate();
-        }
-        if self.file.write_all(&out).is_ok() {
+        self.flush(&mut out);
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if !out.is_empty() && self.file.write_all(out).is_ok() {
             self.size += out.len() as u64;
         }
+        out.clear();
     }
 
     fn rotate(&mut self) {

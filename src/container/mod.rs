@@ -5,10 +5,12 @@
 //! central daemon). Every other command (`ps`, `logs`, `stop`, `kill`, `wait`, `rm`, `inspect`,
 //! `report`, `exec`, …) reads and changes containers through [`state::Root`].
 
+pub mod control;
 pub(crate) mod create;
 pub mod detach;
 pub mod logs;
 pub mod names;
+pub mod ps;
 pub mod record;
 pub mod state;
 pub mod supervise;

@@ -44,6 +44,7 @@ impl<'a> Recorder<'a> {
         }
         if let Ok(r) = result {
             let body = format!("{}\n", r.to_json());
+            let _ = write_atomic(&self.container.dir.join("report.txt"), r.to_human().as_bytes());
             let _ = write_atomic(&self.container.report_path(), body.as_bytes());
         }
         let _ = self.container.update(|s| {

@@ -409,6 +409,28 @@ impl Root {
         }
     }
 
+    /// Removes what a `run` or `rm` killed halfway left: ROOT/.new-ID and ROOT/.rm-ID
+    /// directories (under the root's lock: none is in use then), names whose container is gone.
+    pub fn remove_leftovers(&self) {
+        let Ok(_guard) = self.lock() else { return };
+        if let Ok(rd) = fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with(".new-") || n.starts_with(".rm-") {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        if let Ok(rd) = fs::read_dir(self.dir.join("names")) {
+            for e in rd.flatten() {
+                let stale = fs::read_link(e.path()).map_or(true, |id| !self.dir.join(id).join("state.json").exists());
+                if stale {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
     /// The root's lock, held while a container is registered or removed.
     fn lock(&self) -> Result<OwnedFd> {
         let fd = open_lock(&self.dir.join("lock"), true)?;
