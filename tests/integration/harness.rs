@@ -32,8 +32,11 @@ extern "C" fn init_state_dir() {
 
 /// A fresh state root for one test (removed when dropped), set for the `sandbox` commands that
 /// [`sb_state`] starts.
+/// In the VM lanes the target directory is a read-only 9p mount: there the root goes to /var/tmp
+/// (a tmpfs in the VM), never to /tmp, which host-view containers replace with their own.
 pub fn state_root() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("state-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    let dir = |d: &str| tempfile::Builder::new().prefix("state-").tempdir_in(d);
+    dir(env!("CARGO_TARGET_TMPDIR")).or_else(|_| dir("/var/tmp")).unwrap()
 }
 
 /// Timing-sensitive tests (CPU share) take this exclusively; every other test shares it.
