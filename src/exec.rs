@@ -291,7 +291,7 @@ fn relay(pid: Pid, sfd: &SignalFd, err_rd: &OwnedFd, stdio: &mut Stdio) -> Resul
     let mut exec_pending = true;
     loop {
         let ready = stdio.wait(sfd.as_fd(), exec_pending.then(|| err_rd.as_fd()), PollTimeout::NONE)?;
-        let (sig_ready, err_ready, pumps) = (ready.signals, ready.exec_result, ready.pumps);
+        let (err_ready, pumps) = (ready.exec_result, ready.pumps);
         if err_ready {
             crate::container::create::check_exec(err_rd)?;
             exec_pending = false;
@@ -302,7 +302,9 @@ fn relay(pid: Pid, sfd: &SignalFd, err_rd: &OwnedFd, stdio: &mut Stdio) -> Resul
                 let _ = kill(pid, Signal::SIGKILL);
             }
         }
-        while let (true, Ok(Some(info))) = (sig_ready, sfd.read_signal()) {
+        // Every queued signal, whatever woke the poll: the signalfd is non-blocking, and one that
+        // came in after the poll returned for another fd must not wait for the next wake-up.
+        while let Ok(Some(info)) = sfd.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGCHLD) | Err(_) => {}
                 Ok(Signal::SIGWINCH) if stdio.resize() => {}
