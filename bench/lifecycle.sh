@@ -40,6 +40,8 @@ PY
 cleanup() {
   "$bin" --state-dir "$state" stop -t 0 bench-exec >/dev/null 2>&1 || true
   "$bin" --state-dir "$state" rm -f bench-exec >/dev/null 2>&1 || true
+  # A supervisor still there (a build without stop/rm) is ended by its pid before its state goes.
+  for p in $(pgrep -f -- "--state-dir $state " || true); do kill -TERM "$p" 2>/dev/null || true; done
   runc --root "$runc_root" kill bench-exec KILL >/dev/null 2>&1 || true
   sleep 0.2
   runc --root "$runc_root" delete -f bench-exec >/dev/null 2>&1 || true

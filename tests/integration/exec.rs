@@ -345,3 +345,30 @@ fn exec_into_a_user_namespace_is_the_containers_unprivileged_root() {
     assert_eq!(field(&st, "Uid"), field(&theirs, "Uid"));
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }
+
+#[test]
+fn a_signal_sent_as_the_exec_process_starts_is_not_lost() {
+    require_root!();
+    let _m = shared();
+    let c = Running::start(&[], "sleep 60");
+    // SIGTERM right when the command appears: sandbox's poll has just woken for the error pipe's
+    // EOF (exec done), and a signal read then must still be passed on, not dropped.
+    for i in 0..20 {
+        let marker = format!("30.{i:02}7");
+        let mut front = Command::new(bin())
+            .args(["--state-dir", c.state.path().to_str().unwrap(), "exec", &c.name, "sleep", &marker])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while procs_named("sleep", &marker).is_empty() && std::time::Instant::now() < end {}
+        unsafe { libc::kill(front.id() as i32, libc::SIGTERM) };
+        let code = eventually(5.0, || front.try_wait().unwrap().is_some());
+        if !code {
+            for p in procs_named("sleep", &marker) {
+                unsafe { libc::kill(p as i32, libc::SIGKILL) };
+            }
+        }
+        assert_eq!(front.wait().unwrap().code(), Some(143), "round {i}: the SIGTERM did not reach the process");
+    }
+}
