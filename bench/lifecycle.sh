@@ -20,23 +20,7 @@ bench_rootfs "$root"
 state=$(mktemp -d)
 runc_root=$(mktemp -d)
 bundle=$(realpath -m "$out/bundle-exec")
-rm -rf "$bundle" && mkdir -p "$bundle"
-(cd "$bundle" && runc spec)
-python3 - "$bundle/config.json" "$root" <<'PY'
-import json, sys
-path, root = sys.argv[1], sys.argv[2]
-c = json.load(open(path))
-c["root"] = {"path": root, "readonly": False}
-c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/sleep", "100000"]
-c["linux"]["resources"] = {
-    "memory": {"limit": 64 << 20, "swap": 64 << 20},
-    "cpu": {"quota": 50000, "period": 100000},
-    "pids": {"limit": 20},
-}
-c["linux"]["cgroupsPath"] = "runc-bench-exec"
-json.dump(c, open(path, "w"), indent=2)
-PY
+bench_runc_bundle "$bundle" "$root" runc-bench-exec /bin/sleep 100000
 cleanup() {
   "$bin" --state-dir "$state" stop -t 0 bench-exec >/dev/null 2>&1 || true
   "$bin" --state-dir "$state" rm -f bench-exec >/dev/null 2>&1 || true

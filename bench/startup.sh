@@ -23,26 +23,9 @@ bench_setup runc bubblewrap hyperfine util-linux
 root=$(realpath -m "$out/rootfs")
 bench_rootfs "$root"
 
-# runc's bundle: `runc spec` with our rootfs and limits. Its cgroup goes below our own memory
-# cgroup on this kind of host (runc nests a relative cgroupsPath under its own cgroups).
+# runc's bundle: `runc spec` with our rootfs and limits.
 bundle=$(realpath -m "$out/bundle")
-rm -rf "$bundle" && mkdir -p "$bundle"
-(cd "$bundle" && runc spec)
-python3 - "$bundle/config.json" "$root" <<'EOF'
-import json, sys
-path, root = sys.argv[1], sys.argv[2]
-c = json.load(open(path))
-c["root"] = {"path": root, "readonly": False}
-c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/true"]
-c["linux"]["resources"] = {
-    "memory": {"limit": 64 << 20, "swap": 64 << 20},
-    "cpu": {"quota": 50000, "period": 100000},
-    "pids": {"limit": 20},
-}
-c["linux"]["cgroupsPath"] = "runc-bench"
-json.dump(c, open(path, "w"), indent=2)
-EOF
+bench_runc_bundle "$bundle" "$root" runc-bench /bin/true
 state=$(mktemp -d)
 trap 'rm -rf "$state"' EXIT
 # A unique container id per run: hyperfine substitutes nothing, so a tiny wrapper counts.
