@@ -78,6 +78,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // SIGTERM: the supervisor ends the container and removes its group.
+        // SAFETY: kill(2) takes integers; the pid is a process this test started.
         unsafe { libc::kill(self.supervisor, libc::SIGTERM) };
         let gone = eventually(15.0, || sandbox::exec::start_time(self.supervisor).is_none());
         if !std::thread::panicking() {
@@ -212,6 +213,7 @@ fn exec_process_is_in_the_containers_cgroup_and_under_its_memory_limit() {
     }));
     let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert_eq!(mem(&ours), mem(&theirs), "the exec'd process is in the container's group");
+    // SAFETY: kill(2) takes integers; the pid is a process this test started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     // The limit holds for it: 256 MiB in a 32 MiB group is an OOM kill.
     let r = c.exec(&["{}", "dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"]);
@@ -282,6 +284,7 @@ fn exec_gives_a_pty_from_the_containers_devpts_and_forwards_signals() {
         .spawn()
         .unwrap();
     assert!(eventually(5.0, || !procs_named("sleep", "30.25").is_empty()));
+    // SAFETY: kill(2) takes integers; the pid is a process this test started.
     unsafe { libc::kill(front.id() as i32, libc::SIGTERM) };
     assert_eq!(front.wait().unwrap().code(), Some(143));
 }
@@ -310,6 +313,7 @@ fn exec_refuses_unknown_stopped_paused_and_gone_containers_and_bad_users() {
     assert!(r.stderr.contains(&format!("container {} is not running", c.name)), "{}", r.stderr);
     // Recorded as running, but its command is gone (and its pid may be another process's now).
     c.status(Status::Running);
+    // SAFETY: kill(2) takes integers; the pid is a process this test started.
     unsafe { libc::kill(c.pid, libc::SIGKILL) };
     assert!(eventually(5.0, || sandbox::exec::start_time(c.pid).is_none()));
     let r = c.exec(&["{}", "true"]);
@@ -343,6 +347,7 @@ fn exec_into_a_user_namespace_is_the_containers_unprivileged_root() {
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert_eq!(field(&st, "Uid").split_whitespace().next(), Some("100000"), "{st}");
     assert_eq!(field(&st, "Uid"), field(&theirs, "Uid"));
+    // SAFETY: kill(2) takes integers; the pid is a process this test started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }
 
@@ -362,10 +367,12 @@ fn a_signal_sent_as_the_exec_process_starts_is_not_lost() {
             .unwrap();
         let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while procs_named("sleep", &marker).is_empty() && std::time::Instant::now() < end {}
+        // SAFETY: kill(2) takes integers; the pid is a process this test started.
         unsafe { libc::kill(front.id() as i32, libc::SIGTERM) };
         let code = eventually(5.0, || front.try_wait().unwrap().is_some());
         if !code {
             for p in procs_named("sleep", &marker) {
+                // SAFETY: kill(2) takes integers; the pid is a process this test started.
                 unsafe { libc::kill(p as i32, libc::SIGKILL) };
             }
         }
