@@ -120,16 +120,9 @@ fn nonblocking(fd: RawFd) {
 }
 
 impl Stdio {
-    /// Decides how stdio is connected for `mode` and prepares sandbox's side.
-    pub fn prepare(mode: Tty) -> Result<Stdio> {
-        Stdio::prepare_with(mode, true)
-    }
-
-    /// [`Stdio::prepare`], and without `input` sandbox's stdin is left alone: not relayed, not made
-    /// raw (`exec` without `-i`; the process's stdin is then /dev/null, or its pty with `-t`).
-    pub fn prepare_with(mode: Tty, input: bool) -> Result<Stdio> {
-        let mut s = Stdio {
-            input,
+    /// Nothing connected yet: the command inherits sandbox's stdio.
+    fn unconnected(detached: bool, input: bool) -> Stdio {
+        Stdio {
             child: ChildStdio::Inherit,
             child_fds: vec![],
             parent_fds: vec![],
@@ -139,11 +132,24 @@ impl Stdio {
             saved: vec![],
             raw: false,
             log: None,
-            detached: false,
-            status_flags: (0..3)
-                .filter_map(|fd| fcntl(fd, FcntlArg::F_GETFL).ok().map(|f| (fd, OFlag::from_bits_truncate(f))))
-                .collect(),
-        };
+            detached,
+            status_flags: vec![],
+            input,
+        }
+    }
+
+    /// Decides how stdio is connected for `mode` and prepares sandbox's side.
+    pub fn prepare(mode: Tty) -> Result<Stdio> {
+        Stdio::prepare_with(mode, true)
+    }
+
+    /// [`Stdio::prepare`], and without `input` sandbox's stdin is left alone: not relayed, not made
+    /// raw (`exec` without `-i`; the process's stdin is then /dev/null, or its pty with `-t`).
+    pub fn prepare_with(mode: Tty, input: bool) -> Result<Stdio> {
+        let mut s = Stdio::unconnected(false, input);
+        s.status_flags = (0..3)
+            .filter_map(|fd| fcntl(fd, FcntlArg::F_GETFL).ok().map(|f| (fd, OFlag::from_bits_truncate(f))))
+            .collect();
         let pty = match mode {
             Tty::Always => true,
             Tty::Auto => tty(0) && tty(1),
@@ -230,20 +236,7 @@ impl Stdio {
                 .map_err(|e| Error::io("cannot open", "/dev/null", e))
         };
         use std::os::unix::fs::OpenOptionsExt;
-        let mut s = Stdio {
-            child: ChildStdio::Inherit,
-            child_fds: vec![],
-            parent_fds: vec![],
-            pairs: vec![],
-            console: None,
-            master: None,
-            saved: vec![],
-            raw: false,
-            log: None,
-            detached: true,
-            status_flags: vec![],
-            input: false,
-        };
+        let mut s = Stdio::unconnected(true, false);
         if pty {
             let (ours, theirs) = sys::socketpair_seqpacket().map_err(|e| Error::sys("socketpair", e))?;
             s.child = ChildStdio::Pty { console: theirs.as_raw_fd(), size: None };
