@@ -30,8 +30,8 @@ pub trait Observer {
     fn started(&mut self) {}
 }
 
-/// The `ssi_int` of a stop signal sent by `sandbox stop` (sigqueue, code SI_QUEUE): the grace
-/// in milliseconds (instead of `--stop-timeout`); bit 31 clear.
+/// The `ssi_code` of a stop signal sent by `sandbox stop` (sigqueue: SI_QUEUE), whose `ssi_int`
+/// is the grace in milliseconds (instead of `--stop-timeout`).
 pub const STOP_GRACE_CODE: i32 = libc::SI_QUEUE;
 
 /// The observer of a run nobody records.
