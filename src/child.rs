@@ -77,6 +77,15 @@ pub struct ChildSpec {
     pub user: Option<crate::user::Spec>,
 }
 
+/// A command line as exec's argv: refused (exit 125, quoted) when an argument holds a NUL byte.
+pub(crate) fn argv(command: &[String]) -> crate::error::Result<Vec<CString>> {
+    command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| crate::error::Error::invalid("command", &command.join(" "), "arguments without NUL bytes"))
+}
+
 /// Reports a failure to the parent and exits with `code`.
 pub fn fail(err_wr: RawFd, code: i32, msg: &str) -> ! {
     let m = format!("{code}\n{msg}");
@@ -111,19 +120,10 @@ pub fn main(spec: &ChildSpec) -> ! {
     if let Err(e) = connect_stdio(&spec.stdio) {
         setup("connecting stdio", e);
     }
-    set_environment(&spec.env);
-    if matches!(spec.stdio, ChildStdio::Pty { .. }) && std::env::var_os("TERM").is_none() {
-        std::env::set_var("TERM", &spec.term);
-    }
-    if let Some(dir) = &spec.cwd {
-        // Made if missing inside a root filesystem (as docker does for WorkingDir), never on the
-        // host's own files.
-        let pivoted = spec.ops.iter().any(|o| matches!(o, Op::PivotRoot(_)));
-        let made = if pivoted { std::fs::create_dir_all(dir) } else { Ok(()) };
-        if let Err(e) = made.and_then(|()| std::env::set_current_dir(dir)) {
-            fail(spec.err_wr, 125, &format!("working directory {}: {e}", dir.display()));
-        }
-    }
+    apply_environment(spec);
+    // Made if missing inside a root filesystem (as docker does for WorkingDir), never on the
+    // host's own files.
+    enter_cwd(spec, spec.ops.iter().any(|o| matches!(o, Op::PivotRoot(_))));
     // Meanwhile the parent moves us into the cgroup: the first migration waits for an RCU grace
     // period (cgroup_threadgroup_rwsem), so our own setup above overlaps that wait. The command's
     // code runs only after this point. EOF means the parent died or gave up: stop here.
@@ -149,6 +149,38 @@ pub fn main(spec: &ChildSpec) -> ! {
         }
         let _ = nix::mount::umount2("/sys/fs/cgroup", nix::mount::MntFlags::MNT_DETACH);
     }
+    restrict(spec);
+    last_checks(spec, true);
+    if spec.init {
+        crate::init::run(spec)
+    }
+    exec(spec)
+}
+
+/// The command's environment (and TERM for a pty when it has none).
+pub(crate) fn apply_environment(spec: &ChildSpec) {
+    set_environment(&spec.env);
+    if matches!(spec.stdio, ChildStdio::Pty { .. }) && std::env::var_os("TERM").is_none() {
+        std::env::set_var("TERM", &spec.term);
+    }
+}
+
+/// Enters the working directory, by path in the command's own root (never through a descriptor
+/// that came from outside: CVE-2024-21626), making it first when `create`.
+pub(crate) fn enter_cwd(spec: &ChildSpec, create: bool) {
+    if let Some(dir) = &spec.cwd {
+        let made = if create { std::fs::create_dir_all(dir) } else { Ok(()) };
+        if let Err(e) = made.and_then(|()| std::env::set_current_dir(dir)) {
+            fail(spec.err_wr, 125, &format!("working directory {}: {e}", dir.display()));
+        }
+    }
+}
+
+/// Puts the command under its restrictions, in the order that keeps our own remaining steps
+/// possible: the seccomp filter, the bounding set, the user, the process's capability sets,
+/// no_new_privs. What a run's command gets and what `exec` gives a process in the same container.
+pub(crate) fn restrict(spec: &ChildSpec) {
+    let setup = |what: &str, e: Errno| fail(spec.err_wr, 125, &format!("{what}: {}", e.desc()));
     // Last privileged steps done: from here on the command's limits. Without no_new_privs,
     // loading a filter needs CAP_SYS_ADMIN, so it goes before the capabilities are dropped;
     // with it, as late as possible, so a profile cannot break our own remaining steps.
@@ -182,20 +214,21 @@ pub fn main(spec: &ChildSpec) -> ! {
         }
         load(&spec.seccomp);
     }
-    // setresuid/setresgid above (and becoming root in a user namespace) cleared the parent-death
-    // signal: arm it again, then make sure sandbox did not die before that (the write end of the
-    // sync pipe is open in sandbox until the run ends).
-    if let Err(e) = sys::die_with_parent() {
-        setup("prctl(PR_SET_PDEATHSIG)", e);
+}
+
+/// setresuid/setresgid (and becoming root in a user namespace) cleared the parent-death signal:
+/// arm it again (`die_with_parent`), then make sure sandbox did not die before that (the write
+/// end of the sync socket is open in sandbox until the run ends). Closes our end.
+pub(crate) fn last_checks(spec: &ChildSpec, die_with_parent: bool) {
+    if die_with_parent {
+        if let Err(e) = sys::die_with_parent() {
+            fail(spec.err_wr, 125, &format!("prctl(PR_SET_PDEATHSIG): {}", e.desc()));
+        }
     }
     if sys::writer_gone(spec.sync_rd) {
         sys::exit_now(125);
     }
     let _ = unistd::close(spec.sync_rd);
-    if spec.init {
-        crate::init::run(spec)
-    }
-    exec(spec)
 }
 
 /// Blocks until the parent sends a message on the sync socket (maps written, or: the group is
@@ -214,6 +247,12 @@ fn wait_for_parent(sync_rd: RawFd) -> Vec<std::os::fd::OwnedFd> {
 /// A rootless map has setgroups denied and keeps the caller's groups, as `unshare -r` does.
 fn become_root(sync_rd: RawFd) -> nix::Result<()> {
     drop(wait_for_parent(sync_rd));
+    take_root()
+}
+
+/// uid and gid 0 of the user namespace we are in, and no supplementary group where the kernel
+/// lets us drop them.
+pub(crate) fn take_root() -> nix::Result<()> {
     let root_gid = unistd::Gid::from_raw(0);
     unistd::setresgid(root_gid, root_gid, root_gid)?;
     match unistd::setgroups(&[]) {
@@ -293,7 +332,7 @@ fn switch_user(user: &crate::user::Spec) -> Result<(), String> {
 }
 
 /// A new session (no way back to sandbox's terminal through /dev/tty) and the stdio fds.
-fn connect_stdio(stdio: &ChildStdio) -> nix::Result<()> {
+pub(crate) fn connect_stdio(stdio: &ChildStdio) -> nix::Result<()> {
     unistd::setsid()?;
     match *stdio {
         ChildStdio::Inherit => {}

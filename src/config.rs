@@ -315,7 +315,7 @@ pub fn parse_tmpfs(s: &str) -> Result<Tmpfs, Error> {
     Ok(t)
 }
 
-fn check_abs(flag: &'static str, p: &std::path::Path) -> Result<(), Error> {
+pub(crate) fn check_abs(flag: &'static str, p: &std::path::Path) -> Result<(), Error> {
     if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
         return Err(Error::invalid(flag, &p.display().to_string(), "an absolute path without `..`"));
     }

@@ -27,6 +27,7 @@ pub mod container;
 pub mod cputime;
 pub mod env;
 pub mod error;
+pub mod exec;
 pub mod image;
 pub mod init;
 pub mod interrupt;

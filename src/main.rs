@@ -23,7 +23,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    if !matches!(cli.command, Command::Run(_)) {
+    if !matches!(cli.command, Command::Run(_) | Command::Exec(_)) {
         // Commands that stage files keep SIGINT, SIGTERM and SIGHUP blocked for the interrupt
         // watcher, which stops them cleanly (sandbox::interrupt); no thread has started yet, so
         // every one inherits the mask.
@@ -41,6 +41,7 @@ fn main() {
     }
     let result = match &cli.command {
         Command::Run(args) => cli::run::run(&cli, args),
+        Command::Exec(args) => cli::exec::exec(&cli, args),
         Command::Gc => cli::gc::gc(&cli),
         Command::Ps(args) => cli::ps::ps(&cli, args),
         Command::Logs(args) => cli::logs::logs(&cli, args),

@@ -58,6 +58,46 @@ pub fn clone_fork(flags: libc::c_int) -> nix::Result<Forked> {
     }
 }
 
+/// Like [`clone_fork`], with the child born in the cgroup2 group open at `cgroup`
+/// (clone3 CLONE_INTO_CGROUP, Linux 5.7+): no migration afterwards, so no wait for the RCU grace
+/// period that writing to cgroup.procs takes (cgroup_threadgroup_rwsem). Errors as clone3's
+/// (ENOSYS, E2BIG, EINVAL on older kernels): the caller falls back to [`clone_fork`].
+pub fn clone_into_cgroup(flags: libc::c_int, cgroup: RawFd) -> nix::Result<Forked> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup as u64,
+        ..Default::default()
+    };
+    // SAFETY: with no stack, clone3 behaves as fork(2): the child resumes on a private copy of
+    // the caller's stack. args is a live struct of the size passed. The caller is
+    // single-threaded (as for clone_fork), so no lock is held by a thread missing in the child.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// clone3's argument (linux/sched.h struct clone_args, CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
 /// Asks the kernel to SIGKILL us when the thread that forked us exits: if sandbox is killed, the
 /// command (PID 1 of its namespace, so every process in it) dies with it.
 pub fn die_with_parent() -> nix::Result<()> {
@@ -545,6 +585,38 @@ pub fn flock(fd: RawFd, exclusive: bool, nonblock: bool) -> nix::Result<bool> {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// setns(2): joins the namespace `fd` names (a /proc/PID/ns file, `flags` 0 or its type), or with
+/// a pidfd (Linux 5.8) every namespace of that process in `flags` at once, the user namespace
+/// first, atomically: all of them or none.
+pub fn setns(fd: RawFd, flags: libc::c_int) -> nix::Result<()> {
+    // SAFETY: setns takes an fd and integer flags.
+    Errno::result(unsafe { libc::setns(fd, flags) }).map(drop)
+}
+
+/// clone3(2) with fork semantics and CLONE_PARENT: the new process is our parent's child (its
+/// SIGCHLD and wait status go there), in the pid namespace set for our children and, with
+/// `cgroup` (a cgroup v2 directory fd, CLONE_INTO_CGROUP, Linux 5.7), born in that group: never
+/// outside it, and counted against its pids.max by the fork itself (EAGAIN at the limit).
+///
+/// The caller must be single-threaded, as for [`clone_fork`].
+pub fn clone_parent(cgroup: Option<RawFd>) -> nix::Result<Forked> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let mut args = CloneArgs { flags: libc::CLONE_PARENT as u64, ..Default::default() };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: with no stack, clone3 behaves as fork(2): the child resumes on a private copy of
+    // the caller's stack. args is a live struct of the size passed. The caller is
+    // single-threaded, so no lock is held by a thread that does not exist in the child.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
 }
 

@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::poll::PollFlags;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::unistd::{isatty, pipe2, read, write};
 
@@ -43,6 +43,16 @@ struct Pair {
     log: Option<u8>,
 }
 
+/// What [`Stdio::wait`] found ready.
+pub struct Ready {
+    /// A signal is queued on the signalfd.
+    pub signals: bool,
+    /// The error pipe has data (the child failed) or EOF (the command was executed).
+    pub exec_result: bool,
+    /// The relay pairs to pump.
+    pub pumps: Vec<usize>,
+}
+
 /// The parent's side of the command's stdio.
 pub struct Stdio {
     pub child: ChildStdio,
@@ -66,6 +76,8 @@ pub struct Stdio {
     /// in between) may set O_NONBLOCK on them, which would then stay with the caller's pipe and
     /// make the report's own write fail. Put back before the report.
     status_flags: Vec<(RawFd, OFlag)>,
+    /// sandbox's stdin goes to the command (always for `run`; `exec` only with `-i`).
+    input: bool,
 }
 
 /// sandbox's own fd `fd` as a destination the relay never blocks on: a new open file description
@@ -108,9 +120,9 @@ fn nonblocking(fd: RawFd) {
 }
 
 impl Stdio {
-    /// Decides how stdio is connected for `mode` and prepares sandbox's side.
-    pub fn prepare(mode: Tty) -> Result<Stdio> {
-        let mut s = Stdio {
+    /// Nothing connected yet: the command inherits sandbox's stdio.
+    fn unconnected(detached: bool, input: bool) -> Stdio {
+        Stdio {
             child: ChildStdio::Inherit,
             child_fds: vec![],
             parent_fds: vec![],
@@ -120,11 +132,24 @@ impl Stdio {
             saved: vec![],
             raw: false,
             log: None,
-            detached: false,
-            status_flags: (0..3)
-                .filter_map(|fd| fcntl(fd, FcntlArg::F_GETFL).ok().map(|f| (fd, OFlag::from_bits_truncate(f))))
-                .collect(),
-        };
+            detached,
+            status_flags: vec![],
+            input,
+        }
+    }
+
+    /// Decides how stdio is connected for `mode` and prepares sandbox's side.
+    pub fn prepare(mode: Tty) -> Result<Stdio> {
+        Stdio::prepare_with(mode, true)
+    }
+
+    /// [`Stdio::prepare`], and without `input` sandbox's stdin is left alone: not relayed, not made
+    /// raw (`exec` without `-i`; the process's stdin is then /dev/null, or its pty with `-t`).
+    pub fn prepare_with(mode: Tty, input: bool) -> Result<Stdio> {
+        let mut s = Stdio::unconnected(false, input);
+        s.status_flags = (0..3)
+            .filter_map(|fd| fcntl(fd, FcntlArg::F_GETFL).ok().map(|f| (fd, OFlag::from_bits_truncate(f))))
+            .collect();
         let pty = match mode {
             Tty::Always => true,
             Tty::Auto => tty(0) && tty(1),
@@ -143,7 +168,7 @@ impl Stdio {
             s.parent_fds.push(ours.try_clone().map_err(|e| Error::io("dup", "console socket", e))?);
             s.console = Some(ours);
             s.child_fds.push(theirs);
-            if let Some((_, saved)) = s.saved.iter().find(|(fd, _)| *fd == 0) {
+            if let Some((_, saved)) = s.saved.iter().find(|(fd, _)| *fd == 0 && input) {
                 let mut raw = saved.clone();
                 termios::cfmakeraw(&mut raw);
                 termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &raw)
@@ -155,7 +180,7 @@ impl Stdio {
         let mut ends = [None, None, None];
         for (fd, end) in ends.iter_mut().enumerate() {
             let fd = fd as RawFd;
-            if !tty(fd) {
+            if !tty(fd) || (fd == 0 && !input) {
                 continue;
             }
             let (r, w) = pipe()?;
@@ -211,19 +236,7 @@ impl Stdio {
                 .map_err(|e| Error::io("cannot open", "/dev/null", e))
         };
         use std::os::unix::fs::OpenOptionsExt;
-        let mut s = Stdio {
-            child: ChildStdio::Inherit,
-            child_fds: vec![],
-            parent_fds: vec![],
-            pairs: vec![],
-            console: None,
-            master: None,
-            saved: vec![],
-            raw: false,
-            log: None,
-            detached: true,
-            status_flags: vec![],
-        };
+        let mut s = Stdio::unconnected(true, false);
         if pty {
             let (ours, theirs) = sys::socketpair_seqpacket().map_err(|e| Error::sys("socketpair", e))?;
             s.child = ChildStdio::Pty { console: theirs.as_raw_fd(), size: None };
@@ -293,15 +306,17 @@ impl Stdio {
             self.parent_fds.push(master);
             return;
         }
-        self.pairs.push(Pair {
-            src: 0,
-            dst: m,
-            open: true,
-            owned_src: false,
-            pending: vec![],
-            close_dst: None,
-            log: None,
-        });
+        if self.input {
+            self.pairs.push(Pair {
+                src: 0,
+                dst: m,
+                open: true,
+                owned_src: false,
+                pending: vec![],
+                close_dst: None,
+                log: None,
+            });
+        }
         let out = own_destination(1, &mut self.parent_fds);
         self.pairs.push(Pair {
             src: m,
@@ -329,6 +344,33 @@ impl Stdio {
                 (i, unsafe { BorrowedFd::borrow_raw(fd) }, ev)
             })
             .collect()
+    }
+
+    /// One wait of an event loop: until a signal is queued on `sfd`, the error pipe `err_rd` (given
+    /// until the command is executed) has its news, or a relay source is ready, for at most
+    /// `timeout`. Returns what is ready; the pairs to [`Stdio::pump`].
+    pub fn wait(&self, sfd: BorrowedFd, err_rd: Option<BorrowedFd>, timeout: PollTimeout) -> Result<Ready> {
+        let sources = self.sources();
+        let mut fds = vec![PollFd::new(sfd, PollFlags::POLLIN)];
+        fds.extend(err_rd.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        let first_source = fds.len();
+        fds.extend(sources.iter().map(|(_, fd, ev)| PollFd::new(*fd, *ev)));
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
+        Ok(Ready {
+            signals: ready(&fds[0]),
+            exec_result: err_rd.is_some() && ready(&fds[1]),
+            pumps: fds
+                .iter()
+                .skip(first_source)
+                .zip(sources.iter())
+                .filter(|(p, _)| ready(p))
+                .map(|(_, s)| s.0)
+                .collect(),
+        })
     }
 
     /// Moves bytes for pair `i` (poll said it is ready, so nothing here blocks for long).

@@ -18,6 +18,7 @@ pub(crate) mod v2;
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -183,6 +184,24 @@ impl Host {
             Layout::Unified => Box::new(v2::V2::create(&bases[""], name, limits, ours)?),
             _ => Box::new(v1::V1::create(&bases, self.unified.as_deref(), name, limits)?),
         })
+    }
+
+    /// Hybrid hosts: makes the run's cgroup2 group (see [`unified_base`]) before the child is
+    /// cloned, and opens it, so that the child is born in it (CLONE_INTO_CGROUP) rather than
+    /// moved there, which would wait for an RCU grace period (~5-9 ms). [`Host::create`] then
+    /// adopts the directory. `None` where there is no such group, or it cannot be made (then the
+    /// run goes on without it, as create would).
+    pub fn premake_unified(&self, name: &str) -> Option<(PathBuf, std::fs::File)> {
+        let dir = self.unified.as_ref()?.join(name);
+        std::fs::create_dir(&dir).ok()?;
+        let open = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(&dir);
+        match open {
+            Ok(f) => Some((dir, f)),
+            Err(_) => {
+                let _ = std::fs::remove_dir(&dir);
+                None
+            }
+        }
     }
 
     /// The group of a live run from its directories (as [`Cgroup::paths`] gave them when it was

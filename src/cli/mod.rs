@@ -3,6 +3,7 @@
 
 pub mod commit;
 pub mod detach;
+pub mod exec;
 pub mod gc;
 pub mod group;
 pub mod history;
@@ -162,6 +163,9 @@ pub enum Command {
     /// Run a command in new pid, mount, uts, ipc, net and cgroup namespaces under the limits
     #[command(after_help = run::HARDENING_HELP)]
     Run(run::RunArgs),
+    /// Run another command in a running container: its namespaces, cgroup, user, capabilities,
+    /// no_new_privs and seccomp filter, its environment plus -e
+    Exec(exec::ExecArgs),
     /// List containers: ID NAME IMAGE/COMMAND STATUS CPU% MEM/LIMIT PIDS (running; -a: all)
     Ps(ps::PsArgs),
     /// Print a detached container's output (stdout to stdout, stderr to stderr)

@@ -6,7 +6,6 @@
 //! Cleanup is tied to guards, so every path (a setup error, a panic, a lost supervisor) kills the
 //! child and removes the group.
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Instant, SystemTime};
 
@@ -46,12 +45,21 @@ impl Drop for GroupGuard {
 }
 
 /// Restores the signal mask when dropped.
-pub(crate) struct MaskGuard(SigSet);
+pub(crate) struct MaskGuard(pub(crate) SigSet);
 
 impl Drop for MaskGuard {
     fn drop(&mut self) {
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
     }
+}
+
+/// The capabilities a run's command keeps and its seccomp filter, from its config: the command's
+/// and every process `exec` starts in its container get exactly these.
+pub(crate) fn restrictions(cfg: &Config) -> Result<(caps::CapsHashSet, Option<crate::seccomp::Filter>)> {
+    let capabilities = if cfg.privileged { crate::caps::all() } else { cfg.capabilities.clone() };
+    let policy = if cfg.privileged { &crate::seccomp::Policy::Unconfined } else { &cfg.seccomp };
+    let seccomp = crate::seccomp::build(policy, &capabilities)?;
+    Ok((capabilities, seccomp))
 }
 
 /// Kills (SIGKILL: the whole pid namespace goes with its PID 1) and reaps the child when dropped,
@@ -71,6 +79,32 @@ impl Drop for ChildGuard {
             let _ = kill(self.pid, Signal::SIGKILL);
             let _ = waitpid(self.pid, None);
         }
+    }
+}
+
+/// The run's cgroup2 group made before the clone (Host::premake_unified), removed when dropped
+/// until the run's group has adopted it.
+struct Premade(Option<(std::path::PathBuf, std::fs::File)>);
+
+impl Premade {
+    fn remove(&mut self) {
+        if let Some((dir, f)) = self.0.take() {
+            drop(f);
+            // The child was killed and reaped before this runs (ChildGuard drops first); an
+            // exiting task can keep the group busy for a moment.
+            for _ in 0..100 {
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+impl Drop for Premade {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 
@@ -102,22 +136,15 @@ pub(crate) struct Created {
 /// `hide`: host directories the command must not see in a host-view run (the state root).
 pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]) -> Result<Created> {
     cfg.validate()?;
-    let argv = cfg
-        .command
-        .iter()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|_| Error::invalid("command", &cfg.command.join(" "), "arguments without NUL bytes"))?;
+    let argv = child::argv(&cfg.command)?;
     let mut ops = crate::plan::build(cfg);
     // The state root stays out of the command's view of the host's files: a command that is
     // root inside (DAC_OVERRIDE) could otherwise rewrite its own state or report there.
     if cfg.rootfs.is_none() {
         ops.extend(hide.iter().filter(|d| d.is_dir()).map(|d| crate::plan::Op::Mask(d.clone())));
     }
-    let capabilities = if cfg.privileged { crate::caps::all() } else { cfg.capabilities.clone() };
     // Built before anything is created: a bad profile leaves nothing behind.
-    let policy = if cfg.privileged { &crate::seccomp::Policy::Unconfined } else { &cfg.seccomp };
-    let seccomp = crate::seccomp::build(policy, &capabilities)?;
+    let (capabilities, seccomp) = restrictions(cfg)?;
     let rootless = !sys::is_root();
     let userns = user_namespace(cfg, rootless)?;
     // The fds passed on purpose must be open: else one of our own pipes could take a number in
@@ -180,7 +207,22 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     let start = Instant::now();
     let started_at = SystemTime::now();
     let flags = sys::CLONE_FLAGS | if userns.is_some() { libc::CLONE_NEWUSER } else { 0 };
-    let pid = match sys::clone_fork(flags).map_err(|e| Error::sys("clone", e))? {
+    // Hybrid hosts: the child is born in the run's cgroup2 group (its pressure files), not moved
+    // there. The guard removes that group on every error path until the run's group adopts it
+    // (declared before the child's guard, so dropped after it: the child is reaped first).
+    // Not rootless: a run that goes on without its group (no delegation) could not remove it.
+    let mut premade = Premade(if rootless { None } else { host.premake_unified(&cgroup::group_name(&cfg.id)) });
+    let forked = match &premade.0 {
+        Some((_, dir)) => match sys::clone_into_cgroup(flags, dir.as_raw_fd()) {
+            Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL) => {
+                premade.remove();
+                sys::clone_fork(flags)
+            }
+            r => r,
+        },
+        None => sys::clone_fork(flags),
+    };
+    let pid = match forked.map_err(|e| Error::sys("clone", e))? {
         Forked::Child => child::main(&spec),
         Forked::Parent(pid) => pid,
     };
@@ -204,7 +246,10 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     // hand controllers down (the "no internal processes" rule): only these two pids, never others.
     let ours = [std::process::id() as i32, pid.as_raw()];
     let group = match host.create(parent, &cgroup::group_name(&cfg.id), &cfg.limits, &ours) {
-        Ok(g) => GroupGuard(Some(g)),
+        Ok(g) => {
+            premade.0 = None; // the run's group has it now
+            GroupGuard(Some(g))
+        }
         // A non-root caller without a delegated cgroup: fine without limits (the report then
         // comes from wait4), an error that says how to get delegation with them.
         Err(e) if rootless => match cfg.limits.cgroup_flags() {

@@ -6,7 +6,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::PollTimeout;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::report::Stopped;
 use crate::sys;
-use crate::tty::Stdio;
+use crate::tty::{Ready, Stdio};
 
 /// Who hears about a run's phases: the state root's record of a container. Every method has a
 /// default that does nothing (a library run without state).
@@ -143,29 +143,9 @@ pub(crate) fn supervise(
             }
             None => PollTimeout::NONE,
         };
-        let sources = stdio.sources();
-        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         // The error pipe only until exec: after EOF it would report POLLHUP forever.
-        if exec_pending {
-            fds.push(PollFd::new(err_rd.as_fd(), PollFlags::POLLIN));
-        }
-        let first_source = fds.len();
-        fds.extend(sources.iter().map(|(_, fd, ev)| PollFd::new(*fd, *ev)));
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("poll", e)),
-        }
-        let ready: Vec<usize> = fds
-            .iter()
-            .skip(first_source)
-            .zip(sources.iter())
-            .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(_, (i, _, _))| *i)
-            .collect();
-        let sig_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let err_ready = exec_pending && fds[1].revents().is_some_and(|r| !r.is_empty());
-        drop(fds);
-        drop(sources);
+        let Ready { signals: sig_ready, exec_result: err_ready, pumps: ready } =
+            stdio.wait(sfd.as_fd(), exec_pending.then(|| err_rd.as_fd()), timeout)?;
         if err_ready {
             // Data means the child failed and is exiting, EOF that the command was executed:
             // either way reading to EOF does not block for long.

@@ -10,6 +10,7 @@ pub mod cgroup_ops;
 mod containment;
 mod cpu_time;
 mod detach;
+mod exec;
 mod hardening;
 mod harness;
 mod image_info;

@@ -28,6 +28,8 @@ pub struct V1 {
     unified: Option<PathBuf>,
     /// The machine's disks (blkio::disks), read once for the samples of a run.
     disks: std::cell::OnceCell<Vec<String>>,
+    /// The child was cloned into `unified` (CLONE_INTO_CGROUP): it does not join it.
+    born_in_unified: bool,
 }
 
 impl V1 {
@@ -80,7 +82,7 @@ impl V1 {
             dirs.insert(ctrl.clone(), dir);
         }
         let primary = dirs.get("memory").or_else(|| unique.first()).cloned().unwrap_or_default();
-        let mut g = V1 { dirs, unique, primary, unified: None, disks: Default::default() };
+        let mut g = V1 { dirs, unique, primary, unified: None, disks: Default::default(), born_in_unified: false };
         // A fresh cpuset group takes no task before its lists are set (see cpuset.rs).
         let filled = match (bases.get("cpuset"), g.dirs.get("cpuset")) {
             (Some(base), Some(dir)) => cpuset::apply(base, dir, limits),
@@ -92,11 +94,18 @@ impl V1 {
         }
         // Last, once the limits are set: a bad value leaves nothing, there either. Only accounting
         // (pressure) depends on it, so a failure is a warning and the figures stay null.
+        // A directory already there was made before the clone (Host::premake_unified) and the
+        // child was born in it: adopted, and not joined again (see join_files).
         if let Some(dir) = unified.map(|u| u.join(name)) {
             match std::fs::create_dir(&dir) {
                 Ok(()) => {
                     g.unique.push(dir.clone());
                     g.unified = Some(dir);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    g.unique.push(dir.clone());
+                    g.unified = Some(dir);
+                    g.born_in_unified = true;
                 }
                 Err(e) => crate::run::warn(&format!("cannot create cgroup {} (pressure unknown): {e}", dir.display())),
             }
@@ -127,7 +136,7 @@ impl V1 {
         static DISKS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
         let disks = std::cell::OnceCell::new();
         let _ = disks.set(DISKS.get_or_init(blkio::disks).clone());
-        V1 { dirs, unique, primary, unified, disks }
+        V1 { dirs, unique, primary, unified, disks, born_in_unified: false }
     }
 
     /// Each directory once, the freezer's first: a task the v1 freezer froze dies of SIGKILL only
@@ -185,11 +194,14 @@ impl Cgroup for V1 {
     fn join_files(&self, _pid: i32) -> Result<Vec<std::fs::File>> {
         // The child moves itself: the parent's write of its pid to cgroup.procs waits for an RCU
         // grace period (cgroup_threadgroup_rwsem, ~5-8 ms); a single task writing 0 to `tasks`
-        // skips that lock.
+        // skips that lock. A hybrid run's cgroup2 group has no `tasks`: the child writes 0 to its
+        // cgroup.procs, last, which does take that lock (and so waits for a grace period when
+        // none is under way); joining it from the clone (CLONE_INTO_CGROUP) would not.
         self.unique
             .iter()
+            .filter(|d| !(self.born_in_unified && self.unified.as_ref() == Some(*d)))
             .map(|d| {
-                let p = d.join("tasks");
+                let p = d.join(if self.unified.as_ref() == Some(d) { "cgroup.procs" } else { "tasks" });
                 std::fs::OpenOptions::new().write(true).open(&p).map_err(|e| Error::io("cannot open", p, e))
             })
             .collect()
@@ -402,6 +414,7 @@ mod tests {
             primary: dir,
             unified: None,
             disks: Default::default(),
+            born_in_unified: false,
         };
         g.apply(&Limits { memory_bytes: Some(32 << 20), ..Default::default() }).unwrap();
         let r = |f: &str| std::fs::read_to_string(g.primary.join(f)).unwrap();
