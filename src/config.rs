@@ -6,10 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::Error;
 
 /// The cgroup limits of a run. `None` means "not limited" (the report still shows usage).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     /// Memory limit in bytes (memory.max / memory.limit_in_bytes); swap is limited to zero beside it.
     pub memory_bytes: Option<u64>,
@@ -90,7 +92,7 @@ impl Limits {
 }
 
 /// A bind mount requested with `--bind SRC:DST[:ro]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bind {
     pub src: PathBuf,
     pub dst: PathBuf,
@@ -99,7 +101,7 @@ pub struct Bind {
 
 /// An image's root filesystem: overlayfs over unpacked layers with a per-container upper dir
 /// (see `image::container`). The merged view is the run's `rootfs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layers {
     /// Layer directories, bottom first.
     pub lower: Vec<PathBuf>,
@@ -115,7 +117,8 @@ pub struct Layers {
 /// How the command's standard streams are connected. Whatever the mode, the command never holds
 /// a descriptor of the outer terminal: without a pty, each of sandbox's stdin, stdout and stderr
 /// that is a terminal is relayed through a pipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Tty {
     /// A pseudo-terminal when sandbox's stdin and stdout are both terminals (like `docker run -it`).
     #[default]
@@ -127,7 +130,7 @@ pub enum Tty {
 }
 
 /// An extra tmpfs mount: `--tmpfs DST[:size=N]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tmpfs {
     pub dst: PathBuf,
     /// Its size limit in bytes (`None`: the kernel's default, half of RAM; the memory limit
@@ -141,7 +144,7 @@ pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A complete, validated description of one run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// The run's id: names its cgroup and is its default hostname.
     pub id: String,

@@ -59,6 +59,11 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
 
+    /// A container of the state root (`sandbox::container`): not found, ambiguous, a name in use,
+    /// not in the status an operation needs. Exit 125.
+    #[error("{0}")]
+    Container(String),
+
     /// The command could not be executed (126: not executable, 127: not found).
     #[error("{message}")]
     Exec { code: i32, message: String },
@@ -75,6 +80,10 @@ impl Error {
 
     pub fn image(msg: impl Into<String>) -> Error {
         Error::Image(msg.into())
+    }
+
+    pub fn container(msg: impl Into<String>) -> Error {
+        Error::Container(msg.into())
     }
 
     pub fn sys(what: impl Into<String>, e: nix::Error) -> Error {

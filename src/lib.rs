@@ -23,6 +23,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod child;
 pub mod config;
+pub mod container;
 pub mod cputime;
 pub mod env;
 pub mod error;

@@ -12,7 +12,7 @@ use crate::config::parse_size;
 use crate::error::Error;
 
 /// One of the four throttles of `io.max` / `blkio.throttle.*_device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IoKind {
     ReadBps,
@@ -57,7 +57,7 @@ impl IoKind {
 }
 
 /// A throttle on one whole disk: `--io-write-bps /dev/sdb:10M`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct IoRule {
     /// As the user named it (a path or MAJ:MIN).
     pub device: String,
@@ -69,7 +69,7 @@ pub struct IoRule {
 }
 
 /// `--cgroup-conf FILE=VALUE`: a controller file of the run's group, written after sandbox's own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CgroupConf {
     pub file: String,
     pub value: String,

@@ -42,6 +42,12 @@ fn main() {
     let result = match &cli.command {
         Command::Run(args) => cli::run::run(&cli, args),
         Command::Gc => cli::gc::gc(&cli),
+        Command::Ps(args) => cli::ps::ps(&cli, args),
+        Command::Logs(args) => cli::logs::logs(&cli, args),
+        Command::Stop(args) => cli::stop::stop(&cli, args),
+        Command::Kill(args) => cli::stop::kill(&cli, args),
+        Command::Wait(args) => cli::wait::wait(&cli, args),
+        Command::Report(args) => cli::report::report(&cli, args),
         Command::Pull(args) => cli::pull::pull(&cli, args),
         Command::Images(args) => cli::images::images(&cli, args),
         Command::Tag(args) => cli::tag::tag(&cli, args),

@@ -499,3 +499,46 @@ pub fn writer_gone(rd: RawFd) -> bool {
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     n > 0 && p.revents & libc::POLLHUP != 0
 }
+
+/// pidfd_open(2) (Linux 5.3): an fd that names process `pid` for as long as it is held, whatever
+/// later takes the number. `ENOSYS` on older kernels.
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the fd it returns is owned by nobody else.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    match fd {
+        -1 => Err(Errno::last()),
+        // SAFETY: a fresh fd from the kernel, owned here only.
+        fd => Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
+    }
+}
+
+/// pidfd_send_signal(2) (Linux 5.1): `sig` to the process `pidfd` names, never to a process that
+/// reused its number.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> nix::Result<()> {
+    // SAFETY: no siginfo (null), flags 0; the fd is a live pidfd.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, 0usize, 0u32) };
+    Errno::result(r).map(drop)
+}
+
+/// setsid(2) then PR_SET_PDEATHSIG 0: a detached supervisor in its own session, not tied to the
+/// process that started it.
+pub fn detach_session() -> nix::Result<()> {
+    nix::unistd::setsid()?;
+    // SAFETY: PR_SET_PDEATHSIG takes an integer signal number (0: none).
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) }).map(drop)
+}
+
+/// flock(2) on `fd`: exclusive or shared, waiting or not. `Ok(false)`: not taken because another
+/// open file description holds a conflicting lock (only with `nonblock`).
+pub fn flock(fd: RawFd, exclusive: bool, nonblock: bool) -> nix::Result<bool> {
+    let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH } | if nonblock { libc::LOCK_NB } else { 0 };
+    loop {
+        // SAFETY: flock takes an fd and integer flags.
+        match Errno::result(unsafe { libc::flock(fd, op) }) {
+            Ok(_) => return Ok(true),
+            Err(Errno::EWOULDBLOCK) => return Ok(false),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}

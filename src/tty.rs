@@ -22,6 +22,7 @@ use nix::unistd::{isatty, pipe2, read, write};
 
 use crate::child::ChildStdio;
 use crate::config::Tty;
+use crate::container::logs::LogWriter;
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -37,6 +38,9 @@ struct Pair {
     pending: Vec<u8>,
     /// The write end of the command's stdin pipe: closed when `src` ends, so the command sees EOF.
     close_dst: Option<OwnedFd>,
+    /// A detached run's output: what is read from `src` goes into the log as this stream (1 or
+    /// 2), not to `dst`.
+    log: Option<u8>,
 }
 
 /// The parent's side of the command's stdio.
@@ -54,6 +58,10 @@ pub struct Stdio {
     /// relay reads from or writes to).
     saved: Vec<(RawFd, Termios)>,
     raw: bool,
+    /// A detached run's log (`run -d`): written by the supervisor only.
+    log: Option<LogWriter>,
+    /// A detached run with a pty: the master stays here (not relayed anywhere but the log).
+    detached: bool,
     /// The file status flags of sandbox's 0, 1 and 2: a command that shares them (no terminal
     /// in between) may set O_NONBLOCK on them, which would then stay with the caller's pipe and
     /// make the report's own write fail. Put back before the report.
@@ -111,6 +119,8 @@ impl Stdio {
             master: None,
             saved: vec![],
             raw: false,
+            log: None,
+            detached: false,
             status_flags: (0..3)
                 .filter_map(|fd| fcntl(fd, FcntlArg::F_GETFL).ok().map(|f| (fd, OFlag::from_bits_truncate(f))))
                 .collect(),
@@ -159,6 +169,7 @@ impl Stdio {
                     owned_src: false,
                     pending: vec![],
                     close_dst: None,
+                    log: None,
                 });
                 s.child_fds.push(r);
                 s.parent_fds.push(w.try_clone().map_err(|e| Error::io("dup", "stdin pipe", e))?);
@@ -173,6 +184,7 @@ impl Stdio {
                     owned_src: true,
                     pending: vec![],
                     close_dst: None,
+                    log: None,
                 });
                 s.child_fds.push(w);
                 s.parent_fds.push(r);
@@ -181,6 +193,69 @@ impl Stdio {
         if ends.iter().any(Option::is_some) {
             s.child = ChildStdio::Pipes { input: ends[0], out: ends[1], err: ends[2] };
         }
+        Ok(s)
+    }
+
+    /// The stdio of a detached run (`run -d`): stdin is /dev/null; stdout and stderr are pipes
+    /// whose bytes go into `log`, or /dev/null without one (`--log-driver none`). With `pty`
+    /// the command gets a pseudo-terminal whose master stays with the supervisor (its output is
+    /// logged as stdout).
+    pub fn detached(pty: bool, log: Option<LogWriter>) -> Result<Stdio> {
+        let null = |write: bool| {
+            std::fs::OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .custom_flags(libc::O_CLOEXEC)
+                .open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|e| Error::io("cannot open", "/dev/null", e))
+        };
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut s = Stdio {
+            child: ChildStdio::Inherit,
+            child_fds: vec![],
+            parent_fds: vec![],
+            pairs: vec![],
+            console: None,
+            master: None,
+            saved: vec![],
+            raw: false,
+            log: None,
+            detached: true,
+            status_flags: vec![],
+        };
+        if pty {
+            let (ours, theirs) = sys::socketpair_seqpacket().map_err(|e| Error::sys("socketpair", e))?;
+            s.child = ChildStdio::Pty { console: theirs.as_raw_fd(), size: None };
+            s.parent_fds.push(ours.try_clone().map_err(|e| Error::io("dup", "console socket", e))?);
+            s.console = Some(ours);
+            s.child_fds.push(theirs);
+            s.log = log;
+            return Ok(s);
+        }
+        let input = null(false)?;
+        let mut ends = [Some(input.as_raw_fd()), None, None];
+        s.child_fds.push(input);
+        for stream in [1u8, 2] {
+            let (r, w) = if log.is_some() { pipe()? } else { (null(false)?, null(true)?) };
+            ends[stream as usize] = Some(w.as_raw_fd());
+            s.child_fds.push(w);
+            if log.is_some() {
+                let src = r.as_raw_fd();
+                s.pairs.push(Pair {
+                    src,
+                    dst: -1,
+                    open: true,
+                    owned_src: true,
+                    pending: vec![],
+                    close_dst: None,
+                    log: Some(stream),
+                });
+                s.parent_fds.push(r);
+            }
+        }
+        s.log = log;
+        s.child = ChildStdio::Pipes { input: ends[0], out: ends[1], err: ends[2] };
         Ok(s)
     }
 
@@ -210,9 +285,33 @@ impl Stdio {
         let m = master.as_raw_fd();
         nonblocking(m);
         self.master = Some(m);
-        self.pairs.push(Pair { src: 0, dst: m, open: true, owned_src: false, pending: vec![], close_dst: None });
+        if self.detached {
+            let log = self.log.is_some().then_some(1);
+            let p =
+                Pair { src: m, dst: -1, open: log.is_some(), owned_src: true, pending: vec![], close_dst: None, log };
+            self.pairs.push(p);
+            self.parent_fds.push(master);
+            return;
+        }
+        self.pairs.push(Pair {
+            src: 0,
+            dst: m,
+            open: true,
+            owned_src: false,
+            pending: vec![],
+            close_dst: None,
+            log: None,
+        });
         let out = own_destination(1, &mut self.parent_fds);
-        self.pairs.push(Pair { src: m, dst: out, open: true, owned_src: true, pending: vec![], close_dst: None });
+        self.pairs.push(Pair {
+            src: m,
+            dst: out,
+            open: true,
+            owned_src: true,
+            pending: vec![],
+            close_dst: None,
+            log: None,
+        });
         self.parent_fds.push(master);
     }
 
@@ -238,6 +337,19 @@ impl Stdio {
     pub fn pump(&mut self, i: usize) -> bool {
         let raw = self.raw;
         let p = &mut self.pairs[i];
+        if let Some(stream) = p.log {
+            let mut buf = [0u8; 16384];
+            match read(p.src, &mut buf) {
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+                Ok(0) | Err(_) => p.open = false,
+                Ok(n) => {
+                    if let Some(l) = self.log.as_mut() {
+                        l.write(stream, &buf[..n]);
+                    }
+                }
+            }
+            return false;
+        }
         if !p.pending.is_empty() {
             flush(p);
             return false;
@@ -264,6 +376,22 @@ impl Stdio {
         let end = std::time::Instant::now() + DRAIN_LIMIT;
         for p in self.pairs.iter_mut().filter(|p| p.open && p.owned_src) {
             nonblocking(p.src);
+            if let Some(stream) = p.log {
+                let mut buf = [0u8; 16384];
+                loop {
+                    match read(p.src, &mut buf) {
+                        Ok(n) if n > 0 => {
+                            if let Some(l) = self.log.as_mut() {
+                                l.write(stream, &buf[..n]);
+                            }
+                        }
+                        Err(Errno::EINTR) => continue,
+                        _ => break,
+                    }
+                }
+                p.open = false;
+                continue;
+            }
             loop {
                 if !p.pending.is_empty() {
                     flush(p);
@@ -360,7 +488,7 @@ pub fn write_within(fd: RawFd, buf: &[u8], limit: std::time::Duration) {
         return;
     }
     let end = std::time::Instant::now() + limit;
-    let mut p = Pair { src: -1, dst, open: true, owned_src: false, pending: buf.to_vec(), close_dst: None };
+    let mut p = Pair { src: -1, dst, open: true, owned_src: false, pending: buf.to_vec(), close_dst: None, log: None };
     loop {
         flush(&mut p);
         if p.pending.is_empty() || !wait_writable(dst, end) {

@@ -16,7 +16,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// One line of a uid_map or gid_map: ids `inside..inside+count` are `outside..outside+count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdMap {
     pub inside: u32,
     pub outside: u32,
@@ -24,7 +24,7 @@ pub struct IdMap {
 }
 
 /// The maps of a run's user namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserNs {
     pub uids: Vec<IdMap>,
     pub gids: Vec<IdMap>,

@@ -184,6 +184,28 @@ impl Host {
     }
 }
 
+/// SIGKILLs everything in the groups at `dirs` and below them (cgroup.kill where the kernel has
+/// it), for a group known only by its directories: a container's, from its state file.
+pub fn kill_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) {
+    for d in dirs {
+        if !teardown::write_kill(d) {
+            teardown::kill_tree(d);
+        }
+    }
+}
+
+/// Kills what is left in the groups at `dirs` and removes them with their subgroups, depth-first.
+/// A directory already gone is fine.
+pub fn remove_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    let mut res = Ok(());
+    for d in dirs {
+        if let Err(e) = teardown::remove_tree(d) {
+            res = Err(e);
+        }
+    }
+    res
+}
+
 /// Whether process `pid` exists and is not a zombie (a SIGKILLed sandbox whose parent has not
 /// reaped it yet is gone for our purposes).
 fn alive(pid: u32) -> bool {

@@ -1,4 +1,6 @@
-//! `sandbox inspect IMAGE…`: a JSON array, one object per image, with docker's field names (Id,
+//! `sandbox inspect NAME…`: a JSON array, one object per container of the state root (see
+//! [`container`]: config, state, mounts, limits, cgroup, pid, the report once stopped) or per
+//! image, with docker's field names (Id,
 //! RepoTags, RepoDigests, Created, Author, Comment, Architecture, Variant, Os, Config, RootFS,
 //! Size) and what sandbox adds: the manifest, each layer with its compressed and unpacked size,
 //! the compressed total and the config's history.
@@ -13,20 +15,76 @@ use super::{show, Cli};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Images: names or id prefixes
+    /// Containers (names, ids or unique id prefixes; looked for first) or images (names or id
+    /// prefixes)
     #[arg(required = true)]
     pub images: Vec<String>,
 }
 
 pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<i32> {
     // Every image is found before anything is printed: a missing one prints no half array.
-    let mut out = vec![];
+    let mut out: Vec<Value> = vec![];
+    let root = sandbox::container::Root::open(&cli.state_root());
     for what in &args.images {
-        let (store, img) = show::find(cli, what)?;
-        out.push(describe(&store, &img)?);
+        match root.find(what) {
+            Ok(c) => out.push(container(&c)),
+            Err(sandbox::Error::Container(m)) if m.starts_with("no such container") => match show::find(cli, what) {
+                Ok((store, img)) => out.push(serde_json::to_value(describe(&store, &img)?)?),
+                // Neither a container nor an image: both said.
+                Err(e) => {
+                    return Err(sandbox::Error::container(format!("{m}; {}", sandbox::error::chain(e.chain()))).into())
+                }
+            },
+            Err(e) => return Err(e.into()),
+        }
     }
     show::print(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     Ok(0)
+}
+
+/// A container of the state root: its state (status, pid and start time, supervisor, times,
+/// exit code), config, mounts, limits, cgroup, log and, once stopped, its report.
+fn container(c: &sandbox::container::Container) -> Value {
+    let s = &c.state;
+    let cfg = &s.config;
+    let mounts: Vec<Value> = cfg
+        .binds
+        .iter()
+        .map(|b| json!({"Type": "bind", "Source": b.src, "Destination": b.dst, "RW": !b.read_only}))
+        .chain(cfg.tmpfs.iter().map(|t| json!({"Type": "tmpfs", "Destination": t.dst, "Size": t.size})))
+        .collect();
+    let log = (s.log_driver == sandbox::container::LogDriver::JsonFile).then(|| c.log_path());
+    json!({
+        "Id": s.id,
+        "Name": s.name,
+        "Image": s.image,
+        "Command": cfg.command,
+        "State": {
+            "Status": s.status,
+            "Running": s.status == sandbox::container::Status::Running,
+            "Paused": s.status == sandbox::container::Status::Paused,
+            "Pid": s.process.filter(|_| s.is_live()).map(|p| p.pid),
+            "Process": s.process,
+            "Supervisor": s.supervisor,
+            "Detached": s.detached,
+            "CreatedAt": humantime::format_rfc3339_nanos(s.created_at).to_string(),
+            "StartedAt": s.started_at.map(|t| humantime::format_rfc3339_nanos(t).to_string()),
+            "FinishedAt": s.finished_at.map(|t| humantime::format_rfc3339_nanos(t).to_string()),
+            "ExitCode": s.exit_code,
+            "Reason": s.reason,
+        },
+        "Config": cfg,
+        "Mounts": mounts,
+        "Limits": sandbox::report::LimitsReport::from(&cfg.limits),
+        "Cgroup": s.cgroup,
+        "Rootfs": cfg.rootfs,
+        "LogDriver": s.log_driver,
+        "LogPath": log,
+        "AutoRemove": s.auto_remove,
+        "Tty": s.tty,
+        "Dir": c.dir,
+        "Report": c.report(),
+    })
 }
 
 fn describe(store: &Store, img: &Image) -> Result<Inspect> {

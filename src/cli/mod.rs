@@ -2,21 +2,27 @@
 //! One file per subcommand; this file holds the flags shared by all of them.
 
 pub mod commit;
+pub mod detach;
 pub mod gc;
 pub mod history;
 pub mod image;
 pub mod images;
 pub mod inspect;
 pub mod login;
+pub mod logs;
 pub mod plot;
+pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod report;
 pub mod rm;
 pub mod run;
 pub mod samples;
 pub mod save;
 pub mod show;
+pub mod stop;
 pub mod tag;
+pub mod wait;
 
 use std::path::PathBuf;
 
@@ -120,11 +126,21 @@ pub struct Cli {
     /// The image store's state root
     #[arg(long, global = true, value_name = "DIR", env = "SANDBOX_ROOT", default_value = sandbox::image::store::DEFAULT_ROOT)]
     pub root: PathBuf,
+    /// The containers' state root (default /run/sandbox as root, else $XDG_RUNTIME_DIR/sandbox)
+    #[arg(long, global = true, value_name = "DIR", env = "SANDBOX_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Where the cgroup filesystems are mounted
     #[arg(long, global = true, value_name = "DIR", default_value = "/sys/fs/cgroup", hide = true)]
     pub cgroup_root: PathBuf,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The containers' state root: `--state-dir`, $SANDBOX_STATE_DIR or the default.
+    pub fn state_root(&self) -> std::path::PathBuf {
+        sandbox::container::state::root_dir(self.state_dir.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -141,7 +157,20 @@ pub enum Command {
     /// Run a command in new pid, mount, uts, ipc, net and cgroup namespaces under the limits
     #[command(after_help = run::HARDENING_HELP)]
     Run(run::RunArgs),
-    /// Remove the groups left by a sandbox that was killed (what is still in them is killed)
+    /// List containers: ID NAME IMAGE/COMMAND STATUS CPU% MEM/LIMIT PIDS (running; -a: all)
+    Ps(ps::PsArgs),
+    /// Print a detached container's output (stdout to stdout, stderr to stderr)
+    Logs(logs::LogsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL to everything in them after the grace
+    Stop(stop::StopArgs),
+    /// Send a signal to containers' commands (default KILL)
+    Kill(stop::KillArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(wait::WaitArgs),
+    /// Print a stopped container's final report (--report json for JSON)
+    Report(report::ReportArgs),
+    /// Remove the groups left by a sandbox that was killed (what is still in them is killed) and
+    /// settle containers whose supervisor is gone
     Gc,
     /// Pull an image from a registry (HTTP API v2) into the store
     Pull(pull::PullArgs),
@@ -149,7 +178,7 @@ pub enum Command {
     Images(images::ImagesArgs),
     /// Give an image in the store another name
     Tag(tag::TagArgs),
-    /// Show images' config, layers, sizes and history as JSON
+    /// Show containers (state, config, mounts, limits, cgroup, report) or images as JSON
     Inspect(inspect::InspectArgs),
     /// Show an image's history: what made each layer, and its size
     History(history::HistoryArgs),
@@ -167,7 +196,7 @@ pub enum Command {
     Rmi(images::RmiArgs),
     /// Turn a kept container's changes (`run --name`) into a new image
     Commit(commit::CommitArgs),
-    /// Remove kept containers (`run --name`); refused while a run uses one
+    /// Remove containers (-f: running ones too, killed first) and kept image containers
     Rm(rm::RmArgs),
     /// Import, export and prune images
     #[command(subcommand)]

@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use sandbox::config::{self, Config, Tty};
+use sandbox::container::record::Recorder;
+use sandbox::container::state::{self, LogDriver, Root, State};
 use sandbox::image::container::{self, Container};
 use sandbox::image::Store;
+use sandbox::run::Engine;
 
 use super::{Cli, ReportMode};
 
@@ -48,9 +51,23 @@ pub struct RunArgs {
     /// emulation): without it, an image for another OS/architecture is refused
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", requires = "image")]
     pub platform: Option<String>,
-    /// Keep the container's upper layer under this name (for later runs and `sandbox commit`)
-    #[arg(long, value_name = "NAME", requires = "image")]
+    /// The container's name, unique in the state root (default: generated, e.g. brave_curie).
+    /// With --image its upper layer is kept under this name (for later runs and `sandbox commit`)
+    #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Run in the background: print the container's id once the command was executed and return;
+    /// its supervisor keeps the output in a log (`sandbox logs`), the limits and the report
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// With -d: remove the container (state, log, report) when it stops
+    #[arg(long, requires = "detach")]
+    pub rm: bool,
+    /// With -d: where the output goes: json-file (ID/log.jsonl, `sandbox logs`) or none
+    #[arg(long, value_name = "json-file|none", default_value = "json-file", value_parser = ["json-file", "none"])]
+    pub log_driver: String,
+    /// With -d: the log's size cap, one rotation kept (default 10M)
+    #[arg(long, value_name = "SIZE", requires = "detach")]
+    pub log_max_size: Option<String>,
     /// Set an environment variable (NAME=VALUE; NAME alone copies your value); repeatable.
     /// The command never gets your whole environment: a host-view run keeps PATH HOME TERM LANG
     /// LC_* TZ USER LOGNAME SHELL, a --rootfs/--image run starts from PATH, HOSTNAME and HOME
@@ -356,20 +373,86 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     let mut cfg = config(cli, args)?;
     // Before the image's container is made: a bad --plot or --sample-interval leaves nothing.
     let sampling = super::samples::check(cli)?;
-    // Held for the run: the container is removed when this drops, unless named.
-    let _container = match &args.image {
-        Some(image) => Some(image_run(cli, args, image, &mut cfg)?),
-        None => None,
+    let log_max_size = match &args.log_max_size {
+        Some(v) => config::parse_size(v).map_err(|_| {
+            sandbox::Error::invalid("--log-max-size", v, "a size with an optional binary suffix K, M, G, e.g. 10M")
+        })?,
+        None => state::DEFAULT_LOG_MAX_SIZE,
     };
     // Checked before the run so that a bad path fails before anything is created; written only
     // after it, so that a run that never finishes leaves an earlier report as it was.
     let report_dir = cli.report_file.as_deref().map(|p| open_output_dir("--report-file", p)).transpose()?;
-    let report = match &sampling {
-        Some(s) => super::samples::run(&cfg, s)?,
-        None => sandbox::run(&cfg)?,
+    // The container in the state root: its name reserved first (a name in use leaves nothing).
+    let mut st = State::new(state::new_id(), args.name.clone().unwrap_or_default(), cfg.clone());
+    cfg.id = st.short_id().to_string();
+    st.config.id = cfg.id.clone();
+    st.detached = args.detach;
+    st.auto_remove = args.rm;
+    st.image = args.image.clone();
+    st.log_driver = if args.log_driver == "none" { LogDriver::None } else { LogDriver::JsonFile };
+    st.log_max_size = log_max_size;
+    st.tty = args.tty;
+    let root_dir = cli.state_root();
+    let mut container = match Root::create(&root_dir).and_then(|root| root.register(st)) {
+        Ok(c) => Some(c),
+        Err(e @ sandbox::Error::Container(_)) | Err(e @ sandbox::Error::Invalid { .. }) => return Err(e.into()),
+        // A foreground run still runs without a usable state root (not listed by ps); a
+        // detached one cannot exist without one.
+        Err(e) if !args.detach => {
+            sandbox::run::warn(&format!(
+                "the run is not listed in the state root: {}",
+                sandbox::error::chain([&e as _])
+            ));
+            None
+        }
+        Err(e) => return Err(e.into()),
     };
+    // Held for the run: the container is removed when this drops, unless named.
+    let image = match &args.image {
+        Some(image) => match image_run(cli, args, image, &mut cfg) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if let Some(c) = &container {
+                    let _ = c.remove_dir();
+                }
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
+    if let (Some(c), Some(_)) = (container.as_mut(), &args.image) {
+        c.update(|s| s.config = cfg.clone())?;
+    }
+    let hide = vec![root_dir];
+    if args.detach {
+        let c = container.expect("a detached run has a container");
+        return super::detach::start(cli, cfg, c, image, sampling, report_dir, hide);
+    }
+    let result = {
+        let mut recorder = container.as_mut().map(|c| Recorder::new(c, false, None));
+        let engine = Engine {
+            observer: recorder.as_mut().map(|r| r as &mut dyn sandbox::run::Observer),
+            hide,
+            ..Engine::default()
+        };
+        match &sampling {
+            Some(s) => super::samples::run(&cfg, s, engine),
+            None => sandbox::run::run_with(&cfg, engine).map_err(Into::into),
+        }
+    };
+    // A foreground run is removed when it ends (as docker run --rm): its report is printed.
+    if let Some(c) = &container {
+        let _ = c.remove_dir();
+    }
+    drop(image);
+    let report = result?;
+    Ok(print_report(cli, &report, report_dir.as_ref()))
+}
+
+/// Writes `--report-file` and prints the report as `--report` says; returns the exit status.
+pub fn print_report(cli: &Cli, report: &sandbox::Report, report_dir: Option<&std::os::fd::OwnedFd>) -> i32 {
     // The file first: a closed or broken stderr (`2>&-`, `2>&1 | true`) loses only the copy there.
-    let saved = match (&cli.report_file, &report_dir) {
+    let saved = match (&cli.report_file, report_dir) {
         (Some(p), Some(dir)) => write_output_file(dir, p, format!("{}\n", report.to_json()).as_bytes())
             .with_context(|| format!("cannot write --report-file {}", p.display())),
         _ => Ok(()),
@@ -386,5 +469,5 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         text.push_str(&format!("sandbox: {}\n", sandbox::error::chain(e.chain())));
     }
     sandbox::tty::write_within(2, text.as_bytes(), std::time::Duration::from_secs(2));
-    Ok(report.exit_code)
+    report.exit_code
 }

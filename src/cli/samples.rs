@@ -57,7 +57,7 @@ pub fn check(cli: &Cli) -> Result<Option<Sampling>, sandbox::Error> {
 }
 
 /// Runs `cfg` with samples going to the file and kept for the plot.
-pub fn run(cfg: &sandbox::Config, s: &Sampling) -> Result<sandbox::Report> {
+pub fn run(cfg: &sandbox::Config, s: &Sampling, engine: sandbox::run::Engine) -> Result<sandbox::Report> {
     let header = Header::new(cfg, s.interval);
     let mut writer = match &s.file {
         Some(p) => {
@@ -70,14 +70,21 @@ pub fn run(cfg: &sandbox::Config, s: &Sampling) -> Result<sandbox::Report> {
     let mut kept: Vec<Sample> = Vec::new();
     let mut write_err: Option<std::io::Error> = None;
     let keep = s.plot.is_some();
-    let report = sandbox::run::run_sampled(cfg, s.interval, &mut |x| {
+    let mut take = |x: &Sample| {
         if let (Some(w), None) = (writer.as_mut(), &write_err) {
             write_err = w.sample(x).err();
         }
         if keep {
             kept.push(x.clone());
         }
-    })?;
+    };
+    let engine = sandbox::run::Engine {
+        sampling: Some((s.interval, &mut take)),
+        observer: engine.observer.map(|o| o as &mut dyn sandbox::run::Observer),
+        detached: engine.detached,
+        hide: engine.hide,
+    };
+    let report = sandbox::run::run_with(cfg, engine)?;
     // The command's exit status stays sandbox's: a file that could not be written is a warning.
     let summary = Summary::of(&report);
     if let (Some(w), Some(p)) = (writer, &s.file) {

@@ -27,7 +27,8 @@ pub use default::PERSONALITY_OK;
 include!(concat!(env!("OUT_DIR"), "/default_program.rs"));
 
 /// Which filter a run gets.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Policy {
     Default,
     Unconfined,

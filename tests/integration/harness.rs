@@ -12,6 +12,30 @@ pub fn bin() -> String {
     std::env::var("SANDBOX_TEST_BIN").unwrap_or_else(|_| SANDBOX.to_string())
 }
 
+/// Every `sandbox` this test binary starts, however it is started, uses a state root of its own
+/// (never the host's /run/sandbox): set before main, while the process is single-threaded.
+/// Mode 1777 with names/ alike, so that the rootless tests (setpriv to nobody) can register
+/// their runs there too. Lifecycle tests use a fresh root each ([`state_root`]).
+#[used]
+#[link_section = ".init_array"]
+static INIT_STATE_DIR: extern "C" fn() = init_state_dir;
+
+extern "C" fn init_state_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(dir.join("names"));
+    for d in [dir.clone(), dir.join("names")] {
+        let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777));
+    }
+    std::env::set_var("SANDBOX_STATE_DIR", &dir);
+}
+
+/// A fresh state root for one test (removed when dropped), set for the `sandbox` commands that
+/// [`sb_state`] starts.
+pub fn state_root() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("state-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
 /// Timing-sensitive tests (CPU share) take this exclusively; every other test shares it.
 static MACHINE: RwLock<()> = RwLock::new(());
 

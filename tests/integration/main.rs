@@ -8,6 +8,7 @@ mod attacks;
 mod cgroup_limits;
 mod containment;
 mod cpu_time;
+mod detach;
 mod hardening;
 mod harness;
 mod image_info;

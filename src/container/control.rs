@@ -1,0 +1,103 @@
+//! What other commands do to a container: stop, kill, wait for it, remove it. Each acts through
+//! the state root only (the supervisor's pid and start time, the group's directories), never on
+//! a process that merely reused a pid.
+
+use std::time::{Duration, Instant};
+
+use super::state::{Container, Status};
+use crate::error::{Error, Result};
+
+/// How often a waiting command looks again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Asks the supervisor to stop the container: SIGTERM to the command (its PID 1), SIGKILL to
+/// everything in its group after `grace`. Returns once it has stopped. A stopped container is
+/// left as it is (docker's `stop` succeeds on one too).
+pub fn stop(c: &mut Container, grace: Duration) -> Result<()> {
+    request_stop(c, grace)?;
+    await_stop(c, grace);
+    Ok(())
+}
+
+/// The first half of [`stop`], to stop many at once: the grace recorded, SIGTERM to the
+/// supervisor, which forwards it to the command and SIGKILLs the group after the grace (the
+/// report then says "stopped"). A supervisor that is gone is settled by [`Container::check`].
+pub fn request_stop(c: &mut Container, grace: Duration) -> Result<()> {
+    if !c.state.is_live() {
+        return Ok(());
+    }
+    let ms = grace.as_millis().min(u64::MAX as u128) as u64;
+    c.update(|s| s.stop_grace_ms = Some(ms))?;
+    if !c.state.supervisor.signal(libc::SIGTERM) {
+        c.check();
+    }
+    Ok(())
+}
+
+/// The second half of [`stop`]: waits for the supervisor to end. It enforces the grace itself;
+/// this bound only covers one that hangs (then the group is killed from here).
+pub fn await_stop(c: &mut Container, grace: Duration) {
+    if !wait_stopped(c, Some(Instant::now() + grace + Duration::from_secs(5))) {
+        c.kill_group();
+        wait_stopped(c, Some(Instant::now() + Duration::from_secs(5)));
+    }
+}
+
+/// Sends `sig` to the container's command (its PID 1): refused unless it is running (or paused:
+/// SIGKILL reaches a frozen group). SIGKILL goes to everything in the group.
+pub fn kill(c: &Container, sig: i32) -> Result<()> {
+    let live = matches!(c.state.status, Status::Running | Status::Paused);
+    let Some(p) = c.state.process.filter(|p| live && p.is_alive()) else {
+        return Err(Error::container(format!("container {} is not running", c.name())));
+    };
+    if !p.signal(sig) {
+        return Err(Error::container(format!("container {} is not running", c.name())));
+    }
+    if sig == libc::SIGKILL {
+        c.kill_group();
+    }
+    Ok(())
+}
+
+/// Waits until the container's supervisor is gone (its lock free), or `deadline`. Returns
+/// whether it is gone; `c.state` is then the last state (the directory may be gone with `--rm`).
+pub fn wait_stopped(c: &mut Container, deadline: Option<Instant>) -> bool {
+    loop {
+        if !c.supervisor_alive() {
+            let _ = c.reload();
+            c.check();
+            return true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Removes a container: refused while it runs unless `force`, which kills it first (SIGKILL to
+/// its group; the supervisor writes its end and exits). Its group, state, log and report go.
+pub fn remove(c: &mut Container, force: bool) -> Result<()> {
+    if c.state.is_live() && c.supervisor_alive() {
+        if !force {
+            return Err(Error::container(format!(
+                "cannot remove container {}: it is {}; stop it first (`sandbox stop {}`) or use rm -f",
+                c.name(),
+                c.state.status,
+                c.name()
+            )));
+        }
+        c.kill_group();
+        if let Some(p) = c.state.process {
+            p.signal(libc::SIGKILL);
+        }
+        if !wait_stopped(c, Some(Instant::now() + Duration::from_secs(10))) {
+            // A supervisor that does not end: it goes too (its own process, by pid and start time).
+            c.state.supervisor.signal(libc::SIGKILL);
+            wait_stopped(c, Some(Instant::now() + Duration::from_secs(5)));
+        }
+    }
+    c.check();
+    crate::cgroup::remove_dirs(c.state.cgroup_dirs())?;
+    c.remove_dir()
+}

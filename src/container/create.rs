@@ -1,0 +1,296 @@
+//! Phase 1 of a run, create: everything checked and built before anything exists (argv, mount
+//! plan, seccomp filter, user namespace, stdio), then the child cloned into its namespaces and
+//! the group made while it sets itself up. The child is left waiting for the go (the sync byte
+//! that [`Created::start`] sends): it has not executed anything of the command yet.
+//!
+//! Cleanup is tied to guards, so every path (a setup error, a panic, a lost supervisor) kills the
+//! child and removes the group.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Instant, SystemTime};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{pipe2, read, Pid};
+
+use crate::cgroup::{self, Cgroup, Host};
+use crate::child::{self, ChildSpec};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::sys::{self, Forked};
+use crate::tty::Stdio;
+
+/// Removes the group when dropped (error paths), or explicitly with [`GroupGuard::remove`].
+/// Empty for a rootless run that has no cgroup (no delegation, no limits asked for).
+pub(crate) struct GroupGuard(pub(crate) Option<Box<dyn Cgroup>>);
+
+impl GroupGuard {
+    pub(crate) fn get(&self) -> Option<&dyn Cgroup> {
+        self.0.as_deref()
+    }
+
+    pub(crate) fn remove(mut self) -> Result<()> {
+        self.0.take().map_or(Ok(()), |g| g.remove())
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(Err(e)) = self.0.take().map(|g| g.remove()) {
+            crate::run::warn(&e.to_string());
+        }
+    }
+}
+
+/// Restores the signal mask when dropped.
+pub(crate) struct MaskGuard(SigSet);
+
+impl Drop for MaskGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
+    }
+}
+
+/// Kills (SIGKILL: the whole pid namespace goes with its PID 1) and reaps the child when dropped,
+/// unless it was already reaped.
+pub(crate) struct ChildGuard {
+    pub(crate) pid: Pid,
+    /// Set once reaped.
+    pub(crate) status: Option<WaitStatus>,
+    /// What the child and the descendants it reaped used (wait4): the report's figures when
+    /// there is no cgroup.
+    pub(crate) rusage: Option<libc::rusage>,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+        }
+    }
+}
+
+/// A created container: the child cloned, in its namespaces, its group made, waiting for the go.
+/// Fields drop in order: the group is removed (what is in it killed), then the child reaped,
+/// then the terminal restored and the signal mask put back.
+pub(crate) struct Created {
+    pub(crate) group: GroupGuard,
+    pub(crate) child: ChildGuard,
+    pub(crate) stdio: Stdio,
+    /// Our end of the sync socket: open until the run ends (the child checks, after its last
+    /// credential change, that it has not hung up: sandbox died before die-with-parent was armed
+    /// again).
+    pub(crate) sync_wr: Option<OwnedFd>,
+    /// The child's setup or exec error, EOF once the command was executed.
+    pub(crate) err_rd: OwnedFd,
+    /// With `--init`: the command's wait status.
+    pub(crate) status_rd: Option<OwnedFd>,
+    pub(crate) sfd: SignalFd,
+    /// The files the child writes "0" to, to join its group itself (v1 `tasks`).
+    join: Vec<std::fs::File>,
+    pub(crate) start: Instant,
+    pub(crate) started_at: SystemTime,
+    _mask: MaskGuard,
+}
+
+/// Creates the container for `cfg` with `stdio` (see [`Stdio::prepare`] and
+/// [`Stdio::detached`]): nothing runs of the command until [`Created::start`].
+/// `hide`: host directories the command must not see in a host-view run (the state root).
+pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]) -> Result<Created> {
+    cfg.validate()?;
+    let argv = cfg
+        .command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::invalid("command", &cfg.command.join(" "), "arguments without NUL bytes"))?;
+    let mut ops = crate::plan::build(cfg);
+    // The state root stays out of the command's view of the host's files: a command that is
+    // root inside (DAC_OVERRIDE) could otherwise rewrite its own state or report there.
+    if cfg.rootfs.is_none() {
+        ops.extend(hide.iter().filter(|d| d.is_dir()).map(|d| crate::plan::Op::Mask(d.clone())));
+    }
+    let capabilities = if cfg.privileged { crate::caps::all() } else { cfg.capabilities.clone() };
+    // Built before anything is created: a bad profile leaves nothing behind.
+    let policy = if cfg.privileged { &crate::seccomp::Policy::Unconfined } else { &cfg.seccomp };
+    let seccomp = crate::seccomp::build(policy, &capabilities)?;
+    let rootless = !sys::is_root();
+    let userns = user_namespace(cfg, rootless)?;
+    // The fds passed on purpose must be open: else one of our own pipes could take a number in
+    // 3 .. 3+N-1 and reach the command.
+    if let Some(fd) = (3..3 + cfg.preserve_fds as i32).find(|fd| !sys::fd_is_open(*fd)) {
+        return Err(Error::invalid(
+            "--preserve-fds",
+            &cfg.preserve_fds.to_string(),
+            &format!("a count of fds that are open from fd 3 on (fd {fd} is not open)"),
+        ));
+    }
+    let env = cfg.env.clone().unwrap_or_else(|| crate::env::default_for(cfg));
+    let host = Host::detect(&cfg.cgroup_root)?;
+    let cgroup_ops = crate::plan::cgroup_view(cfg, &host.hierarchies(&cfg.limits));
+
+    let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
+    let (sync_wr, sync_rd) = sys::socketpair_seqpacket().map_err(|e| Error::sys("socketpair", e))?;
+    let (err_rd, err_wr) = pipe()?;
+    let status = if cfg.init { Some(pipe()?) } else { None };
+
+    // Signals are blocked before clone so none is lost between clone and the event loop; they
+    // are read from a signalfd. The child restores the old mask right before exec.
+    let mut blocked = crate::run::forwarded_signals();
+    blocked.add(Signal::SIGCHLD);
+    let mut old_mask = SigSet::empty();
+    // The child resets every signal and its mask before exec (sys::default_signals).
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old_mask))
+        .map_err(|e| Error::sys("sigprocmask", e))?;
+    let mask = MaskGuard(old_mask);
+    let sfd = SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::sys("signalfd", e))?;
+
+    let mut parent_fds = stdio.parent_fds();
+    parent_fds.extend([sync_wr.as_raw_fd(), err_rd.as_raw_fd(), sfd.as_fd().as_raw_fd()]);
+    if let Some((rd, _)) = &status {
+        parent_fds.push(rd.as_raw_fd());
+    }
+    let spec = ChildSpec {
+        argv,
+        hostname: cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone()),
+        ops,
+        init: cfg.init,
+        stdio: stdio.child,
+        sync_rd: sync_rd.as_raw_fd(),
+        err_wr: err_wr.as_raw_fd(),
+        status_wr: status.as_ref().map(|(_, w)| w.as_raw_fd()),
+        parent_fds,
+        capabilities,
+        no_new_privs: cfg.no_new_privs,
+        seccomp,
+        userns: userns.is_some(),
+        env,
+        term: std::env::var("TERM").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "xterm".into()),
+        preserve_fds: cfg.preserve_fds,
+        cgroup_ops,
+        cwd: cfg.cwd.clone(),
+        user: cfg.user.as_deref().map(crate::user::Spec::parse).transpose()?,
+    };
+
+    let start = Instant::now();
+    let started_at = SystemTime::now();
+    let flags = sys::CLONE_FLAGS | if userns.is_some() { libc::CLONE_NEWUSER } else { 0 };
+    let pid = match sys::clone_fork(flags).map_err(|e| Error::sys("clone", e))? {
+        Forked::Child => child::main(&spec),
+        Forked::Parent(pid) => pid,
+    };
+    let child = ChildGuard { pid, status: None, rusage: None };
+    drop((sync_rd, err_wr));
+    let status_rd = status.map(|(rd, _wr)| rd);
+    stdio.close_child_ends();
+    // The child waits for its uid/gid maps before anything that creates a file or checks an owner.
+    if let Some(ns) = &userns {
+        crate::userns::write_maps(pid.as_raw(), ns)?;
+        let _ = sys::send_fds(sync_wr.as_raw_fd(), b'u', &[]);
+    }
+
+    // The group is made while the child sets up its namespaces (mounts, lo, hostname): the two
+    // overlap instead of adding up. Any error here kills the child (ChildGuard) and undoes the
+    // group (GroupGuard), so a bad --cgroup-parent or a missing controller still leaves nothing.
+    let parent = cfg.cgroup_parent.as_deref();
+    // Groups left by a sandbox that was SIGKILLed: gone before we add ours.
+    host.gc(parent);
+    // On v2, sandbox and the child may have to leave the parent group for a leaf so that it can
+    // hand controllers down (the "no internal processes" rule): only these two pids, never others.
+    let ours = [std::process::id() as i32, pid.as_raw()];
+    let group = match host.create(parent, &cgroup::group_name(&cfg.id), &cfg.limits, &ours) {
+        Ok(g) => GroupGuard(Some(g)),
+        // A non-root caller without a delegated cgroup: fine without limits (the report then
+        // comes from wait4), an error that says how to get delegation with them.
+        Err(e) if rootless => match cfg.limits.cgroup_flags() {
+            flags if flags.is_empty() => GroupGuard(None),
+            flags => return Err(Error::NoDelegation { limits: flags.join(" "), cause: e.to_string() }),
+        },
+        Err(e) => return Err(e),
+    };
+
+    // The child does not exec until it has read the sync byte, which it gets only once it is in
+    // the group: the command never runs unlimited. If the child failed in its own setup, its
+    // message (read by check_exec) explains more than our failure to move it, so it goes first.
+    let join = match group.get().map_or(Ok(vec![]), |g| g.join_files(pid.as_raw())) {
+        Ok(files) => files,
+        Err(e) => {
+            drop(sync_wr);
+            check_exec(&err_rd)?;
+            return Err(e);
+        }
+    };
+    Ok(Created {
+        group,
+        child,
+        stdio,
+        sync_wr: Some(sync_wr),
+        err_rd,
+        status_rd,
+        sfd,
+        join,
+        start,
+        started_at,
+        _mask: mask,
+    })
+}
+
+impl Created {
+    /// Phase 2, start: the go (the child joins its group if it must, finishes its setup and
+    /// execs). With a pty, waits for the master the child allocates. Whether the command was
+    /// executed is known from the error pipe, in the event loop.
+    pub(crate) fn start(&mut self) {
+        if let Some(sync) = &self.sync_wr {
+            let fds: Vec<i32> = self.join.iter().map(|f| f.as_raw_fd()).collect();
+            let _ = sys::send_fds(sync.as_raw_fd(), b'x', &fds);
+        }
+        self.join.clear();
+        self.stdio.receive_master();
+    }
+}
+
+/// Reads the error pipe to EOF: empty means the command was executed.
+pub(crate) fn check_exec(err_rd: &OwnedFd) -> Result<()> {
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match read(err_rd.as_raw_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("reading the child's status", e)),
+        }
+    }
+    if msg.is_empty() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&msg);
+    let (code, message) = text.split_once('\n').unwrap_or(("125", &text));
+    match code.parse::<i32>() {
+        Ok(c @ (126 | 127)) => Err(Error::Exec { code: c, message: message.to_string() }),
+        _ => Err(Error::ChildSetup(message.to_string())),
+    }
+}
+
+/// The user namespace of a run: `--userns` as asked (root only), or for a non-root caller its own
+/// ids mapped to root inside, without which it could make none of the other namespaces.
+fn user_namespace(cfg: &Config, rootless: bool) -> Result<Option<crate::userns::UserNs>> {
+    if !rootless {
+        return Ok(cfg.userns.clone());
+    }
+    let own = crate::userns::UserNs::own(nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    match &cfg.userns {
+        Some(ns) if *ns != own => Err(Error::invalid(
+            "--userns",
+            &crate::userns::map_text(&ns.uids).trim().replace('\n', ", "),
+            "no --userns as a non-root user: sandbox already maps your own uid and gid to root inside, \
+             and the kernel lets an unprivileged process map nothing else",
+        )),
+        _ => Ok(Some(own)),
+    }
+}

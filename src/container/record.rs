@@ -1,0 +1,129 @@
+//! The state root's record of a run: an [`Observer`] that writes a container's phases into its
+//! state.json, and the end of a detached run (report.json, status stopped, `--rm`).
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, SystemTime};
+
+use super::state::{CgroupState, Container, Process, Status};
+use super::supervise::Observer;
+use crate::cgroup::Cgroup;
+use crate::error::{Error, Result};
+use crate::report::Report;
+
+/// Records a run in its container's state.
+pub struct Recorder<'a> {
+    pub container: &'a mut Container,
+    /// Write status `created` (with pid and group) as soon as the child exists (a detached run).
+    /// A foreground run writes them with `running`: one atomic write less on its start-up path.
+    write_created: bool,
+    /// `run -d`: the pipe to the front process, told "ok" once the command was executed.
+    notify: Option<OwnedFd>,
+    pending: Option<(Option<Process>, Option<CgroupState>)>,
+    /// The command was executed.
+    pub started: bool,
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(container: &'a mut Container, write_created: bool, notify: Option<OwnedFd>) -> Recorder<'a> {
+        Recorder { container, write_created, notify, pending: None, started: false }
+    }
+
+    /// The end of a detached run: report.json written, status stopped with the exit code and the
+    /// reason, the front told of an error before exec. With `--rm` the container goes.
+    pub fn finish(&mut self, result: &std::result::Result<&Report, (i32, String)>) {
+        if !self.started && self.container.state.detached {
+            // As a foreground run that failed: nothing left (the group is gone already), and the
+            // front process is told only once that is so.
+            let _ = self.container.remove_dir();
+            if let (Err((code, msg)), Some(fd)) = (result, self.notify.take()) {
+                let mut f = std::fs::File::from(fd);
+                let _ = write!(f, "{code}\n{msg}");
+            }
+            return;
+        }
+        if let Ok(r) = result {
+            let body = format!("{}\n", r.to_json());
+            let _ = write_atomic(&self.container.dir.join("report.txt"), r.to_human().as_bytes());
+            let _ = write_atomic(&self.container.report_path(), body.as_bytes());
+        }
+        let _ = self.container.update(|s| {
+            s.status = Status::Stopped;
+            s.finished_at = Some(SystemTime::now());
+            match result {
+                Ok(r) => {
+                    s.exit_code = Some(r.exit_code);
+                    let reason = serde_json::to_value(r.termination_reason).ok();
+                    s.reason = reason.and_then(|v| v.as_str().map(String::from));
+                }
+                Err((code, msg)) => {
+                    s.exit_code = Some(*code);
+                    s.reason = Some(msg.clone());
+                }
+            }
+        });
+        if self.container.state.auto_remove {
+            let _ = self.container.remove_dir();
+        }
+    }
+}
+
+impl Observer for Recorder<'_> {
+    fn created(&mut self, pid: i32, group: Option<&dyn Cgroup>) -> Result<()> {
+        let cg = group.map(|g| CgroupState { version: g.version(), path: g.path().to_path_buf(), paths: g.paths() });
+        let process = Process::of(pid);
+        if self.write_created {
+            self.container.update(|s| {
+                s.process = process;
+                s.cgroup = cg;
+            })?;
+        } else {
+            self.pending = Some((process, cg));
+        }
+        Ok(())
+    }
+
+    fn started(&mut self) {
+        self.started = true;
+        let pending = self.pending.take();
+        let _ = self.container.update(|s| {
+            if let Some((p, cg)) = pending {
+                s.process = p;
+                s.cgroup = cg;
+            }
+            if s.status == Status::Created {
+                s.status = Status::Running;
+            }
+            s.started_at = Some(SystemTime::now());
+        });
+        if let Some(fd) = self.notify.take() {
+            let mut f = std::fs::File::from(fd);
+            let _ = f.write_all(b"ok");
+        }
+    }
+
+    fn stop_grace(&mut self) -> Option<Duration> {
+        let _ = self.container.reload();
+        self.container.state.stop_grace_ms.map(Duration::from_millis)
+    }
+}
+
+/// Writes `path` atomically: a new file beside it, renamed over it.
+pub fn write_atomic(path: &std::path::Path, body: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(body)?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(|e| Error::io("cannot write", path, e))
+}

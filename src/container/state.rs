@@ -1,0 +1,661 @@
+//! The state root: what every container is, written where any `sandbox` command can read it.
+//!
+//! ```text
+//! ROOT/                    --state-dir, $SANDBOX_STATE_DIR, /run/sandbox (root) or
+//!                          $XDG_RUNTIME_DIR/sandbox; mode 0700
+//!     lock                 flock while a container is created or removed (names stay unique)
+//!     names/NAME -> ID     a symlink per name, made under that lock
+//!     ID/                  64 hex digits (`ID[..12]` is the short id: the run's id, hostname, cgroup)
+//!         state.json       [`State`], replaced atomically (a new file, fsync, rename)
+//!         lock             flock held by the supervisor for its whole life: free while the status
+//!                          is not `stopped` means the supervisor was lost
+//!         update.lock      flock of every writer of state.json (read, change, write)
+//!         log.jsonl(.1)    the command's output (`run -d`), written by the supervisor only
+//!         report.json      the final report, once stopped
+//! ```
+//!
+//! Readers never lock: state.json is always a whole file. Every command that reads a container
+//! through [`Root::find`] or [`Root::list`] first settles a lost supervisor ([`Container::check`]).
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// The environment variable naming the state root (the `--state-dir` flag wins over it).
+pub const ENV: &str = "SANDBOX_STATE_DIR";
+/// What [`Container::check`] records as the reason when the supervisor is gone.
+pub const SUPERVISOR_LOST: &str = "supervisor lost";
+
+/// A container's status, as docker names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Registered, the command not yet executed.
+    Created,
+    Running,
+    /// Frozen (cgroup freezer).
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A process as the host sees it: its pid and its start time (clock ticks after boot,
+/// /proc/PID/stat field 22), which together name one process even after the pid is reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl Process {
+    /// Process `pid` as it is now, `None` if there is none (or only a zombie).
+    pub fn of(pid: i32) -> Option<Process> {
+        let stat = crate::sys::read_small(format!("/proc/{pid}/stat")).ok()?;
+        let (state, start_time) = parse_stat(&stat)?;
+        (!matches!(state, 'Z' | 'X')).then_some(Process { pid, start_time })
+    }
+
+    /// This process itself.
+    pub fn me() -> Process {
+        Process::of(std::process::id() as i32).unwrap_or(Process { pid: std::process::id() as i32, start_time: 0 })
+    }
+
+    /// Whether this very process still runs (not a zombie, not another one with its pid).
+    pub fn is_alive(&self) -> bool {
+        Process::of(self.pid).is_some_and(|p| p == *self)
+    }
+
+    /// A pidfd for this very process: opened, then checked against the start time, so that the fd
+    /// names this process and no later one with its number. `None` if it is gone (or the kernel
+    /// has no pidfd_open: < 5.3).
+    pub fn pidfd(&self) -> Option<OwnedFd> {
+        let fd = crate::sys::pidfd_open(self.pid).ok()?;
+        self.is_alive().then_some(fd)
+    }
+
+    /// Sends `sig` to this very process. Returns false if it is gone. Through a pidfd where the
+    /// kernel has them (no race with pid reuse at all), else kill(2) after the start-time check.
+    pub fn signal(&self, sig: i32) -> bool {
+        match crate::sys::pidfd_open(self.pid) {
+            Ok(fd) => self.is_alive() && crate::sys::pidfd_send_signal(&fd, sig).is_ok(),
+            // SAFETY: kill(2) takes integers; the start time was checked just before.
+            Err(_) => self.is_alive() && unsafe { libc::kill(self.pid, sig) } == 0,
+        }
+    }
+}
+
+/// The state letter and the start time (field 22) of a /proc/PID/stat line. The command name
+/// (field 2) may hold spaces and parentheses: fields are counted after its last `)`.
+pub fn parse_stat(stat: &str) -> Option<(char, u64)> {
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // rest starts at field 3 (state); the start time is field 22.
+    let start = fields.nth(22 - 4)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// A container's cgroup, as [`crate::cgroup::Cgroup`] gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupState {
+    /// 1 (legacy and hybrid hosts) or 2.
+    pub version: u8,
+    /// The group's directory (on v1 the memory controller's).
+    pub path: PathBuf,
+    /// Every directory of the group by controller ("" on v2).
+    pub paths: BTreeMap<String, PathBuf>,
+}
+
+/// Where a detached container's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogDriver {
+    /// ID/log.jsonl, one JSON object per chunk (docker's json-file).
+    #[default]
+    JsonFile,
+    /// Nothing kept.
+    None,
+}
+
+/// docker's json-file default cap, one rotation.
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 10 << 20;
+
+/// Everything state.json says about one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    /// 64 hex digits; [`State::short_id`] is the run's id (report, hostname, cgroup name).
+    pub id: String,
+    pub name: String,
+    pub status: Status,
+    /// `run -d`: the supervisor is a detached process, the output goes to the log.
+    pub detached: bool,
+    /// `--image`: the image's name as given.
+    pub image: Option<String>,
+    /// What the container runs with (limits, mounts, hardening, environment).
+    pub config: Config,
+    /// The command as the host sees it (PID 1 of the container), once cloned.
+    pub process: Option<Process>,
+    /// The process that owns the container: `run` itself, or `run -d`'s detached supervisor.
+    pub supervisor: Process,
+    /// The container's group, once made (`None` also for a rootless run without one).
+    pub cgroup: Option<CgroupState>,
+    pub log_driver: LogDriver,
+    pub log_max_size: u64,
+    /// `--rm`: the directory goes when the container stops.
+    pub auto_remove: bool,
+    /// The command has a pseudo-terminal (its master stays with the supervisor).
+    pub tty: bool,
+    #[serde(with = "rfc3339")]
+    pub created_at: SystemTime,
+    #[serde(with = "rfc3339_opt", default)]
+    pub started_at: Option<SystemTime>,
+    #[serde(with = "rfc3339_opt", default)]
+    pub finished_at: Option<SystemTime>,
+    /// What `sandbox run` would have exited with (the report's exit_code), once stopped.
+    pub exit_code: Option<i32>,
+    /// Why it stopped: the report's termination_reason (exit, signal, timeout, cpu-time, oom,
+    /// stopped), [`SUPERVISOR_LOST`], or a setup error's message.
+    pub reason: Option<String>,
+    /// `sandbox stop -t`: the grace the supervisor uses for the stop it is sent (instead of the
+    /// container's `--stop-timeout`), in milliseconds.
+    #[serde(default)]
+    pub stop_grace_ms: Option<u64>,
+}
+
+impl State {
+    /// A new container's state, status `created`, owned by this process.
+    pub fn new(id: String, name: String, config: Config) -> State {
+        State {
+            id,
+            name,
+            status: Status::Created,
+            detached: false,
+            image: None,
+            config,
+            process: None,
+            supervisor: Process::me(),
+            cgroup: None,
+            log_driver: LogDriver::JsonFile,
+            log_max_size: DEFAULT_LOG_MAX_SIZE,
+            auto_remove: false,
+            tty: false,
+            created_at: SystemTime::now(),
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            reason: None,
+            stop_grace_ms: None,
+        }
+    }
+
+    /// The first 12 hex digits, as docker shows ids.
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
+
+    /// Running or paused (or created): not stopped.
+    pub fn is_live(&self) -> bool {
+        self.status != Status::Stopped
+    }
+
+    /// The group's directories (none without a group).
+    pub fn cgroup_dirs(&self) -> Vec<&Path> {
+        let mut dirs: Vec<&Path> = self.cgroup.iter().flat_map(|c| c.paths.values().map(PathBuf::as_path)).collect();
+        dirs.dedup();
+        dirs
+    }
+}
+
+/// A new container id: 64 hex digits from getrandom(2), as docker's.
+pub fn new_id() -> String {
+    let mut id: String = (0..6).map(|_| crate::sys::random_id()).collect();
+    id.truncate(64);
+    id
+}
+
+/// The state root to use: `flag` (`--state-dir`), else $SANDBOX_STATE_DIR, else /run/sandbox for
+/// root and $XDG_RUNTIME_DIR/sandbox (or /run/user/UID/sandbox) for anyone else.
+pub fn root_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(f) = flag {
+        return f.to_path_buf();
+    }
+    if let Some(e) = std::env::var_os(ENV).filter(|e| !e.is_empty()) {
+        return PathBuf::from(e);
+    }
+    if crate::sys::is_root() {
+        return PathBuf::from("/run/sandbox");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|e| !e.is_empty()) {
+        Some(x) => Path::new(&x).join("sandbox"),
+        None => PathBuf::from(format!("/run/user/{}/sandbox", nix::unistd::geteuid())),
+    }
+}
+
+/// The state root.
+#[derive(Debug, Clone)]
+pub struct Root {
+    dir: PathBuf,
+}
+
+impl Root {
+    /// The root at `dir`, created (mode 0700) if missing: what `run` uses.
+    pub fn create(dir: &Path) -> Result<Root> {
+        if !dir.is_dir() {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).map_err(|e| Error::io("cannot create the state root", parent, e))?;
+            }
+            match fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("cannot create the state root", dir, e)),
+            }
+        }
+        match fs::DirBuilder::new().mode(0o700).create(dir.join("names")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("cannot create", dir.join("names"), e)),
+        }
+        Ok(Root { dir: dir.to_path_buf() })
+    }
+
+    /// The root at `dir` as it is, never created: readers (ps, logs, …) see an empty root.
+    pub fn open(dir: &Path) -> Root {
+        Root { dir: dir.to_path_buf() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every container id (a directory with 64 hex digits for a name), unsorted.
+    pub fn ids(&self) -> Vec<String> {
+        let Ok(rd) = fs::read_dir(&self.dir) else { return vec![] };
+        rd.flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect()
+    }
+
+    /// Every container, oldest first, each [`Container::check`]ed. A directory that vanished or
+    /// whose state cannot be read (one being created or removed this instant) is skipped.
+    pub fn list(&self) -> Vec<Container> {
+        let mut out: Vec<Container> = self
+            .ids()
+            .into_iter()
+            .filter_map(|id| Container::load(&self.dir, &id).ok())
+            .map(|mut c| {
+                c.check();
+                c
+            })
+            .filter(|c| c.dir.exists())
+            .collect();
+        out.sort_by(|a, b| a.state.created_at.cmp(&b.state.created_at).then(a.state.id.cmp(&b.state.id)));
+        out
+    }
+
+    /// The container named `query`: a whole id, a name, or a unique prefix of an id (docker's
+    /// order). Errors: `no such container: "x"`, `ambiguous container "x": it matches ID, ID`.
+    pub fn find(&self, query: &str) -> Result<Container> {
+        let mut c = self.find_unchecked(query)?;
+        c.check();
+        Ok(c)
+    }
+
+    fn find_unchecked(&self, query: &str) -> Result<Container> {
+        let not_found = || Error::container(format!("no such container: {query:?}"));
+        if query.is_empty() || query.contains('/') || query.starts_with('.') {
+            return Err(not_found());
+        }
+        let ids = self.ids();
+        if ids.iter().any(|i| i == query) {
+            return Container::load(&self.dir, query).map_err(|_| not_found());
+        }
+        if let Ok(target) = fs::read_link(self.dir.join("names").join(query)) {
+            let id = target.to_string_lossy().into_owned();
+            if ids.contains(&id) {
+                return Container::load(&self.dir, &id).map_err(|_| not_found());
+            }
+        }
+        let q = query.to_ascii_lowercase();
+        let mut hits: Vec<&String> = ids.iter().filter(|i| i.starts_with(&q)).collect();
+        hits.sort();
+        match hits.as_slice() {
+            [] => Err(not_found()),
+            [one] => Container::load(&self.dir, one).map_err(|_| not_found()),
+            many => {
+                let list: Vec<&str> = many.iter().map(|i| &i[..12]).collect();
+                Err(Error::container(format!("ambiguous container {query:?}: it matches {}", list.join(", "))))
+            }
+        }
+    }
+
+    /// Registers a new container: reserves its name (refused with `name "x" is already in use by
+    /// ID` while another container, stopped or not, has it), writes its directory and state and
+    /// takes the supervisor lock, held by the returned [`Container`] (and by every process that
+    /// inherits its fd: a forked supervisor). Nothing is left behind on error.
+    /// An empty name is replaced by a generated one (`adjective_scientist`) not in use.
+    pub fn register(&self, mut state: State) -> Result<Container> {
+        if !state.name.is_empty() {
+            crate::image::container::check_name(&state.name)?;
+        }
+        let _guard = self.lock()?;
+        if state.name.is_empty() {
+            state.name = (0..100)
+                .map(super::names::generate)
+                .find(|n| fs::symlink_metadata(self.dir.join("names").join(n)).is_err())
+                .unwrap_or_else(|| state.short_id().to_string());
+        }
+        let link = self.dir.join("names").join(&state.name);
+        match fs::read_link(&link) {
+            Ok(other) if self.dir.join(&other).join("state.json").exists() => {
+                let other = other.to_string_lossy();
+                return Err(Error::container(format!(
+                    "name {:?} is already in use by {}: remove that container (`sandbox rm {}`) or choose another \
+                     name",
+                    state.name, other, state.name
+                )));
+            }
+            // Left by a container removed halfway (a killed `rm`): free.
+            Ok(_) => {
+                let _ = fs::remove_file(&link);
+            }
+            Err(_) => {}
+        }
+        let tmp = self.dir.join(format!(".new-{}", state.id));
+        let dir = self.dir.join(&state.id);
+        let made = (|| -> Result<OwnedFd> {
+            fs::DirBuilder::new().mode(0o700).create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+            let lock = open_lock(&tmp.join("lock"), true)?;
+            if !crate::sys::flock(lock.as_raw_fd(), true, true).unwrap_or(false) {
+                return Err(Error::container(format!("cannot lock {}", tmp.join("lock").display())));
+            }
+            write_state(&tmp, &state)?;
+            fs::rename(&tmp, &dir).map_err(|e| Error::io("cannot rename", &tmp, e))?;
+            std::os::unix::fs::symlink(&state.id, &link).map_err(|e| Error::io("cannot create", &link, e))?;
+            Ok(lock)
+        })();
+        match made {
+            Ok(lock) => Ok(Container { dir, state, root: self.dir.clone(), lock: Some(lock) }),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes what a `run` or `rm` killed halfway left: ROOT/.new-ID and ROOT/.rm-ID
+    /// directories (under the root's lock: none is in use then), names whose container is gone.
+    pub fn remove_leftovers(&self) {
+        let Ok(_guard) = self.lock() else { return };
+        if let Ok(rd) = fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with(".new-") || n.starts_with(".rm-") {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        if let Ok(rd) = fs::read_dir(self.dir.join("names")) {
+            for e in rd.flatten() {
+                let stale = fs::read_link(e.path()).map_or(true, |id| !self.dir.join(id).join("state.json").exists());
+                if stale {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// The root's lock, held while a container is registered or removed.
+    fn lock(&self) -> Result<OwnedFd> {
+        let fd = open_lock(&self.dir.join("lock"), true)?;
+        crate::sys::flock(fd.as_raw_fd(), true, false).map_err(|e| Error::sys("flock on the state root", e))?;
+        Ok(fd)
+    }
+}
+
+/// Opens a lock file read-only (flock needs no more), creating it if asked (mode 0644: in a state
+/// root shared by several users, each can take the locks; the root itself is 0700 by default).
+fn open_lock(path: &Path, create: bool) -> Result<OwnedFd> {
+    let flags = if create { libc::O_CREAT } else { 0 };
+    OpenOptions::new()
+        .read(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | flags)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(|e| Error::io("cannot open", path, e))
+}
+
+/// Writes ID/state.json atomically: a new file beside it, fsync, renamed over it.
+fn write_state(dir: &Path, state: &State) -> Result<()> {
+    let body = serde_json::to_vec_pretty(state).map_err(|e| Error::container(format!("state.json: {e}")))?;
+    let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
+    let path = dir.join("state.json");
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(&body)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.map_err(|e| Error::io("cannot write", path, e))
+}
+
+/// One container of the state root, as last read.
+#[derive(Debug)]
+pub struct Container {
+    /// ROOT/ID.
+    pub dir: PathBuf,
+    pub state: State,
+    root: PathBuf,
+    /// The supervisor lock, when this process holds it (it registered the container).
+    lock: Option<OwnedFd>,
+}
+
+impl Container {
+    /// Reads ROOT/ID/state.json.
+    pub fn load(root: &Path, id: &str) -> Result<Container> {
+        let dir = root.join(id);
+        let state = read_state(&dir)?;
+        Ok(Container { dir, state, root: root.to_path_buf(), lock: None })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// ID/log.jsonl (its one rotation: log.jsonl.1).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("log.jsonl")
+    }
+
+    /// ID/report.json, written when the container stops.
+    pub fn report_path(&self) -> PathBuf {
+        self.dir.join("report.json")
+    }
+
+    /// The final report, once stopped (`None` before, or after a lost supervisor).
+    pub fn report(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&fs::read_to_string(self.report_path()).ok()?).ok()
+    }
+
+    /// Reads state.json again.
+    pub fn reload(&mut self) -> Result<()> {
+        self.state = read_state(&self.dir)?;
+        Ok(())
+    }
+
+    /// Changes the state under the writers' lock: reads the current file, applies `f`, writes it
+    /// atomically, and keeps the result in `self.state`. Concurrent writers (the supervisor, stop,
+    /// rm, gc, pause…) never lose each other's changes. Returns what `f` returned.
+    pub fn update<T>(&mut self, f: impl FnOnce(&mut State) -> T) -> Result<T> {
+        let lock = open_lock(&self.dir.join("update.lock"), true)?;
+        crate::sys::flock(lock.as_raw_fd(), true, false).map_err(|e| Error::sys("flock update.lock", e))?;
+        let mut state = read_state(&self.dir)?;
+        let out = f(&mut state);
+        write_state(&self.dir, &state)?;
+        self.state = state;
+        Ok(out)
+    }
+
+    /// Whether the supervisor still holds ID/lock (a free lock: it is gone, whatever its pid says).
+    pub fn supervisor_alive(&self) -> bool {
+        if self.lock.is_some() {
+            return true;
+        }
+        let Ok(fd) = open_lock(&self.dir.join("lock"), false) else { return false };
+        // The shared lock is refused while the supervisor holds its exclusive one.
+        !crate::sys::flock(fd.as_raw_fd(), false, true).unwrap_or(false)
+    }
+
+    /// Settles a lost supervisor: a container not stopped whose supervisor lock is free is marked
+    /// stopped with reason "supervisor lost", and what is left in its group (only its own group)
+    /// is killed and the group removed; with `--rm` the container goes. Returns whether it did.
+    pub fn check(&mut self) -> bool {
+        if !self.state.is_live() || self.supervisor_alive() {
+            return false;
+        }
+        let lost = self.update(|s| {
+            if s.status == Status::Stopped {
+                return false;
+            }
+            s.status = Status::Stopped;
+            s.reason = Some(SUPERVISOR_LOST.into());
+            s.finished_at = Some(SystemTime::now());
+            true
+        });
+        if !matches!(lost, Ok(true)) || self.supervisor_alive() {
+            return false;
+        }
+        self.kill_group();
+        if let Some(p) = self.state.process {
+            p.signal(libc::SIGKILL);
+        }
+        let _ = crate::cgroup::remove_dirs(self.state.cgroup_dirs());
+        if self.state.auto_remove {
+            let _ = self.remove_dir();
+        }
+        true
+    }
+
+    /// SIGKILLs everything in the container's group (cgroup.kill where the kernel has it).
+    pub fn kill_group(&self) {
+        crate::cgroup::kill_dirs(self.state.cgroup_dirs());
+    }
+
+    /// Whether the command still runs (the very process, not one that reused its pid).
+    pub fn process_alive(&self) -> bool {
+        self.state.process.is_some_and(|p| p.is_alive())
+    }
+
+    /// Removes the container's name and directory (logs and report with it). The caller makes
+    /// sure it is stopped and its group gone.
+    pub fn remove_dir(&self) -> Result<()> {
+        let root = Root::open(&self.root);
+        let _guard = root.lock()?;
+        let link = self.root.join("names").join(&self.state.name);
+        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == self.state.id.as_str()) {
+            let _ = fs::remove_file(&link);
+        }
+        // Out of sight first: a reader never sees a half-removed directory.
+        let gone = self.root.join(format!(".rm-{}", self.state.id));
+        match fs::rename(&self.dir, &gone) {
+            Ok(()) => fs::remove_dir_all(&gone).map_err(|e| Error::io("cannot remove", &gone, e)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("cannot remove", &self.dir, e)),
+        }
+    }
+
+    /// The supervisor lock this process holds, to keep across a fork (the supervisor inherits
+    /// it; the lock lives while any process has the fd open).
+    pub fn lock_fd(&self) -> Option<&OwnedFd> {
+        self.lock.as_ref()
+    }
+
+    /// Gives up this process's hold on the supervisor lock (after a fork: the supervisor keeps it).
+    pub fn release_lock(&mut self) {
+        self.lock = None;
+    }
+}
+
+fn read_state(dir: &Path) -> Result<State> {
+    let path = dir.join("state.json");
+    let text = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    serde_json::from_slice(&text).map_err(|e| Error::container(format!("{}: {e}", path.display())))
+}
+
+/// SystemTime as RFC 3339 with nanoseconds (UTC) in state.json.
+mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_nanos(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+mod rfc3339_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(&humantime::format_rfc3339_nanos(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => humantime::parse_rfc3339(&s).map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
