@@ -164,6 +164,9 @@ fn protect(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     }
     ops.extend(MASKED.iter().map(|p| Op::Mask(inside(root, Path::new(p)))));
     ops.extend(READ_ONLY.iter().map(|p| Op::ReadOnlyPath(inside(root, Path::new(p)))));
+    // An OCI config's own lists, beside ours (a path in both is masked twice: harmless).
+    ops.extend(cfg.masked_paths.iter().map(|p| Op::Mask(inside(root, p))));
+    ops.extend(cfg.read_only_paths.iter().map(|p| Op::ReadOnlyPath(inside(root, p))));
 }
 
 /// The device nodes of the minimal /dev with `--rootfs` (bound from the host's /dev, as bwrap does).
