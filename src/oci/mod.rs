@@ -7,10 +7,12 @@
 //! the field: a security-relevant setting is never ignored silently.
 
 pub mod bundle;
+pub mod cli;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod resources;
+pub mod runtime;
 
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,8 @@ timeout_s=${OCI_VALIDATION_TIMEOUT:-60}
 [ $# -ge 1 ] || { echo "usage: $0 RUNTIME [TEST ...]" >&2; exit 2; }
 runtime=$(command -v "$1" || true)
 [ -n "$runtime" ] && [ -x "$runtime" ] || { echo "runtime '$1' is not an executable" >&2; exit 2; }
-runtime=$(readlink -f "$runtime")
+# Absolute, but not through symlinks: sandbox is the runtime when invoked as sandbox-runc.
+runtime=$(cd "$(dirname "$runtime")" && pwd)/$(basename "$runtime")
 shift
 [ "$(id -u)" = 0 ] || { echo "the validation suite needs root" >&2; exit 2; }
 
