@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod messages;
 mod oci;
+mod oci_runtime;
 mod registry;
 mod samples;
 mod seccomp;

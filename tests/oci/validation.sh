@@ -96,6 +96,11 @@ for t in "${tests[@]}"; do
 	printf '%-4s %-40s ok=%-3s not_ok=%-3s rc=%-3s %5.1fs%s\n' "$verdict" "$tn" "$oks" "$nots" "$rc" "$secs" "$why"
 	cleanup_containers
 done
+# The suite's relative cgroupsPath (testdir/cgrouptest/container) leaves the parents runc made
+# below the runtime's own group: empty directories, removed (deepest first) if empty.
+for d in $(find /sys/fs/cgroup/*/ -maxdepth 3 -path '*/testdir*' -type d 2>/dev/null | sort -r); do
+	rmdir "$d" 2>/dev/null || true
+done
 echo "SUMMARY $name: $pass of $((pass + fail)) files pass"
 echo "passed: ${passed[*]:-}"
 echo "failed: ${failed[*]:-}"
