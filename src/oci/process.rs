@@ -102,7 +102,7 @@ pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
     }
     cfg.no_new_privs = p.no_new_privileges().unwrap_or(false);
     cfg.capabilities = match p.capabilities() {
-        Some(c) => capabilities(c)?,
+        Some(c) => capabilities(c, user.uid())?,
         None => CapsHashSet::new(),
     };
     if p.oom_score_adj().is_some() {
@@ -129,7 +129,9 @@ pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
 
 /// Sandbox keeps one capability set: bounding = permitted = effective (and inheritable, ambient
 /// empty or the same). A config whose sets differ is refused, naming the set.
-fn capabilities(c: &oci_spec::runtime::LinuxCapabilities) -> Result<CapsHashSet, Error> {
+/// Inheritable and ambient stay empty (CVE-2022-24769): for uid 0 that changes nothing (root's
+/// exec gets the bounding set as permitted); for another uid it would, so it is refused.
+fn capabilities(c: &oci_spec::runtime::LinuxCapabilities, uid: u32) -> Result<CapsHashSet, Error> {
     let bounding = set("process.capabilities.bounding", c.bounding())?;
     for (field, s, may_be_empty) in [
         ("process.capabilities.effective", c.effective(), false),
@@ -138,6 +140,9 @@ fn capabilities(c: &oci_spec::runtime::LinuxCapabilities) -> Result<CapsHashSet,
         ("process.capabilities.ambient", c.ambient(), true),
     ] {
         let s = set(field, s)?;
+        if may_be_empty && !s.is_empty() && uid != 0 {
+            return Err(unsupported(field, "for a non-root user (sandbox keeps inheritable and ambient empty)"));
+        }
         if s != bounding && !(may_be_empty && s.is_empty()) {
             return Err(unsupported(field, "a set different from bounding (sandbox keeps one set in all five)"));
         }

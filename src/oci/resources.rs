@@ -34,9 +34,10 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
             ));
         }
         l.memory_high = pos(m.reservation());
+        // kernel and kernelTCP are deprecated by runtime-spec 1.2 ("runtimes MAY ignore"), as
+        // runc does: kernel memory is part of memory.limit on cgroup v2 and since Linux 5.4's
+        // removal of separate kmem limits on v1. They bound nothing beyond the memory limit.
         for (field, set) in [
-            ("linux.resources.memory.kernel", m.kernel().is_some()),
-            ("linux.resources.memory.kernelTCP", m.kernel_tcp().is_some()),
             ("linux.resources.memory.swappiness", m.swappiness().is_some()),
             ("linux.resources.memory.disableOOMKiller", m.disable_oom_killer() == Some(true)),
             ("linux.resources.memory.useHierarchy", m.use_hierarchy() == Some(false)),

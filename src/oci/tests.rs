@@ -134,6 +134,11 @@ fn security_fields_sandbox_cannot_honour_are_refused_not_ignored() {
         v["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
     });
     assert!(e.contains("without network"), "{e}");
+    let e = err("runc-default.json", |v| {
+        no_terminal(v);
+        v["process"]["user"]["uid"] = 1000.into();
+    });
+    assert!(e.contains("process.capabilities.ambient"), "ambient for a non-root user: {e}");
 }
 
 #[test]
