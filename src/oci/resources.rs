@@ -54,9 +54,8 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
             let shares = shares.clamp(2, 262_144);
             l.cpu_weight = Some(1 + ((shares - 2) * 9999) / 262_142);
         }
-        match (c.quota().filter(|q| *q > 0), c.period()) {
-            (Some(q), p) => l.cpus = Some(q as f64 / p.unwrap_or(100_000) as f64),
-            (None, _) => {}
+        if let Some(q) = c.quota().filter(|q| *q > 0) {
+            l.cpus = Some(q as f64 / c.period().unwrap_or(100_000) as f64);
         }
         l.cpuset_cpus = c.cpus().clone().filter(|s| !s.is_empty());
         l.cpuset_mems = c.mems().clone().filter(|s| !s.is_empty());

@@ -156,7 +156,7 @@ impl Observer for OciObserver<'_> {
             .open(&self.fifo)
             .map_err(|e| Error::io("cannot open", &self.fifo, e))?;
         if let Some(fd) = self.notify.take() {
-            let _ = write!(std::fs::File::from(fd), "ok {pid}\n");
+            let _ = writeln!(std::fs::File::from(fd), "ok {pid}");
         }
         let child = crate::container::Process::of(pid).and_then(|p| p.pidfd());
         wait_for_start(&fifo, child.as_ref())?;
