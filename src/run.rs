@@ -90,7 +90,7 @@ pub type Sampling<'a> = (Duration, &'a mut dyn FnMut(&crate::samples::Sample));
 #[derive(Default)]
 pub struct Engine<'a> {
     pub sampling: Option<Sampling<'a>>,
-    /// Told when the container is created and started, asked for a stop's grace.
+    /// Told when the container is created and started.
     pub observer: Option<&'a mut dyn Observer>,
     /// `run -d`: no terminal; the command's stdout and stderr go into this log (`None` in a
     /// detached run: to /dev/null), its stdin is /dev/null.

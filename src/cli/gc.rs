@@ -7,6 +7,10 @@ use anyhow::Result;
 use super::Cli;
 
 pub fn gc(cli: &Cli) -> Result<i32> {
+    let host = sandbox::cgroup::Host::detect(&cli.cgroup_root)?;
+    for dir in host.gc(cli.cgroup_parent.as_deref()) {
+        println!("removed {}", dir.display());
+    }
     let root = sandbox::container::Root::open(&cli.state_root());
     for id in root.ids() {
         if let Ok(mut c) = sandbox::container::Container::load(root.dir(), &id) {
@@ -16,9 +20,5 @@ pub fn gc(cli: &Cli) -> Result<i32> {
         }
     }
     root.remove_leftovers();
-    let host = sandbox::cgroup::Host::detect(&cli.cgroup_root)?;
-    for dir in host.gc(cli.cgroup_parent.as_deref()) {
-        println!("removed {}", dir.display());
-    }
     Ok(0)
 }

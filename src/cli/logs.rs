@@ -41,6 +41,14 @@ pub fn logs(cli: &Cli, args: &LogsArgs) -> Result<i32> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let root = Root::open(&cli.state_root());
     let mut c = root.find(&args.container)?;
+    if !c.state.detached {
+        return Err(sandbox::Error::container(format!(
+            "logs are kept only for detached containers (run -d): {} runs in the foreground, its output goes \
+             where its `sandbox run` sends it",
+            c.name()
+        ))
+        .into());
+    }
     if c.state.log_driver == LogDriver::None {
         return Err(sandbox::Error::container(format!("logs are not kept for {} (--log-driver none)", c.name())).into());
     }

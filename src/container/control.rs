@@ -19,16 +19,18 @@ pub fn stop(c: &mut Container, grace: Duration) -> Result<()> {
     Ok(())
 }
 
-/// The first half of [`stop`], to stop many at once: the grace recorded, SIGTERM to the
-/// supervisor, which forwards it to the command and SIGKILLs the group after the grace (the
+/// The first half of [`stop`], to stop many at once: SIGTERM to the supervisor carrying the
+/// grace (sigqueue's value), which forwards it to the command and SIGKILLs the group after the grace (the
 /// report then says "stopped"). A supervisor that is gone is settled by [`Container::check`].
 pub fn request_stop(c: &mut Container, grace: Duration) -> Result<()> {
     if !c.state.is_live() {
         return Ok(());
     }
-    let ms = grace.as_millis().min(u64::MAX as u128) as u64;
-    c.update(|s| s.stop_grace_ms = Some(ms))?;
-    if !c.state.supervisor.signal(libc::SIGTERM) {
+    let ms = grace.as_millis().min(i32::MAX as u128) as i32;
+    let sent = c.state.supervisor.signal_value(libc::SIGTERM, ms)
+        // Without pidfds (< 5.3): a plain SIGTERM, the container's own --stop-timeout applies.
+        || c.state.supervisor.signal(libc::SIGTERM);
+    if !sent {
         c.check();
     }
     Ok(())
@@ -64,7 +66,14 @@ pub fn kill(c: &Container, sig: i32) -> Result<()> {
 pub fn wait_stopped(c: &mut Container, deadline: Option<Instant>) -> bool {
     loop {
         if !c.supervisor_alive() {
-            let _ = c.reload();
+            if c.reload().is_err() {
+                // Removed (`--rm`): its exit code was kept beside it.
+                let code = std::fs::read_to_string(c.exit_record()).ok().and_then(|t| t.trim().parse().ok());
+                if code.is_some() {
+                    c.state.exit_code = code;
+                    c.state.status = Status::Stopped;
+                }
+            }
             c.check();
             return true;
         }
@@ -81,7 +90,7 @@ pub fn remove(c: &mut Container, force: bool) -> Result<()> {
     if c.state.is_live() && c.supervisor_alive() {
         if !force {
             return Err(Error::container(format!(
-                "cannot remove container {}: it is {}; stop it first (`sandbox stop {}`) or use rm -f",
+                "cannot remove container {}: it is {} (in use); stop it first (`sandbox stop {}`) or use rm -f",
                 c.name(),
                 c.state.status,
                 c.name()

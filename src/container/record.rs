@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::state::{CgroupState, Container, Process, Status};
 use super::supervise::Observer;
@@ -63,6 +63,9 @@ impl<'a> Recorder<'a> {
             }
         });
         if self.container.state.auto_remove {
+            if let Some(code) = self.container.state.exit_code {
+                let _ = write_atomic(&self.container.exit_record(), code.to_string().as_bytes());
+            }
             let _ = self.container.remove_dir();
         }
     }
@@ -100,11 +103,6 @@ impl Observer for Recorder<'_> {
             let mut f = std::fs::File::from(fd);
             let _ = f.write_all(b"ok");
         }
-    }
-
-    fn stop_grace(&mut self) -> Option<Duration> {
-        let _ = self.container.reload();
-        self.container.state.stop_grace_ms.map(Duration::from_millis)
     }
 }
 

@@ -109,6 +109,17 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Sends `sig` with an integer `value` (sigqueue) to this very process; false if it is gone
+    /// or the kernel has no pidfds (< 5.3).
+    pub fn signal_value(&self, sig: i32, value: i32) -> bool {
+        match crate::sys::pidfd_open(self.pid) {
+            Ok(fd) => self.is_alive() && crate::sys::pidfd_send_signal_value(&fd, sig, value).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
 /// The state letter and the start time (field 22) of a /proc/PID/stat line. The command name
 /// (field 2) may hold spaces and parentheses: fields are counted after its last `)`.
 pub fn parse_stat(stat: &str) -> Option<(char, u64)> {
@@ -181,10 +192,6 @@ pub struct State {
     /// Why it stopped: the report's termination_reason (exit, signal, timeout, cpu-time, oom,
     /// stopped), [`SUPERVISOR_LOST`], or a setup error's message.
     pub reason: Option<String>,
-    /// `sandbox stop -t`: the grace the supervisor uses for the stop it is sent (instead of the
-    /// container's `--stop-timeout`), in milliseconds.
-    #[serde(default)]
-    pub stop_grace_ms: Option<u64>,
 }
 
 impl State {
@@ -209,7 +216,6 @@ impl State {
             finished_at: None,
             exit_code: None,
             reason: None,
-            stop_grace_ms: None,
         }
     }
 
@@ -419,6 +425,11 @@ impl Root {
                 if n.starts_with(".new-") || n.starts_with(".rm-") {
                     let _ = fs::remove_dir_all(e.path());
                 }
+                // Exit codes of `--rm` containers, kept a minute for a late `wait`.
+                let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+                if n.starts_with(".exit-") && old.is_some_and(|d| d > std::time::Duration::from_secs(60)) {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
         if let Ok(rd) = fs::read_dir(self.dir.join("names")) {
@@ -548,7 +559,8 @@ impl Container {
 
     /// Settles a lost supervisor: a container not stopped whose supervisor lock is free is marked
     /// stopped with reason "supervisor lost", and what is left in its group (only its own group)
-    /// is killed and the group removed; with `--rm` the container goes. Returns whether it did.
+    /// is killed and the group removed; with `--rm`, and for a foreground run (removed at its end
+    /// anyway), the container goes. Returns whether it did.
     pub fn check(&mut self) -> bool {
         if !self.state.is_live() || self.supervisor_alive() {
             return false;
@@ -570,7 +582,8 @@ impl Container {
             p.signal(libc::SIGKILL);
         }
         let _ = crate::cgroup::remove_dirs(self.state.cgroup_dirs());
-        if self.state.auto_remove {
+        // A foreground run is removed at its end anyway (as `run --rm`): so it is when lost.
+        if self.state.auto_remove || !self.state.detached {
             let _ = self.remove_dir();
         }
         true
@@ -602,6 +615,12 @@ impl Container {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("cannot remove", &self.dir, e)),
         }
+    }
+
+    /// ROOT/.exit-ID: the exit code of a `--rm` container, written just before its directory
+    /// goes, for a `wait` that sees it gone (removed by `gc` after a minute).
+    pub fn exit_record(&self) -> PathBuf {
+        self.root.join(format!(".exit-{}", self.state.id))
     }
 
     /// The supervisor lock this process holds, to keep across a fork (the supervisor inherits

@@ -28,12 +28,11 @@ pub trait Observer {
     }
     /// The command was executed.
     fn started(&mut self) {}
-    /// A stop (SIGTERM, SIGINT, SIGHUP) arrived: the grace to use instead of `--stop-timeout`
-    /// (`sandbox stop -t`), if one was asked for.
-    fn stop_grace(&mut self) -> Option<Duration> {
-        None
-    }
 }
+
+/// The `ssi_code` of a stop signal sent by `sandbox stop` (sigqueue: SI_QUEUE), whose `ssi_int`
+/// is the grace in milliseconds (instead of `--stop-timeout`).
+pub const STOP_GRACE_CODE: i32 = libc::SI_QUEUE;
 
 /// The observer of a run nobody records.
 pub struct NoObserver;
@@ -201,7 +200,12 @@ pub(crate) fn supervise(
                             // the child is still our own setup code, and nothing is there to stop
                             // gracefully.
                             let acts = !exec_pending && (cfg.init || acts_on(child.pid, s));
-                            let grace = observer.stop_grace().unwrap_or(cfg.stop_timeout);
+                            // `sandbox stop -t`: the grace comes with the signal.
+                            let grace = if info.ssi_code == STOP_GRACE_CODE && info.ssi_int >= 0 {
+                                Duration::from_millis(info.ssi_int as u64)
+                            } else {
+                                cfg.stop_timeout
+                            };
                             let _ = kill(child.pid, s);
                             let mut st = Stop {
                                 report: Stopped { signal: s.as_str().to_string(), killed: false },

@@ -167,10 +167,6 @@ impl Observer for OciObserver<'_> {
     fn started(&mut self) {
         self.recorder.started()
     }
-
-    fn stop_grace(&mut self) -> Option<Duration> {
-        self.recorder.stop_grace()
-    }
 }
 
 use std::os::unix::fs::OpenOptionsExt;

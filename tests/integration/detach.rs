@@ -345,8 +345,9 @@ fn rm_refuses_a_running_container_without_f_and_then_leaves_no_group_state_or_pr
     assert!(s.dir().join(&id).join("log.jsonl").exists() && s.dir().join(&id).join("report.json").exists());
     assert_eq!(s.sb(&["rm", "quick"]).code, 0);
     assert_gone(&s, &id, &st);
-    // --rm: gone by itself.
-    let id = s.detach(&["--rm", "true"]);
+    // --rm: gone by itself; a wait still gets its exit code.
+    let id = s.detach(&["--rm", "--name", "gone", "sh", "-c", "sleep 0.5; exit 4"]);
+    assert_eq!(s.sb(&["wait", "gone"]).stdout, "4\n");
     assert!(eventually(5.0, || !s.dir().join(&id).exists()), "--rm left the state");
 }
 
@@ -534,4 +535,62 @@ fn a_hostile_command_cannot_forge_its_state_report_or_log() {
     assert_eq!((st["id"].as_str(), st["exit_code"].as_i64()), (Some(id.as_str()), Some(3)));
     let rep: Value = serde_json::from_str(&s.sb(&["--report", "json", "report", "hostile"]).stdout).unwrap();
     assert_eq!(rep["exit_code"], 3);
+}
+
+/// Item 8: supervisors SIGKILLed at random moments of their lives (while the container is being
+/// created, just started, or long running): after `gc` nothing is left: no group, no process, no
+/// container that still says it runs.
+#[test]
+fn supervisors_killed_at_random_moments_leave_nothing_after_gc() {
+    require_root!();
+    let _m = shared();
+    let s = States::new();
+    let marker = format!("4242.{}", std::process::id());
+    let mut sups = vec![];
+    for i in 0..12u64 {
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+        let delay = Duration::from_micros((seed ^ (i * 7919)) % 150_000);
+        let before = s.ids();
+        let mut front = s.cmd(&["run", "-d", "--mem", "32M", "--pids", "20", "sh", "-c"]);
+        front.arg(format!("sleep {marker} & sleep {marker}")).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut front = front.spawn().unwrap();
+        std::thread::sleep(delay);
+        // The new container's supervisor, as soon as it has said who it is.
+        let mut sup = None;
+        eventually(5.0, || {
+            let new: Vec<String> = s.ids().into_iter().filter(|i| !before.contains(i)).collect();
+            sup = new.first().and_then(|id| {
+                let st: Value =
+                    serde_json::from_str(&std::fs::read_to_string(s.dir().join(id).join("state.json")).ok()?).ok()?;
+                let p = st["supervisor"]["pid"].as_i64()? as i32;
+                (p != front.id() as i32).then_some(p)
+            });
+            sup.is_some()
+        });
+        let Some(pid) = sup else {
+            // It ended before it could be caught (a failure would have left nothing either).
+            front.wait().unwrap();
+            continue;
+        };
+        // SAFETY: kill(2) of the supervisor this test started (its pid from the state it wrote).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        front.wait().unwrap();
+        sups.push(pid as u32);
+    }
+    assert!(sups.len() >= 6, "only {} supervisors caught", sups.len());
+    let gc = s.sb(&["gc"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    for pid in &sups {
+        assert!(groups_of(*pid).is_empty(), "groups of supervisor {pid} left: {:?}", groups_of(*pid));
+    }
+    assert!(
+        eventually(5.0, || procs_named("sleep", &marker).is_empty()),
+        "commands left: {:?}",
+        procs_named("sleep", &marker)
+    );
+    for id in s.ids() {
+        let st = s.state(&id);
+        assert_eq!((st["status"].as_str(), st["reason"].as_str()), (Some("stopped"), Some("supervisor lost")), "{st}");
+    }
+    assert_eq!(s.sb(&["ps", "-q"]).stdout, "", "nothing listed as running");
 }

@@ -22,18 +22,25 @@ static INIT_STATE_DIR: extern "C" fn() = init_state_dir;
 
 extern "C" fn init_state_dir() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(dir.join("names"));
+    // In the VM lanes the target directory is a read-only 9p mount: there /var/tmp (never /tmp,
+    // which host-view containers replace with their own).
+    let mut dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state-{}", std::process::id()));
+    if std::fs::create_dir_all(dir.join("names")).is_err() {
+        dir = PathBuf::from(format!("/var/tmp/sandbox-test-state-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(dir.join("names"));
+    }
     for d in [dir.clone(), dir.join("names")] {
         let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777));
     }
     std::env::set_var("SANDBOX_STATE_DIR", &dir);
 }
 
-/// A fresh state root for one test (removed when dropped), set for the `sandbox` commands that
-/// [`sb_state`] starts.
+/// A fresh state root for one test (removed when dropped).
+/// In the VM lanes the target directory is a read-only 9p mount: there the root goes to /var/tmp
+/// (a tmpfs in the VM), never to /tmp, which host-view containers replace with their own.
 pub fn state_root() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("state-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    let dir = |d: &str| tempfile::Builder::new().prefix("state-").tempdir_in(d);
+    dir(env!("CARGO_TARGET_TMPDIR")).or_else(|_| dir("/var/tmp")).unwrap()
 }
 
 /// Timing-sensitive tests (CPU share) take this exclusively; every other test shares it.
