@@ -203,6 +203,9 @@ pub struct Config {
     /// Paths made read-only beside sandbox's own list (an OCI config's linux.readonlyPaths).
     #[serde(default)]
     pub read_only_paths: Vec<PathBuf>,
+    /// Mount an mqueue filesystem at /dev/mqueue (an OCI config's mount of it).
+    #[serde(default)]
+    pub mqueue: bool,
 }
 
 impl Config {
@@ -235,6 +238,7 @@ impl Config {
             userns: None,
             masked_paths: Vec::new(),
             read_only_paths: Vec::new(),
+            mqueue: false,
         }
     }
 

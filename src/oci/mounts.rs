@@ -39,6 +39,7 @@ pub fn apply(mounts: &[Mount], bundle: &Path, cfg: &mut Config) -> Result<(), Er
             if typ != std_type || is_bind {
                 return Err(unsupported(&field, &format!("sandbox mounts its own {std_type} there")));
             }
+            cfg.mqueue |= dst == Path::new("/dev/mqueue");
             if dst == Path::new("/dev/shm") {
                 if let Some(size) = opts.iter().find_map(|o| o.strip_prefix("size=")) {
                     cfg.shm_size = parse_size(&field, size)?;

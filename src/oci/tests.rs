@@ -53,6 +53,7 @@ fn runc_default_config_maps_onto_config() {
     assert_eq!(b.rlimits.len(), 1);
     assert_eq!((b.rlimits[0].soft, b.rlimits[0].hard), (1024, 1024));
     assert!(c.binds.is_empty() && c.tmpfs.is_empty(), "the standard mounts are sandbox's own");
+    assert!(c.mqueue, "runc's default mounts /dev/mqueue: sandbox mounts one too");
     assert!(matches!(c.seccomp, crate::seccomp::Policy::Default), "no linux.seccomp: sandbox's default filter");
     // runc's lists beyond sandbox's own are masked too, never dropped.
     let masked: Vec<_> = c.masked_paths.iter().map(|p| p.to_str().unwrap()).collect();
