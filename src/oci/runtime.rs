@@ -132,8 +132,15 @@ fn supervise(c: &mut Container, cfg: &crate::Config, notify: OwnedFd, hide: Vec<
         Err(e) => e.exit_code(),
     };
     let summary = result.as_ref().map_err(|e| (code, e.to_string()));
-    if let (Err((code, msg)), Some(fd)) = (&summary, obs.notify.take()) {
-        let _ = write!(std::fs::File::from(fd), "{code}\n{msg}");
+    match (&summary, obs.notify.take()) {
+        (Err((code, msg)), Some(fd)) => {
+            let _ = write!(std::fs::File::from(fd), "{code}\n{msg}");
+        }
+        // After `create` returned: the caller's stderr (the engine's log) is where it is seen.
+        (Err((_, msg)), None) => {
+            let _ = writeln!(std::io::stderr(), "sandbox-runc: container {}: {msg}", obs.recorder.container.id());
+        }
+        _ => {}
     }
     let _ = std::fs::remove_file(&obs.fifo);
     obs.recorder.finish(&summary);
@@ -158,6 +165,9 @@ impl Observer for OciObserver<'_> {
         if let Some(fd) = self.notify.take() {
             let _ = writeln!(std::fs::File::from(fd), "ok {pid}");
         }
+        // From here the engine knows the container: whatever happens to it, it stays (stopped,
+        // with the reason) until `delete`, instead of vanishing as a failed `run -d` does.
+        self.recorder.container.state.detached = false;
         let child = crate::container::Process::of(pid).and_then(|p| p.pidfd());
         wait_for_start(&fifo, child.as_ref())?;
         let _ = std::fs::remove_file(&self.fifo);
@@ -284,12 +294,13 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     Ok(())
 }
 
-/// `delete`: a stopped (or created) container goes with its group and state; a running one
-/// only with `force` (killed first).
+/// `delete`: a stopped container goes with its group and state; a created, running or paused
+/// one only with `force` (killed first).
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let mut c = find(root, id)?;
     let status = oci_status(&c);
-    if matches!(status, "running" | "paused") && !force {
+    // runtime-spec: deleting a container that is not stopped is an error (created included).
+    if matches!(status, "created" | "running" | "paused") && !force {
         return Err(Error::container(format!("cannot delete container {id} that is not stopped: {status}")));
     }
     control::remove(&mut c, true)

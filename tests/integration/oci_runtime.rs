@@ -140,6 +140,9 @@ fn oci_delete_force_of_a_created_container_leaves_nothing() {
     let Some(oci) = Oci::new(&["true"]) else { return };
     let b = oci.bundle();
     assert!(oci.runc(&["create", "--bundle", b.to_str().unwrap(), "c2"]).status.success());
+    // runtime-spec: delete of a container that is not stopped is an error, created included.
+    assert!(!oci.runc(&["delete", "c2"]).status.success());
+    assert_eq!(oci.status("c2"), "created");
     let out = oci.runc(&["delete", "--force", "c2"]);
     assert!(out.status.success());
     assert!(!oci.runc(&["state", "c2"]).status.success());
