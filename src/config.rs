@@ -197,6 +197,15 @@ pub struct Config {
     /// `--userns`: map the command's root to these host ids (root only). A non-root caller always
     /// gets its own ids mapped to root, whatever this says.
     pub userns: Option<crate::userns::UserNs>,
+    /// Paths masked beside sandbox's own list (an OCI config's linux.maskedPaths).
+    #[serde(default)]
+    pub masked_paths: Vec<PathBuf>,
+    /// Paths made read-only beside sandbox's own list (an OCI config's linux.readonlyPaths).
+    #[serde(default)]
+    pub read_only_paths: Vec<PathBuf>,
+    /// Mount an mqueue filesystem at /dev/mqueue (an OCI config's mount of it).
+    #[serde(default)]
+    pub mqueue: bool,
 }
 
 impl Config {
@@ -227,6 +236,9 @@ impl Config {
             privileged: false,
             seccomp: crate::seccomp::Policy::Default,
             userns: None,
+            masked_paths: Vec::new(),
+            read_only_paths: Vec::new(),
+            mqueue: false,
         }
     }
 

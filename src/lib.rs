@@ -33,6 +33,7 @@ pub mod init;
 pub mod interrupt;
 pub mod limits;
 pub mod mounts;
+pub mod oci;
 pub mod plan;
 pub mod plot;
 pub mod report;

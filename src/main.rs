@@ -15,6 +15,15 @@ fn main() {
     let mut forwarded = sandbox::run::forwarded_signals();
     forwarded.add(nix::sys::signal::Signal::SIGCHLD);
     let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&forwarded), None);
+    // Invoked as `sandbox-runc` (a symlink to this binary): the OCI runtime command line that
+    // containerd, podman and Kubernetes call (sandbox::oci::cli).
+    if std::env::args_os()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_name().map(|n| n == "sandbox-runc"))
+        .unwrap_or(false)
+    {
+        std::process::exit(sandbox::oci::cli::main());
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -57,6 +57,7 @@ fn describe(op: &Op) -> String {
         Op::Device { name, dst } => format!("bind /dev/{name} on {}", d(dst)),
         Op::Cgroup { dst, .. } => format!("mount the run's cgroup filesystem on {}", d(dst)),
         Op::Devpts(p) => format!("mount devpts on {}", d(p)),
+        Op::Mqueue(p) => format!("mount mqueue on {}", d(p)),
         Op::Symlink { link, .. } => format!("symlink {}", d(link)),
         Op::ReadOnly(p) => format!("making {} read-only", d(p)),
         Op::NoDev(p) => format!("making {} nodev", d(p)),
@@ -97,7 +98,9 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
             if let Some(b) = size {
                 data.push_str(&format!(",size={b}"));
             }
-            mount(Some("tmpfs"), dst, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
+            // /dev/shm's source reads "shm" in mountinfo, as docker's and runc's do.
+            let source = if dst.ends_with("dev/shm") { "shm" } else { "tmpfs" };
+            mount(Some(source), dst, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
                 .map_err(e)
         }
         Op::Device { dst, .. } => {
@@ -125,6 +128,7 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
             Some("newinstance,ptmxmode=0666,mode=0620"),
         )
         .map_err(e),
+        Op::Mqueue(p) => mount(Some("mqueue"), p, Some("mqueue"), nodev, none).map_err(e),
         Op::Symlink { target, link } => std::os::unix::fs::symlink(target, link).map_err(|e| e.to_string()),
         Op::ReadOnly(p) => sys::set_read_only(&cstr(p)?, true, true).map_err(e),
         Op::NoDev(p) => sys::set_nodev(&cstr(p)?).map_err(e),

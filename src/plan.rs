@@ -49,6 +49,9 @@ pub enum Op {
     },
     /// A private devpts instance (newinstance), so the command sees only its own ptys.
     Devpts(PathBuf),
+    /// A POSIX message queue filesystem (of the run's own ipc namespace), for an OCI config
+    /// that mounts /dev/mqueue.
+    Mqueue(PathBuf),
     Symlink {
         target: PathBuf,
         link: PathBuf,
@@ -164,6 +167,9 @@ fn protect(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     }
     ops.extend(MASKED.iter().map(|p| Op::Mask(inside(root, Path::new(p)))));
     ops.extend(READ_ONLY.iter().map(|p| Op::ReadOnlyPath(inside(root, Path::new(p)))));
+    // An OCI config's own lists, beside ours (a path in both is masked twice: harmless).
+    ops.extend(cfg.masked_paths.iter().map(|p| Op::Mask(inside(root, p))));
+    ops.extend(cfg.read_only_paths.iter().map(|p| Op::ReadOnlyPath(inside(root, p))));
 }
 
 /// The device nodes of the minimal /dev with `--rootfs` (bound from the host's /dev, as bwrap does).
@@ -264,6 +270,10 @@ fn dev_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     ops.push(Op::Symlink { target: "pts/ptmx".into(), link: dev.join("ptmx") });
     ops.push(Op::Mkdir(dev.join("shm")));
     ops.push(Op::Tmpfs { dst: dev.join("shm"), mode: 0o1777, size: Some(cfg.shm_size) });
+    if cfg.mqueue {
+        ops.push(Op::Mkdir(dev.join("mqueue")));
+        ops.push(Op::Mqueue(dev.join("mqueue")));
+    }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),

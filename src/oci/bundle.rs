@@ -1,0 +1,95 @@
+//! Loading a bundle: config.json parsed with oci-spec's runtime types, checked (ociVersion major,
+//! root, process) and mapped part by part onto a [`Config`].
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use super::{invalid, unsupported};
+use crate::config::Config;
+use crate::error::Error;
+
+/// A loaded bundle: the spec as written, and what sandbox will run.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The bundle directory, absolute.
+    pub dir: PathBuf,
+    pub spec: Spec,
+    pub config: Config,
+    /// `process.rlimits`, set on the runtime before the container is created (inherited).
+    pub rlimits: Vec<super::process::Rlimit>,
+}
+
+/// The runtime-spec major version sandbox implements.
+pub const OCI_MAJOR: u64 = 1;
+
+/// Container ids: what runc accepts (letters, digits, `_ + - .`), at most 1024 bytes, no `.`/`..`;
+/// an id names a directory of the state root, so a slash would escape it.
+pub fn validate_id(id: &str) -> Result<(), Error> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid("container id", id, "1 to 1024 letters, digits, '_', '+', '-' or '.' (not '.' or '..')"))
+    }
+}
+
+/// Reads `BUNDLE/config.json` and maps it for container `id`. Nothing is created.
+pub fn load(bundle: &Path, id: &str) -> Result<Bundle, Error> {
+    validate_id(id)?;
+    let dir = std::path::absolute(bundle).map_err(|e| Error::io("cannot resolve bundle", bundle, e))?;
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read the bundle's config", &path, e))?;
+    let spec: Spec = serde_json::from_str(&text)
+        .map_err(|e| Error::Container(format!("config.json: {} is not a valid runtime spec: {e}", path.display())))?;
+    let config = to_config(&spec, &dir, id)?;
+    let rlimits = super::process::rlimits(spec.process().as_ref().expect("checked by to_config"))?;
+    Ok(Bundle { dir, spec, config, rlimits })
+}
+
+/// Checks ociVersion: a semantic version whose major is ours.
+pub fn check_version(v: &str) -> Result<(), Error> {
+    let major = v.split('.').next().and_then(|m| m.parse::<u64>().ok());
+    let parts = v.split(['-', '+']).next().unwrap_or("").split('.').count();
+    match major {
+        Some(OCI_MAJOR) if parts == 3 => Ok(()),
+        _ => Err(invalid("ociVersion", v, "a runtime-spec version 1.x.y (sandbox implements 1.2)")),
+    }
+}
+
+/// The whole mapping: every part of the spec onto `Config`, refusing what cannot be honoured.
+pub fn to_config(spec: &Spec, dir: &Path, id: &str) -> Result<Config, Error> {
+    check_version(spec.version())?;
+    let root = spec.root().as_ref().ok_or_else(|| invalid("root", "", "root.path, the container's root filesystem"))?;
+    let rootfs = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
+    if !rootfs.is_dir() {
+        return Err(invalid("root.path", &rootfs.display().to_string(), "an existing directory"));
+    }
+    let process = spec.process().as_ref().ok_or_else(|| invalid("process", "", "a process to run"))?;
+    let mut cfg = Config::new(Vec::<String>::new());
+    cfg.id = id.to_string();
+    cfg.rootfs = Some(rootfs);
+    cfg.read_only = root.readonly().unwrap_or(false);
+    cfg.hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+    if spec.domainname().as_deref().is_some_and(|d| !d.is_empty()) {
+        return Err(unsupported("domainname", "sandbox sets only the hostname of its uts namespace"));
+    }
+    super::process::apply(process, &mut cfg)?;
+    super::mounts::apply(spec.mounts().as_deref().unwrap_or(&[]), dir, &mut cfg)?;
+    super::namespaces::check_hooks(spec.hooks())?;
+    match spec.linux() {
+        Some(linux) => {
+            super::namespaces::apply(linux, &mut cfg)?;
+            if let Some(r) = linux.resources() {
+                super::resources::apply(r, &mut cfg)?;
+            }
+        }
+        None => return Err(invalid("linux", "", "the linux section (sandbox runs Linux containers)")),
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}

@@ -1,0 +1,137 @@
+//! `linux` (besides resources): namespaces, uid/gid mappings, cgroupsPath, masked and read-only
+//! paths, seccomp, sysctl, devices, labels; and `hooks`.
+
+use std::collections::HashSet;
+
+use oci_spec::runtime::{Hooks, Linux, LinuxNamespaceType as Ns};
+
+use super::{invalid, unsupported};
+use crate::config::Config;
+use crate::error::Error;
+use crate::userns::{IdMap, UserNs};
+
+pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
+    namespaces(linux, cfg)?;
+    if let Some(p) = linux.cgroups_path() {
+        let s = p.to_string_lossy();
+        if s.contains(':') {
+            return Err(unsupported("linux.cgroupsPath", "the systemd form slice:prefix:name (use --systemd-cgroup)"));
+        }
+        if !p.is_absolute() {
+            return Err(unsupported("linux.cgroupsPath", &format!("relative path {s:?} (give an absolute one)")));
+        }
+        if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(invalid("linux.cgroupsPath", &s, "a path without '..'"));
+        }
+        // sandbox's group (sandbox-ID-PID, as for --cgroup-parent) is made below this path.
+        let rel = s.trim_start_matches('/').to_string();
+        cfg.cgroup_parent = (!rel.is_empty()).then_some(rel);
+    }
+    // Masked and read-only paths are applied beside sandbox's own lists (never fewer).
+    let own = |p: &str| crate::plan::MASKED.contains(&p) || crate::plan::READ_ONLY.contains(&p);
+    for (field, list, out) in [
+        ("linux.maskedPaths", linux.masked_paths(), &mut cfg.masked_paths),
+        ("linux.readonlyPaths", linux.readonly_paths(), &mut cfg.read_only_paths),
+    ] {
+        for p in list.iter().flatten() {
+            let path = std::path::Path::new(p);
+            if !path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                return Err(invalid(field, p, "absolute paths without '..'"));
+            }
+            if !own(p) {
+                out.push(path.to_path_buf());
+            }
+        }
+    }
+    if let Some(s) = linux.seccomp() {
+        let json = serde_json::to_string(s).map_err(|e| invalid("linux.seccomp", "", &e.to_string()))?;
+        cfg.seccomp = crate::seccomp::Policy::Profile { path: "config.json linux.seccomp".into(), json };
+    }
+    match linux.rootfs_propagation().as_deref() {
+        None | Some("") | Some("private") | Some("rprivate") => {}
+        Some(p) => return Err(unsupported(&format!("linux.rootfsPropagation {p:?}"), "sandbox's root is private")),
+    }
+    for (field, set) in [
+        ("linux.sysctl", linux.sysctl().as_ref().is_some_and(|s| !s.is_empty())),
+        ("linux.devices", linux.devices().as_ref().is_some_and(|s| !s.is_empty())),
+        ("linux.mountLabel", linux.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
+        ("linux.intelRdt", linux.intel_rdt().is_some()),
+        ("linux.personality", linux.personality().is_some()),
+        ("linux.timeOffsets", linux.time_offsets().is_some()),
+    ] {
+        if set {
+            return Err(unsupported(field, "sandbox does not set it yet"));
+        }
+    }
+    Ok(())
+}
+
+/// sandbox always makes new pid, mount, uts, ipc, network and cgroup namespaces. A config that
+/// leaves one out (to share the host's) or joins one by path is refused until the engine can.
+fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
+    let list = linux.namespaces().clone().unwrap_or_default();
+    let mut seen = HashSet::new();
+    for n in &list {
+        let name = format!("{:?}", n.typ()).to_lowercase();
+        if !seen.insert(n.typ()) {
+            return Err(invalid("linux.namespaces", &name, "each namespace type once"));
+        }
+        if let Some(p) = n.path() {
+            return Err(unsupported(
+                &format!("linux.namespaces {name} path {}", p.display()),
+                "joining an existing namespace is not supported yet",
+            ));
+        }
+        if n.typ() == Ns::Time {
+            return Err(unsupported("linux.namespaces time", "sandbox does not make time namespaces"));
+        }
+    }
+    for ns in [Ns::Pid, Ns::Mount, Ns::Uts, Ns::Ipc, Ns::Network] {
+        if !seen.contains(&ns) {
+            return Err(unsupported(
+                &format!("linux.namespaces without {}", format!("{ns:?}").to_lowercase()),
+                "sandbox always makes new pid, mount, uts, ipc and network namespaces",
+            ));
+        }
+    }
+    let maps = |field: &str, m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Result<Vec<IdMap>, Error> {
+        let v: Vec<IdMap> = m
+            .iter()
+            .flatten()
+            .map(|m| IdMap { inside: m.container_id(), outside: m.host_id(), count: m.size() })
+            .collect();
+        if v.iter().any(|m| m.count == 0) {
+            return Err(invalid(field, "size 0", "mappings of at least one id"));
+        }
+        Ok(v)
+    };
+    let uids = maps("linux.uidMappings", linux.uid_mappings())?;
+    let gids = maps("linux.gidMappings", linux.gid_mappings())?;
+    if seen.contains(&Ns::User) {
+        if uids.is_empty() || gids.is_empty() {
+            return Err(invalid("linux.uidMappings", "[]", "uid and gid mappings with a user namespace"));
+        }
+        cfg.userns = Some(UserNs { uids, gids, deny_setgroups: false });
+    } else if !uids.is_empty() || !gids.is_empty() {
+        return Err(invalid("linux.uidMappings", "…", "mappings only with a user namespace"));
+    }
+    Ok(())
+}
+
+/// Hooks run host commands at points of the lifecycle: not run yet, so any is refused.
+pub fn check_hooks(hooks: &Option<Hooks>) -> Result<(), Error> {
+    let Some(h) = hooks else { return Ok(()) };
+    for (field, list) in [
+        ("hooks.prestart", h.prestart()),
+        ("hooks.createRuntime", h.create_runtime()),
+        ("hooks.createContainer", h.create_container()),
+        ("hooks.startContainer", h.start_container()),
+        ("hooks.poststart", h.poststart()),
+        ("hooks.poststop", h.poststop()),
+    ] {
+        if list.as_ref().is_some_and(|l| !l.is_empty()) {
+            return Err(unsupported(field, "hooks are not run yet"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! `process`: args, env, cwd, user, capabilities, no_new_privileges, rlimits, labels, terminal.
+
+use oci_spec::runtime::{Capabilities, Process};
+
+use super::{invalid, unsupported};
+use crate::config::{Config, Tty};
+use crate::error::Error;
+use caps::CapsHashSet;
+
+/// One `process.rlimits` entry, ready for setrlimit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    pub resource: nix::sys::resource::Resource,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The rlimits of a process: refused when soft > hard or the type is not a Linux one.
+pub fn rlimits(p: &Process) -> Result<Vec<Rlimit>, Error> {
+    use nix::sys::resource::Resource as R;
+    let mut out = Vec::new();
+    for r in p.rlimits().iter().flatten() {
+        let name = r.typ().to_string();
+        let resource = match name.as_str() {
+            "RLIMIT_AS" => R::RLIMIT_AS,
+            "RLIMIT_CORE" => R::RLIMIT_CORE,
+            "RLIMIT_CPU" => R::RLIMIT_CPU,
+            "RLIMIT_DATA" => R::RLIMIT_DATA,
+            "RLIMIT_FSIZE" => R::RLIMIT_FSIZE,
+            "RLIMIT_LOCKS" => R::RLIMIT_LOCKS,
+            "RLIMIT_MEMLOCK" => R::RLIMIT_MEMLOCK,
+            "RLIMIT_MSGQUEUE" => R::RLIMIT_MSGQUEUE,
+            "RLIMIT_NICE" => R::RLIMIT_NICE,
+            "RLIMIT_NOFILE" => R::RLIMIT_NOFILE,
+            "RLIMIT_NPROC" => R::RLIMIT_NPROC,
+            "RLIMIT_RSS" => R::RLIMIT_RSS,
+            "RLIMIT_RTPRIO" => R::RLIMIT_RTPRIO,
+            "RLIMIT_RTTIME" => R::RLIMIT_RTTIME,
+            "RLIMIT_SIGPENDING" => R::RLIMIT_SIGPENDING,
+            "RLIMIT_STACK" => R::RLIMIT_STACK,
+            _ => return Err(invalid("process.rlimits type", &name, "a Linux RLIMIT_* name")),
+        };
+        if r.soft() > r.hard() {
+            return Err(invalid(
+                "process.rlimits",
+                &format!("{name} soft {} hard {}", r.soft(), r.hard()),
+                "soft <= hard",
+            ));
+        }
+        out.push(Rlimit { resource, soft: r.soft(), hard: r.hard() });
+    }
+    Ok(out)
+}
+
+/// Sets the rlimits on the calling process (the runtime, before it creates the container): the
+/// supervisor and the container inherit them across fork and exec. Raising a hard limit needs
+/// CAP_SYS_RESOURCE: the error then names the limit.
+pub fn set_rlimits(limits: &[Rlimit]) -> Result<(), Error> {
+    for l in limits {
+        nix::sys::resource::setrlimit(l.resource, l.soft, l.hard).map_err(|e| {
+            Error::Container(format!("config.json: process.rlimits {:?} {}/{}: {e}", l.resource, l.soft, l.hard))
+        })?;
+    }
+    Ok(())
+}
+
+pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
+    let args = p.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(invalid("process.args", "[]", "the command to run and its arguments"));
+    }
+    if p.command_line().is_some() {
+        return Err(unsupported("process.commandLine", "it is for Windows"));
+    }
+    cfg.command = args;
+    cfg.env = Some(p.env().clone().unwrap_or_default());
+    if !p.cwd().is_absolute() {
+        return Err(invalid("process.cwd", &p.cwd().display().to_string(), "an absolute path"));
+    }
+    cfg.cwd = Some(p.cwd().clone());
+    let user = p.user();
+    if user.username().as_deref().is_some_and(|u| !u.is_empty()) {
+        return Err(unsupported("process.user.username", "it is for Windows; give uid and gid"));
+    }
+    if user.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+        return Err(unsupported(
+            "process.user.additionalGids",
+            "sandbox sets the groups of the user's /etc/group entry only",
+        ));
+    }
+    if user.umask().is_some() {
+        return Err(unsupported("process.user.umask", "sandbox keeps the umask it was started with"));
+    }
+    cfg.user = Some(format!("{}:{}", user.uid(), user.gid()));
+    if p.terminal() == Some(true) {
+        // The pty would have to go to the engine through --console-socket: not there yet.
+        return Err(unsupported("process.terminal", "no --console-socket support yet"));
+    }
+    cfg.tty = Tty::Never;
+    if p.console_size().is_some() && p.terminal() == Some(true) {
+        return Err(unsupported("process.consoleSize", "no terminal support yet"));
+    }
+    cfg.no_new_privs = p.no_new_privileges().unwrap_or(false);
+    cfg.capabilities = match p.capabilities() {
+        Some(c) => capabilities(c, user.uid())?,
+        None => CapsHashSet::new(),
+    };
+    if p.oom_score_adj().is_some() {
+        return Err(unsupported("process.oomScoreAdj", "sandbox does not set it yet"));
+    }
+    // An empty label means "none": ignored. A label asks for confinement: never dropped silently.
+    if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(unsupported("process.apparmorProfile", "sandbox does not apply AppArmor profiles"));
+    }
+    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(unsupported("process.selinuxLabel", "sandbox does not apply SELinux labels"));
+    }
+    if p.scheduler().is_some() {
+        return Err(unsupported("process.scheduler", "sandbox does not set scheduling policies"));
+    }
+    if p.io_priority().is_some() {
+        return Err(unsupported("process.ioPriority", "sandbox does not set io priorities"));
+    }
+    if p.exec_cpu_affinity().is_some() {
+        return Err(unsupported("process.execCPUAffinity", "sandbox does not set it yet"));
+    }
+    Ok(())
+}
+
+/// Sandbox keeps one capability set: bounding = permitted = effective (and inheritable, ambient
+/// empty or the same). A config whose sets differ is refused, naming the set.
+/// Inheritable and ambient stay empty (CVE-2022-24769): for uid 0 that changes nothing (root's
+/// exec gets the bounding set as permitted); for another uid it would, so it is refused.
+fn capabilities(c: &oci_spec::runtime::LinuxCapabilities, uid: u32) -> Result<CapsHashSet, Error> {
+    let bounding = set("process.capabilities.bounding", c.bounding())?;
+    for (field, s, may_be_empty) in [
+        ("process.capabilities.effective", c.effective(), false),
+        ("process.capabilities.permitted", c.permitted(), false),
+        ("process.capabilities.inheritable", c.inheritable(), true),
+        ("process.capabilities.ambient", c.ambient(), true),
+    ] {
+        let s = set(field, s)?;
+        if may_be_empty && !s.is_empty() && uid != 0 {
+            return Err(unsupported(field, "for a non-root user (sandbox keeps inheritable and ambient empty)"));
+        }
+        if s != bounding && !(may_be_empty && s.is_empty()) {
+            return Err(unsupported(field, "a set different from bounding (sandbox keeps one set in all five)"));
+        }
+    }
+    Ok(bounding)
+}
+
+fn set(field: &str, s: &Option<Capabilities>) -> Result<CapsHashSet, Error> {
+    let mut out = CapsHashSet::new();
+    for c in s.iter().flatten() {
+        let name = c.to_string();
+        let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+        match name.parse::<caps::Capability>() {
+            Ok(cap) => {
+                out.insert(cap);
+            }
+            Err(_) => return Err(invalid(field, &name, "capability names known to this kernel")),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,333 @@
+//! The OCI lifecycle on sandbox's engine: `create` forks the container's supervisor (as `run -d`)
+//! and returns once the process waits before exec (status created); `start`, from another
+//! process, releases it through a FIFO in the container's state directory (runc's exec.fifo);
+//! `state`, `kill`, `delete`, `list` read and act through the state root.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cgroup::Cgroup;
+use crate::container::record::{write_atomic, Recorder};
+use crate::container::supervise::Observer;
+use crate::container::{control, Container, LogDriver, Root, State, Status};
+use crate::error::{Error, Result};
+
+/// The FIFO a created container's supervisor reads its go from.
+const START_FIFO: &str = "start.fifo";
+/// What `state` reports beside sandbox's state.json: the bundle and the annotations.
+const OCI_FILE: &str = "oci.json";
+
+/// The runtime-spec version of the State and features sandbox writes.
+pub const OCI_VERSION: &str = "1.2.0";
+
+fn not_exist(id: &str) -> Error {
+    Error::container(format!("container {id} does not exist"))
+}
+
+/// Container `id` of the state root (exactly that id: no prefix matching as `sandbox ps` does).
+pub fn find(root: &Path, id: &str) -> Result<Container> {
+    super::validate_id(id)?;
+    if !root.join(id).join("state.json").is_file() {
+        return Err(not_exist(id));
+    }
+    let mut c = Container::load(root, id).map_err(|_| not_exist(id))?;
+    c.check();
+    Ok(c)
+}
+
+/// What `create` was asked for besides the bundle.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOpts {
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// `create`: the bundle loaded and checked (nothing exists if that fails), the container
+/// registered, its supervisor forked; returns when the process waits before exec. The caller's
+/// stdin, stdout and stderr are the container's. The caller must be single-threaded.
+pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Result<i32> {
+    let b = super::load(bundle, id)?;
+    let root = Root::create(root_dir)?;
+    if root_dir.join(id).exists() {
+        return Err(Error::container(format!("container with id {id} already exists")));
+    }
+    let mut cfg = b.config.clone();
+    cfg.preserve_fds = opts.preserve_fds;
+    let name = if crate::image::container::check_name(id).is_ok() { id.to_string() } else { String::new() };
+    let mut st = State::new(id.to_string(), name, cfg.clone());
+    st.detached = true;
+    st.log_driver = LogDriver::None;
+    let mut container = root.register(st)?;
+    let oci = serde_json::json!({
+        "bundle": b.dir,
+        "annotations": b.spec.annotations().clone().unwrap_or_default(),
+    });
+    let setup = (|| {
+        write_atomic(&container.dir.join(OCI_FILE), oci.to_string().as_bytes())?;
+        nix::unistd::mkfifo(&container.dir.join(START_FIFO), nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| Error::sys("mkfifo", e))?;
+        // Inherited by the supervisor and the container (raising one needs CAP_SYS_RESOURCE).
+        super::process::set_rlimits(&b.rlimits)
+    })();
+    if let Err(e) = setup {
+        let _ = container.remove_dir();
+        return Err(e);
+    }
+    let hide = vec![root_dir.to_path_buf()];
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e))?;
+    // SAFETY: the caller is single-threaded (the OCI front-end starts no thread before this), so
+    // the child has every lock it may need; it runs the engine and leaves with exit.
+    match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork", e))? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            // Its own session: the engine's process group or terminal going does not end it.
+            let _ = crate::sys::detach_session();
+            std::process::exit(supervise(&mut container, &cfg, wr, hide))
+        }
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(wr);
+            // Not to EOF: the container's process, cloned before it is told, holds the write end
+            // until it execs. "ok PID\n" is complete; a failure is written when it is gone.
+            let mut said = String::new();
+            let mut f = std::fs::File::from(rd);
+            let mut buf = [0u8; 512];
+            while !(said.starts_with("ok ") && said.ends_with('\n')) {
+                match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => said.push_str(&String::from_utf8_lossy(&buf[..n])),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if let Some(pid) = said.strip_prefix("ok ").map(str::trim_end) {
+                if let Some(p) = &opts.pid_file {
+                    write_pid_file(p, pid)?;
+                }
+                return Ok(0);
+            }
+            let msg = said.split_once('\n').map_or("the container's supervisor ended before it was created", |m| m.1);
+            Err(Error::container(msg.to_string()))
+        }
+    }
+}
+
+fn write_pid_file(path: &Path, pid: &str) -> Result<()> {
+    let tmp = path.with_extension("sandbox-tmp");
+    std::fs::write(&tmp, pid).map_err(|e| Error::io("cannot write the pid file", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot write the pid file", path, e))
+}
+
+/// The supervisor: the engine with an observer that reports "created" to the front and waits for
+/// the go. Its exit status is the container's.
+fn supervise(c: &mut Container, cfg: &crate::Config, notify: OwnedFd, hide: Vec<PathBuf>) -> i32 {
+    let _ = c.update(|s| s.supervisor = crate::container::Process::me());
+    let fifo = c.dir.join(START_FIFO);
+    let mut obs = OciObserver { recorder: Recorder::new(c, true, None), notify: Some(notify), fifo };
+    let engine = crate::run::Engine { observer: Some(&mut obs), hide, ..crate::run::Engine::default() };
+    let result = crate::run::run_with(cfg, engine);
+    let code = match &result {
+        Ok(r) => r.exit_code,
+        Err(e) => e.exit_code(),
+    };
+    let summary = result.as_ref().map_err(|e| (code, e.to_string()));
+    match (&summary, obs.notify.take()) {
+        (Err((code, msg)), Some(fd)) => {
+            let _ = write!(std::fs::File::from(fd), "{code}\n{msg}");
+        }
+        // After `create` returned: the caller's stderr (the engine's log) is where it is seen.
+        (Err((_, msg)), None) => {
+            let _ = writeln!(std::io::stderr(), "sandbox-runc: container {}: {msg}", obs.recorder.container.id());
+        }
+        _ => {}
+    }
+    let _ = std::fs::remove_file(&obs.fifo);
+    obs.recorder.finish(&summary);
+    code
+}
+
+struct OciObserver<'a> {
+    recorder: Recorder<'a>,
+    notify: Option<OwnedFd>,
+    fifo: PathBuf,
+}
+
+impl Observer for OciObserver<'_> {
+    fn created(&mut self, pid: i32, group: Option<&dyn Cgroup>) -> Result<()> {
+        self.recorder.created(pid, group)?;
+        // Opened before the front hears "created": from then on `start` finds a reader.
+        let fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&self.fifo)
+            .map_err(|e| Error::io("cannot open", &self.fifo, e))?;
+        if let Some(fd) = self.notify.take() {
+            let _ = writeln!(std::fs::File::from(fd), "ok {pid}");
+        }
+        // From here the engine knows the container: whatever happens to it, it stays (stopped,
+        // with the reason) until `delete`, instead of vanishing as a failed `run -d` does.
+        self.recorder.container.state.detached = false;
+        let child = crate::container::Process::of(pid).and_then(|p| p.pidfd());
+        wait_for_start(&fifo, child.as_ref())?;
+        let _ = std::fs::remove_file(&self.fifo);
+        Ok(())
+    }
+
+    fn started(&mut self) {
+        self.recorder.started()
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Blocks until `start` writes its byte into the FIFO, or fails when the container's process
+/// died first (`kill ID KILL`, `delete --force` of a created container).
+fn wait_for_start(fifo: &std::fs::File, child: Option<&OwnedFd>) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = vec![PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        if let Some(c) = child {
+            fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::from(1000u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        let died = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        let ready = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if ready {
+            let mut b = [0u8; 1];
+            if let Ok(1) = nix::unistd::read(fifo.as_raw_fd(), &mut b) {
+                return Ok(());
+            }
+            // A writer that went without a byte: POLLHUP until the next one; wait a little.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if died {
+            return Err(Error::container("the container's process ended before start"));
+        }
+    }
+}
+
+/// `start`: the go for a created container; returns once its command was executed.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let mut c = find(root, id)?;
+    if c.state.status != Status::Created {
+        return Err(Error::container(format!("cannot start container {id}: it is {}, not created", c.state.status)));
+    }
+    let fifo = c.dir.join(START_FIFO);
+    // Without a reader (no supervisor waiting) this fails at once with ENXIO: never blocks.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .map_err(|_| Error::container(format!("cannot start container {id}: it is not waiting to start")))?;
+    f.write_all(b"s").map_err(|e| Error::io("cannot write", &fifo, e))?;
+    drop(f);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let _ = c.reload();
+        if c.state.status != Status::Created || !c.supervisor_alive() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    c.check();
+    match (c.state.status, &c.state.reason) {
+        (Status::Stopped, Some(r)) if c.state.started_at.is_none() => Err(Error::container(r.clone())),
+        _ => Ok(()),
+    }
+}
+
+/// The runtime-spec status of a container.
+pub fn oci_status(c: &Container) -> &'static str {
+    match c.state.status {
+        Status::Created => "created",
+        Status::Running if !c.process_alive() => "stopped",
+        Status::Running => "running",
+        Status::Paused => "paused",
+        Status::Stopped => "stopped",
+    }
+}
+
+/// `state`: the runtime-spec State of a container.
+pub fn state(root: &Path, id: &str) -> Result<serde_json::Value> {
+    let c = find(root, id)?;
+    Ok(state_of(&c))
+}
+
+pub fn state_of(c: &Container) -> serde_json::Value {
+    let oci: serde_json::Value =
+        std::fs::read(c.dir.join(OCI_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let status = oci_status(c);
+    let mut v = serde_json::json!({
+        "ociVersion": OCI_VERSION,
+        "id": c.id(),
+        "status": status,
+        "bundle": oci["bundle"],
+        "annotations": oci["annotations"].as_object().cloned().unwrap_or_default(),
+    });
+    if status != "stopped" {
+        if let Some(p) = c.state.process {
+            v["pid"] = p.pid.into();
+        }
+    } else {
+        v["pid"] = 0.into();
+    }
+    v
+}
+
+/// `kill`: `sig` to the container's process (to everything in its group with `all`).
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
+    let c = find(root, id)?;
+    let live = matches!(c.state.status, Status::Created | Status::Running | Status::Paused);
+    let Some(p) = c.state.process.filter(|p| live && p.is_alive()) else {
+        return Err(Error::container(format!("container {id} is not running: container not running")));
+    };
+    if all && sig == libc::SIGKILL {
+        c.kill_group();
+    }
+    if !p.signal(sig) {
+        return Err(Error::container(format!("container {id} is not running: container not running")));
+    }
+    Ok(())
+}
+
+/// `delete`: a stopped container goes with its group and state; a created, running or paused
+/// one only with `force` (killed first).
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let mut c = find(root, id)?;
+    let status = oci_status(&c);
+    // runtime-spec: deleting a container that is not stopped is an error (created included).
+    if matches!(status, "created" | "running" | "paused") && !force {
+        return Err(Error::container(format!("cannot delete container {id} that is not stopped: {status}")));
+    }
+    control::remove(&mut c, true)
+}
+
+/// `list`: every container of the root.
+pub fn list(root: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(root) else { return out };
+    let mut ids: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && root.join(n).join("state.json").is_file())
+        .collect();
+    ids.sort();
+    for id in ids {
+        let Ok(c) = find(root, &id) else { continue };
+        let mut v = state_of(&c);
+        v["created"] = humantime::format_rfc3339(c.state.created_at).to_string().into();
+        out.push(v);
+    }
+    out
+}
+
+/// `run`'s wait: until the supervisor is gone; the container's exit status.
+pub fn wait(root: &Path, id: &str) -> Result<i32> {
+    let mut c = find(root, id)?;
+    control::wait_stopped(&mut c, None);
+    Ok(c.state.exit_code.unwrap_or(255))
+}

@@ -1,0 +1,165 @@
+//! config.json fixtures (testdata/): `runc spec`'s default, one with resources, mounts and a
+//! cgroupsPath, one joining namespaces by path, and bad ones.
+
+use std::path::{Path, PathBuf};
+
+use super::bundle::{check_version, to_config, validate_id};
+use crate::error::Error;
+
+/// A bundle directory with `name` as config.json, `edit` applied, and a rootfs dir.
+fn bundle(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> (tempfile::TempDir, PathBuf) {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/oci/testdata").join(name)).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    edit(&mut v);
+    let dir = tempfile::Builder::new().prefix("oci-test").tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+    std::fs::write(dir.path().join("config.json"), serde_json::to_string(&v).unwrap()).unwrap();
+    let p = dir.path().to_path_buf();
+    (dir, p)
+}
+
+fn no_terminal(v: &mut serde_json::Value) {
+    v["process"]["terminal"] = false.into();
+}
+
+fn load(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Result<super::Bundle, Error> {
+    let (_keep, dir) = bundle(name, edit);
+    super::load(&dir, "c1")
+}
+
+fn err(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    load(name, edit).expect_err("the config must be refused").to_string()
+}
+
+#[test]
+fn runc_default_config_maps_onto_config() {
+    let b = load("runc-default.json", no_terminal).unwrap();
+    let c = &b.config;
+    assert_eq!(c.id, "c1");
+    assert_eq!(c.command, ["sh"]);
+    assert_eq!(c.hostname.as_deref(), Some("runc"));
+    assert!(c.read_only, "root.readonly is true in runc's default");
+    assert!(c.rootfs.as_ref().unwrap().ends_with("rootfs"));
+    assert_eq!(c.user.as_deref(), Some("0:0"));
+    assert!(c.no_new_privs);
+    let caps: Vec<String> = {
+        let mut v: Vec<String> = c.capabilities.iter().map(|c| c.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(caps, ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    assert_eq!(c.env.as_ref().unwrap()[1], "TERM=xterm");
+    assert_eq!(b.rlimits.len(), 1);
+    assert_eq!((b.rlimits[0].soft, b.rlimits[0].hard), (1024, 1024));
+    assert!(c.binds.is_empty() && c.tmpfs.is_empty(), "the standard mounts are sandbox's own");
+    assert!(c.mqueue, "runc's default mounts /dev/mqueue: sandbox mounts one too");
+    assert!(matches!(c.seccomp, crate::seccomp::Policy::Default), "no linux.seccomp: sandbox's default filter");
+    // runc's lists beyond sandbox's own are masked too, never dropped.
+    let masked: Vec<_> = c.masked_paths.iter().map(|p| p.to_str().unwrap()).collect();
+    assert_eq!(masked, ["/proc/asound", "/proc/timer_stats"]);
+    assert!(c.read_only_paths.is_empty());
+}
+
+#[test]
+fn resources_mounts_and_cgroups_path_map_onto_limits() {
+    let c = load("resources.json", no_terminal).unwrap().config;
+    let l = &c.limits;
+    assert_eq!(l.memory_bytes, Some(64 << 20));
+    assert_eq!(l.swap_bytes, Some(64 << 20), "OCI swap is memory+swap");
+    assert_eq!(l.memory_high, Some(32 << 20));
+    assert_eq!(l.cpus, Some(0.5));
+    assert_eq!(l.cpu_weight, Some(39), "runc's shares→weight conversion of 1024");
+    assert_eq!(l.cpuset_cpus.as_deref(), Some("0"));
+    assert_eq!(l.pids, Some(32));
+    assert_eq!(l.cgroup_conf.len(), 1);
+    assert_eq!(c.cgroup_parent.as_deref(), Some("default/web"));
+    assert_eq!(c.binds.len(), 1);
+    assert!(c.binds[0].read_only);
+    assert_eq!(c.tmpfs[0].size, Some(1 << 20));
+}
+
+#[test]
+fn namespace_paths_are_refused_naming_the_namespace() {
+    let e = err("namespace-paths.json", no_terminal);
+    assert!(e.contains("linux.namespaces") && e.contains("path /proc/1/ns/"), "{e}");
+}
+
+#[test]
+fn terminal_without_console_socket_is_refused() {
+    let e = err("runc-default.json", |_| {});
+    assert!(e.contains("process.terminal"), "{e}");
+}
+
+#[test]
+fn unknown_oci_version_major_is_refused() {
+    let e = err("bad-version.json", no_terminal);
+    assert!(e.contains("ociVersion '2.0.0'"), "{e}");
+    assert!(check_version("1.2.0").is_ok() && check_version("1.0.2-dev").is_ok());
+    assert!(check_version("1").is_err() && check_version("x.y.z").is_err());
+}
+
+#[test]
+fn missing_root_is_refused() {
+    let e = err("bad-no-root.json", no_terminal);
+    assert!(e.contains("root"), "{e}");
+}
+
+#[test]
+fn security_fields_sandbox_cannot_honour_are_refused_not_ignored() {
+    for (file, field) in [
+        ("bad-hooks.json", "hooks.prestart"),
+        ("bad-apparmor.json", "process.apparmorProfile"),
+        ("bad-bind-nosuid.json", "\"nosuid\""),
+    ] {
+        let e = err(file, no_terminal);
+        assert!(e.contains(field), "{file}: {e}");
+    }
+    let e = err("runc-default.json", |v| {
+        no_terminal(v);
+        v["linux"]["maskedPaths"].as_array_mut().unwrap().push("../secret".into());
+    });
+    assert!(e.contains("linux.maskedPaths '../secret'"), "{e}");
+    let e = err("runc-default.json", |v| {
+        no_terminal(v);
+        v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+    });
+    assert!(e.contains("linux.sysctl"), "{e}");
+    let e = err("runc-default.json", |v| {
+        no_terminal(v);
+        v["process"]["capabilities"]["effective"] = serde_json::json!(["CAP_KILL"]);
+    });
+    assert!(e.contains("process.capabilities.effective"), "{e}");
+    let e = err("runc-default.json", |v| {
+        no_terminal(v);
+        v["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
+    });
+    assert!(e.contains("without network"), "{e}");
+    let e = err("runc-default.json", |v| {
+        no_terminal(v);
+        v["process"]["user"]["uid"] = 1000.into();
+    });
+    assert!(e.contains("process.capabilities.ambient"), "ambient for a non-root user: {e}");
+}
+
+#[test]
+fn bad_ids_are_refused() {
+    for id in ["", ".", "..", "a/b", "../x", "a b", &"x".repeat(1025)] {
+        assert!(validate_id(id).is_err(), "{id:?}");
+    }
+    for id in ["c1", "abc-DEF_0.1+x"] {
+        validate_id(id).unwrap();
+    }
+    let (_keep, dir) = bundle("runc-default.json", no_terminal);
+    assert!(super::load(&dir, "a/b").unwrap_err().to_string().contains("'a/b'"));
+}
+
+#[test]
+fn rlimits_soft_above_hard_is_refused() {
+    let e = err("rlimits.json", |v| {
+        no_terminal(v);
+        v["process"]["rlimits"][0]["soft"] = 2048.into();
+    });
+    assert!(e.contains("soft <= hard"), "{e}");
+    let _ = to_config;
+}

@@ -1,0 +1,200 @@
+//! sandbox as an OCI runtime (issue 15): `sandbox-runc` (a symlink to the binary) driven as
+//! containerd's go-runc drives runc, on a busybox bundle with runc's default config.json.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::harness::*;
+use crate::require_root;
+
+/// A bundle (config.json from `runc spec`, the rootfs a busybox tree), a state root and a
+/// `sandbox-runc` symlink, all in temp dirs.
+struct Oci {
+    _rootfs: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    runc: PathBuf,
+}
+
+impl Oci {
+    fn new(args: &[&str]) -> Option<Oci> {
+        let rootfs = busybox_rootfs()?;
+        let dir = tempfile::tempdir().unwrap();
+        let runc = dir.path().join("sandbox-runc");
+        std::os::unix::fs::symlink(bin(), &runc).unwrap();
+        let bundle = dir.path().join("bundle");
+        std::fs::create_dir(&bundle).unwrap();
+        let mut spec: serde_json::Value =
+            serde_json::from_str(include_str!("../../src/oci/testdata/runc-default.json")).unwrap();
+        spec["root"]["path"] = rootfs.path().to_str().unwrap().into();
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = serde_json::json!(args);
+        std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+        Some(Oci { _rootfs: rootfs, dir, runc })
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Runs sandbox-runc with stdout and stderr in files, as the validation suite and the shims
+    /// pass them: the container (and its supervisor) keep them open, so pipes would see no EOF.
+    fn runc(&self, args: &[&str]) -> Output {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (o, e) = (self.dir.path().join(format!("out{n}")), self.dir.path().join(format!("err{n}")));
+        let status = Command::new(&self.runc)
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        let out = Output { status, stdout: std::fs::read(&o).unwrap(), stderr: std::fs::read(&e).unwrap() };
+        eprintln!(
+            "sandbox-runc {args:?}: {:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn status(&self, id: &str) -> String {
+        let out = self.runc(&["state", id]);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["id"], id);
+        assert_eq!(v["ociVersion"].as_str().unwrap().split('.').next(), Some("1"));
+        v["status"].as_str().unwrap().to_string()
+    }
+}
+
+fn entries(p: &Path) -> Vec<String> {
+    std::fs::read_dir(p)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn oci_create_waits_before_exec_until_start_then_kill_and_delete_leave_nothing() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["sh", "-c", "echo started > /dev/shm/mark; exec sleep 30"]) else { return };
+    let version = oci.runc(&["--version"]);
+    let v = String::from_utf8_lossy(&version.stdout);
+    assert!(v.starts_with("runc version ") && v.lines().next().unwrap().contains("sandbox"), "{v}");
+
+    let pid_file = oci.dir.path().join("pid");
+    let b = oci.bundle();
+    let out = oci.runc(&["create", "--bundle", b.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), "c1"]);
+    assert!(out.status.success());
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_eq!(oci.status("c1"), "created");
+    // Created: the process exists but has not executed the command (still sandbox's code).
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(!exe.to_string_lossy().contains("busybox"), "created but already executed: {exe:?}");
+    let state: serde_json::Value = serde_json::from_slice(&oci.runc(&["state", "c1"]).stdout).unwrap();
+    assert_eq!(state["pid"], pid);
+    assert_eq!(state["bundle"], b.to_str().unwrap());
+
+    // An id in use: refused, the first container untouched.
+    assert!(!oci.runc(&["create", "--bundle", b.to_str().unwrap(), "c1"]).status.success());
+    assert_eq!(oci.status("c1"), "created");
+
+    assert!(oci.runc(&["start", "c1"]).status.success());
+    assert_eq!(oci.status("c1"), "running");
+    assert!(eventually(5.0, || std::fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|e| e.to_string_lossy().contains("busybox"))));
+    let again = oci.runc(&["start", "c1"]);
+    assert!(!again.status.success(), "start of a running container must fail");
+
+    let listed = String::from_utf8_lossy(&oci.runc(&["list", "--format", "json"]).stdout).into_owned();
+    assert!(listed.contains("\"c1\""), "{listed}");
+    let busy = oci.runc(&["delete", "c1"]);
+    assert!(!busy.status.success(), "delete of a running container without --force");
+
+    assert!(oci.runc(&["kill", "c1", "KILL"]).status.success());
+    assert!(eventually(5.0, || oci.status("c1") == "stopped"));
+    let k = oci.runc(&["kill", "c1", "TERM"]);
+    assert!(String::from_utf8_lossy(&k.stderr).contains("container not running"));
+    assert!(oci.runc(&["delete", "c1"]).status.success());
+    let gone = oci.runc(&["state", "c1"]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("does not exist"));
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the container's process is gone");
+    let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+    assert!(entries(&oci.root().join("names")).is_empty());
+}
+
+#[test]
+fn oci_delete_force_of_a_created_container_leaves_nothing() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["true"]) else { return };
+    let b = oci.bundle();
+    assert!(oci.runc(&["create", "--bundle", b.to_str().unwrap(), "c2"]).status.success());
+    // runtime-spec: delete of a container that is not stopped is an error, created included.
+    assert!(!oci.runc(&["delete", "c2"]).status.success());
+    assert_eq!(oci.status("c2"), "created");
+    let out = oci.runc(&["delete", "--force", "c2"]);
+    assert!(out.status.success());
+    assert!(!oci.runc(&["state", "c2"]).status.success());
+    let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+}
+
+#[test]
+fn oci_run_passes_the_callers_stdio_and_exit_status() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["sh", "-c", "echo out; echo err >&2; exit 3"]) else { return };
+    let b = oci.bundle();
+    let out = oci.runc(&["run", "--bundle", b.to_str().unwrap(), "c3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    assert!(!oci.runc(&["state", "c3"]).status.success(), "run deletes the container");
+}
+
+#[test]
+fn oci_bad_bundle_is_refused_with_a_json_log_line_and_nothing_created() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["true"]) else { return };
+    let log = oci.dir.path().join("log.json");
+    let empty = oci.dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = oci.runc(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        empty.to_str().unwrap(),
+        "c4",
+    ]);
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains("config.json"), "{line}");
+    // An unknown ociVersion major and a slash in the id: refused too, nothing registered.
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(oci.bundle().join("config.json")).unwrap()).unwrap();
+    spec["ociVersion"] = "2.0.0".into();
+    std::fs::write(empty.join("config.json"), spec.to_string()).unwrap();
+    let out = oci.runc(&["create", "--bundle", empty.to_str().unwrap(), "c4"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ociVersion '2.0.0'"));
+    let out = oci.runc(&["create", "--bundle", oci.bundle().to_str().unwrap(), "a/b"]);
+    assert!(!out.status.success());
+    let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+}
