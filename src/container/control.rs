@@ -32,8 +32,26 @@ pub fn request_stop(c: &mut Container, grace: Duration) -> Result<()> {
         || c.state.supervisor.signal(libc::SIGTERM);
     if !sent {
         c.check();
+    } else if c.state.status == Status::Paused {
+        // As docker does: signalled, then thawed, so that the command runs its SIGTERM handler
+        // within the grace (a frozen task cannot) instead of waiting it out for SIGKILL.
+        thaw(c);
     }
     Ok(())
+}
+
+/// Thaws a paused container's group and records it running again.
+fn thaw(c: &mut Container) {
+    let Some(cg) = c.state.cgroup.clone() else { return };
+    let _ = c.update(|s| {
+        if s.status == Status::Paused {
+            if let Ok(g) = crate::cgroup::open(cg.version, &cg.paths) {
+                if g.freeze(false).is_ok() {
+                    s.status = Status::Running;
+                }
+            }
+        }
+    });
 }
 
 /// The second half of [`stop`]: waits for the supervisor to end. It enforces the grace itself;

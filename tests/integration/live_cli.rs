@@ -286,3 +286,26 @@ fn stats_streams_lines_and_ends_when_its_containers_stop() {
     let st = child.wait().unwrap();
     assert!(ended && st.success(), "stats still running after its container stopped: {st:?}");
 }
+
+/// `stop` of a paused container: a frozen task cannot run its SIGTERM handler, so before the fix
+/// the stop waited out the whole grace and ended the command with SIGKILL. As docker does, the
+/// container is thawed once signalled: its handler runs and it ends at once, with its own status.
+#[test]
+fn stop_of_a_paused_container_lets_its_sigterm_handler_run() {
+    require_root!();
+    let _m = shared();
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path();
+    let script = "trap 'exit 7' TERM; while :; do sleep 0.05; done";
+    let (code, _, err) = cli(d, &["run", "-d", "--init", "--name", "handler", "sh", "-c", script]);
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cli(d, &["pause", "handler"]).0, 0);
+    let t = Instant::now();
+    assert_eq!(cli(d, &["stop", "-t", "8", "handler"]).0, 0);
+    let took = t.elapsed();
+    let (_, code_out, _) = cli(d, &["wait", "handler"]);
+    assert!(took < Duration::from_secs(4), "stop of a paused container took {took:?}: its handler did not run");
+    assert_eq!(code_out.trim(), "7", "the command ended through its SIGTERM handler");
+    assert_eq!(cli(d, &["rm", "handler"]).0, 0);
+}
