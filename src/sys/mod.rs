@@ -4,7 +4,9 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::unistd::Pid;
+
+mod process;
+pub use process::*;
 
 /// The namespaces a run gets at clone time. The cgroup namespace is unshared later, by the child,
 /// once the parent has moved it into its group, so that the group is the namespace's root.
@@ -15,87 +17,6 @@ pub const CLONE_FLAGS: libc::c_int =
 /// runs rootless.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
-}
-
-/// wait4(2) with WNOHANG: the child's status and what it used (with the descendants it reaped),
-/// or `None` while it runs.
-pub fn wait4_nohang(pid: Pid) -> nix::Result<Option<(nix::sys::wait::WaitStatus, libc::rusage)>> {
-    let mut status = 0;
-    // SAFETY: rusage is plain old data, fully written by the kernel when wait4 returns a pid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to live locals of the right types.
-    let r = unsafe { libc::wait4(pid.as_raw(), &mut status, libc::WNOHANG, &mut usage) };
-    match r {
-        -1 => Err(Errno::last()),
-        0 => Ok(None),
-        _ => Ok(Some((nix::sys::wait::WaitStatus::from_raw(pid, status)?, usage))),
-    }
-}
-
-/// Whether we are in the parent or the child after [`clone_fork`].
-pub enum Forked {
-    Parent(Pid),
-    Child,
-}
-
-/// clone(2) with fork semantics (no new stack: the child continues here on a copy of ours) and
-/// new namespaces. This is what lets sandbox set the child up directly, without re-executing
-/// itself as Go runtimes must.
-///
-/// The caller must be single-threaded: the child gets a copy of the address space in which only
-/// the calling thread exists, so any lock another thread held would stay locked forever.
-pub fn clone_fork(flags: libc::c_int) -> nix::Result<Forked> {
-    // SAFETY: with a null stack pointer, clone behaves as fork(2): the child resumes on a private
-    // copy of the caller's stack. The caller is single-threaded (documented above), so no lock is
-    // held by a thread that does not exist in the child.
-    let ret = unsafe {
-        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
-    };
-    match ret {
-        -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
-    }
-}
-
-/// Like [`clone_fork`], with the child born in the cgroup2 group open at `cgroup`
-/// (clone3 CLONE_INTO_CGROUP, Linux 5.7+): no migration afterwards, so no wait for the RCU grace
-/// period that writing to cgroup.procs takes (cgroup_threadgroup_rwsem). Errors as clone3's
-/// (ENOSYS, E2BIG, EINVAL on older kernels): the caller falls back to [`clone_fork`].
-pub fn clone_into_cgroup(flags: libc::c_int, cgroup: RawFd) -> nix::Result<Forked> {
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    let args = CloneArgs {
-        flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup as u64,
-        ..Default::default()
-    };
-    // SAFETY: with no stack, clone3 behaves as fork(2): the child resumes on a private copy of
-    // the caller's stack. args is a live struct of the size passed. The caller is
-    // single-threaded (as for clone_fork), so no lock is held by a thread missing in the child.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
-    match ret {
-        -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
-    }
-}
-
-/// clone3's argument (linux/sched.h struct clone_args, CLONE_ARGS_SIZE_VER2).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
 }
 
 /// Asks the kernel to SIGKILL us when the thread that forked us exits: if sandbox is killed, the
@@ -545,34 +466,6 @@ pub fn writer_gone(rd: RawFd) -> bool {
     n > 0 && p.revents & libc::POLLHUP != 0
 }
 
-/// pidfd_open(2) (Linux 5.3): an fd that names process `pid` for as long as it is held, whatever
-/// later takes the number. `ENOSYS` on older kernels.
-pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags; the fd it returns is owned by nobody else.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    match fd {
-        -1 => Err(Errno::last()),
-        // SAFETY: a fresh fd from the kernel, owned here only.
-        fd => Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
-    }
-}
-
-/// pidfd_send_signal(2) (Linux 5.1): `sig` to the process `pidfd` names, never to a process that
-/// reused its number.
-pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> nix::Result<()> {
-    // SAFETY: no siginfo (null), flags 0; the fd is a live pidfd.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, 0usize, 0u32) };
-    Errno::result(r).map(drop)
-}
-
-/// setsid(2) then PR_SET_PDEATHSIG 0: a detached supervisor in its own session, not tied to the
-/// process that started it.
-pub fn detach_session() -> nix::Result<()> {
-    nix::unistd::setsid()?;
-    // SAFETY: PR_SET_PDEATHSIG takes an integer signal number (0: none).
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) }).map(drop)
-}
-
 /// flock(2) on `fd`: exclusive or shared, waiting or not. `Ok(false)`: not taken because another
 /// open file description holds a conflicting lock (only with `nonblock`).
 pub fn flock(fd: RawFd, exclusive: bool, nonblock: bool) -> nix::Result<bool> {
@@ -586,74 +479,4 @@ pub fn flock(fd: RawFd, exclusive: bool, nonblock: bool) -> nix::Result<bool> {
             Err(e) => return Err(e),
         }
     }
-}
-
-/// setns(2): joins the namespace `fd` names (a /proc/PID/ns file, `flags` 0 or its type), or with
-/// a pidfd (Linux 5.8) every namespace of that process in `flags` at once, the user namespace
-/// first, atomically: all of them or none.
-pub fn setns(fd: RawFd, flags: libc::c_int) -> nix::Result<()> {
-    // SAFETY: setns takes an fd and integer flags.
-    Errno::result(unsafe { libc::setns(fd, flags) }).map(drop)
-}
-
-/// clone3(2) with fork semantics and CLONE_PARENT: the new process is our parent's child (its
-/// SIGCHLD and wait status go there), in the pid namespace set for our children and, with
-/// `cgroup` (a cgroup v2 directory fd, CLONE_INTO_CGROUP, Linux 5.7), born in that group: never
-/// outside it, and counted against its pids.max by the fork itself (EAGAIN at the limit).
-///
-/// The caller must be single-threaded, as for [`clone_fork`].
-pub fn clone_parent(cgroup: Option<RawFd>) -> nix::Result<Forked> {
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    let mut args = CloneArgs { flags: libc::CLONE_PARENT as u64, ..Default::default() };
-    if let Some(fd) = cgroup {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd as u64;
-    }
-    // SAFETY: with no stack, clone3 behaves as fork(2): the child resumes on a private copy of
-    // the caller's stack. args is a live struct of the size passed. The caller is
-    // single-threaded, so no lock is held by a thread that does not exist in the child.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
-    match ret {
-        -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
-    }
-}
-
-/// The siginfo of a queued signal (SI_QUEUE) as the kernel lays it out on 64-bit Linux (x86_64,
-/// aarch64, riscv64): signo, errno, code, then the `_rt` member of the union at offset 16: pid,
-/// uid, the value. 128 bytes in all.
-#[repr(C)]
-struct QueuedSiginfo {
-    signo: i32,
-    errno: i32,
-    code: i32,
-    _pad: i32,
-    pid: i32,
-    uid: u32,
-    value: u64,
-    _rest: [u8; 96],
-}
-
-/// Sends `sig` with the integer `value` (sigqueue(3)'s sival_int, read back as the signalfd's
-/// `ssi_int`, `ssi_code` SI_QUEUE) to the process `pidfd` names (pidfd_send_signal(2), Linux 5.1).
-/// `sandbox stop -t` passes the grace to the supervisor this way: one system call, no state to
-/// write first.
-pub fn pidfd_send_signal_value(pidfd: &OwnedFd, sig: i32, value: i32) -> nix::Result<()> {
-    let info = QueuedSiginfo {
-        signo: sig,
-        errno: 0,
-        code: libc::SI_QUEUE,
-        _pad: 0,
-        pid: std::process::id() as i32,
-        uid: nix::unistd::getuid().as_raw(),
-        value: value as u32 as u64,
-        _rest: [0; 96],
-    };
-    // SAFETY: `info` is a live, fully initialized 128-byte siginfo of the layout the kernel
-    // copies (copy_siginfo_from_user); the kernel checks si_signo == sig and si_code < 0.
-    let r = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, &info as *const QueuedSiginfo, 0u32)
-    };
-    Errno::result(r).map(drop)
 }
