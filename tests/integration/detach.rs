@@ -499,7 +499,12 @@ fn a_hundred_detached_containers_are_listed_stopped_within_the_grace_and_removed
     let took = t.elapsed();
     eprintln!("stop of {N}: {took:?}");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(took < Duration::from_secs(5), "stop took {took:?}, more than the grace + 2 s");
+    // The bound, grace + 2 s, on a real kernel. Under QEMU/TCG (the VM lanes) everything
+    // runs ~10 times slower (the 100 runs took 45 s to start, ps 0.3 s): stop of 100 took 7.7 s
+    // there, so the lanes allow grace + 10 s: they check that every container ends and nothing
+    // is left, the host checks the time.
+    let bound = if std::env::var_os("SANDBOX_TEST_IN_VM").is_some() { 13 } else { 5 };
+    assert!(took < Duration::from_secs(bound), "stop took {took:?}, more than the grace + {} s", bound - 3);
     assert_eq!(s.sb(&["ps", "-q"]).stdout, "");
     let mut a = vec!["rm"];
     a.extend(listed.iter().copied());

@@ -204,7 +204,14 @@ fn stats_no_stream_of_100_containers_within_200_ms() {
     eprintln!("MEASURED ps, 100 containers: {ps:?} (best of 3; the engine's, not asserted here)");
     // The figure is for a release build (SANDBOX_TEST_BIN=target/release/sandbox); a
     // debug build only has to stay within 1 s.
-    let bound = if bin().contains("/release/") { 200 } else { 1000 };
+    // Under QEMU/TCG (the VM lanes, ~10 times slower) a debug build took 1.09 s: 3 s there.
+    let bound = if bin().contains("/release/") {
+        200
+    } else if std::env::var_os("SANDBOX_TEST_IN_VM").is_some() {
+        3000
+    } else {
+        1000
+    };
     assert!(best <= Duration::from_millis(bound), "{best:?}");
 }
 
