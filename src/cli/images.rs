@@ -1,7 +1,8 @@
 //! `sandbox images`, `sandbox rmi` and `sandbox image prune`.
 
+use super::Format;
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use sandbox::image::{prune, size, Image, Store};
 
 use super::{show, Cli};
@@ -22,12 +23,6 @@ pub struct ImagesArgs {
     /// size_compressed, size_unpacked, platform}
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
 }
 
 /// `sandbox images`: COMPRESSED is what a pull transfers (the manifest's layers and config),

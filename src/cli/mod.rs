@@ -149,6 +149,13 @@ impl Cli {
     }
 }
 
+/// `--format` of the listing commands (images, ps, stats, top): a table, or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportMode {
     Human,

@@ -1,11 +1,11 @@
 //! `sandbox ps`: the containers of the state root, one line each (running ones; -a: all).
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use sandbox::container::ps::Row;
 use sandbox::container::{Root, Status};
 
-use super::Cli;
+use super::{Cli, Format};
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
@@ -18,12 +18,6 @@ pub struct PsArgs {
     /// table or json (an array of objects)
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
 }
 
 pub fn ps(cli: &Cli, args: &PsArgs) -> Result<i32> {

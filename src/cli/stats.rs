@@ -12,19 +12,13 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use sandbox::cgroup::live::{self, Live, Reading};
 use sandbox::cgroup::Cgroup;
 use sandbox::container::{Root, Status};
 use serde::Serialize;
 
-use super::Cli;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
+use super::{Cli, Format};
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {

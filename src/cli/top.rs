@@ -4,8 +4,8 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::stats::Format;
 use super::Cli;
+use super::Format;
 
 #[derive(Debug, Args)]
 pub struct TopArgs {

@@ -52,15 +52,18 @@ pub fn clone_fork(flags: libc::c_int) -> nix::Result<Forked> {
 /// period that writing to cgroup.procs takes (cgroup_threadgroup_rwsem). Errors as clone3's
 /// (ENOSYS, E2BIG, EINVAL on older kernels): the caller falls back to [`clone_fork`].
 pub fn clone_into_cgroup(flags: libc::c_int, cgroup: RawFd) -> nix::Result<Forked> {
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    let args = CloneArgs {
+    clone3(CloneArgs {
         flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
         cgroup: cgroup as u64,
         ..Default::default()
-    };
+    })
+}
+
+/// clone3(2) with `args` and no stack: fork semantics.
+fn clone3(args: CloneArgs) -> nix::Result<Forked> {
     // SAFETY: with no stack, clone3 behaves as fork(2): the child resumes on a private copy of
-    // the caller's stack. args is a live struct of the size passed. The caller is
+    // the caller's stack. args is a live struct of the size passed. Every caller is
     // single-threaded (as for clone_fork), so no lock is held by a thread missing in the child.
     let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
     match ret {
@@ -69,6 +72,9 @@ pub fn clone_into_cgroup(flags: libc::c_int, cgroup: RawFd) -> nix::Result<Forke
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
 }
+
+/// clone3's CLONE_INTO_CGROUP flag (Linux 5.7; not in libc's constants).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// clone3's argument (linux/sched.h struct clone_args, CLONE_ARGS_SIZE_VER2).
 #[repr(C)]
@@ -130,21 +136,12 @@ pub fn setns(fd: RawFd, flags: libc::c_int) -> nix::Result<()> {
 ///
 /// The caller must be single-threaded, as for [`clone_fork`].
 pub fn clone_parent(cgroup: Option<RawFd>) -> nix::Result<Forked> {
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let mut args = CloneArgs { flags: libc::CLONE_PARENT as u64, ..Default::default() };
     if let Some(fd) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
-    // SAFETY: with no stack, clone3 behaves as fork(2): the child resumes on a private copy of
-    // the caller's stack. args is a live struct of the size passed. The caller is
-    // single-threaded, so no lock is held by a thread that does not exist in the child.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
-    match ret {
-        -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
-    }
+    clone3(args)
 }
 
 /// The siginfo of a queued signal (SI_QUEUE) as the kernel lays it out on 64-bit Linux (x86_64,
