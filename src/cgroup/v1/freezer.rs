@@ -14,7 +14,7 @@ pub fn set(dir: &Path, on: bool) -> Result<()> {
     let want = if on { "FROZEN" } else { "THAWED" };
     write(&file, want)?;
     // Re-writing FROZEN while FREEZING makes the kernel retry the tasks it could not stop yet.
-    let waited = freeze::wait(dir, want, || {
+    let waited = freeze::wait(dir, want, !on, || {
         let now = state(dir);
         if on && now == Some(State::Freezing) {
             let _ = write(&file, want);

@@ -18,7 +18,7 @@ pub fn set(dir: &Path, on: bool) -> Result<()> {
         });
     }
     write(&file, if on { "1" } else { "0" })?;
-    freeze::wait(dir, if on { "frozen" } else { "thawed" }, || state(dir) == Some(on))
+    freeze::wait(dir, if on { "frozen" } else { "thawed" }, !on, || state(dir) == Some(on))
 }
 
 /// Whether the group is frozen now (`cgroup.events` `frozen`); `None` without the file.
