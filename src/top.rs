@@ -15,8 +15,12 @@ pub struct Process {
     pub pid: i32,
     /// As the container sees it (innermost pid namespace); `None` if the process is gone.
     pub pid_inside: Option<i32>,
-    /// Real uid as the host sees it, and its name on the host (else the number).
+    /// Real uid as the host sees it.
     pub uid: Option<u32>,
+    /// Real uid as the container sees it (through its user namespace's uid_map).
+    pub uid_inside: Option<u32>,
+    /// The name of `uid_inside` in the container's own /etc/passwd (else the number): what `ps`
+    /// inside shows. The host's names would be wrong for an image (its uid 100 is not the host's).
     pub user: String,
     /// User + system CPU time so far, seconds.
     pub cpu_s: f64,
@@ -78,7 +82,7 @@ pub fn processes(g: &dyn Cgroup) -> Vec<Process> {
     let (hz, page) = (hz.max(1) as f64, page.max(1) as u64);
     let uptime =
         crate::sys::read_small("/proc/uptime").ok().and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok());
-    let mut names: HashMap<u32, String> = HashMap::new();
+    let mut passwds: HashMap<(u64, u64), HashMap<u32, String>> = HashMap::new();
     let mut out = Vec::new();
     for pid in crate::cgroup::members(g) {
         let Some(stat) = crate::sys::read_small(format!("/proc/{pid}/stat")).ok().and_then(|t| parse_stat(&t)) else {
@@ -87,14 +91,13 @@ pub fn processes(g: &dyn Cgroup) -> Vec<Process> {
         let (uid, pid_inside) =
             crate::sys::read_small(format!("/proc/{pid}/status")).map(|t| parse_status(&t)).unwrap_or_default();
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let user = match uid {
-            Some(u) => names
-                .entry(u)
-                .or_insert_with(|| {
-                    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u)).ok().flatten();
-                    user.map(|x| x.name).unwrap_or_else(|| u.to_string())
-                })
-                .clone(),
+        let map = crate::sys::read_small(format!("/proc/{pid}/uid_map")).unwrap_or_default();
+        let uid_inside = uid.and_then(|u| uid_in_namespace(&map, u));
+        let user = match uid_inside {
+            Some(u) => {
+                let names = root_id(pid).map(|key| passwds.entry(key).or_insert_with(|| passwd_of(pid)));
+                names.and_then(|n| n.get(&u).cloned()).unwrap_or_else(|| u.to_string())
+            }
             None => "?".into(),
         };
         let cpu_s = stat.cpu_ticks as f64 / hz;
@@ -103,6 +106,7 @@ pub fn processes(g: &dyn Cgroup) -> Vec<Process> {
             pid,
             pid_inside,
             uid,
+            uid_inside,
             user,
             cpu_s,
             cpu_percent: age.map(|a| cpu_s * 100.0 / a),
@@ -111,6 +115,62 @@ pub fn processes(g: &dyn Cgroup) -> Vec<Process> {
         });
     }
     out.sort_by_key(|p| p.pid);
+    out
+}
+
+/// Host uid `host` as a user namespace whose /proc/PID/uid_map (as the host reads it: `inside
+/// outside count` lines) is `map` sees it; `None` if unmapped (then it is the overflow uid there).
+pub fn uid_in_namespace(map: &str, host: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        let &[inside, outside, count] = f.as_slice() else { return None };
+        let h = u64::from(host);
+        (outside <= h && h < outside + count).then(|| (h - outside + inside) as u32)
+    })
+}
+
+/// The device and inode of process `pid`'s root directory: processes with the same root share
+/// one /etc/passwd.
+fn root_id(pid: i32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{pid}/root")).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+/// The user names of process `pid`'s /etc/passwd, read inside its root. The container owns that
+/// file: it is opened with openat2 RESOLVE_IN_ROOT from /proc/PID/root, so that an absolute or
+/// `..` symlink there resolves in the container, never to a host file (as with the `docker cp`
+/// symlink attacks, CVE-2018-15664); only a regular file (a FIFO would block `top`), at most 1 MiB.
+fn passwd_of(pid: i32) -> HashMap<u32, String> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let read = || -> Option<String> {
+        let root = crate::image::layer::open_dir(std::path::Path::new(&format!("/proc/{pid}/root"))).ok()?;
+        let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
+        let fd = crate::image::layer::open_in(&root, std::path::Path::new("etc/passwd"), flags).ok()?;
+        let f = std::fs::File::from(fd);
+        let t = f.metadata().ok()?.file_type();
+        if !t.is_file() || t.is_fifo() {
+            return None;
+        }
+        let mut text = String::new();
+        f.take(1 << 20).read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    parse_passwd(&read().unwrap_or_default())
+}
+
+/// uid -> name from passwd(5) text (the first entry of a uid wins, as getpwuid's).
+pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
+    let mut out = HashMap::new();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut f = l.split(':');
+        if let (Some(name), Some(_), Some(uid)) = (f.next(), f.next(), f.next()) {
+            if let (false, Ok(uid)) = (name.is_empty(), uid.trim().parse::<u32>()) {
+                out.entry(uid).or_insert_with(|| name.to_string());
+            }
+        }
+    }
     out
 }
 
@@ -140,5 +200,18 @@ mod tests {
     fn command_lines_join_arguments_or_name_the_task() {
         assert_eq!(command_line(b"sleep\x0030\x00", "sleep"), "sleep 30");
         assert_eq!(command_line(b"", "kworker"), "[kworker]");
+    }
+
+    #[test]
+    fn host_uids_through_a_uid_map_and_names_from_passwd() {
+        assert_eq!(uid_in_namespace("         0          0 4294967295\n", 1000), Some(1000), "no user namespace");
+        let map = "0 100000 65536\n";
+        assert_eq!(uid_in_namespace(map, 100000), Some(0));
+        assert_eq!(uid_in_namespace(map, 100070), Some(70));
+        assert_eq!(uid_in_namespace(map, 0), None, "host root is unmapped there");
+        let p = parse_passwd(
+            "# c\nroot:x:0:0:r:/root:/bin/sh\nboss:x:0:0::/:/bin/sh\nweb:x:70:70::/:/bin/false\nbad:x:zz\n",
+        );
+        assert_eq!((p[&0].as_str(), p[&70].as_str(), p.len()), ("root", "web", 2));
     }
 }

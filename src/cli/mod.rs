@@ -181,7 +181,8 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Send a signal to containers' commands (default KILL)
     Kill(stop::KillArgs),
-    /// Wait for containers to stop and print their exit codes
+    /// Wait for containers to stop and print their exit codes (125 and a message for one whose
+    /// supervisor was lost: its exit status is unknown)
     Wait(wait::WaitArgs),
     /// Print a stopped container's final report (--report json for JSON)
     Report(report::ReportArgs),

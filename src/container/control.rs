@@ -27,6 +27,23 @@ pub fn request_stop(c: &mut Container, grace: Duration) -> Result<()> {
         return Ok(());
     }
     let ms = grace.as_millis().min(i32::MAX as u128) as i32;
+    // Until the command's pid is recorded, the supervisor named in the state may still be `run
+    // -d`'s front (the fork has not yet written its own pid) and may not yet have its signals
+    // blocked: a SIGTERM would kill that process, not stop the container, and the stop would
+    // wait out grace + 5 s. The request is written in the state instead; the supervisor reads it
+    // when it records the pid. Both happen under update.lock, so one of them sees the other.
+    if c.state.process.is_none() {
+        let queued = c.update(|s| {
+            let queue = s.process.is_none() && s.is_live();
+            if queue {
+                s.stop_request = Some(ms);
+            }
+            queue
+        });
+        if queued.unwrap_or(false) || !c.state.is_live() {
+            return Ok(());
+        }
+    }
     let sent = c.state.supervisor.signal_value(libc::SIGTERM, ms)
         // Without pidfds (< 5.3): a plain SIGTERM, the container's own --stop-timeout applies.
         || c.state.supervisor.signal(libc::SIGTERM);

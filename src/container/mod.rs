@@ -15,5 +15,6 @@ pub mod ps;
 pub mod record;
 pub mod state;
 pub mod supervise;
+mod times;
 
 pub use state::{CgroupState, Container, LogDriver, Process, Root, State, Status};

@@ -36,9 +36,21 @@ impl<'a> Recorder<'a> {
             // As a foreground run that failed: nothing left (the group is gone already), and the
             // front process is told only once that is so.
             let _ = self.container.remove_dir();
-            if let (Err((code, msg)), Some(fd)) = (result, self.notify.take()) {
+            if let Some(fd) = self.notify.take() {
                 let mut f = std::fs::File::from(fd);
-                let _ = write!(f, "{code}\n{msg}");
+                let _ = match result {
+                    Err((code, msg)) => write!(f, "{code}\n{msg}"),
+                    // Ended before exec without an error: a `stop` (or the deadline) came first.
+                    Ok(r) => write!(
+                        f,
+                        "{}\nthe container ended before its command ran: {}",
+                        r.exit_code,
+                        serde_json::to_value(r.termination_reason)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default()
+                    ),
+                };
             }
             return;
         }
@@ -76,10 +88,12 @@ impl Observer for Recorder<'_> {
         let cg = group.map(|g| CgroupState { version: g.version(), path: g.path().to_path_buf(), paths: g.paths() });
         let process = Process::of(pid);
         if self.write_created {
-            self.container.update(|s| {
+            let asked = self.container.update(|s| {
                 s.process = process;
                 s.cgroup = cg;
+                s.stop_request.take()
             })?;
+            stop_if_asked(asked);
         } else {
             self.pending = Some((process, cg));
         }
@@ -89,7 +103,7 @@ impl Observer for Recorder<'_> {
     fn started(&mut self) {
         self.started = true;
         let pending = self.pending.take();
-        let _ = self.container.update(|s| {
+        let asked = self.container.update(|s| {
             if let Some((p, cg)) = pending {
                 s.process = p;
                 s.cgroup = cg;
@@ -98,11 +112,23 @@ impl Observer for Recorder<'_> {
                 s.status = Status::Running;
             }
             s.started_at = Some(SystemTime::now());
+            s.stop_request.take()
         });
+        stop_if_asked(asked.ok().flatten());
         if let Some(fd) = self.notify.take() {
             let mut f = std::fs::File::from(fd);
             let _ = f.write_all(b"ok");
         }
+    }
+}
+
+/// A `stop` that came before the command's pid was recorded (`control::request_stop`): the
+/// supervisor sends it to itself as `sandbox stop` would have (SIGTERM carrying the grace). Its
+/// signals are blocked by now (since before the clone), so the event loop reads it from its
+/// signalfd: before exec it ends the run at once, after exec it is an ordinary stop.
+fn stop_if_asked(grace_ms: Option<i32>) {
+    if let Some(ms) = grace_ms {
+        Process::me().signal_value(libc::SIGTERM, ms);
     }
 }
 

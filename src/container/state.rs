@@ -27,6 +27,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::times::{rfc3339, rfc3339_opt};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -127,6 +128,10 @@ pub struct State {
     /// Why it stopped: the report's termination_reason (exit, signal, timeout, cpu-time, oom,
     /// stopped), [`SUPERVISOR_LOST`], or a setup error's message.
     pub reason: Option<String>,
+    /// A `stop` asked before the command's pid was recorded (its grace in ms): the supervisor
+    /// acts on it as it records the pid (see `control::request_stop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_request: Option<i32>,
 }
 
 impl State {
@@ -151,6 +156,7 @@ impl State {
             finished_at: None,
             exit_code: None,
             reason: None,
+            stop_request: None,
         }
     }
 
@@ -503,11 +509,16 @@ impl Container {
         if !self.state.is_live() || self.supervisor_alive() {
             return false;
         }
+        // Its command died with the supervisor (PR_SET_PDEATHSIG: SIGKILL) unless it had ended
+        // just before: its status went with its parent, and exit_code stays unknown. One still
+        // running (the death signal not yet delivered) is SIGKILLed below: 128 + 9, as docker's.
+        let killed = self.process_alive().then_some(128 + libc::SIGKILL);
         let lost = self.update(|s| {
             if s.status == Status::Stopped {
                 return false;
             }
             s.status = Status::Stopped;
+            s.exit_code = killed;
             s.reason = Some(SUPERVISOR_LOST.into());
             s.finished_at = Some(SystemTime::now());
             true
@@ -577,40 +588,6 @@ fn read_state(dir: &Path) -> Result<State> {
     let path = dir.join("state.json");
     let text = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
     serde_json::from_slice(&text).map_err(|e| Error::container(format!("{}: {e}", path.display())))
-}
-
-/// SystemTime as RFC 3339 with nanoseconds (UTC) in state.json.
-mod rfc3339 {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::SystemTime;
-
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_nanos(*t))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_rfc3339(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-mod rfc3339_opt {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::SystemTime;
-
-    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.collect_str(&humantime::format_rfc3339_nanos(*t)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            Some(s) => humantime::parse_rfc3339(&s).map(Some).map_err(serde::de::Error::custom),
-            None => Ok(None),
-        }
-    }
 }
 
 #[cfg(test)]

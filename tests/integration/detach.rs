@@ -12,25 +12,25 @@ use crate::harness::*;
 use crate::require_root;
 
 /// A fresh state root; every container still in it is removed with `rm -f` on drop.
-struct States(tempfile::TempDir);
+pub(crate) struct States(tempfile::TempDir);
 
 impl States {
-    fn new() -> States {
+    pub(crate) fn new() -> States {
         States(state_root())
     }
 
-    fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.0.path()
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
         c.env("SANDBOX_STATE_DIR", self.dir()).args(args).stdin(Stdio::null());
         c
     }
 
     /// Runs `sandbox ARGS…` to its end.
-    fn sb(&self, args: &[&str]) -> Run {
+    pub(crate) fn sb(&self, args: &[&str]) -> Run {
         let out = self.cmd(args).output().unwrap();
         Run {
             code: out.status.code().unwrap_or(-1),
@@ -41,7 +41,7 @@ impl States {
     }
 
     /// `run -d ARGS…`: the id it printed (asserting it succeeded).
-    fn detach(&self, args: &[&str]) -> String {
+    pub(crate) fn detach(&self, args: &[&str]) -> String {
         let mut a = vec!["run", "-d"];
         a.extend_from_slice(args);
         let r = self.sb(&a);
@@ -50,11 +50,11 @@ impl States {
     }
 
     /// The state.json of container `id` (64 hex digits).
-    fn state(&self, id: &str) -> Value {
+    pub(crate) fn state(&self, id: &str) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.dir().join(id).join("state.json")).unwrap()).unwrap()
     }
 
-    fn ids(&self) -> Vec<String> {
+    pub(crate) fn ids(&self) -> Vec<String> {
         std::fs::read_dir(self.dir())
             .unwrap()
             .flatten()
@@ -76,7 +76,7 @@ impl Drop for States {
 }
 
 /// The cgroup directories and the command's process of a container, from its state.
-fn footprint(state: &Value) -> (Vec<PathBuf>, Option<(i32, u64)>) {
+pub(crate) fn footprint(state: &Value) -> (Vec<PathBuf>, Option<(i32, u64)>) {
     let dirs = state["cgroup"]["paths"]
         .as_object()
         .map(|m| m.values().filter_map(|v| v.as_str()).map(PathBuf::from).collect())
@@ -87,7 +87,7 @@ fn footprint(state: &Value) -> (Vec<PathBuf>, Option<(i32, u64)>) {
 }
 
 /// Whether process (pid, start time) still runs (not a zombie, not a reused pid).
-fn alive((pid, start): (i32, u64)) -> bool {
+pub(crate) fn alive((pid, start): (i32, u64)) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
     let rest = stat.rsplit_once(") ").unwrap().1;
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -95,7 +95,7 @@ fn alive((pid, start): (i32, u64)) -> bool {
 }
 
 /// Nothing left of a container: no process, no group, no state directory.
-fn assert_gone(s: &States, id: &str, state: &Value) {
+pub(crate) fn assert_gone(s: &States, id: &str, state: &Value) {
     let (dirs, proc) = footprint(state);
     assert!(!dirs.is_empty(), "the container had a group: {state}");
     for d in &dirs {
@@ -376,7 +376,8 @@ fn a_sigkilled_supervisor_takes_its_container_along_and_ps_or_gc_mark_it_supervi
         for d in &dirs {
             assert!(!d.exists(), "group {} left", d.display());
         }
-        assert_eq!(s.sb(&["wait", "orphan"]).stdout, "255\n");
+        let w = s.sb(&["wait", "orphan"]);
+        assert_eq!((w.code, w.stdout.as_str()), (125, ""), "its exit status went with its supervisor: {}", w.stderr);
         assert_eq!(s.sb(&["rm", "orphan"]).code, 0);
         assert!(s.ids().is_empty());
     }

@@ -19,6 +19,7 @@ mod images;
 mod interactive;
 mod interrupt;
 mod lifecycle;
+mod lifecycle_races;
 mod limits;
 mod live_cli;
 mod messages;
