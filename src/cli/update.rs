@@ -1,5 +1,5 @@
 //! `sandbox update [--mem …] NAME…`: new limits for running containers, with the flags and units
-//! of `run` (--mem, --mem-high, --swap, --cpus, --cpu-weight, --pids, --io-*). All or nothing per
+//! of `run` (--mem, --mem-high, --swap, --cpus, --cpu-weight, --pids, --io-*, --cpuset-*). All or nothing per
 //! container: a memory limit below its current usage is refused, and a write the kernel refuses
 //! puts the files written before it back (see sandbox::cgroup::update). The container's state
 //! keeps the limits it now has.
@@ -20,13 +20,11 @@ pub struct UpdateArgs {
 
 /// The flags `update` takes.
 const FLAGS: &str = "--mem, --mem-high, --swap, --cpus, --cpu-weight, --pids, --io-weight, --io-read-bps, \
-                     --io-write-bps, --io-read-iops, --io-write-iops";
+                     --io-write-bps, --io-read-iops, --io-write-iops, --cpuset-cpus, --cpuset-mems";
 
 /// The limits given on the command line, parsed as `run` parses them.
 pub fn limits(cli: &Cli) -> Result<sandbox::Limits, Error> {
     for (flag, given) in [
-        ("--cpuset-cpus", cli.cpuset_cpus.is_some()),
-        ("--cpuset-mems", cli.cpuset_mems.is_some()),
         ("--cgroup-conf", !cli.cgroup_conf.is_empty()),
         ("--timeout", cli.timeout.is_some()),
         ("--cpu-time", cli.cpu_time.is_some()),
@@ -49,7 +47,9 @@ pub fn limits(cli: &Cli) -> Result<sandbox::Limits, Error> {
         || l.cpu_weight.is_some()
         || l.pids.is_some()
         || l.io_weight.is_some()
-        || !l.io.is_empty();
+        || !l.io.is_empty()
+        || l.cpuset_cpus.is_some()
+        || l.cpuset_mems.is_some();
     if !any {
         return Err(Error::container(format!("`update` needs at least one of {FLAGS}")));
     }
@@ -81,7 +81,7 @@ fn merge(old: &mut sandbox::Limits, new: &sandbox::Limits) {
     macro_rules! take {
         ($($f:ident),*) => { $( if new.$f.is_some() { old.$f = new.$f.clone(); } )* };
     }
-    take!(memory_bytes, memory_high, swap_bytes, cpus, cpu_weight, pids, io_weight);
+    take!(memory_bytes, memory_high, swap_bytes, cpus, cpu_weight, pids, io_weight, cpuset_cpus, cpuset_mems);
     for r in &new.io {
         old.io.retain(|o| !(o.major == r.major && o.minor == r.minor && o.limit == r.limit));
         old.io.push(r.clone());

@@ -193,3 +193,50 @@ fn top_names_users_from_the_containers_passwd_not_the_hosts() {
         assert_eq!(s.sb(&["rm", "-f", n]).code, 0);
     }
 }
+
+/// `update --cpuset-cpus/--cpuset-mems` change the CPUs and memory nodes of a running container
+/// (they were refused: "`update` changes only …"); a malformed list or one its parent group may
+/// not use is refused with exit 125 quoting the value, nothing changed.
+#[test]
+fn update_cpuset_moves_a_running_container_and_refuses_bad_lists() {
+    require_root!();
+    let _m = shared();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        eprintln!("SKIPPED update_cpuset_moves_a_running_container_and_refuses_bad_lists: needs 2 CPUs");
+        return;
+    }
+    let s = States::new();
+    let id = s.detach(&["--name", "pinned", "--cpuset-cpus", "0", "sleep", "100"]);
+    let pid = s.state(&id)["process"]["pid"].as_i64().unwrap();
+    let allowed = |key: &str| {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        st.lines().find_map(|l| l.strip_prefix(key)).unwrap().trim().to_string()
+    };
+    assert_eq!(allowed("Cpus_allowed_list:"), "0");
+    let r = s.sb(&["update", "--cpuset-cpus", "1", "pinned"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "pinned\n"), "{}", r.stderr);
+    assert_eq!(allowed("Cpus_allowed_list:"), "1");
+    let r = s.sb(&["update", "--cpuset-cpus", "0-1", "--cpuset-mems", "0", "pinned"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!((allowed("Cpus_allowed_list:"), allowed("Mems_allowed_list:")), ("0-1".into(), "0".into()));
+    assert_eq!(s.state(&id)["config"]["limits"]["cpuset_cpus"], "0-1", "the state keeps the new list");
+    for (flag, bad) in [("--cpuset-cpus", "1-x"), ("--cpuset-cpus", "4096"), ("--cpuset-mems", "63")] {
+        let r = s.sb(&["update", flag, bad, "pinned"]);
+        assert_eq!(r.code, 125, "{flag} {bad}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("'{bad}'")), "the value is quoted: {}", r.stderr);
+        assert_eq!(allowed("Cpus_allowed_list:"), "0-1", "nothing changed");
+    }
+    // A container started without a list: v2 changes it; v1 has no cpuset group for it and says so.
+    s.detach(&["--name", "free", "sleep", "100"]);
+    let r = s.sb(&["update", "--cpuset-cpus", "1", "free"]);
+    assert!(
+        r.code == 0 || (r.code == 125 && r.stderr.contains("started without --cpuset-cpus")),
+        "{} {}",
+        r.code,
+        r.stderr
+    );
+    for n in ["pinned", "free"] {
+        assert_eq!(s.sb(&["rm", "-f", n]).code, 0);
+    }
+}

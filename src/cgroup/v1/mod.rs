@@ -323,6 +323,7 @@ impl Cgroup for V1 {
             ("--io-weight", l.io_weight.is_some(), self.dirs.get("blkio").cloned()),
             ("--io-read-bps", !l.io.is_empty(), self.dirs.get("blkio").cloned()),
         ])?;
+        cpuset::check_update(self.dirs.get("cpuset").map(PathBuf::as_path), l)?;
         let usage = file("memory", "memory.usage_in_bytes").and_then(|p| read(&p));
         super::update::check_memory(l, usage.as_deref().and_then(super::stats::parse_single))?;
         let mut files: Vec<PathBuf> = [
@@ -336,6 +337,8 @@ impl Cgroup for V1 {
             ("pids", "pids.max"),
             ("blkio", "blkio.weight"),
             ("blkio", "blkio.bfq.weight"),
+            ("cpuset", "cpuset.cpus"),
+            ("cpuset", "cpuset.mems"),
         ]
         .iter()
         .filter_map(|(c, n)| file(c, n))
@@ -358,6 +361,9 @@ impl Cgroup for V1 {
             }
             if let (Some(n), Some(dir)) = (l.pids, self.dirs.get("pids")) {
                 pids::apply(dir, n)?;
+            }
+            if let Some(dir) = self.dirs.get("cpuset") {
+                cpuset::update(dir, l)?;
             }
             match self.dirs.get("blkio") {
                 Some(dir) => blkio::apply(dir, l),

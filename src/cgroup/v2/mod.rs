@@ -265,7 +265,13 @@ impl Cgroup for V2 {
             ("--pids", l.pids.is_some(), has("pids.max")),
             ("--io-weight", l.io_weight.is_some(), io_weight.or(has("io.weight"))),
             ("--io-read-bps", !l.io.is_empty(), has("io.max")),
+            ("--cpuset-cpus", l.cpuset_cpus.is_some(), has("cpuset.cpus")),
+            ("--cpuset-mems", l.cpuset_mems.is_some(), has("cpuset.mems")),
         ])?;
+        // A list the parent may not use: the kernel's EINVAL would say less (apply writes them).
+        if let Some(parent) = self.dir.parent() {
+            cpuset::check(parent, l)?;
+        }
         let usage = read(&self.dir.join("memory.current"));
         super::update::check_memory(l, usage.as_deref().and_then(super::stats::parse_single))?;
         let files = [
@@ -278,6 +284,8 @@ impl Cgroup for V2 {
             "io.weight",
             "io.bfq.weight",
             "io.max",
+            "cpuset.cpus",
+            "cpuset.mems",
         ];
         let saved = super::update::Saved::read(files.iter().map(|f| self.dir.join(f)));
         let io_max = self.dir.join("io.max");
