@@ -57,6 +57,7 @@ fn main() {
         Command::Stop(args) => cli::stop::stop(&cli, args),
         Command::Kill(args) => cli::stop::kill(&cli, args),
         Command::Wait(args) => cli::wait::wait(&cli, args),
+        Command::Attach(args) => cli::attach::attach(&cli, args),
         Command::Report(args) => cli::report::report(&cli, args),
         Command::Pull(args) => cli::pull::pull(&cli, args),
         Command::Images(args) => cli::images::images(&cli, args),

@@ -102,6 +102,8 @@ pub struct Engine<'a> {
 /// The stdio of a detached run.
 pub struct Detached {
     pub log: Option<crate::container::logs::LogWriter>,
+    /// `run -d -t`: the listening socket `sandbox attach` connects to (ROOT/ID/attach.sock).
+    pub attach: Option<std::os::fd::OwnedFd>,
 }
 
 /// Runs `cfg` with the options of `engine`: create → start → supervise → finish.
@@ -116,7 +118,7 @@ pub fn run_with(cfg: &Config, mut engine: Engine) -> Result<Report> {
         None => &mut none,
     };
     let stdio = match engine.detached.take() {
-        Some(d) => Stdio::detached(cfg.tty == crate::config::Tty::Always, d.log)?,
+        Some(d) => Stdio::detached(cfg.tty == crate::config::Tty::Always, d.log, d.attach)?,
         None => Stdio::prepare(cfg.tty)?,
     };
     let mut c = create(cfg, stdio, &engine.hide)?;

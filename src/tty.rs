@@ -26,6 +26,9 @@ use crate::container::logs::LogWriter;
 use crate::error::{Error, Result};
 use crate::sys;
 
+#[path = "tty_attach.rs"]
+mod attach;
+
 /// One copy direction: bytes readable on `src` go to `dst`.
 struct Pair {
     src: RawFd,
@@ -78,6 +81,8 @@ pub struct Stdio {
     status_flags: Vec<(RawFd, OFlag)>,
     /// sandbox's stdin goes to the command (always for `run`; `exec` only with `-i`).
     input: bool,
+    /// `run -d -t`: the socket `sandbox attach` connects to, and the attached client.
+    attach: attach::Attach,
 }
 
 /// sandbox's own fd `fd` as a destination the relay never blocks on: a new open file description
@@ -135,6 +140,7 @@ impl Stdio {
             detached,
             status_flags: vec![],
             input,
+            attach: attach::Attach::default(),
         }
     }
 
@@ -225,7 +231,7 @@ impl Stdio {
     /// whose bytes go into `log`, or /dev/null without one (`--log-driver none`). With `pty`
     /// the command gets a pseudo-terminal whose master stays with the supervisor (its output is
     /// logged as stdout).
-    pub fn detached(pty: bool, log: Option<LogWriter>) -> Result<Stdio> {
+    pub fn detached(pty: bool, log: Option<LogWriter>, attach: Option<OwnedFd>) -> Result<Stdio> {
         let null = |write: bool| {
             std::fs::OpenOptions::new()
                 .read(!write)
@@ -244,6 +250,7 @@ impl Stdio {
             s.console = Some(ours);
             s.child_fds.push(theirs);
             s.log = log;
+            s.attach.listener = attach.map(std::os::unix::net::UnixListener::from);
             return Ok(s);
         }
         let input = null(false)?;
@@ -281,6 +288,7 @@ impl Stdio {
     pub fn parent_fds(&self) -> Vec<RawFd> {
         let mut v: Vec<RawFd> = self.parent_fds.iter().map(|f| f.as_raw_fd()).collect();
         v.extend(self.pairs.iter().filter_map(|p| p.close_dst.as_ref().map(|f| f.as_raw_fd())));
+        v.extend(self.attach.listener_fd());
         v
     }
 
@@ -300,10 +308,12 @@ impl Stdio {
         self.master = Some(m);
         if self.detached {
             let log = self.log.is_some().then_some(1);
-            let p =
-                Pair { src: m, dst: -1, open: log.is_some(), owned_src: true, pending: vec![], close_dst: None, log };
+            // With an attach socket the master is read even without a log: a client may want it.
+            let open = log.is_some() || self.attach.listener.is_some();
+            let p = Pair { src: m, dst: -1, open, owned_src: true, pending: vec![], close_dst: None, log: Some(1) };
             self.pairs.push(p);
             self.parent_fds.push(master);
+            self.listen();
             return;
         }
         if self.input {
@@ -378,6 +388,10 @@ impl Stdio {
     /// means the terminal is gone, and the session should end as an ssh session does.
     pub fn pump(&mut self, i: usize) -> bool {
         let raw = self.raw;
+        if self.pairs[i].dst == attach::ACCEPT {
+            self.accept();
+            return false;
+        }
         let p = &mut self.pairs[i];
         if let Some(stream) = p.log {
             let mut buf = [0u8; 16384];
@@ -388,9 +402,13 @@ impl Stdio {
                     if let Some(l) = self.log.as_mut() {
                         l.write(stream, &buf[..n]);
                     }
+                    self.send_to_client(&buf[..n]);
                 }
             }
             return false;
+        }
+        if self.attach.is_client(p.src) {
+            return self.pump_client_input(i);
         }
         if !p.pending.is_empty() {
             flush(p);
@@ -416,6 +434,7 @@ impl Stdio {
     /// most [`DRAIN_LIMIT`] when a destination stops taking it.
     pub fn drain(&mut self) {
         let end = std::time::Instant::now() + DRAIN_LIMIT;
+        let mut last = vec![];
         for p in self.pairs.iter_mut().filter(|p| p.open && p.owned_src) {
             nonblocking(p.src);
             if let Some(stream) = p.log {
@@ -426,6 +445,7 @@ impl Stdio {
                             if let Some(l) = self.log.as_mut() {
                                 l.write(stream, &buf[..n]);
                             }
+                            last.extend_from_slice(&buf[..n]);
                         }
                         Err(Errno::EINTR) => continue,
                         _ => break,
@@ -451,6 +471,7 @@ impl Stdio {
             }
             p.open = false;
         }
+        self.send_to_client(&last);
     }
 
     /// SIGWINCH: gives the command's pty the outer terminal's new size. Returns false when there

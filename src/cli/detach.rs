@@ -35,10 +35,11 @@ pub fn start(
             LogDriver::JsonFile => LogWriter::create(&container.dir, container.state.log_max_size).ok(),
             LogDriver::None => None,
         };
+        let attach = if container.state.tty { sandbox::container::attach::listen(&container.dir).ok() } else { None };
         let mut recorder = Recorder::new(&mut container, true, Some(notify));
         let engine = Engine {
             observer: Some(&mut recorder),
-            detached: Some(sandbox::run::Detached { log }),
+            detached: Some(sandbox::run::Detached { log, attach }),
             hide,
             ..Engine::default()
         };

@@ -1,6 +1,7 @@
 //! The command line: clap definitions and their translation into a library [`Config`].
 //! One file per subcommand; this file holds the flags shared by all of them.
 
+pub mod attach;
 pub mod commit;
 pub mod detach;
 pub mod exec;
@@ -184,6 +185,8 @@ pub enum Command {
     /// Wait for containers to stop and print their exit codes (125 and a message for one whose
     /// supervisor was lost: its exit status is unknown)
     Wait(wait::WaitArgs),
+    /// Connect this terminal to a `run -d -t` container's pty (ctrl-p ctrl-q detaches)
+    Attach(attach::AttachArgs),
     /// Print a stopped container's final report (--report json for JSON)
     Report(report::ReportArgs),
     /// Remove the groups left by a sandbox that was killed (what is still in them is killed) and

@@ -5,6 +5,7 @@
 //! central daemon). Every other command (`ps`, `logs`, `stop`, `kill`, `wait`, `rm`, `inspect`,
 //! `report`, `exec`, …) reads and changes containers through [`state::Root`].
 
+pub mod attach;
 pub mod control;
 pub(crate) mod create;
 pub mod detach;

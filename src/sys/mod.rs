@@ -480,3 +480,10 @@ pub fn flock(fd: RawFd, exclusive: bool, nonblock: bool) -> nix::Result<bool> {
         }
     }
 }
+
+/// send(2) with MSG_NOSIGNAL: a peer that closed its end is EPIPE, never a SIGPIPE for us.
+pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> nix::Result<usize> {
+    // SAFETY: buf is a valid slice for its length; fd is only read by the kernel.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    Errno::result(n).map(|n| n as usize)
+}

@@ -240,3 +240,47 @@ fn update_cpuset_moves_a_running_container_and_refuses_bad_lists() {
         assert_eq!(s.sb(&["rm", "-f", n]).code, 0);
     }
 }
+
+/// `run -d -t` keeps the command's pty with its supervisor; `sandbox attach` connects to it: what
+/// it sends reaches the command, what the command prints comes back (and still goes to the log),
+/// it exits with the command's exit code, and ctrl-p ctrl-q detaches leaving the container running.
+#[test]
+fn attach_connects_to_a_detached_pty_and_detaches_with_ctrl_p_ctrl_q() {
+    require_root!();
+    let _m = shared();
+    let s = States::new();
+    s.detach(&["-t", "--name", "talk", "sh", "-c", "echo ready; read x; echo got-$x; exit 5"]);
+    assert!(eventually(5.0, || s.sb(&["logs", "talk"]).stdout.contains("ready")), "no output logged");
+    let mut a =
+        s.cmd(&["attach", "talk"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    use std::io::Write;
+    a.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = a.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("got-hello"), "{stdout}");
+    assert!(s.sb(&["logs", "talk"]).stdout.contains("got-hello"), "the log missed what attach saw");
+
+    s.detach(&["-t", "--name", "stay", "sleep", "100"]);
+    let mut a =
+        s.cmd(&["attach", "stay"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut input = a.stdin.take().unwrap();
+    input.write_all(b"\x10\x11").unwrap();
+    let t = Instant::now();
+    let out = a.wait_with_output().unwrap();
+    drop(input);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(t.elapsed() < Duration::from_secs(3), "detach took {:?}", t.elapsed());
+    let ps = s.sb(&["ps", "--format", "json"]);
+    assert!(ps.stdout.contains("\"running\"") && ps.stdout.contains("stay"), "{}", ps.stdout);
+    // Without a terminal there is nothing to attach to: a message, 125.
+    s.detach(&["--name", "plain", "sleep", "100"]);
+    let r = s.sb(&["attach", "plain"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("no terminal"), "{}", r.stderr);
+    for n in ["talk", "stay", "plain"] {
+        s.sb(&["rm", "-f", n]);
+    }
+}
