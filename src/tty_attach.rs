@@ -3,7 +3,8 @@
 //! attach` connects there: what the command writes goes to the log and to the attached client,
 //! what the client sends goes to the pty. One client at a time: a new one takes over. A client
 //! that stops reading is dropped after 100 ms (the log still has everything): it can never hold
-//! the supervisor, and with it the deadline or a stop.
+//! the supervisor, and with it the deadline or a stop. The client gets the master itself first
+//! (SCM_RIGHTS) to set the window size; it has the container's terminal anyway.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -56,6 +57,11 @@ impl Stdio {
             return;
         }
         let fd = OwnedFd::from(stream);
+        // The master goes to the client first, for its window size (TIOCSWINSZ on it reaches
+        // the command as SIGWINCH): one byte with SCM_RIGHTS, before any output.
+        if crate::sys::send_fds(fd.as_raw_fd(), 0, &[m]).is_err() {
+            return;
+        }
         self.drop_client();
         let p = Pair {
             src: fd.as_raw_fd(),

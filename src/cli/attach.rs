@@ -1,15 +1,17 @@
 //! `sandbox attach NAME`: connects this terminal to a `run -d -t` container's pty, held by its
 //! supervisor (ROOT/ID/attach.sock). Ctrl-P Ctrl-Q detaches (docker's keys) and leaves the
 //! container running; when the command ends, `attach` exits with its exit code. The output still
-//! goes to the container's log as well.
+//! goes to the container's log as well. The pty takes this terminal's size, and follows it.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{self, SetArg};
 use sandbox::container::{attach, control, Root};
 
@@ -38,6 +40,8 @@ pub fn attach(cli: &Cli, args: &AttachArgs) -> Result<i32> {
     }
     let sock = attach::connect(&c.dir)
         .map_err(|e| sandbox::Error::container(format!("cannot attach to container {name}: {e}")))?;
+    // First the pty's master, to give it this terminal's size now and on each SIGWINCH.
+    let master = sandbox::sys::recv_fds(sock.as_raw_fd()).ok().flatten().and_then(|(_, mut fds)| fds.pop());
     let stdin = std::io::stdin();
     let saved = termios::tcgetattr(stdin.as_fd()).ok();
     if let Some(t) = &saved {
@@ -45,7 +49,14 @@ pub fn attach(cli: &Cli, args: &AttachArgs) -> Result<i32> {
         termios::cfmakeraw(&mut raw);
         let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
     }
-    let detached = relay(&sock);
+    let winch = saved.as_ref().and(master.as_ref()).and_then(|m| {
+        resize(m);
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGWINCH);
+        set.thread_block().ok()?;
+        SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok().map(|sfd| (sfd, m))
+    });
+    let detached = relay(&sock, winch.as_ref().map(|(sfd, m)| (sfd, *m)));
     if let Some(t) = &saved {
         let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, t);
     }
@@ -69,7 +80,7 @@ pub fn attach(cli: &Cli, args: &AttachArgs) -> Result<i32> {
 
 /// Copies stdin to the socket and the socket to stdout until the socket ends (false) or the
 /// detach keys are typed (true). stdin at EOF stops only that direction.
-fn relay(sock: &std::os::unix::net::UnixStream) -> bool {
+fn relay(sock: &std::os::unix::net::UnixStream, winch: Option<(&SignalFd, &OwnedFd)>) -> bool {
     let mut stdin_open = true;
     // The first detach key was the last byte read: the second may come in the next read.
     let mut half = false;
@@ -79,6 +90,9 @@ fn relay(sock: &std::os::unix::net::UnixStream) -> bool {
     loop {
         let stdin = std::io::stdin();
         let mut fds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        if let Some((sfd, _)) = winch {
+            fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+        }
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
@@ -86,8 +100,14 @@ fn relay(sock: &std::os::unix::net::UnixStream) -> bool {
             continue;
         }
         let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
-        let (sock_ready, in_ready) = (ready(&fds[0]), fds.get(1).is_some_and(ready));
+        let w = usize::from(winch.is_some());
+        let (sock_ready, winch_ready) = (ready(&fds[0]), w == 1 && ready(&fds[1]));
+        let in_ready = stdin_open && fds.get(1 + w).is_some_and(ready);
         drop(fds);
+        if let (true, Some((sfd, m))) = (winch_ready, winch) {
+            while let Ok(Some(_)) = sfd.read_signal() {}
+            resize(m);
+        }
         if sock_ready {
             match sock_r.read(&mut buf) {
                 Ok(0) | Err(_) => return false,
@@ -121,5 +141,12 @@ fn relay(sock: &std::os::unix::net::UnixStream) -> bool {
                 return true;
             }
         }
+    }
+}
+
+/// This terminal's size to the container's pty.
+fn resize(master: &OwnedFd) {
+    if let Some(ws) = sandbox::sys::window_size(0) {
+        sandbox::sys::set_window_size(master.as_raw_fd(), &ws);
     }
 }

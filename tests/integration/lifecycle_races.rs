@@ -2,7 +2,8 @@
 //! `stop` that comes while `run -d` is still starting, many commands on one container at once,
 //! `top`'s user names as the container sees them.
 
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -275,6 +276,23 @@ fn attach_connects_to_a_detached_pty_and_detaches_with_ctrl_p_ctrl_q() {
     assert!(t.elapsed() < Duration::from_secs(3), "detach took {:?}", t.elapsed());
     let ps = s.sb(&["ps", "--format", "json"]);
     assert!(ps.stdout.contains("\"running\"") && ps.stdout.contains("stay"), "{}", ps.stdout);
+    // From a terminal (script(1) makes one, 33x101): the container's pty takes its size.
+    if Path::new("/usr/bin/script").exists() {
+        let line = format!("stty rows 33 cols 101; {} attach stay", bin());
+        let mut c = Command::new("/usr/bin/script");
+        c.args(["-qfec", &line, "/dev/null"]).env("SANDBOX_STATE_DIR", s.dir());
+        let mut t = c.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut input = t.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = input.write_all(b"\x10\x11");
+        let out = t.wait_with_output().unwrap();
+        drop(input);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        let r = s.sb(&["exec", "stay", "sh", "-c", "stty size < /proc/1/fd/0"]);
+        assert_eq!(r.stdout.trim(), "33 101", "{}", r.stderr);
+    } else {
+        eprintln!("SKIPPED (part): /usr/bin/script is not installed: the window size is not checked");
+    }
     // Without a terminal there is nothing to attach to: a message, 125.
     s.detach(&["--name", "plain", "sleep", "100"]);
     let r = s.sb(&["attach", "plain"]);
