@@ -128,7 +128,9 @@ impl Observer for Recorder<'_> {
 /// signalfd: before exec it ends the run at once, after exec it is an ordinary stop.
 fn stop_if_asked(grace_ms: Option<i32>) {
     if let Some(ms) = grace_ms {
-        Process::me().signal_value(libc::SIGTERM, ms);
+        let me = Process::me();
+        // Without pidfds (< 5.3): a plain SIGTERM, the container's own --stop-timeout applies.
+        let _ = me.signal_value(libc::SIGTERM, ms) || me.signal(libc::SIGTERM);
     }
 }
 
