@@ -103,7 +103,9 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
             }
             if let Some(pid) = said.strip_prefix("ok ").map(str::trim_end) {
                 if let Some(p) = &opts.pid_file {
-                    write_pid_file(p, pid)?;
+                    let pid =
+                        pid.parse().map_err(|_| Error::container(format!("bad pid from the supervisor: {pid}")))?;
+                    super::files::write_pid_file(p, pid)?;
                 }
                 return Ok(0);
             }
@@ -111,12 +113,6 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
             Err(Error::container(msg.to_string()))
         }
     }
-}
-
-fn write_pid_file(path: &Path, pid: &str) -> Result<()> {
-    let tmp = path.with_extension("sandbox-tmp");
-    std::fs::write(&tmp, pid).map_err(|e| Error::io("cannot write the pid file", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot write the pid file", path, e))
 }
 
 /// The supervisor: the engine with an observer that reports "created" to the front and waits for
