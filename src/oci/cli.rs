@@ -191,10 +191,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     let root = &cli.root;
     match cmd {
         Cmd::Create(a) | Cmd::Run(a) => {
-            if a.console_socket.is_some() {
-                return Err(Error::container("--console-socket: terminals are not supported yet"));
-            }
-            let opts = CreateOpts { pid_file: a.pid_file.clone(), preserve_fds: a.preserve_fds };
+            let opts = CreateOpts {
+                pid_file: a.pid_file.clone(),
+                preserve_fds: a.preserve_fds,
+                console_socket: a.console_socket.clone(),
+            };
             runtime::create(root, &a.bundle, &a.id, &opts)?;
             if matches!(cmd, Cmd::Create(_)) {
                 return Ok(0);

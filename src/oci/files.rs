@@ -56,9 +56,20 @@ pub fn connect_console_socket(path: &Path) -> Result<std::os::unix::net::UnixStr
         .map_err(|e| bad(format!("a unix socket that accepts connections ({e})")))
 }
 
-/// Sends the pty master `master` over `sock` with SCM_RIGHTS, as runc does (runc's data is the
-/// pty's name; containerd's and conmon's receivers take the fd and use the name for nothing).
-pub fn send_console(sock: &std::os::unix::net::UnixStream, master: &OwnedFd) -> Result<()> {
-    crate::sys::send_fds(sock.as_raw_fd(), b'p', &[master.as_raw_fd()])
-        .map_err(|e| Error::sys("sendmsg(SCM_RIGHTS) to --console-socket", e))
+/// process.terminal and `--console-socket` go together (as runc requires): the connection to the
+/// socket when the container gets a terminal, an error naming what is missing otherwise.
+pub fn console_for(terminal: bool, socket: Option<&Path>) -> Result<Option<OwnedFd>> {
+    match (terminal, socket) {
+        (true, Some(p)) => Ok(Some(OwnedFd::from(connect_console_socket(p)?))),
+        (false, None) => Ok(None),
+        (true, None) => Err(super::unsupported(
+            "process.terminal true",
+            "without --console-socket (the engine's end of the terminal); set it false to pass stdio",
+        )),
+        (false, Some(p)) => Err(Error::invalid(
+            "--console-socket",
+            &p.display().to_string(),
+            "only with process.terminal true in config.json",
+        )),
+    }
 }

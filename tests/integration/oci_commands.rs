@@ -179,3 +179,76 @@ fn oci_features_and_spec_print_what_engines_read() {
     assert!(!again.status.success(), "spec must not overwrite config.json");
     assert!(entries(&dir).len() == 1);
 }
+
+/// Receives one fd sent with SCM_RIGHTS on `conn` (what containerd's and conmon's console
+/// receivers do).
+fn recv_fd(conn: &std::os::unix::net::UnixStream) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    sandbox::sys::recv_fds(conn.as_raw_fd()).ok()??.1.pop()
+}
+
+fn terminal_bundle(oci: &Oci) {
+    let path = oci.bundle().join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    spec["process"]["terminal"] = true.into();
+    std::fs::write(&path, spec.to_string()).unwrap();
+}
+
+#[test]
+fn oci_terminal_master_goes_to_the_console_socket_during_create() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["sh", "-c", "tty; echo hello-console; sleep 1"]) else { return };
+    terminal_bundle(&oci);
+    let sock = oci.dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let b = oci.bundle();
+    // A terminal without the socket: refused, nothing created.
+    let out = oci.runc(&["create", "--bundle", b.to_str().unwrap(), "c8"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--console-socket"));
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        recv_fd(&conn)
+    });
+    let out = oci.runc(&["create", "--bundle", b.to_str().unwrap(), "--console-socket", sock.to_str().unwrap(), "c8"]);
+    assert!(out.status.success());
+    let master = receiver.join().unwrap().expect("no pty master on the console socket");
+    assert_eq!(oci.status("c8"), "created");
+    assert!(oci.runc(&["start", "c8"]).status.success());
+    let mut text = String::new();
+    let mut f = std::fs::File::from(master);
+    let mut buf = [0u8; 256];
+    // Until the container's side closes (EIO) or the words are there.
+    while !text.contains("hello-console") {
+        match std::io::Read::read(&mut f, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(text.contains("/dev/pts/") && text.contains("hello-console"), "{text:?}");
+    assert!(eventually(10.0, || oci.status("c8") == "stopped"));
+    assert!(oci.runc(&["delete", "c8"]).status.success());
+}
+
+#[test]
+fn oci_console_socket_through_a_symlink_is_refused_and_nothing_created() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["true"]) else { return };
+    terminal_bundle(&oci);
+    // A link planted where the engine's socket should be, to another listener: root must not
+    // hand the container's terminal to whoever listens there.
+    let other = oci.dir.path().join("other.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&other).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let link = oci.dir.path().join("console.sock");
+    std::os::unix::fs::symlink(&other, &link).unwrap();
+    let b = oci.bundle();
+    let out = oci.runc(&["create", "--bundle", b.to_str().unwrap(), "--console-socket", link.to_str().unwrap(), "c9"]);
+    assert!(listener.accept().is_err(), "the runtime connected through the planted link");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--console-socket"));
+    let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+}
