@@ -68,6 +68,9 @@ pub struct Options {
     /// With `detach`: the process keeps the caller's stdin, stdout and stderr instead of
     /// /dev/null (the OCI runtime's `exec -d`: the engine passes its fifos as the runtime's stdio).
     pub keep_stdio: bool,
+    /// With `detach` and `tty`: the OCI runtime's `--console-socket` (connected): the master of
+    /// the process's pty (from the container's devpts) is sent there, nothing is relayed.
+    pub console: Option<std::os::fd::RawFd>,
 }
 
 /// The namespaces exec joins, in the order the /proc/PID/ns fallback joins them.
@@ -214,9 +217,10 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
     crate::env::apply(&mut env, &opts.env, &crate::env::caller());
     let cwd = opts.cwd.clone().or_else(|| cfg.cwd.clone()).unwrap_or_else(|| "/".into());
     let mode = if opts.tty { Tty::Always } else { Tty::Never };
-    let mut stdio = match opts.detach {
-        true => None,
-        false => Some(Stdio::prepare_with(mode, opts.interactive)?),
+    let mut stdio = match (opts.detach, opts.console) {
+        (_, Some(_)) => Some(Stdio::prepare_with(Tty::Always, false)?),
+        (true, None) => None,
+        (false, None) => Some(Stdio::prepare_with(mode, opts.interactive)?),
     };
 
     let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
@@ -265,8 +269,8 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
         cgroup_dir,
         pid_wr,
         detach: opts.detach,
-        keep_stdio: opts.keep_stdio,
-        null_stdin: !opts.interactive && !opts.tty && !opts.keep_stdio,
+        keep_stdio: opts.keep_stdio || opts.console.is_some(),
+        null_stdin: !opts.interactive && !opts.tty && !opts.keep_stdio && opts.console.is_none(),
         name: target.name.to_string(),
     };
     let helper = match sys::clone_fork(0).map_err(|e| Error::sys("fork", e))? {
@@ -287,6 +291,13 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
     let pid = Pid::from_raw(i32::from_ne_bytes(b));
     let mut guard = ProcessGuard(Some(pid));
     if opts.detach {
+        // The master comes before exec (the process allocates it while setting up its stdio).
+        if let (Some(sock), Some(s)) = (opts.console, stdio.as_mut()) {
+            if !s.forward_master(sock)? {
+                crate::container::create::check_exec(&err_rd)?;
+                return Err(Error::ChildSetup("the exec'd process ended before its terminal was made".into()));
+            }
+        }
         // Executed or failed: either way the process has not long to go. Let go, it stays.
         crate::container::create::check_exec(&err_rd)?;
         guard.0 = None;

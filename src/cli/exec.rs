@@ -81,6 +81,7 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> Result<i32> {
         tty: args.tty,
         detach: args.detach,
         keep_stdio: false,
+        console: None,
     };
     Ok(sandbox::exec::exec(&target, &opts)?)
 }

@@ -117,11 +117,16 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     }
     let c = find(root, &a.id)?;
     let (cfg, tty) = process_config(&c.state.config, a)?;
-    if tty && (a.detach || a.console_socket.is_some()) {
-        return Err(Error::container(
-            "exec: a terminal through --console-socket is not supported yet for exec (run it without -t)".to_string(),
-        ));
-    }
+    // As for create: a terminal goes to the engine's console socket (when detached).
+    let console = match (tty && a.detach, &a.console_socket) {
+        (true, None) => return Err(Error::container("exec: -t with --detach needs --console-socket".to_string())),
+        (false, Some(p)) if !tty => {
+            return Err(Error::invalid("--console-socket", &p.display().to_string(), "only with -t (a terminal)"))
+        }
+        (false, Some(_)) => return Err(Error::container("exec: --console-socket needs --detach".to_string())),
+        (true, Some(p)) => Some(super::files::connect_console_socket(p)?),
+        (false, None) => None,
+    };
     let process = match (c.state.status, c.state.process) {
         (Status::Paused, _) => return Err(Error::container(format!("container {} is paused, resume it first", a.id))),
         (Status::Running, Some(p)) if c.process_alive() => p,
@@ -141,6 +146,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         interactive: !tty,
         detach: a.detach,
         keep_stdio: a.detach,
+        console: console.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
         ..Default::default()
     };
     if a.detach {

@@ -252,3 +252,49 @@ fn oci_console_socket_through_a_symlink_is_refused_and_nothing_created() {
     let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
     assert!(left.is_empty(), "state left: {left:?}");
 }
+
+#[test]
+fn oci_exec_terminal_master_goes_to_the_console_socket() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["sleep", "30"]) else { return };
+    let b = oci.bundle();
+    assert!(oci.runc(&["create", "--bundle", b.to_str().unwrap(), "c10"]).status.success());
+    assert!(oci.runc(&["start", "c10"]).status.success());
+    let sock = oci.dir.path().join("exec-console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        recv_fd(&conn)
+    });
+    let pid_file = oci.dir.path().join("exec.pid");
+    let p = oci.dir.path().join("process.json");
+    let mut process: serde_json::Value =
+        serde_json::from_str(&process_json(&["sh", "-c", "tty; echo exec-console; sleep 1"], &CAPS)).unwrap();
+    process["terminal"] = true.into();
+    std::fs::write(&p, process.to_string()).unwrap();
+    let out = oci.runc(&[
+        "exec",
+        "--process",
+        p.to_str().unwrap(),
+        "--detach",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "c10",
+    ]);
+    assert!(out.status.success());
+    let master = receiver.join().unwrap().expect("no pty master on the console socket");
+    let mut text = String::new();
+    let mut f = std::fs::File::from(master);
+    let mut buf = [0u8; 256];
+    while !text.contains("exec-console") {
+        match std::io::Read::read(&mut f, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(text.contains("/dev/pts/") && text.contains("exec-console"), "{text:?}");
+    assert!(oci.runc(&["delete", "--force", "c10"]).status.success());
+}

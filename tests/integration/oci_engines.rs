@@ -21,7 +21,7 @@ use crate::require_root;
 /// pid (containerd, and each shim by its shim.pid). Prints `ok NAME` per check passed.
 const SCRIPT: &str = r#"
 set -u
-T=$1; RUNC=$2
+T=$1; RUNC=$2; ROOTFS=$3
 mount -t tmpfs -o mode=0755 sandbox-test-run /run || exit 90
 cat > $T/config.toml <<C
 version = 2
@@ -38,7 +38,12 @@ C
 containerd --config $T/config.toml > $T/containerd.log 2>&1 &
 CPID=$!
 stop() {
-  for f in $T/state/io.containerd.runtime.v2.task/*/*/shim.pid; do [ -f "$f" ] && kill -KILL "$(cat $f)" 2>/dev/null; done
+  # The shims this containerd started (their command line names its socket), by pid.
+  for p in /proc/[0-9]*; do
+    case "$(tr '\0' ' ' < $p/cmdline 2>/dev/null)" in
+      *containerd-shim*"-address $T/c.sock"*) kill -KILL "${p#/proc/}" 2>/dev/null ;;
+    esac
+  done
   kill $CPID; wait $CPID
 }
 trap stop EXIT
@@ -46,15 +51,15 @@ for i in $(seq 200); do [ -S $T/c.sock ] && break; sleep 0.05; done
 [ -S $T/c.sock ] || { echo "containerd did not start"; tail -5 $T/containerd.log; exit 91; }
 C="timeout 20 ctr -a $T/c.sock"
 R="--runc-binary $RUNC --cgroup="
-$C run $R --rootfs $T/rootfs t1 sh -c 'exit 3'; [ $? = 3 ] && echo "ok exit-code"
-$C run $R -d --rootfs $T/rootfs t2 sleep 60 && echo "ok run-detached"
+$C run $R --rootfs $ROOTFS t1 sh -c 'exit 3'; [ $? = 3 ] && echo "ok exit-code"
+$C run $R -d --rootfs $ROOTFS t2 sleep 60 && echo "ok run-detached"
 out=$($C task exec --exec-id e1 t2 sh -c 'echo in-exec; exit 4'); [ $? = 4 ] && [ "$out" = in-exec ] && echo "ok exec"
 $C task kill -s KILL t2 && sleep 1 && $C task ls | grep -q 't2.*STOPPED' && echo "ok kill"
 $C task rm t2 && $C c rm t2 && echo "ok delete"
-$C run $R --memory-limit 33554432 --rootfs $T/rootfs t3 sh -c 'x=a; while :; do x=$x$x; done'; [ $? = 137 ] && echo "ok oom"
-$C run $R -d --rootfs $T/rootfs t4 sleep 60
+$C run $R --memory-limit 33554432 --rootfs $ROOTFS t3 sh -c 'x=a; while :; do x=$x$x; done'; [ $? = 137 ] && echo "ok oom"
+$C run $R -d --rootfs $ROOTFS t4 sleep 60
 P=$($C task ls | awk '$1 == "t4" {print $2}')
-$C run $R --with-ns network:/proc/$P/ns/net --with-ns ipc:/proc/$P/ns/ipc --rootfs $T/rootfs t5 \
+$C run $R --with-ns network:/proc/$P/ns/net --with-ns ipc:/proc/$P/ns/ipc --rootfs $ROOTFS t5 \
   sh -c "[ \$(readlink /proc/self/ns/net) = $(readlink /proc/$P/ns/net) ] && [ \$(readlink /proc/self/ns/ipc) = $(readlink /proc/$P/ns/ipc) ]" \
   && echo "ok with-ns"
 "#;
@@ -73,13 +78,13 @@ fn containerd_runs_execs_kills_oom_kills_and_joins_namespaces_through_sandbox_ru
     let Some(rootfs) = busybox_rootfs() else { return };
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
     let t = dir.path();
-    std::os::unix::fs::symlink(rootfs.path(), t.join("rootfs")).unwrap();
     let runc: PathBuf = t.join("sandbox-runc");
     std::os::unix::fs::symlink(bin(), &runc).unwrap();
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "bash", "-c", SCRIPT, "script"])
         .arg(t)
         .arg(&runc)
+        .arg(rootfs.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
