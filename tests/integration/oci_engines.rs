@@ -80,8 +80,9 @@ fn containerd_runs_execs_kills_oom_kills_and_joins_namespaces_through_sandbox_ru
     let t = dir.path();
     let runc: PathBuf = t.join("sandbox-runc");
     std::os::unix::fs::symlink(bin(), &runc).unwrap();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "bash", "-c", SCRIPT, "script"])
+    // Bounded: a task whose end the shim never sees must not hold the test forever.
+    let out = Command::new("timeout")
+        .args(["-k", "5", "180", "unshare", "--mount", "--propagation", "private", "bash", "-c", SCRIPT, "script"])
         .arg(t)
         .arg(&runc)
         .arg(rootfs.path())
