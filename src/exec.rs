@@ -65,6 +65,12 @@ pub struct Options {
     pub tty: bool,
     /// `-d`: return once the command is executed; it stays, with /dev/null as stdio.
     pub detach: bool,
+    /// With `detach`: the process keeps the caller's stdin, stdout and stderr instead of
+    /// /dev/null (the OCI runtime's `exec -d`: the engine passes its fifos as the runtime's stdio).
+    pub keep_stdio: bool,
+    /// With `detach` and `tty`: the OCI runtime's `--console-socket` (connected): the master of
+    /// the process's pty (from the container's devpts) is sent there, nothing is relayed.
+    pub console: Option<std::os::fd::RawFd>,
 }
 
 /// The namespaces exec joins, in the order the /proc/PID/ns fallback joins them.
@@ -126,6 +132,8 @@ struct Entry {
     /// The helper writes the process's pid here.
     pid_wr: OwnedFd,
     detach: bool,
+    /// Detached, with the caller's stdio instead of /dev/null.
+    keep_stdio: bool,
     /// Without `-i` or `-t`: stdin is the container's /dev/null.
     null_stdin: bool,
     name: String,
@@ -169,6 +177,17 @@ impl Drop for ProcessGuard {
 ///
 /// The calling process must be single-threaded (the helper is forked without re-exec).
 pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
+    run(target, opts).map(|(code, _)| code)
+}
+
+/// `exec` with `detach`: the host pid of the process once it is executed (the OCI runtime's
+/// `exec -d --pid-file`). The caller's parent (or its subreaper) reaps it.
+pub fn spawn(target: &Target, opts: &Options) -> Result<i32> {
+    let opts = Options { detach: true, ..opts.clone() };
+    run(target, &opts).map(|(_, pid)| pid)
+}
+
+fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
     let cfg = target.config;
     if opts.command.is_empty() {
         return Err(Error::invalid("command", "", "a command to run in the container, e.g. `sandbox exec web sh`"));
@@ -198,9 +217,10 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
     crate::env::apply(&mut env, &opts.env, &crate::env::caller());
     let cwd = opts.cwd.clone().or_else(|| cfg.cwd.clone()).unwrap_or_else(|| "/".into());
     let mode = if opts.tty { Tty::Always } else { Tty::Never };
-    let mut stdio = match opts.detach {
-        true => None,
-        false => Some(Stdio::prepare_with(mode, opts.interactive)?),
+    let mut stdio = match (opts.detach, opts.console) {
+        (_, Some(_)) => Some(Stdio::prepare_with(Tty::Always, false)?),
+        (true, None) => None,
+        (false, None) => Some(Stdio::prepare_with(mode, opts.interactive)?),
     };
 
     let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
@@ -249,7 +269,8 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
         cgroup_dir,
         pid_wr,
         detach: opts.detach,
-        null_stdin: !opts.interactive && !opts.tty,
+        keep_stdio: opts.keep_stdio || opts.console.is_some(),
+        null_stdin: !opts.interactive && !opts.tty && !opts.keep_stdio && opts.console.is_none(),
         name: target.name.to_string(),
     };
     let helper = match sys::clone_fork(0).map_err(|e| Error::sys("fork", e))? {
@@ -270,10 +291,17 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
     let pid = Pid::from_raw(i32::from_ne_bytes(b));
     let mut guard = ProcessGuard(Some(pid));
     if opts.detach {
+        // The master comes before exec (the process allocates it while setting up its stdio).
+        if let (Some(sock), Some(s)) = (opts.console, stdio.as_mut()) {
+            if !s.forward_master(sock)? {
+                crate::container::create::check_exec(&err_rd)?;
+                return Err(Error::ChildSetup("the exec'd process ended before its terminal was made".into()));
+            }
+        }
         // Executed or failed: either way the process has not long to go. Let go, it stays.
         crate::container::create::check_exec(&err_rd)?;
         guard.0 = None;
-        return Ok(0);
+        return Ok((0, pid.as_raw()));
     }
     let stdio = stdio.as_mut().expect("a foreground exec has stdio");
     stdio.receive_master();
@@ -283,11 +311,12 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
     crate::container::create::check_exec(&err_rd)?;
     stdio.drain();
     stdio.restore_terminal();
-    Ok(match status {
+    let code = match status {
         WaitStatus::Signaled(_, s, _) => 128 + s as i32,
         WaitStatus::Exited(_, c) => c,
         _ => 125,
-    })
+    };
+    Ok((code, pid.as_raw()))
 }
 
 /// Until the process is reaped: pass signals on (SIGWINCH resizes the pty), relay stdio, and
@@ -413,12 +442,12 @@ fn process(spec: &ChildSpec, e: &Entry) -> ! {
     if let Err(err) = child::connect_stdio(&spec.stdio) {
         setup("connecting stdio", err);
     }
-    if e.detach || e.null_stdin {
+    if (e.detach && !e.keep_stdio) || e.null_stdin {
         let null = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
             Ok(f) => OwnedFd::from(f),
             Err(err) => child::fail(spec.err_wr, 125, &format!("opening the container's /dev/null: {err}")),
         };
-        for fd in if e.detach { 0..3 } else { 0..1 } {
+        for fd in if e.detach && !e.keep_stdio { 0..3 } else { 0..1 } {
             if let Err(err) = unistd::dup2(null.as_raw_fd(), fd) {
                 setup("connecting stdio", err);
             }

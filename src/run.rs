@@ -97,6 +97,9 @@ pub struct Engine<'a> {
     pub detached: Option<Detached>,
     /// Host directories hidden from a host-view command (the state root).
     pub hide: Vec<std::path::PathBuf>,
+    /// The OCI runtime's `--console-socket` (connected): the pty master goes there once the
+    /// child made it, before `created` (containerd and conmon wait for it during `create`).
+    pub console: Option<std::os::fd::OwnedFd>,
 }
 
 /// The stdio of a detached run.
@@ -122,6 +125,13 @@ pub fn run_with(cfg: &Config, mut engine: Engine) -> Result<Report> {
         None => Stdio::prepare(cfg.tty)?,
     };
     let mut c = create(cfg, stdio, &engine.hide)?;
+    if let Some(sock) = engine.console.take() {
+        use std::os::fd::AsRawFd;
+        if !c.stdio.forward_master(sock.as_raw_fd())? {
+            check_exec(&c.err_rd)?;
+            return Err(Error::ChildSetup("the container's process ended before its terminal was made".into()));
+        }
+    }
     observer.created(c.child.pid.as_raw(), c.group.get())?;
     c.start();
     let deadline = cfg.limits.timeout.map(|t| c.start + t);

@@ -340,6 +340,18 @@ impl Stdio {
         self.parent_fds.push(master);
     }
 
+    /// The OCI runtime's `--console-socket`: the master the child allocated goes to the engine
+    /// over `sock` (SCM_RIGHTS, as runc sends it) and nothing is relayed here. `false` when the
+    /// child sent none (it failed first: its error pipe says why).
+    pub fn forward_master(&mut self, sock: RawFd) -> Result<bool> {
+        let Some(ours) = self.console.take() else { return Ok(false) };
+        let Ok(Some((_, mut fds))) = sys::recv_fds(ours.as_raw_fd()) else { return Ok(false) };
+        let Some(master) = fds.pop() else { return Ok(false) };
+        sys::send_fds(sock, b'p', &[master.as_raw_fd()])
+            .map_err(|e| Error::sys("sendmsg(SCM_RIGHTS) to the console socket", e))?;
+        Ok(true)
+    }
+
     /// What to poll, as (pair index, fd, events): a pair with bytes pending waits for its
     /// destination to take them, the others for input.
     pub fn sources(&self) -> Vec<(usize, BorrowedFd<'_>, PollFlags)> {

@@ -36,6 +36,9 @@ deps=(
   # registry/push.rs: podman loads what `save` writes and pulls what `push` wrote (its own --root,
   # vfs storage; no containers run).
   podman
+  # oci_engines.rs (an ignored lane for now): containerd, ctr and containerd-shim-runc-v2 drive
+  # sandbox-runc as Kubernetes' CRI would.
+  containerd
 )
 deps+=("$@")
 

@@ -80,6 +80,8 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> Result<i32> {
         interactive: args.interactive,
         tty: args.tty,
         detach: args.detach,
+        keep_stdio: false,
+        console: None,
     };
     Ok(sandbox::exec::exec(&target, &opts)?)
 }

@@ -83,6 +83,7 @@ pub fn run(cfg: &sandbox::Config, s: &Sampling, engine: sandbox::run::Engine) ->
         observer: engine.observer.map(|o| o as &mut dyn sandbox::run::Observer),
         detached: engine.detached,
         hide: engine.hide,
+        console: engine.console,
     };
     let report = sandbox::run::run_with(cfg, engine)?;
     // The command's exit status stays sandbox's: a file that could not be written is a warning.

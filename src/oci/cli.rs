@@ -73,6 +73,39 @@ pub enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run one more process in a running container (--process FILE, or inline: ID CMD…).
+    Exec(super::exec::ExecArgs),
+    /// The host pids of the container's processes.
+    Ps {
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        id: String,
+    },
+    /// New limits for a running container from a LinuxResources JSON (--resources FILE or -).
+    Update {
+        #[arg(short, long)]
+        resources: Option<PathBuf>,
+        id: String,
+    },
+    /// Freeze every process of the container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// The runtime-spec features JSON of this runtime.
+    Features,
+    /// Write a default config.json into the bundle directory.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// The container's usage as JSON (runc's stats event, with sandbox's figures in data.sandbox).
+    Events {
+        #[arg(long)]
+        stats: bool,
+        #[arg(long)]
+        interval: Option<String>,
+        id: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -153,15 +186,16 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         return Err(Error::container("--systemd-cgroup is not supported yet: give cgroupsPath as a path"));
     }
     let Some(cmd) = &cli.command else {
-        return Err(Error::container("a command is needed: create, start, run, state, kill, delete, list"));
+        return Err(Error::container("a command is needed: create, start, run, state, kill, delete, list, exec, ps, update, pause, resume, features, spec, events"));
     };
     let root = &cli.root;
     match cmd {
         Cmd::Create(a) | Cmd::Run(a) => {
-            if a.console_socket.is_some() {
-                return Err(Error::container("--console-socket: terminals are not supported yet"));
-            }
-            let opts = CreateOpts { pid_file: a.pid_file.clone(), preserve_fds: a.preserve_fds };
+            let opts = CreateOpts {
+                pid_file: a.pid_file.clone(),
+                preserve_fds: a.preserve_fds,
+                console_socket: a.console_socket.clone(),
+            };
             runtime::create(root, &a.bundle, &a.id, &opts)?;
             if matches!(cmd, Cmd::Create(_)) {
                 return Ok(0);
@@ -207,6 +241,17 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                     }
                     Ok(0)
                 }
+                Cmd::Exec(a) => super::exec::exec(root, a),
+                Cmd::Ps { format, id } => super::ps::ps(root, id, format),
+                Cmd::Update { resources, id } => super::update::update(root, id, resources.as_ref()),
+                Cmd::Pause { id } => super::pause::pause(root, id, true),
+                Cmd::Resume { id } => super::pause::pause(root, id, false),
+                Cmd::Features => {
+                    println!("{}", serde_json::to_string_pretty(&super::features::features()).unwrap_or_default());
+                    Ok(0)
+                }
+                Cmd::Spec { bundle } => super::spec::spec(bundle),
+                Cmd::Events { stats, interval, id } => super::events::events(root, id, *stats, interval.as_deref()),
                 Cmd::Create(_) | Cmd::Run(_) => unreachable!(),
             }
         }

@@ -8,11 +8,19 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod events;
+pub mod exec;
+pub mod features;
+pub mod files;
 pub mod mounts;
 pub mod namespaces;
+pub mod pause;
 pub mod process;
+pub mod ps;
 pub mod resources;
 pub mod runtime;
+pub mod spec;
+pub mod update;
 
 #[cfg(test)]
 mod tests;

@@ -92,14 +92,9 @@ pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
         return Err(unsupported("process.user.umask", "sandbox keeps the umask it was started with"));
     }
     cfg.user = Some(format!("{}:{}", user.uid(), user.gid()));
-    if p.terminal() == Some(true) {
-        // The pty would have to go to the engine through --console-socket: not there yet.
-        return Err(unsupported("process.terminal", "no --console-socket support yet"));
-    }
-    cfg.tty = Tty::Never;
-    if p.console_size().is_some() && p.terminal() == Some(true) {
-        return Err(unsupported("process.consoleSize", "no terminal support yet"));
-    }
+    // The pty's master goes to the engine through --console-socket: the runtime, which knows
+    // whether it was given one, refuses a terminal without it (runtime::create).
+    cfg.tty = if p.terminal() == Some(true) { Tty::Always } else { Tty::Never };
     cfg.no_new_privs = p.no_new_privileges().unwrap_or(false);
     cfg.capabilities = match p.capabilities() {
         Some(c) => capabilities(c, user.uid())?,

@@ -42,6 +42,8 @@ pub fn find(root: &Path, id: &str) -> Result<Container> {
 pub struct CreateOpts {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Where the pty master goes with process.terminal (runc's --console-socket).
+    pub console_socket: Option<PathBuf>,
 }
 
 /// `create`: the bundle loaded and checked (nothing exists if that fails), the container
@@ -49,6 +51,8 @@ pub struct CreateOpts {
 /// stdin, stdout and stderr are the container's. The caller must be single-threaded.
 pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Result<i32> {
     let b = super::load(bundle, id)?;
+    let console =
+        super::files::console_for(b.config.tty == crate::config::Tty::Always, opts.console_socket.as_deref())?;
     let root = Root::create(root_dir)?;
     if root_dir.join(id).exists() {
         return Err(Error::container(format!("container with id {id} already exists")));
@@ -84,7 +88,7 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
             drop(rd);
             // Its own session: the engine's process group or terminal going does not end it.
             let _ = crate::sys::detach_session();
-            std::process::exit(supervise(&mut container, &cfg, wr, hide))
+            std::process::exit(supervise(&mut container, &cfg, wr, hide, console))
         }
         nix::unistd::ForkResult::Parent { .. } => {
             drop(wr);
@@ -103,7 +107,9 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
             }
             if let Some(pid) = said.strip_prefix("ok ").map(str::trim_end) {
                 if let Some(p) = &opts.pid_file {
-                    write_pid_file(p, pid)?;
+                    let pid =
+                        pid.parse().map_err(|_| Error::container(format!("bad pid from the supervisor: {pid}")))?;
+                    super::files::write_pid_file(p, pid)?;
                 }
                 return Ok(0);
             }
@@ -113,19 +119,19 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
     }
 }
 
-fn write_pid_file(path: &Path, pid: &str) -> Result<()> {
-    let tmp = path.with_extension("sandbox-tmp");
-    std::fs::write(&tmp, pid).map_err(|e| Error::io("cannot write the pid file", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("cannot write the pid file", path, e))
-}
-
 /// The supervisor: the engine with an observer that reports "created" to the front and waits for
 /// the go. Its exit status is the container's.
-fn supervise(c: &mut Container, cfg: &crate::Config, notify: OwnedFd, hide: Vec<PathBuf>) -> i32 {
+fn supervise(
+    c: &mut Container,
+    cfg: &crate::Config,
+    notify: OwnedFd,
+    hide: Vec<PathBuf>,
+    console: Option<OwnedFd>,
+) -> i32 {
     let _ = c.update(|s| s.supervisor = crate::container::Process::me());
     let fifo = c.dir.join(START_FIFO);
     let mut obs = OciObserver { recorder: Recorder::new(c, true, None), notify: Some(notify), fifo };
-    let engine = crate::run::Engine { observer: Some(&mut obs), hide, ..crate::run::Engine::default() };
+    let engine = crate::run::Engine { observer: Some(&mut obs), hide, console, ..crate::run::Engine::default() };
     let result = crate::run::run_with(cfg, engine);
     let code = match &result {
         Ok(r) => r.exit_code,

@@ -87,8 +87,12 @@ fn namespace_paths_are_refused_naming_the_namespace() {
 
 #[test]
 fn terminal_without_console_socket_is_refused() {
-    let e = err("runc-default.json", |_| {});
-    assert!(e.contains("process.terminal"), "{e}");
+    let b = load("runc-default.json", |_| {}).unwrap();
+    assert_eq!(b.config.tty, crate::config::Tty::Always);
+    let e = super::files::console_for(true, None).unwrap_err().to_string();
+    assert!(e.contains("process.terminal") && e.contains("--console-socket"), "{e}");
+    let e = super::files::console_for(false, Some(std::path::Path::new("/x.sock"))).unwrap_err().to_string();
+    assert!(e.contains("--console-socket"), "{e}");
 }
 
 #[test]

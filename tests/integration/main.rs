@@ -24,6 +24,8 @@ mod limits;
 mod live_cli;
 mod messages;
 mod oci;
+mod oci_commands;
+mod oci_engines;
 mod oci_runtime;
 mod registry;
 mod samples;

@@ -9,14 +9,14 @@ use crate::require_root;
 
 /// A bundle (config.json from `runc spec`, the rootfs a busybox tree), a state root and a
 /// `sandbox-runc` symlink, all in temp dirs.
-struct Oci {
+pub(crate) struct Oci {
     _rootfs: tempfile::TempDir,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     runc: PathBuf,
 }
 
 impl Oci {
-    fn new(args: &[&str]) -> Option<Oci> {
+    pub(crate) fn new(args: &[&str]) -> Option<Oci> {
         let rootfs = busybox_rootfs()?;
         let dir = tempfile::tempdir().unwrap();
         let runc = dir.path().join("sandbox-runc");
@@ -32,17 +32,17 @@ impl Oci {
         Some(Oci { _rootfs: rootfs, dir, runc })
     }
 
-    fn bundle(&self) -> PathBuf {
+    pub(crate) fn bundle(&self) -> PathBuf {
         self.dir.path().join("bundle")
     }
 
-    fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
     /// Runs sandbox-runc with stdout and stderr in files, as the validation suite and the shims
     /// pass them: the container (and its supervisor) keep them open, so pipes would see no EOF.
-    fn runc(&self, args: &[&str]) -> Output {
+    pub(crate) fn runc(&self, args: &[&str]) -> Output {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (o, e) = (self.dir.path().join(format!("out{n}")), self.dir.path().join(format!("err{n}")));
@@ -65,7 +65,7 @@ impl Oci {
         out
     }
 
-    fn status(&self, id: &str) -> String {
+    pub(crate) fn status(&self, id: &str) -> String {
         let out = self.runc(&["state", id]);
         assert!(out.status.success());
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -75,7 +75,7 @@ impl Oci {
     }
 }
 
-fn entries(p: &Path) -> Vec<String> {
+pub(crate) fn entries(p: &Path) -> Vec<String> {
     std::fs::read_dir(p)
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default()

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# OCI runtime cycle benchmark (issue 15, item 6), one hyperfine run, side by side, on the same
+# busybox bundle running /bin/true with the benchmarks' limits (--mem 64M --cpus 0.5 --pids 20):
+#   create --bundle B --pid-file P ID; start ID; wait for P's process to end; delete ID
+# for sandbox-runc (the sandbox binary under that name), runc, and crun when it is installed and
+# completes one cycle on this host (it refuses hybrid cgroup hosts without shims: then skipped,
+# saying why). Prints medians and sandbox-runc/runc against the target (<= 0.25).
+# Needs root. Env: RUNS (default 50), SANDBOX_BIN (default target/release/sandbox, built if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/bench
+mkdir -p "$out"
+
+. bench/common.sh
+bench_setup runc hyperfine crun
+
+root=$(realpath -m "$out/rootfs")
+bench_rootfs "$root"
+bundle=$(realpath -m "$out/bundle-oci-cycle")
+bench_runc_bundle "$bundle" "$root" oci-cycle-bench /bin/true
+# The same bundle without cgroupsPath (the group then goes below the runtime's own cgroup, as
+# runc's relative path does), for a runtime that refuses a relative cgroupsPath.
+bundle_nocg=$bundle-nocg
+rm -rf "$bundle_nocg" && mkdir -p "$bundle_nocg"
+python3 - "$bundle/config.json" "$bundle_nocg/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+del c["linux"]["cgroupsPath"]
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PY
+
+tmp=$(mktemp -d /var/tmp/oci-cycle.XXXXXX)
+ln -s "$bin" "$tmp/sandbox-runc"
+cleanup() {
+  for r in "$tmp/sandbox-runc --root $tmp/state-sandbox" "runc --root $tmp/state-runc" "crun --root $tmp/state-crun"; do
+    $r delete -f oci-cycle >/dev/null 2>&1 || true
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# One cycle of runtime "$@" (the command and its --root): what an engine does for a short task.
+cat > "$tmp/cycle.sh" <<'SH'
+set -e
+pid_file=$1/oci-cycle.pid; bundle=$2; shift 2
+rm -f "$pid_file"
+"$@" create --bundle "$bundle" --pid-file "$pid_file" oci-cycle </dev/null >/dev/null
+pid=$(cat "$pid_file")
+"$@" start oci-cycle
+while [ -e /proc/$pid ] && [ "$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null)" != Z ]; do sleep 0.001; done
+"$@" delete oci-cycle
+SH
+
+names=() cmds=()
+add() { # add NAME RUNTIME…: a hyperfine command when one cycle of it works here
+  local name=$1 b; shift
+  for b in "$bundle" "$bundle_nocg"; do
+    if bash "$tmp/cycle.sh" "$tmp" "$b" "$@" >"$tmp/$name.try" 2>&1; then
+      [ "$b" = "$bundle" ] || echo "NOTE $name: refuses a relative cgroupsPath; measured without one (its group below its own cgroup)" >&2
+      names+=("$name") cmds+=("bash $tmp/cycle.sh $tmp $b $*")
+      return
+    fi
+    grep -q cgroupsPath "$tmp/$name.try" || break
+  done
+  echo "SKIPPED $name: one cycle failed here: $(tail -1 "$tmp/$name.try")" >&2
+  "$@" delete -f oci-cycle >/dev/null 2>&1 || true
+}
+add sandbox-runc "$tmp/sandbox-runc" --root "$tmp/state-sandbox"
+add runc runc --root "$tmp/state-runc"
+if command -v crun >/dev/null; then add crun crun --root "$tmp/state-crun"; else echo "SKIPPED crun: not installed" >&2; fi
+
+args=()
+for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
+hyperfine -N --warmup 3 --min-runs "${RUNS:-50}" --export-json "$out/oci-cycle.json" "${args[@]}"
+
+bench_ratios "$out/oci-cycle.json" sandbox-runc:runc:0.25
