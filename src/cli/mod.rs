@@ -81,12 +81,16 @@ enum RunOnly {
 impl Cli {
     /// Parses the process's arguments: the `run` fast path first when an argument is `run`.
     pub fn parse_args() -> Result<Cli, clap::Error> {
-        if std::env::args_os().skip(1).any(|a| a == "run") {
-            if let Ok(RunCli { globals, command: RunOnly::Run(args) }) = RunCli::try_parse() {
+        Cli::parse_from_args(std::env::args_os().collect())
+    }
+
+    fn parse_from_args(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+        if argv.iter().skip(1).any(|a| a == "run") {
+            if let Ok(RunCli { globals, command: RunOnly::Run(args) }) = RunCli::try_parse_from(&argv) {
                 return Ok(Cli { globals, command: Command::Run(args) });
             }
         }
-        Cli::try_parse()
+        Cli::try_parse_from(argv)
     }
 }
 
@@ -307,6 +311,44 @@ impl Command {
             Command::Save(a) => Some(format!("save of {} to {}", a.images.join(" "), a.output.display())),
             Command::Load(a) => Some(format!("load of {}", a.input.display())),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `run` fast path reads every command line exactly as the full parser does, and leaves
+    /// the ones it refuses (help, version, errors, other subcommands) to it.
+    #[test]
+    fn run_fast_path_parses_as_the_full_parser() {
+        let lines: &[&[&str]] = &[
+            &["run", "/bin/true"],
+            &["--mem", "64M", "--cpus", "0.5", "--pids", "20", "run", "--rootfs", "/r", "/bin/true"],
+            &["run", "--mem", "64M", "-e", "A=1", "--report", "json", "--", "sh", "-c", "echo run"],
+            &["--report", "none", "run", "--name", "run", "--init", "run"],
+            &["--state-dir", "run", "run", "x"],
+            &["exec", "c1", "run"],
+            &["ps", "-a"],
+            &["run", "--no-such-flag", "x"],
+            &["run", "--help"],
+            &["run", "--version"],
+            &["--timeout", "run"],
+            &["image", "import", "run"],
+        ];
+        for line in lines {
+            let argv: Vec<std::ffi::OsString> =
+                std::iter::once("sandbox").chain(line.iter().copied()).map(Into::into).collect();
+            let fast = Cli::parse_from_args(argv.clone());
+            let full = Cli::try_parse_from(&argv);
+            match (fast, full) {
+                (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{line:?}"),
+                (Err(a), Err(b)) => {
+                    assert_eq!((a.kind(), a.to_string()), (b.kind(), b.to_string()), "{line:?}")
+                }
+                (a, b) => panic!("{line:?}: fast path {a:?}, full parser {b:?}"),
+            }
         }
     }
 }
