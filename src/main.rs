@@ -3,7 +3,7 @@
 
 mod cli;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use cli::{Cli, Command};
 
@@ -24,7 +24,7 @@ fn main() {
     {
         std::process::exit(sandbox::oci::cli::main());
     }
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };

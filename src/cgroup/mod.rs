@@ -244,6 +244,9 @@ impl Host {
             return removed;
         };
         let mut seen = std::collections::BTreeSet::new();
+        // Every run calls this: each owner's /proc/PID/stat is read once, not once per hierarchy
+        // (its group has the same name in every one of them).
+        let mut owners = BTreeMap::new();
         // The freezer's groups first: a task frozen by the v1 freezer dies of SIGKILL only once
         // thawed, and until then every other hierarchy's group of the run stays busy. The cgroup2
         // groups of hybrid runs are always under our own cgroup there (not the parent), last.
@@ -261,7 +264,7 @@ impl Host {
                 let Some(owner) = owner_pid(&name) else {
                     continue;
                 };
-                if alive(owner) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                if !e.file_type().is_ok_and(|t| t.is_dir()) || *owners.entry(owner).or_insert_with(|| alive(owner)) {
                     continue;
                 }
                 let dir = e.path();
@@ -336,10 +339,16 @@ pub fn remove_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
 /// Whether process `pid` exists and is not a zombie (a SIGKILLed sandbox whose parent has not
 /// reaped it yet is gone for our purposes).
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
+    use std::io::Read;
+    // Every run checks the owner of each group it finds: one read into the stack, no allocation
+    // (the line is ~300 bytes, 52 numbers and a comm of at most 64 bytes, well under a page).
+    let mut buf = [0u8; 4096];
+    let Ok(n) = std::fs::File::open(format!("/proc/{pid}/stat")).and_then(|mut f| f.read(&mut buf)) else {
+        return false;
+    };
+    let stat = &buf[..n];
+    // The state follows the last ") " (comm may hold one itself).
+    stat.windows(2).rposition(|w| w == b") ").is_some_and(|i| !matches!(stat.get(i + 2), Some(b'Z' | b'X')))
 }
 
 /// The group name for run `id` owned by this process.
@@ -430,6 +439,21 @@ pub(crate) fn undo(created: &[PathBuf]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alive_is_false_for_a_zombie_and_a_gone_pid_true_for_a_live_one() {
+        assert!(alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Unreaped, it becomes a zombie: its group is stale.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!alive(pid), "a zombie owner counts as gone");
+        child.wait().unwrap();
+        assert!(!alive(pid), "a reaped owner is gone");
+    }
 
     #[test]
     fn group_names_carry_the_owner_pid() {

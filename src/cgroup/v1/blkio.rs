@@ -110,8 +110,8 @@ fn top(dir: &Path) -> &Path {
 }
 
 /// Whether blk-throttle counts I/O of groups without a rule here: the root shows I/O counted.
-fn counts_without_rules(dir: &Path) -> bool {
-    read(&top(dir).join("blkio.throttle.io_service_bytes")).is_some_and(|t| device_totals(&t).iter().any(|&n| n > 0))
+fn counts_without_rules(root: &str) -> bool {
+    device_totals(root).iter().any(|&n| n > 0)
 }
 
 /// Whether the group has a throttle rule (ours, from [`apply_accounting`], or a limit).
@@ -150,15 +150,21 @@ fn listed(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// The group `dir`'s I/O; all `None` unless the kernel counts it on every one of `disks`.
-pub fn stats(dir: &Path, disks: &[String]) -> IoStats {
+/// The group `dir`'s I/O; all `None` unless the kernel counts it on every one of `disks` (the
+/// machine's disks, listed only when the cheaper checks pass: the /sys/block scan is a dozen
+/// opens at the end of every run, and on a host without blk-throttle it decides nothing).
+pub fn stats(dir: &Path, disks: &std::cell::OnceCell<Vec<String>>) -> IoStats {
     let (Some(bytes), Some(ops)) = (read(&dir.join(BYTES)), read(&dir.join(OPS))) else {
         return IoStats::default();
     };
+    // Read once here, for both checks below.
     let root = read(&top(dir).join("blkio.throttle.io_service_bytes")).unwrap_or_default();
-    let set_up = listed(&root);
     let ((_, rb, wb), (_, ro, wo)) = (parse(&bytes), parse(&ops));
-    if !disks.iter().all(|d| set_up.contains(&d.as_str())) || !(has_rules(dir) || counts_without_rules(dir)) {
+    if !(has_rules(dir) || counts_without_rules(&root)) {
+        return IoStats::default();
+    }
+    let set_up = listed(&root);
+    if !disks.get_or_init(self::disks).iter().all(|d| set_up.contains(&d.as_str())) {
         return IoStats::default();
     }
     IoStats { read_bytes: Some(rb), write_bytes: Some(wb), read_ops: Some(ro), write_ops: Some(wo) }
@@ -178,7 +184,7 @@ mod tests {
 
     #[test]
     fn blkio_figures_only_where_blk_throttle_counts() {
-        let vda = vec!["254:0".to_string()];
+        let vda = std::cell::OnceCell::from(vec!["254:0".to_string()]);
         let t = tempfile::tempdir().unwrap();
         let g = t.path().join("sandbox-x-1");
         std::fs::create_dir(&g).unwrap();
@@ -189,6 +195,10 @@ mod tests {
         // Linux 6.9+ with no throttle rule on any disk: the root lists no device either.
         w(t.path(), "blkio.throttle.io_service_bytes", "Total 0\n");
         assert_eq!(stats(&g, &vda), IoStats::default(), "nothing counted: unknown, not zero");
+        // Decided without the machine's disks: /sys/block is not listed (a dozen opens a run).
+        let unlisted = std::cell::OnceCell::new();
+        assert_eq!(stats(&g, &unlisted), IoStats::default());
+        assert!(unlisted.get().is_none(), "the disks were listed for nothing");
         // Linux 5.16-6.1: the root lists its disks, but counts nothing without a rule.
         w(t.path(), "blkio.throttle.io_service_bytes", "254:0 Read 0\n254:0 Write 0\n254:0 Total 0\nTotal 0\n");
         w(&g, BYTES, "254:0 Read 0\n254:0 Write 0\n254:0 Total 0\nTotal 0\n");
@@ -205,7 +215,7 @@ mod tests {
         );
         assert_eq!(stats(&t.path().join("absent"), &vda), IoStats::default());
         // A disk blk-throttle is not set up on (6.9+): its I/O is not counted, the sum is unknown.
-        let two = vec!["254:0".to_string(), "253:0".to_string()];
+        let two = std::cell::OnceCell::from(vec!["254:0".to_string(), "253:0".to_string()]);
         assert_eq!(stats(&g, &two), IoStats::default(), "an uncounted disk: unknown, not a partial sum");
     }
 
@@ -229,6 +239,10 @@ mod tests {
         for f in [BYTES, OPS] {
             std::fs::write(g.join(f), "254:0 Write 0\n254:0 Total 0\nTotal 0\n").unwrap();
         }
-        assert_eq!(stats(&g, &vda).write_bytes, Some(0), "a group with a rule is counted: its zero is real");
+        assert_eq!(
+            stats(&g, &std::cell::OnceCell::from(vda.clone())).write_bytes,
+            Some(0),
+            "a group with a rule is counted: its zero is real"
+        );
     }
 }

@@ -233,7 +233,7 @@ impl Cgroup for V1 {
                 memsw_max_usage: f("memory", "memory.memsw.max_usage_in_bytes").as_deref(),
             }),
             pids: pids::stats(f("pids", "pids.peak").as_deref(), f("pids", "pids.events").as_deref()),
-            io: self.dirs.get("blkio").map(|d| blkio::stats(d, &blkio::disks())).unwrap_or_default(),
+            io: self.dirs.get("blkio").map(|d| blkio::stats(d, &self.disks)).unwrap_or_default(),
             // Upstream kernels give v1 groups no pressure files (some builds do): the cgroup2 one.
             pressure: super::pressure::stats(self.pressure_dirs()),
         }
@@ -250,11 +250,7 @@ impl Cgroup for V1 {
             memory_bytes: f("memory", "memory.usage_in_bytes").as_deref().and_then(parse_single),
             memory: f("memory", "memory.stat").map(breakdown).unwrap_or_default(),
             pids: f("pids", "pids.current").as_deref().and_then(parse_single),
-            io: self
-                .dirs
-                .get("blkio")
-                .map(|d| blkio::stats(d, self.disks.get_or_init(blkio::disks)))
-                .unwrap_or_default(),
+            io: self.dirs.get("blkio").map(|d| blkio::stats(d, &self.disks)).unwrap_or_default(),
             pressure: super::pressure::stats(self.pressure_dirs()),
         }
     }
