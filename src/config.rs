@@ -206,6 +206,10 @@ pub struct Config {
     /// Mount an mqueue filesystem at /dev/mqueue (an OCI config's mount of it).
     #[serde(default)]
     pub mqueue: bool,
+    /// The command's process: capability sets beyond bounding (an OCI config's effective,
+    /// permitted, inheritable, ambient), umask and additional groups; `None`: sandbox's own.
+    #[serde(default)]
+    pub process: Option<crate::caps::ProcessAttrs>,
 }
 
 impl Config {
@@ -239,6 +243,7 @@ impl Config {
             masked_paths: Vec::new(),
             read_only_paths: Vec::new(),
             mqueue: false,
+            process: None,
         }
     }
 

@@ -231,6 +231,7 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
         status_wr: None,
         parent_fds,
         capabilities,
+        process: if cfg.privileged { None } else { cfg.process.clone() },
         no_new_privs: cfg.no_new_privs,
         seccomp,
         userns: flags & libc::CLONE_NEWUSER != 0,

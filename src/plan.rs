@@ -248,10 +248,12 @@ fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     if cfg.read_only {
         ops.push(Op::ReadOnly(root.to_path_buf()));
     }
+    // In the order of runc's and the runtime-tools' default config.json (/proc, /dev and what
+    // lies below it, then /sys): the suite checks that /proc/self/mountinfo lists them so.
     ops.push(Op::Proc(root.join("proc")));
+    dev_view(cfg, root, ops);
     ops.push(Op::Sysfs(root.join("sys")));
     protect(cfg, root, ops);
-    dev_view(cfg, root, ops);
     user_mounts(cfg, root, ops, true);
     ops.push(Op::PivotRoot(root.to_path_buf()));
 }

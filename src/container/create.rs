@@ -193,6 +193,7 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
         status_wr: status.as_ref().map(|(_, w)| w.as_raw_fd()),
         parent_fds,
         capabilities,
+        process: if cfg.privileged { None } else { cfg.process.clone() },
         no_new_privs: cfg.no_new_privs,
         seccomp,
         userns: userns.is_some(),

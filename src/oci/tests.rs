@@ -125,21 +125,35 @@ fn security_fields_sandbox_cannot_honour_are_refused_not_ignored() {
         v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
     });
     assert!(e.contains("linux.sysctl"), "{e}");
+    // A process set may not hold what bounding lacks.
     let e = err("runc-default.json", |v| {
         no_terminal(v);
-        v["process"]["capabilities"]["effective"] = serde_json::json!(["CAP_KILL"]);
+        v["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_SYS_ADMIN"]);
     });
-    assert!(e.contains("process.capabilities.effective"), "{e}");
+    assert!(e.contains("process.capabilities.ambient 'CAP_SYS_ADMIN'"), "{e}");
     let e = err("runc-default.json", |v| {
         no_terminal(v);
         v["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
     });
     assert!(e.contains("without network"), "{e}");
-    let e = err("runc-default.json", |v| {
+}
+
+#[test]
+fn the_five_capability_sets_umask_and_additional_gids_are_kept_apart() {
+    let b = load("runc-default.json", |v| {
         no_terminal(v);
-        v["process"]["user"]["uid"] = 1000.into();
-    });
-    assert!(e.contains("process.capabilities.ambient"), "ambient for a non-root user: {e}");
+        v["process"]["capabilities"]["effective"] = serde_json::json!(["CAP_KILL"]);
+        v["process"]["capabilities"]["inheritable"] = serde_json::json!([]);
+        v["process"]["user"]["umask"] = 0o027.into();
+        v["process"]["user"]["additionalGids"] = serde_json::json!([5, 7]);
+    })
+    .unwrap();
+    let p = b.config.process.unwrap();
+    assert_eq!(p.effective, caps::CapsHashSet::from([caps::Capability::CAP_KILL]));
+    assert_eq!(p.permitted.len(), 3);
+    assert!(p.inheritable.is_empty());
+    assert_eq!(p.ambient.len(), 3);
+    assert_eq!((p.umask, p.additional_gids), (Some(0o027), vec![5, 7]));
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod live_cli;
 mod messages;
 mod oci;
 mod oci_runtime;
+mod oci_spec;
 mod registry;
 mod samples;
 mod seccomp;

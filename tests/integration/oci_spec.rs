@@ -1,0 +1,154 @@
+//! config.json honoured (issue 15, item 2): what the container sees of its config, and hostile
+//! configs that must not reach the host. Each test runs `sandbox-runc run` on a busybox bundle
+//! whose config.json is runc's default with the test's edits.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::harness::*;
+use crate::require_root;
+
+/// A bundle, a state root and a `sandbox-runc` symlink in a temp dir.
+pub struct Bundle {
+    pub rootfs: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
+}
+
+/// What `sandbox-runc run` printed and its exit status.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Bundle {
+    /// runc's default config.json running `sh -c script`, edited by `edit`.
+    pub fn new(script: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Option<Bundle> {
+        let rootfs = busybox_rootfs()?;
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(bin(), dir.path().join("sandbox-runc")).unwrap();
+        std::fs::create_dir(dir.path().join("bundle")).unwrap();
+        let mut spec: serde_json::Value =
+            serde_json::from_str(include_str!("../../src/oci/testdata/runc-default.json")).unwrap();
+        spec["root"]["path"] = rootfs.path().to_str().unwrap().into();
+        spec["root"]["readonly"] = false.into();
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+        edit(&mut spec);
+        let b = Bundle { rootfs, dir };
+        b.write(&spec);
+        Some(b)
+    }
+
+    pub fn write(&self, spec: &serde_json::Value) {
+        std::fs::write(self.bundle().join("config.json"), spec.to_string()).unwrap();
+    }
+
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    /// `sandbox-runc --root STATE run --bundle B ID`, stdout and stderr in files (the container
+    /// keeps them open).
+    pub fn run(&self, id: &str) -> Ran {
+        let (o, e) = (self.dir.path().join(format!("{id}.out")), self.dir.path().join(format!("{id}.err")));
+        let status = Command::new(self.dir.path().join("sandbox-runc"))
+            .arg("--root")
+            .arg(self.dir.path().join("state"))
+            .args(["run", "--bundle"])
+            .arg(self.bundle())
+            .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        let r = Ran {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(&o).unwrap(),
+            stderr: std::fs::read_to_string(&e).unwrap(),
+        };
+        eprintln!("sandbox-runc run {id}: {}\n{}{}", r.code, r.stdout, r.stderr);
+        r
+    }
+}
+
+/// A status line of /proc/self/status as the container printed it (`grep NAME /proc/self/status`).
+fn status_field<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or("")
+}
+
+#[test]
+fn oci_all_five_capability_sets_are_what_config_json_says() {
+    require_root!();
+    let _m = shared();
+    let Some(b) = Bundle::new("grep -E '^(Cap|NoNewPrivs)' /proc/self/status", |s| {
+        let c = &mut s["process"]["capabilities"];
+        c["inheritable"] = serde_json::json!(["CAP_KILL"]);
+        c["ambient"] = serde_json::json!(["CAP_KILL"]);
+        c["effective"] = serde_json::json!(["CAP_KILL", "CAP_AUDIT_WRITE"]);
+    }) else {
+        return;
+    };
+    let r = b.run("caps");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // CAP_KILL is bit 5; AUDIT_WRITE 29, NET_BIND_SERVICE 10.
+    assert_eq!(status_field(&r.stdout, "CapInh:"), "0000000000000020", "{}", r.stdout);
+    assert_eq!(status_field(&r.stdout, "CapAmb:"), "0000000000000020", "{}", r.stdout);
+    assert_eq!(status_field(&r.stdout, "CapBnd:"), "0000000020000420", "{}", r.stdout);
+    // runc's default asks for noNewPrivileges.
+    assert_eq!(status_field(&r.stdout, "NoNewPrivs:"), "1");
+}
+
+#[test]
+fn oci_no_new_privileges_false_stays_off_with_a_seccomp_profile() {
+    require_root!();
+    let _m = shared();
+    // libseccomp sets no_new_privs on load unless told not to: a config with a profile and
+    // noNewPrivileges false must still let setuid binaries work (runc clears the attribute).
+    let Some(b) = Bundle::new("grep NoNewPrivs /proc/self/status", |s| {
+        s["process"]["noNewPrivileges"] = false.into();
+        s["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["swapon"], "action": "SCMP_ACT_ERRNO"}]
+        });
+    }) else {
+        return;
+    };
+    let r = b.run("nnp");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(status_field(&r.stdout, "NoNewPrivs:"), "0", "{}", r.stdout);
+}
+
+#[test]
+fn oci_user_umask_and_additional_gids_are_applied() {
+    require_root!();
+    let _m = shared();
+    let Some(b) = Bundle::new("umask; id -G; grep CapEff /proc/self/status", |s| {
+        s["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000, "umask": 0o027, "additionalGids": [5, 7]});
+        // Ambient (which needs inheritable) is how a non-root user's exec keeps capabilities.
+        let c = &mut s["process"]["capabilities"];
+        c["inheritable"] = c["ambient"].clone();
+    }) else {
+        return;
+    };
+    let r = b.run("user");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let l: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(l[0], "0027");
+    assert_eq!(l[1], "1000 5 7");
+    // A non-root user keeps the ambient set the config gives it (keep-caps across setuid).
+    assert_eq!(status_field(&r.stdout, "CapEff:"), "0000000020000420", "{}", r.stdout);
+}
+
+#[test]
+fn oci_dev_is_mounted_before_sys_in_config_order() {
+    require_root!();
+    let _m = shared();
+    let Some(b) = Bundle::new("cut -d' ' -f5 /proc/self/mountinfo", |_| {}) else { return };
+    let r = b.run("order");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let at = |m: &str| r.stdout.lines().position(|l| l == m).unwrap_or_else(|| panic!("{m} missing: {}", r.stdout));
+    assert!(at("/proc") < at("/dev"));
+    assert!(at("/dev/mqueue") < at("/sys"), "runc's order: /proc, /dev…, /sys: {}", r.stdout);
+}
