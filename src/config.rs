@@ -129,6 +129,20 @@ pub enum Tty {
     Never,
 }
 
+/// A device node an OCI config's linux.devices makes in the command's /dev.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    /// Absolute inside the sandbox, below /dev (checked by the OCI front-end).
+    pub path: PathBuf,
+    /// `c` (or `u`), `b` or `p`.
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// An extra tmpfs mount: `--tmpfs DST[:size=N]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tmpfs {
@@ -210,6 +224,13 @@ pub struct Config {
     /// permitted, inheritable, ambient), umask and additional groups; `None`: sandbox's own.
     #[serde(default)]
     pub process: Option<crate::caps::ProcessAttrs>,
+    /// Kernel parameters set in the command's own namespaces (an OCI config's linux.sysctl,
+    /// checked to be namespaced), as `net.ipv4.ip_forward` = `1`.
+    #[serde(default)]
+    pub sysctl: Vec<(String, String)>,
+    /// Device nodes made in the command's /dev (an OCI config's linux.devices).
+    #[serde(default)]
+    pub devices: Vec<DeviceNode>,
 }
 
 impl Config {
@@ -244,6 +265,8 @@ impl Config {
             read_only_paths: Vec::new(),
             mqueue: false,
             process: None,
+            sysctl: Vec::new(),
+            devices: Vec::new(),
         }
     }
 

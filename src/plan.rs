@@ -70,6 +70,15 @@ pub enum Op {
     Mask(PathBuf),
     /// Bind a path onto itself read-only (recursively). Skipped when it does not exist.
     ReadOnlyPath(PathBuf),
+    /// Write `value` to a /proc/sys file (of the fresh proc, before /proc/sys turns read-only):
+    /// the kernel parameter of the child's own namespaces.
+    Sysctl {
+        path: PathBuf,
+        value: String,
+    },
+    /// mknod a device node (or FIFO) on the /dev tmpfs, then, for a device, its own bind with
+    /// nodev cleared (the tmpfs is nodev), as for [`Op::Device`].
+    Mknod(crate::config::DeviceNode),
     /// overlayfs at `dst`: `lower` top first; read-only without `upper` (an intermediate of a
     /// stack, see [`overlay`]).
     Overlay {
@@ -207,6 +216,7 @@ fn host_view(cfg: &Config, ops: &mut Vec<Op>) {
         ops.push(Op::NoDev(root.into()));
     }
     ops.push(Op::Proc("/proc".into()));
+    sysctl(cfg, root, ops);
     if !cfg.privileged {
         // In place of the host's /sys and its submounts (the host's cgroupfs, debugfs,
         // securityfs, bpf, …): detached where the kernel lets us, covered where it does not (the
@@ -251,6 +261,7 @@ fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     // In the order of runc's and the runtime-tools' default config.json (/proc, /dev and what
     // lies below it, then /sys): the suite checks that /proc/self/mountinfo lists them so.
     ops.push(Op::Proc(root.join("proc")));
+    sysctl(cfg, root, ops);
     dev_view(cfg, root, ops);
     ops.push(Op::Sysfs(root.join("sys")));
     protect(cfg, root, ops);
@@ -283,6 +294,21 @@ fn dev_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
         ("stderr", "/proc/self/fd/2"),
     ] {
         ops.push(Op::Symlink { target: target.into(), link: dev.join(name) });
+    }
+    for d in &cfg.devices {
+        let dst = inside(root, &d.path);
+        if let Some(parent) = dst.parent().filter(|p| *p != dev) {
+            ops.push(Op::Mkdir(parent.to_path_buf()));
+        }
+        ops.push(Op::Mknod(crate::config::DeviceNode { path: dst, ..d.clone() }));
+    }
+}
+
+/// An OCI config's sysctls, written through the fresh /proc at `root`.
+fn sysctl(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
+    for (k, v) in &cfg.sysctl {
+        let path = root.join("proc/sys").join(k.replace('.', "/"));
+        ops.push(Op::Sysctl { path, value: v.clone() });
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod kernel;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;

@@ -12,6 +12,8 @@ use crate::userns::{IdMap, UserNs};
 
 pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     namespaces(linux, cfg)?;
+    super::kernel::sysctl(linux, cfg)?;
+    super::kernel::devices(linux, cfg)?;
     if let Some(p) = linux.cgroups_path() {
         let s = p.to_string_lossy();
         if s.contains(':') {
@@ -52,8 +54,6 @@ pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
         Some(p) => return Err(unsupported(&format!("linux.rootfsPropagation {p:?}"), "sandbox's root is private")),
     }
     for (field, set) in [
-        ("linux.sysctl", linux.sysctl().as_ref().is_some_and(|s| !s.is_empty())),
-        ("linux.devices", linux.devices().as_ref().is_some_and(|s| !s.is_empty())),
         ("linux.mountLabel", linux.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
         ("linux.intelRdt", linux.intel_rdt().is_some()),
         ("linux.personality", linux.personality().is_some()),

@@ -64,6 +64,15 @@ pub fn set_rlimits(limits: &[Rlimit]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Sets the calling process's oom_score_adj (the runtime's, before it creates the container: the
+/// supervisor and the container inherit it). Lowering it below the current value needs
+/// CAP_SYS_RESOURCE: the error then names the field.
+pub fn set_oom_score_adj(v: Option<i32>) -> Result<(), Error> {
+    let Some(v) = v else { return Ok(()) };
+    std::fs::write("/proc/self/oom_score_adj", v.to_string())
+        .map_err(|e| Error::Container(format!("config.json: process.oomScoreAdj {v}: {e}")))
+}
+
 pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() {
@@ -107,9 +116,6 @@ pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
         None => CapsHashSet::new(),
     };
     cfg.process = Some(attrs);
-    if p.oom_score_adj().is_some() {
-        return Err(unsupported("process.oomScoreAdj", "sandbox does not set it yet"));
-    }
     // An empty label means "none": ignored. A label asks for confinement: never dropped silently.
     if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) {
         return Err(unsupported("process.apparmorProfile", "sandbox does not apply AppArmor profiles"));

@@ -122,9 +122,15 @@ fn security_fields_sandbox_cannot_honour_are_refused_not_ignored() {
     assert!(e.contains("linux.maskedPaths '../secret'"), "{e}");
     let e = err("runc-default.json", |v| {
         no_terminal(v);
-        v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+        v["linux"]["sysctl"] = serde_json::json!({"kernel.core_pattern": "|/x"});
     });
-    assert!(e.contains("linux.sysctl"), "{e}");
+    assert!(e.contains("linux.sysctl 'kernel.core_pattern'"), "{e}");
+    for (k, ok) in [("net.ipv4.ip_forward", true), ("kernel.shmmax", true), ("fs.mqueue.msg_max", true)] {
+        assert_eq!(super::kernel::namespaced(k), ok, "{k}");
+    }
+    for k in ["kernel.core_pattern", "vm.overcommit_memory", "kernel.msgmax.x", "fs.file-max"] {
+        assert!(!super::kernel::namespaced(k), "{k}");
+    }
     // A process set may not hold what bounding lacks.
     let e = err("runc-default.json", |v| {
         no_terminal(v);

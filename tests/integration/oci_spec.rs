@@ -152,3 +152,109 @@ fn oci_dev_is_mounted_before_sys_in_config_order() {
     assert!(at("/proc") < at("/dev"));
     assert!(at("/dev/mqueue") < at("/sys"), "runc's order: /proc, /dev…, /sys: {}", r.stdout);
 }
+
+#[test]
+fn oci_sysctl_domainname_and_oom_score_adj_apply_to_the_container_only() {
+    require_root!();
+    let _m = shared();
+    let host_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let host_domain = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
+    let Some(b) = Bundle::new(
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni /proc/sys/kernel/domainname /proc/self/oom_score_adj",
+        |s| {
+            s["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"});
+            s["domainname"] = "example.test".into();
+            s["process"]["oomScoreAdj"] = 500.into();
+        },
+    ) else {
+        return;
+    };
+    let r = b.run("sysctl");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "1\n1234\nexample.test\n500\n");
+    // The host's own values are untouched: the writes went to the container's namespaces.
+    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_forward);
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(), host_domain);
+}
+
+#[test]
+fn oci_attack_sysctl_outside_the_containers_namespaces_is_refused() {
+    require_root!();
+    let _m = shared();
+    let host = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    // kernel.core_pattern is global: a pipe there runs a program as the host's root on every
+    // crash. The second key would walk out of /proc/sys/net if it became a path as given.
+    for key in ["kernel.core_pattern", "net.ipv4/../../kernel/core_pattern", "kernel.modprobe"] {
+        let Some(b) = Bundle::new("echo ran", |s| {
+            s["linux"]["sysctl"] = serde_json::json!({ key: "|/bin/sh -c 'touch /pwned'" });
+        }) else {
+            return;
+        };
+        let r = b.run("evil");
+        assert_ne!(r.code, 0, "{key}: a host sysctl was accepted");
+        assert!(r.stderr.contains(key) && r.stderr.contains("linux.sysctl"), "{key}: {}", r.stderr);
+        assert!(!r.stdout.contains("ran"));
+        assert!(!b.dir.path().join("state").join("evil").exists(), "nothing created for {key}");
+    }
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(), host);
+}
+
+#[test]
+fn oci_devices_are_made_in_dev_with_their_mode_and_owner() {
+    require_root!();
+    let _m = shared();
+    let Some(b) = Bundle::new(
+        "stat -c '%F %t:%T %a %u:%g' /dev/test1 /dev/sub/fifo; echo hi > /dev/test1 && echo written",
+        |s| {
+            s["linux"]["devices"] = serde_json::json!([
+                {"path": "/dev/test1", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620, "uid": 0, "gid": 5},
+                {"path": "/dev/sub/fifo", "type": "p", "fileMode": 0o600}
+            ]);
+        },
+    ) else {
+        return;
+    };
+    let r = b.run("dev");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "character special file 1:3 620 0:5\nfifo 0:0 600 0:0\nwritten\n");
+}
+
+#[test]
+fn oci_attack_device_path_escaping_dev_is_refused() {
+    require_root!();
+    let _m = shared();
+    for path in ["/dev/../etc/evil", "/etc/evil", "dev/evil", "/dev"] {
+        let Some(b) = Bundle::new("echo ran", |s| {
+            s["linux"]["devices"] = serde_json::json!([{"path": path, "type": "b", "major": 8, "minor": 0}]);
+        }) else {
+            return;
+        };
+        let r = b.run("evil");
+        assert_ne!(r.code, 0, "{path}: accepted");
+        assert!(r.stderr.contains("linux.devices path"), "{path}: {}", r.stderr);
+        assert!(!b.rootfs.path().join("etc/evil").exists(), "{path}: a node was made outside /dev");
+    }
+}
+
+#[test]
+fn oci_attack_mount_destination_through_a_rootfs_symlink_cve_2021_30465() {
+    require_root!();
+    let _m = shared();
+    // The rootfs points /evil at a host directory: a mount at /evil/x must not land on the
+    // host's side (runc's CVE-2021-30465 class: a path resolved outside the rootfs).
+    let host = tempfile::tempdir_in("/var/tmp").unwrap();
+    let Some(b) = Bundle::new("echo ran", |s| {
+        s["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": "/evil/x", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}
+        ));
+    }) else {
+        return;
+    };
+    std::os::unix::fs::symlink(host.path(), b.rootfs.path().join("evil")).unwrap();
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let r = b.run("evil");
+    assert_ne!(r.code, 0, "a mount through a symlink was made");
+    assert!(r.stderr.contains("symlink"), "{}", r.stderr);
+    assert!(!host.path().join("x").exists(), "the target was created on the host");
+    assert_eq!(before, std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+}
