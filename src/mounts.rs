@@ -67,6 +67,8 @@ fn describe(op: &Op) -> String {
         Op::ReadOnlyPath(p) => format!("making {} read-only", d(p)),
         Op::Sysctl { path, value } => format!("writing {value:?} to {}", d(path)),
         Op::Mknod(n) => format!("making device {}", d(&n.path)),
+        Op::Attrs { dst, .. } => format!("setting nosuid/noexec on {}", d(dst)),
+        Op::Propagation { dst, kind } => format!("making {} {kind}", d(dst)),
         Op::Overlay { lower, dst, .. } => format!("mount overlay of {} layers on {}", lower.len(), d(dst)),
     }
 }
@@ -84,10 +86,11 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
         Op::BindSelf(p) => mount(Some(p), p, none, MsFlags::MS_BIND | MsFlags::MS_REC, none).map_err(e),
         Op::Mkdir(p) => make_target(p, true),
         Op::Touch(p) => make_target(p, false),
-        Op::Bind { dst, read_only, .. } => {
+        Op::Bind { dst, read_only, recursive, .. } => {
             let fd = src.expect("bind sources are opened up front");
             let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            mount(Some(from.as_str()), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none).map_err(e)?;
+            let rec = if *recursive { MsFlags::MS_REC } else { MsFlags::empty() };
+            mount(Some(from.as_str()), dst, none, MsFlags::MS_BIND | rec, none).map_err(e)?;
             match read_only {
                 Some(ro) => sys::set_read_only(&cstr(dst)?, *ro, true).map_err(e),
                 None => Ok(()),
@@ -164,6 +167,19 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
             .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()))
             .map_err(|e| e.to_string()),
         Op::Mknod(n) => mknod(n),
+        Op::Attrs { dst, nosuid, noexec, recursive } => {
+            sys::set_nosuid_noexec(&cstr(dst)?, *nosuid, *noexec, *recursive).map_err(e)
+        }
+        Op::Propagation { dst, kind } => {
+            let flag = match kind.trim_start_matches('r') {
+                "shared" => MsFlags::MS_SHARED,
+                "slave" => MsFlags::MS_SLAVE,
+                "unbindable" => MsFlags::MS_UNBINDABLE,
+                _ => MsFlags::MS_PRIVATE,
+            };
+            let rec = if kind.starts_with('r') { MsFlags::MS_REC } else { MsFlags::empty() };
+            mount(none, dst, none, flag | rec, none).map_err(e)
+        }
         Op::ReadOnlyPath(p) => {
             if std::fs::symlink_metadata(p).is_err() {
                 return Ok(());

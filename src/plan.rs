@@ -23,6 +23,20 @@ pub enum Op {
         src: PathBuf,
         dst: PathBuf,
         read_only: Option<bool>,
+        recursive: bool,
+    },
+    /// nosuid and/or noexec on the mount at `dst` (and below it with `recursive`).
+    Attrs {
+        dst: PathBuf,
+        nosuid: bool,
+        noexec: bool,
+        recursive: bool,
+    },
+    /// A propagation type (`shared`, `rslave`, …) on the mount at `dst`. Everything here is in
+    /// the run's own mount namespace, made private first: no peer group reaches the host.
+    Propagation {
+        dst: PathBuf,
+        kind: String,
     },
     /// A fresh proc for the new pid namespace.
     Proc(PathBuf),
@@ -231,7 +245,8 @@ fn host_view(cfg: &Config, ops: &mut Vec<Op>) {
     } else {
         dev_view(cfg, root, ops);
     }
-    user_mounts(cfg, root, ops, false);
+    let later = user_mounts(cfg, root, ops, false);
+    ops.extend(later);
 }
 
 /// pivot_root into `root` with a minimal /dev, a fresh /proc and read-only /sys.
@@ -265,8 +280,14 @@ fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     dev_view(cfg, root, ops);
     ops.push(Op::Sysfs(root.join("sys")));
     protect(cfg, root, ops);
-    user_mounts(cfg, root, ops, true);
+    let later = user_mounts(cfg, root, ops, true);
     ops.push(Op::PivotRoot(root.to_path_buf()));
+    // pivot_root refuses a shared new root: its propagation comes after, then each mount's own
+    // (which a recursive root type would otherwise overwrite). Paths as the command sees them.
+    if let Some(kind) = &cfg.rootfs_propagation {
+        ops.push(Op::Propagation { dst: "/".into(), kind: kind.clone() });
+    }
+    ops.extend(later);
 }
 
 /// The minimal /dev under `root`: a tmpfs with null zero full random urandom tty bound in, a
@@ -363,35 +384,70 @@ fn target_op(src: &Path, dst: PathBuf) -> Op {
     }
 }
 
-/// `--bind` and `--tmpfs`, in the order given, after our own mounts so that they can override them.
-fn user_mounts(cfg: &Config, root: &Path, ops: &mut Vec<Op>, rootfs: bool) {
-    for b in &cfg.binds {
-        let dst = inside(root, &b.dst);
-        if rootfs && b.dst.starts_with("/dev") {
-            ops.push(target_op(&b.src, dst.clone()));
-        }
-        // Under --read-only a bind inherits read-only from where its source sits in our
-        // namespace, so a writable bind must clear it explicitly.
-        let read_only = if b.read_only {
-            Some(true)
-        } else if cfg.read_only {
-            Some(false)
-        } else {
-            None
+/// `--bind` and `--tmpfs` (binds first, each in the order given), or an OCI config's in its
+/// order, after our own mounts so that they can override them. Returns their propagation
+/// operations, for after the pivot (paths as the command sees them).
+fn user_mounts(cfg: &Config, root: &Path, ops: &mut Vec<Op>, rootfs: bool) -> Vec<Op> {
+    let mut later = Vec::new();
+    enum M<'a> {
+        B(&'a crate::config::Bind),
+        T(&'a crate::config::Tmpfs),
+    }
+    let mut all: Vec<M> = cfg.binds.iter().map(M::B).chain(cfg.tmpfs.iter().map(M::T)).collect();
+    all.sort_by_key(|m| match m {
+        M::B(b) => b.opts.seq,
+        M::T(t) => t.opts.seq,
+    });
+    for m in all {
+        let opts = match m {
+            M::B(b) => &b.opts,
+            M::T(t) => &t.opts,
         };
-        ops.push(Op::Bind { src: b.src.clone(), dst: dst.clone(), read_only });
-        // A bind is a new mount with its source's flags: writable host directories allow devices.
-        if !cfg.privileged {
-            ops.push(Op::NoDev(dst));
+        let dst = match m {
+            M::B(b) => inside(root, &b.dst),
+            M::T(t) => inside(root, &t.dst),
+        };
+        match m {
+            M::B(b) => {
+                if rootfs && b.dst.starts_with("/dev") {
+                    ops.push(target_op(&b.src, dst.clone()));
+                }
+                // Under --read-only a bind inherits read-only from where its source sits in our
+                // namespace, so a writable bind must clear it explicitly.
+                let read_only = if b.read_only {
+                    Some(true)
+                } else if cfg.read_only {
+                    Some(false)
+                } else {
+                    None
+                };
+                let recursive = !opts.non_recursive;
+                ops.push(Op::Bind { src: b.src.clone(), dst: dst.clone(), read_only, recursive });
+                // A bind is a new mount with its source's flags: writable host directories allow devices.
+                if !cfg.privileged {
+                    ops.push(Op::NoDev(dst.clone()));
+                }
+            }
+            M::T(t) => {
+                if rootfs && t.dst.starts_with("/dev") {
+                    ops.push(Op::Mkdir(dst.clone()));
+                }
+                ops.push(Op::Tmpfs { dst: dst.clone(), mode: opts.mode.unwrap_or(0o1777), size: t.size });
+            }
+        }
+        if opts.nosuid || opts.noexec {
+            let recursive = !opts.non_recursive;
+            ops.push(Op::Attrs { dst: dst.clone(), nosuid: opts.nosuid, noexec: opts.noexec, recursive });
+        }
+        if let Some(kind) = &opts.propagation {
+            let dst = match m {
+                M::B(b) => b.dst.clone(),
+                M::T(t) => t.dst.clone(),
+            };
+            later.push(Op::Propagation { dst, kind: kind.clone() });
         }
     }
-    for t in &cfg.tmpfs {
-        let dst = inside(root, &t.dst);
-        if rootfs && t.dst.starts_with("/dev") {
-            ops.push(Op::Mkdir(dst.clone()));
-        }
-        ops.push(Op::Tmpfs { dst, mode: 0o1777, size: t.size });
-    }
+    later
 }
 
 #[cfg(test)]
@@ -407,8 +463,8 @@ mod tests {
     fn host_view_makes_private_first_and_creates_nothing_on_the_host() {
         let mut c = cfg();
         c.read_only = true;
-        c.binds.push(Bind { src: "/etc".into(), dst: "/data".into(), read_only: false });
-        c.tmpfs.push(crate::config::Tmpfs { dst: "/scratch".into(), size: None });
+        c.binds.push(Bind { src: "/etc".into(), dst: "/data".into(), read_only: false, opts: Default::default() });
+        c.tmpfs.push(crate::config::Tmpfs { dst: "/scratch".into(), size: None, opts: Default::default() });
         let ops = build(&c);
         assert_eq!(ops[0], Op::MakePrivate);
         assert_eq!(ops[1], Op::ReadOnly("/".into()));
@@ -439,7 +495,10 @@ mod tests {
         let bind = ops.iter().position(|o| matches!(o, Op::Bind { .. })).unwrap();
         let tmp = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777, size: None }).unwrap();
         assert!(bind > tmp, "user binds come after our own mounts");
-        assert_eq!(ops[bind], Op::Bind { src: "/etc".into(), dst: "/data".into(), read_only: Some(false) });
+        assert_eq!(
+            ops[bind],
+            Op::Bind { src: "/etc".into(), dst: "/data".into(), read_only: Some(false), recursive: true }
+        );
         assert_eq!(ops.last(), Some(&Op::Tmpfs { dst: "/scratch".into(), mode: 0o1777, size: None }));
     }
 
@@ -448,7 +507,7 @@ mod tests {
         let mut c = cfg();
         c.rootfs = Some("/r".into());
         c.read_only = true;
-        c.binds.push(Bind { src: "/etc".into(), dst: "/etc2".into(), read_only: true });
+        c.binds.push(Bind { src: "/etc".into(), dst: "/etc2".into(), read_only: true, opts: Default::default() });
         let ops = build(&c);
         assert_eq!(&ops[..2], &[Op::MakePrivate, Op::BindSelf("/r".into())]);
         assert_eq!(ops.last(), Some(&Op::PivotRoot("/r".into())));
@@ -470,7 +529,12 @@ mod tests {
         c.privileged = true;
         assert!(!build(&c).iter().any(|o| matches!(o, Op::Mask(_) | Op::ReadOnlyPath(_))));
         assert!(ops.contains(&Op::Devpts("/r/dev/pts".into())));
-        assert!(ops.contains(&Op::Bind { src: "/etc".into(), dst: "/r/etc2".into(), read_only: Some(true) }));
+        assert!(ops.contains(&Op::Bind {
+            src: "/etc".into(),
+            dst: "/r/etc2".into(),
+            read_only: Some(true),
+            recursive: true
+        }));
     }
 
     fn layers(n: usize, stack: &str) -> crate::config::Layers {
@@ -531,7 +595,7 @@ mod tests {
     fn rootfs_targets_under_dev_are_made_on_the_new_dev() {
         let mut c = cfg();
         c.rootfs = Some("/r".into());
-        c.tmpfs.push(crate::config::Tmpfs { dst: "/dev/cache".into(), size: Some(1 << 20) });
+        c.tmpfs.push(crate::config::Tmpfs { dst: "/dev/cache".into(), size: Some(1 << 20), opts: Default::default() });
         let ops = build(&c);
         let devfs = ops
             .iter()

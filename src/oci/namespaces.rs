@@ -51,7 +51,12 @@ pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     }
     match linux.rootfs_propagation().as_deref() {
         None | Some("") | Some("private") | Some("rprivate") => {}
-        Some(p) => return Err(unsupported(&format!("linux.rootfsPropagation {p:?}"), "sandbox's root is private")),
+        // Within the container's own mount namespace (made private first): no peer group of
+        // the host's is joined, whatever the type.
+        Some(p @ ("shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable")) => {
+            cfg.rootfs_propagation = Some(p.to_string())
+        }
+        Some(p) => return Err(invalid("linux.rootfsPropagation", p, "shared, slave, private or unbindable (r… too)")),
     }
     for (field, set) in [
         ("linux.mountLabel", linux.mount_label().as_ref().is_some_and(|s| !s.is_empty())),

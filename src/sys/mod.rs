@@ -77,6 +77,12 @@ pub fn set_nodev(path: &CStr) -> nix::Result<()> {
     mount_setattr(path, MOUNT_ATTR_NODEV, 0, true)
 }
 
+/// nosuid and/or noexec on the mount at `path` (and every mount below it with `recursive`).
+pub fn set_nosuid_noexec(path: &CStr, nosuid: bool, noexec: bool, recursive: bool) -> nix::Result<()> {
+    let set = if nosuid { MOUNT_ATTR_NOSUID } else { 0 } | if noexec { MOUNT_ATTR_NOEXEC } else { 0 };
+    mount_setattr(path, set, 0, recursive)
+}
+
 /// A device node's own bind mount (not below it): nodev cleared, read-only, nosuid, noexec. The
 /// node can be opened for reading and writing, but its inode, the host's, cannot be changed
 /// through it (chmod 000 /dev/null would break the host).

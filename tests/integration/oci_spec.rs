@@ -258,3 +258,32 @@ fn oci_attack_mount_destination_through_a_rootfs_symlink_cve_2021_30465() {
     assert!(!host.path().join("x").exists(), "the target was created on the host");
     assert_eq!(before, std::fs::read_to_string("/proc/self/mountinfo").unwrap());
 }
+
+#[test]
+fn oci_mount_options_order_and_propagation_stay_inside_the_container() {
+    require_root!();
+    let _m = shared();
+    let src = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::create_dir(src.path().join("sub")).unwrap();
+    // mountinfo's fields: 5 mount point, 6 options, 7… optional (shared:N) up to "-".
+    let Some(b) = Bundle::new("awk '$5 ~ /^\\/(mnt|tmp)\\// {print $5, $6, $7}' /proc/self/mountinfo", |s| {
+        let m = s["mounts"].as_array_mut().unwrap();
+        m.push(serde_json::json!({"destination": "/tmp/t", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "noexec", "strictatime", "mode=700", "size=1k", "shared"]}));
+        m.push(serde_json::json!({"destination": "/mnt/b", "source": src.path(),
+            "options": ["bind", "nosuid", "private", "ro"]}));
+        s["linux"]["rootfsPropagation"] = "rshared".into();
+    }) else {
+        return;
+    };
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let r = b.run("mounts");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let l: Vec<&str> = r.stdout.lines().collect();
+    // In config order, with their options and propagation.
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(l[0].starts_with("/tmp/t rw,nosuid,nodev,noexec") && l[0].contains("shared:"), "{l:?}");
+    assert!(l[1].starts_with("/mnt/b ro,nosuid,nodev") && !l[1].contains("shared:"), "{l:?}");
+    // A rshared root and shared mounts are peers only inside the container's namespace.
+    assert_eq!(before, std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+}
