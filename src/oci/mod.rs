@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod kernel;
+pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;

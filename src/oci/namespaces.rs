@@ -14,6 +14,7 @@ pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     namespaces(linux, cfg)?;
     super::kernel::sysctl(linux, cfg)?;
     super::kernel::devices(linux, cfg)?;
+    super::lsm::check(None, None, linux.mount_label().as_deref(), std::path::Path::new("/sys"))?;
     if let Some(p) = linux.cgroups_path() {
         let s = p.to_string_lossy();
         if s.contains(':') {
@@ -59,7 +60,6 @@ pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
         Some(p) => return Err(invalid("linux.rootfsPropagation", p, "shared, slave, private or unbindable (r… too)")),
     }
     for (field, set) in [
-        ("linux.mountLabel", linux.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
         ("linux.intelRdt", linux.intel_rdt().is_some()),
         ("linux.personality", linux.personality().is_some()),
         ("linux.timeOffsets", linux.time_offsets().is_some()),

@@ -1,5 +1,7 @@
 //! `process`: args, env, cwd, user, capabilities, no_new_privileges, rlimits, labels, terminal.
 
+use std::path::Path;
+
 use oci_spec::runtime::{Capabilities, Process};
 
 use super::{invalid, unsupported};
@@ -117,12 +119,7 @@ pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
     };
     cfg.process = Some(attrs);
     // An empty label means "none": ignored. A label asks for confinement: never dropped silently.
-    if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(unsupported("process.apparmorProfile", "sandbox does not apply AppArmor profiles"));
-    }
-    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(unsupported("process.selinuxLabel", "sandbox does not apply SELinux labels"));
-    }
+    super::lsm::check(p.apparmor_profile().as_deref(), p.selinux_label().as_deref(), None, Path::new("/sys"))?;
     if p.scheduler().is_some() {
         return Err(unsupported("process.scheduler", "sandbox does not set scheduling policies"));
     }

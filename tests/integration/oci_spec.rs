@@ -287,3 +287,40 @@ fn oci_mount_options_order_and_propagation_stay_inside_the_container() {
     // A rshared root and shared mounts are peers only inside the container's namespace.
     assert_eq!(before, std::fs::read_to_string("/proc/self/mountinfo").unwrap());
 }
+
+#[test]
+fn oci_lsm_labels_empty_are_ignored_and_set_are_refused_naming_the_missing_lsm() {
+    require_root!();
+    let _m = shared();
+    let has = |p: &str| std::fs::read_to_string(p).is_ok_and(|s| s.trim() == "Y");
+    if has("/sys/module/apparmor/parameters/enabled") || std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("SKIPPED: this host runs AppArmor or SELinux; the test checks the error of a host without");
+        return;
+    }
+    let Some(b) = Bundle::new("echo ran", |s| {
+        s["process"]["apparmorProfile"] = "".into();
+        s["process"]["selinuxLabel"] = "".into();
+        s["linux"]["mountLabel"] = "".into();
+    }) else {
+        return;
+    };
+    let r = b.run("empty");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "ran\n"), "{}", r.stderr);
+    for (field, json) in [
+        ("process.apparmorProfile", serde_json::json!({"process": {"apparmorProfile": "acme"}})),
+        ("process.selinuxLabel", serde_json::json!({"process": {"selinuxLabel": "system_u:system_r:acme:s0"}})),
+        ("linux.mountLabel", serde_json::json!({"linux": {"mountLabel": "system_u:object_r:acme:s0"}})),
+    ] {
+        let Some(b) = Bundle::new("echo ran", |s| {
+            let (k, v) = json.as_object().unwrap().iter().next().unwrap();
+            let (k2, v2) = v.as_object().unwrap().iter().next().unwrap();
+            s[k][k2] = v2.clone();
+        }) else {
+            return;
+        };
+        let r = b.run("label");
+        assert_ne!(r.code, 0, "{field}: a label was dropped silently");
+        assert!(r.stderr.contains(field) && r.stderr.contains("this host has no"), "{field}: {}", r.stderr);
+        assert!(!r.stdout.contains("ran"));
+    }
+}
