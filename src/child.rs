@@ -57,6 +57,8 @@ pub struct ChildSpec {
     pub parent_fds: Vec<RawFd>,
     /// Capabilities the command keeps.
     pub capabilities: caps::CapsHashSet,
+    /// Namespaces to join (setns) first, instead of the new ones of the clone: fd and type.
+    pub join: Vec<(RawFd, libc::c_int)>,
     /// An OCI config's other capability sets, umask and additional groups.
     pub process: Option<crate::caps::ProcessAttrs>,
     pub no_new_privs: bool,
@@ -110,8 +112,19 @@ pub fn main(spec: &ChildSpec) -> ! {
             setup("becoming root in the user namespace", e);
         }
     }
-    if let Err(e) = unistd::sethostname(&spec.hostname) {
-        setup("sethostname", e);
+    for (fd, kind) in &spec.join {
+        // SAFETY: the fd is one of the namespace files the parent opened for us (kept open
+        // until the clone); setns checks that it is a namespace of that type (EINVAL otherwise).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+        if let Err(e) = nix::sched::setns(fd, nix::sched::CloneFlags::from_bits_truncate(*kind)) {
+            setup("joining a namespace of linux.namespaces (setns)", e);
+        }
+    }
+    // Empty: a joined uts namespace whose hostname the config leaves alone.
+    if !spec.hostname.is_empty() {
+        if let Err(e) = unistd::sethostname(&spec.hostname) {
+            setup("sethostname", e);
+        }
     }
     if let Err(e) = sys::loopback_up() {
         setup("bringing up lo", e);

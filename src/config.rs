@@ -255,6 +255,10 @@ pub struct Config {
     /// within the run's own mount namespace, which never propagates to the host's.
     #[serde(default)]
     pub rootfs_propagation: Option<String>,
+    /// Existing namespaces the command joins instead of new ones (an OCI config's namespaces
+    /// with a `path`: a pod's containers share its net, ipc and uts): `net`, `ipc` or `uts`.
+    #[serde(default)]
+    pub join_namespaces: Vec<(String, PathBuf)>,
 }
 
 impl Config {
@@ -292,6 +296,7 @@ impl Config {
             sysctl: Vec::new(),
             devices: Vec::new(),
             rootfs_propagation: None,
+            join_namespaces: Vec::new(),
         }
     }
 

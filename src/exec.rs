@@ -223,6 +223,7 @@ pub fn exec(target: &Target, opts: &Options) -> Result<i32> {
     let spec = ChildSpec {
         argv,
         hostname: String::new(),
+        join: vec![],
         ops: vec![],
         init: false,
         stdio: stdio.as_ref().map_or(ChildStdio::Inherit, |s| s.child),

@@ -82,10 +82,20 @@ fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
             return Err(invalid("linux.namespaces", &name, "each namespace type once"));
         }
         if let Some(p) = n.path() {
-            return Err(unsupported(
-                &format!("linux.namespaces {name} path {}", p.display()),
-                "joining an existing namespace is not supported yet",
-            ));
+            let field = format!("linux.namespaces {name} path");
+            // A pod: the containers join the pause container's net, ipc and uts. Joining a pid,
+            // mount, user or cgroup namespace is not done yet (sandbox's mounts and its pid 1
+            // are made for new ones).
+            let kind = match n.typ() {
+                Ns::Network => "net",
+                Ns::Ipc => "ipc",
+                Ns::Uts => "uts",
+                _ => return Err(unsupported(&field, "sandbox joins existing net, ipc and uts namespaces only")),
+            };
+            if !p.is_absolute() {
+                return Err(invalid(&field, &p.display().to_string(), "an absolute path such as /proc/PID/ns/net"));
+            }
+            cfg.join_namespaces.push((kind.to_string(), p.clone()));
         }
         if n.typ() == Ns::Time {
             return Err(unsupported("linux.namespaces time", "sandbox does not make time namespaces"));
@@ -112,6 +122,9 @@ fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     };
     let uids = maps("linux.uidMappings", linux.uid_mappings())?;
     let gids = maps("linux.gidMappings", linux.gid_mappings())?;
+    if seen.contains(&Ns::User) && !cfg.join_namespaces.is_empty() {
+        return Err(unsupported("linux.namespaces path", "joining namespaces together with a new user namespace"));
+    }
     if seen.contains(&Ns::User) {
         if uids.is_empty() || gids.is_empty() {
             return Err(invalid("linux.uidMappings", "[]", "uid and gid mappings with a user namespace"));

@@ -80,9 +80,30 @@ fn resources_mounts_and_cgroups_path_map_onto_limits() {
 }
 
 #[test]
-fn namespace_paths_are_refused_naming_the_namespace() {
-    let e = err("namespace-paths.json", no_terminal);
-    assert!(e.contains("linux.namespaces") && e.contains("path /proc/1/ns/"), "{e}");
+fn namespace_paths_net_ipc_uts_are_joined_others_refused_naming_the_namespace() {
+    let b = load("runc-default.json", |v| {
+        no_terminal(v);
+        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" || n["type"] == "ipc" || n["type"] == "uts" {
+                n["path"] =
+                    format!("/proc/1/ns/{}", if n["type"] == "network" { "net" } else { n["type"].as_str().unwrap() })
+                        .into();
+            }
+        }
+    })
+    .unwrap();
+    let mut j = b.config.join_namespaces.clone();
+    j.sort();
+    assert_eq!(j.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["ipc", "net", "uts"]);
+    let e = err("runc-default.json", |v| {
+        no_terminal(v);
+        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "pid" {
+                n["path"] = "/proc/1/ns/pid".into();
+            }
+        }
+    });
+    assert!(e.contains("linux.namespaces pid path"), "{e}");
 }
 
 #[test]

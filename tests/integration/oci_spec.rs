@@ -324,3 +324,61 @@ fn oci_lsm_labels_empty_are_ignored_and_set_are_refused_naming_the_missing_lsm()
         assert!(!r.stdout.contains("ran"));
     }
 }
+
+impl Bundle {
+    /// `sandbox-runc --root STATE ARGS…` (stdout and stderr in files).
+    fn runc(&self, args: &[&str]) -> Ran {
+        let n = args.join("-").replace('/', "_");
+        let (o, e) = (self.dir.path().join(format!("{n}.out")), self.dir.path().join(format!("{n}.err")));
+        let status = Command::new(self.dir.path().join("sandbox-runc"))
+            .arg("--root")
+            .arg(self.dir.path().join("state"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        let r = Ran {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(&o).unwrap(),
+            stderr: std::fs::read_to_string(&e).unwrap(),
+        };
+        eprintln!("sandbox-runc {args:?}: {}\n{}{}", r.code, r.stdout, r.stderr);
+        r
+    }
+}
+
+#[test]
+fn oci_pod_container_joins_the_pause_containers_net_ipc_and_uts_by_path() {
+    require_root!();
+    let _m = shared();
+    let Some(pause) = Bundle::new("exec sleep 30", |s| s["hostname"] = "pod-1".into()) else { return };
+    let bundle = pause.bundle();
+    let out = pause.runc(&["create", "--bundle", bundle.to_str().unwrap(), "pause"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state: serde_json::Value = serde_json::from_str(&pause.runc(&["state", "pause"]).stdout).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let ns = |p: i64, n: &str| std::fs::read_link(format!("/proc/{p}/ns/{n}")).unwrap().display().to_string();
+    let Some(app) = Bundle::new("for n in net ipc uts pid; do readlink /proc/self/ns/$n; done; hostname", |s| {
+        s["hostname"] = serde_json::Value::Null;
+        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+            let t = n["type"].as_str().unwrap().replace("network", "net");
+            if ["net", "ipc", "uts"].contains(&t.as_str()) {
+                n["path"] = format!("/proc/{pid}/ns/{t}").into();
+            }
+        }
+    }) else {
+        return;
+    };
+    let want = [ns(pid, "net"), ns(pid, "ipc"), ns(pid, "uts")];
+    assert_ne!(ns(std::process::id() as i64, "net"), want[0], "the pod's network is not the host's");
+    let r = app.run("app");
+    pause.runc(&["delete", "--force", "pause"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let l: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(l.len(), 5, "{l:?}");
+    assert_eq!(l[..3], want, "joined the pause container's net, ipc, uts");
+    assert_ne!(l[3], ns(std::process::id() as i64, "pid").as_str(), "its own pid namespace");
+    assert_eq!(l[4], "pod-1", "the pod's hostname, left alone");
+}
