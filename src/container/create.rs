@@ -193,6 +193,14 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
             k => return Err(Error::invalid("namespace to join", k, "net, ipc or uts")),
         };
         let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open the namespace", path, e))?;
+        // The type is checked here, before anything exists: a path of another type (or not a
+        // namespace at all) is the config's error, not a failure of the created container.
+        if sys::ns_type(&f) != Ok(flag) {
+            return Err(Error::container(format!(
+                "config.json: invalid linux.namespaces {kind} path '{}': expected a {kind} namespace file such as /proc/PID/ns/{kind}",
+                path.display()
+            )));
+        }
         joined.push((OwnedFd::from(f), flag));
     }
     let joins_uts = joined.iter().any(|(_, f)| *f == libc::CLONE_NEWUTS);

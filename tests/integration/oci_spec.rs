@@ -371,6 +371,26 @@ fn oci_pod_container_joins_the_pause_containers_net_ipc_and_uts_by_path() {
     }) else {
         return;
     };
+    // A path of another type (the pod's net namespace given as its ipc): refused, nothing left.
+    let Some(wrong) = Bundle::new("echo ran", |s| {
+        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "ipc" {
+                n["path"] = format!("/proc/{pid}/ns/net").into();
+            }
+        }
+    }) else {
+        return;
+    };
+    let r = wrong.run("wrong");
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("linux.namespaces ipc path"), "{}", r.stderr);
+    // The supervisor removes its half-made container as it exits (ID renamed .rm-ID first).
+    let left = || -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(wrong.dir.path().join("state"))
+            .map(|d| d.flatten().map(|e| e.file_name()).filter(|n| n != "lock" && n != "names").collect())
+            .unwrap_or_default()
+    };
+    assert!(eventually(5.0, || left().is_empty()), "state left: {:?}", left());
     let want = [ns(pid, "net"), ns(pid, "ipc"), ns(pid, "uts")];
     assert_ne!(ns(std::process::id() as i64, "net"), want[0], "the pod's network is not the host's");
     let r = app.run("app");
