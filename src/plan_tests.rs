@@ -183,7 +183,7 @@ fn oci_mounts_keep_config_order_and_propagation_comes_after_the_pivot() {
     c.binds.push(Bind { src: "/etc".into(), dst: "/b".into(), read_only: false, opts: opts(1, None) });
     c.rootfs_propagation = Some("rslave".into());
     let ops = build(&c);
-    let at = |f: &dyn Fn(&Op) -> bool| ops.iter().position(|o| f(o)).unwrap();
+    let at = |f: &dyn Fn(&Op) -> bool| ops.iter().position(f).unwrap();
     let tmpfs = at(&|o| matches!(o, Op::Tmpfs { dst, .. } if dst == Path::new("/r/t")));
     let bind = at(&|o| matches!(o, Op::Bind { dst, recursive: true, .. } if dst == Path::new("/r/b")));
     let pivot = at(&|o| matches!(o, Op::PivotRoot(_)));
