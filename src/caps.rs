@@ -6,6 +6,18 @@ use caps::{CapSet, Capability, CapsHashSet};
 
 use crate::error::Error;
 
+/// What an OCI config sets on the command's process beyond sandbox's one capability set
+/// (bounding): the four other sets, the umask and additional groups.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessAttrs {
+    pub effective: CapsHashSet,
+    pub permitted: CapsHashSet,
+    pub inheritable: CapsHashSet,
+    pub ambient: CapsHashSet,
+    pub umask: Option<u32>,
+    pub additional_gids: Vec<u32>,
+}
+
 /// docker's default capability set (moby `oci/caps/defaults.go`).
 pub const DEFAULT: [Capability; 14] = [
     Capability::CAP_CHOWN,
@@ -100,6 +112,29 @@ pub fn set_process(keep: &CapsHashSet) -> Result<(), String> {
     // permitted, but a non-root program cannot pick capabilities up through file inheritable bits.
     caps::clear(None, CapSet::Inheritable).map_err(|err| e("clearing inheritable", err))?;
     caps::clear(None, CapSet::Ambient).map_err(|err| e("clearing ambient", err))?;
+    Ok(())
+}
+
+/// [`set_process`] with the sets an OCI config names: inheritable first (while we hold
+/// CAP_SETPCAP and everything), then effective and permitted, then ambient (a capability can
+/// only be ambient while permitted and inheritable). What we do not hold is left out (the
+/// kernel refuses it). A non-root user keeps them too: the child set keep-caps before setresuid.
+/// Inheritable and ambient are only ever what the config asks (CVE-2022-24769: never a default).
+pub fn set_process_sets(attrs: &ProcessAttrs) -> Result<(), String> {
+    let e = |what: &str, err: caps::errors::CapsError| format!("{what}: {err}");
+    let have = caps::read(None, CapSet::Permitted).map_err(|err| e("reading permitted", err))?;
+    let held = |s: &CapsHashSet| -> CapsHashSet { s.intersection(&have).copied().collect() };
+    let (inh, perm) = (held(&attrs.inheritable), held(&attrs.permitted));
+    let eff: CapsHashSet = attrs.effective.intersection(&perm).copied().collect();
+    caps::clear(None, CapSet::Ambient).map_err(|err| e("clearing ambient", err))?;
+    caps::set(None, CapSet::Inheritable, &inh).map_err(|err| e("setting inheritable", err))?;
+    caps::set(None, CapSet::Effective, &eff).map_err(|err| e("setting effective", err))?;
+    caps::set(None, CapSet::Permitted, &perm).map_err(|err| e("setting permitted", err))?;
+    for c in attrs.ambient.iter().filter(|c| perm.contains(c) && inh.contains(c)) {
+        caps::raise(None, CapSet::Ambient, *c).map_err(|err| e(&format!("raising ambient {c}"), err))?;
+    }
+    // Keep-caps (set for the switch of user) is cleared on exec anyway; no later setuid keeps.
+    caps::securebits::set_keepcaps(false).map_err(|err| e("clearing keep-caps", err))?;
     Ok(())
 }
 

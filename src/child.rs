@@ -57,6 +57,10 @@ pub struct ChildSpec {
     pub parent_fds: Vec<RawFd>,
     /// Capabilities the command keeps.
     pub capabilities: caps::CapsHashSet,
+    /// Namespaces to join (setns) first, instead of the new ones of the clone: fd and type.
+    pub join: Vec<(RawFd, libc::c_int)>,
+    /// An OCI config's other capability sets, umask and additional groups.
+    pub process: Option<crate::caps::ProcessAttrs>,
     pub no_new_privs: bool,
     /// The seccomp filter to load before exec, if any.
     pub seccomp: Option<crate::seccomp::Filter>,
@@ -108,8 +112,19 @@ pub fn main(spec: &ChildSpec) -> ! {
             setup("becoming root in the user namespace", e);
         }
     }
-    if let Err(e) = unistd::sethostname(&spec.hostname) {
-        setup("sethostname", e);
+    for (fd, kind) in &spec.join {
+        // SAFETY: the fd is one of the namespace files the parent opened for us (kept open
+        // until the clone); setns checks that it is a namespace of that type (EINVAL otherwise).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+        if let Err(e) = nix::sched::setns(fd, nix::sched::CloneFlags::from_bits_truncate(*kind)) {
+            setup("joining a namespace of linux.namespaces (setns)", e);
+        }
+    }
+    // Empty: a joined uts namespace whose hostname the config leaves alone.
+    if !spec.hostname.is_empty() {
+        if let Err(e) = unistd::sethostname(&spec.hostname) {
+            setup("sethostname", e);
+        }
     }
     if let Err(e) = sys::loopback_up() {
         setup("bringing up lo", e);
@@ -199,14 +214,29 @@ pub(crate) fn restrict(spec: &ChildSpec) {
     }
     match &spec.user {
         Some(u) => {
-            if let Err(m) = switch_user(u) {
+            let extra = spec.process.as_ref().map_or(&[][..], |p| &p.additional_gids[..]);
+            // An OCI config gives a non-root user capabilities: permitted must survive setresuid
+            // (keep-caps, as runc does); set_process_sets then trims it to what the config names.
+            if spec.process.is_some() {
+                if let Err(e) = caps::securebits::set_keepcaps(true) {
+                    fail(spec.err_wr, 125, &format!("capabilities: PR_SET_KEEPCAPS: {e}"));
+                }
+            }
+            if let Err(m) = switch_user(u, extra) {
                 fail(spec.err_wr, 125, &m);
             }
         }
         None => default_home(),
     }
-    if let Err(m) = crate::caps::set_process(&spec.capabilities) {
+    let set = match &spec.process {
+        Some(p) => crate::caps::set_process_sets(p),
+        None => crate::caps::set_process(&spec.capabilities),
+    };
+    if let Err(m) = set {
         fail(spec.err_wr, 125, &format!("capabilities: {m}"));
+    }
+    if let Some(mask) = spec.process.as_ref().and_then(|p| p.umask) {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask as libc::mode_t));
     }
     if spec.no_new_privs {
         if let Err(e) = sys::no_new_privs() {
@@ -312,9 +342,15 @@ fn default_home() {
 
 /// Becomes `user` as resolved in the new root. Sets HOME from /etc/passwd when the command's
 /// environment has none.
-fn switch_user(user: &crate::user::Spec) -> Result<(), String> {
+fn switch_user(user: &crate::user::Spec, additional: &[u32]) -> Result<(), String> {
     let r = user.resolve(&root_file("/etc/passwd"), &root_file("/etc/group"))?;
-    let groups: Vec<unistd::Gid> = r.groups.iter().map(|g| unistd::Gid::from_raw(*g)).collect();
+    let mut groups: Vec<unistd::Gid> = r.groups.iter().map(|g| unistd::Gid::from_raw(*g)).collect();
+    // An OCI config's process.user.additionalGids, beside the user's /etc/group entries.
+    for g in additional.iter().map(|g| unistd::Gid::from_raw(*g)) {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
     let e = |what: &str, err: Errno| format!("switching to user {}:{}: {what}: {}", r.uid, r.gid, err.desc());
     match unistd::setgroups(&groups) {
         // A rootless map denies setgroups: the caller's groups stay, as with `unshare -r`.

@@ -97,6 +97,24 @@ pub struct Bind {
     pub src: PathBuf,
     pub dst: PathBuf,
     pub read_only: bool,
+    #[serde(default)]
+    pub opts: MountOpts,
+}
+
+/// What an OCI config's mount options add to a bind or tmpfs: its place among the config's
+/// mounts, a non-recursive bind, nosuid/noexec, and a propagation type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountOpts {
+    /// The mount's index in config.json: binds and tmpfs mounts are made in that order.
+    pub seq: u32,
+    /// `bind` (this mount only) rather than `rbind`.
+    pub non_recursive: bool,
+    pub nosuid: bool,
+    pub noexec: bool,
+    /// `shared`, `rslave`, `private`, `unbindable`… (checked by the OCI front-end).
+    pub propagation: Option<String>,
+    /// A tmpfs's `mode=` (default 1777).
+    pub mode: Option<u32>,
 }
 
 /// An image's root filesystem: overlayfs over unpacked layers with a per-container upper dir
@@ -129,6 +147,20 @@ pub enum Tty {
     Never,
 }
 
+/// A device node an OCI config's linux.devices makes in the command's /dev.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    /// Absolute inside the sandbox, below /dev (checked by the OCI front-end).
+    pub path: PathBuf,
+    /// `c` (or `u`), `b` or `p`.
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// An extra tmpfs mount: `--tmpfs DST[:size=N]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tmpfs {
@@ -136,6 +168,8 @@ pub struct Tmpfs {
     /// Its size limit in bytes (`None`: the kernel's default, half of RAM; the memory limit
     /// still counts what is written there).
     pub size: Option<u64>,
+    #[serde(default)]
+    pub opts: MountOpts,
 }
 
 /// docker's default `--shm-size`.
@@ -206,6 +240,25 @@ pub struct Config {
     /// Mount an mqueue filesystem at /dev/mqueue (an OCI config's mount of it).
     #[serde(default)]
     pub mqueue: bool,
+    /// The command's process: capability sets beyond bounding (an OCI config's effective,
+    /// permitted, inheritable, ambient), umask and additional groups; `None`: sandbox's own.
+    #[serde(default)]
+    pub process: Option<crate::caps::ProcessAttrs>,
+    /// Kernel parameters set in the command's own namespaces (an OCI config's linux.sysctl,
+    /// checked to be namespaced), as `net.ipv4.ip_forward` = `1`.
+    #[serde(default)]
+    pub sysctl: Vec<(String, String)>,
+    /// Device nodes made in the command's /dev (an OCI config's linux.devices).
+    #[serde(default)]
+    pub devices: Vec<DeviceNode>,
+    /// The propagation of the command's root mount (an OCI config's linux.rootfsPropagation):
+    /// within the run's own mount namespace, which never propagates to the host's.
+    #[serde(default)]
+    pub rootfs_propagation: Option<String>,
+    /// Existing namespaces the command joins instead of new ones (an OCI config's namespaces
+    /// with a `path`: a pod's containers share its net, ipc and uts): `net`, `ipc` or `uts`.
+    #[serde(default)]
+    pub join_namespaces: Vec<(String, PathBuf)>,
 }
 
 impl Config {
@@ -239,6 +292,11 @@ impl Config {
             masked_paths: Vec::new(),
             read_only_paths: Vec::new(),
             mqueue: false,
+            process: None,
+            sysctl: Vec::new(),
+            devices: Vec::new(),
+            rootfs_propagation: None,
+            join_namespaces: Vec::new(),
         }
     }
 
@@ -316,7 +374,7 @@ pub fn parse_tmpfs_size(flag: &'static str, s: &str) -> Result<u64, Error> {
 /// Parses `--tmpfs DST[:size=N]`.
 pub fn parse_tmpfs(s: &str) -> Result<Tmpfs, Error> {
     let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
-    let mut t = Tmpfs { dst: PathBuf::from(dst), size: None };
+    let mut t = Tmpfs { dst: PathBuf::from(dst), size: None, opts: MountOpts::default() };
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o.split_once('=') {
             Some(("size", v)) => t.size = Some(parse_tmpfs_size("--tmpfs", v)?),
@@ -433,7 +491,7 @@ pub fn parse_bind(s: &str) -> Result<Bind, Error> {
         return Err(Error::invalid("--bind", s, "a source path that exists on the host"));
     }
     let src = src.canonicalize().map_err(|_| bad())?;
-    Ok(Bind { src, dst: PathBuf::from(dst), read_only })
+    Ok(Bind { src, dst: PathBuf::from(dst), read_only, opts: MountOpts::default() })
 }
 
 /// The number of CPUs online on this host.

@@ -243,6 +243,7 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
     let spec = ChildSpec {
         argv,
         hostname: String::new(),
+        join: vec![],
         ops: vec![],
         init: false,
         stdio: stdio.as_ref().map_or(ChildStdio::Inherit, |s| s.child),
@@ -251,6 +252,7 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
         status_wr: None,
         parent_fds,
         capabilities,
+        process: if cfg.privileged { None } else { cfg.process.clone() },
         no_new_privs: cfg.no_new_privs,
         seccomp,
         userns: flags & libc::CLONE_NEWUSER != 0,

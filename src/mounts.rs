@@ -65,6 +65,10 @@ fn describe(op: &Op) -> String {
         Op::Detach(p) => format!("detaching {}", d(p)),
         Op::Mask(p) => format!("masking {}", d(p)),
         Op::ReadOnlyPath(p) => format!("making {} read-only", d(p)),
+        Op::Sysctl { path, value } => format!("writing {value:?} to {}", d(path)),
+        Op::Mknod(n) => format!("making device {}", d(&n.path)),
+        Op::Attrs { dst, .. } => format!("setting nosuid/noexec on {}", d(dst)),
+        Op::Propagation { dst, kind } => format!("making {} {kind}", d(dst)),
         Op::Overlay { lower, dst, .. } => format!("mount overlay of {} layers on {}", lower.len(), d(dst)),
     }
 }
@@ -82,10 +86,11 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
         Op::BindSelf(p) => mount(Some(p), p, none, MsFlags::MS_BIND | MsFlags::MS_REC, none).map_err(e),
         Op::Mkdir(p) => make_target(p, true),
         Op::Touch(p) => make_target(p, false),
-        Op::Bind { dst, read_only, .. } => {
+        Op::Bind { dst, read_only, recursive, .. } => {
             let fd = src.expect("bind sources are opened up front");
             let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            mount(Some(from.as_str()), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none).map_err(e)?;
+            let rec = if *recursive { MsFlags::MS_REC } else { MsFlags::empty() };
+            mount(Some(from.as_str()), dst, none, MsFlags::MS_BIND | rec, none).map_err(e)?;
             match read_only {
                 Some(ro) => sys::set_read_only(&cstr(dst)?, *ro, true).map_err(e),
                 None => Ok(()),
@@ -155,6 +160,26 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
             let flags = if upper.is_some() { MsFlags::empty() } else { MsFlags::MS_RDONLY };
             mount(Some("overlay"), dst, Some("overlay"), flags, Some(data.as_str())).map_err(e)
         }
+        Op::Sysctl { path, value } => OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()))
+            .map_err(|e| e.to_string()),
+        Op::Mknod(n) => mknod(n),
+        Op::Attrs { dst, nosuid, noexec, recursive } => {
+            sys::set_nosuid_noexec(&cstr(dst)?, *nosuid, *noexec, *recursive).map_err(e)
+        }
+        Op::Propagation { dst, kind } => {
+            let flag = match kind.trim_start_matches('r') {
+                "shared" => MsFlags::MS_SHARED,
+                "slave" => MsFlags::MS_SLAVE,
+                "unbindable" => MsFlags::MS_UNBINDABLE,
+                _ => MsFlags::MS_PRIVATE,
+            };
+            let rec = if kind.starts_with('r') { MsFlags::MS_REC } else { MsFlags::empty() };
+            mount(none, dst, none, flag | rec, none).map_err(e)
+        }
         Op::ReadOnlyPath(p) => {
             if std::fs::symlink_metadata(p).is_err() {
                 return Ok(());
@@ -163,6 +188,43 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
             sys::set_read_only(&cstr(p)?, true, true).map_err(e)
         }
     }
+}
+
+/// A device node of an OCI config on the /dev tmpfs: made with its mode and owner; a device (not
+/// a FIFO) gets its own bind with nodev cleared, so that it, and only it, can be opened.
+fn mknod(n: &crate::config::DeviceNode) -> Result<(), String> {
+    use nix::sys::stat::{Mode, SFlag};
+    let e = |err: nix::errno::Errno| err.desc().to_string();
+    let kind = match n.kind {
+        'b' => SFlag::S_IFBLK,
+        'p' => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
+    };
+    let dev = if n.kind == 'p' { 0 } else { nix::sys::stat::makedev(n.major, n.minor) };
+    // The /dev tmpfs is ours and fresh: the parent was made without symlinks; mknod does not
+    // follow one at the last component (EEXIST).
+    nix::sys::stat::mknod(&n.path, kind, Mode::from_bits_truncate(n.mode), dev).map_err(e)?;
+    nix::unistd::fchownat(
+        None,
+        &n.path,
+        Some(nix::unistd::Uid::from_raw(n.uid)),
+        Some(nix::unistd::Gid::from_raw(n.gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(e)?;
+    // mknod applied the umask.
+    nix::sys::stat::fchmodat(
+        None,
+        &n.path,
+        Mode::from_bits_truncate(n.mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(e)?;
+    if n.kind != 'p' {
+        mount(Some(&n.path), &n.path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(e)?;
+        sys::device_bind_attrs(&cstr(&n.path)?).map_err(e)?;
+    }
+    Ok(())
 }
 
 /// pivot_root(".", "."): the old root ends up stacked on the new one and is detached right away,

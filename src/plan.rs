@@ -23,6 +23,20 @@ pub enum Op {
         src: PathBuf,
         dst: PathBuf,
         read_only: Option<bool>,
+        recursive: bool,
+    },
+    /// nosuid and/or noexec on the mount at `dst` (and below it with `recursive`).
+    Attrs {
+        dst: PathBuf,
+        nosuid: bool,
+        noexec: bool,
+        recursive: bool,
+    },
+    /// A propagation type (`shared`, `rslave`, …) on the mount at `dst`. Everything here is in
+    /// the run's own mount namespace, made private first: no peer group reaches the host.
+    Propagation {
+        dst: PathBuf,
+        kind: String,
     },
     /// A fresh proc for the new pid namespace.
     Proc(PathBuf),
@@ -70,6 +84,15 @@ pub enum Op {
     Mask(PathBuf),
     /// Bind a path onto itself read-only (recursively). Skipped when it does not exist.
     ReadOnlyPath(PathBuf),
+    /// Write `value` to a /proc/sys file (of the fresh proc, before /proc/sys turns read-only):
+    /// the kernel parameter of the child's own namespaces.
+    Sysctl {
+        path: PathBuf,
+        value: String,
+    },
+    /// mknod a device node (or FIFO) on the /dev tmpfs, then, for a device, its own bind with
+    /// nodev cleared (the tmpfs is nodev), as for [`Op::Device`].
+    Mknod(crate::config::DeviceNode),
     /// overlayfs at `dst`: `lower` top first; read-only without `upper` (an intermediate of a
     /// stack, see [`overlay`]).
     Overlay {
@@ -207,6 +230,7 @@ fn host_view(cfg: &Config, ops: &mut Vec<Op>) {
         ops.push(Op::NoDev(root.into()));
     }
     ops.push(Op::Proc("/proc".into()));
+    sysctl(cfg, root, ops);
     if !cfg.privileged {
         // In place of the host's /sys and its submounts (the host's cgroupfs, debugfs,
         // securityfs, bpf, …): detached where the kernel lets us, covered where it does not (the
@@ -221,7 +245,8 @@ fn host_view(cfg: &Config, ops: &mut Vec<Op>) {
     } else {
         dev_view(cfg, root, ops);
     }
-    user_mounts(cfg, root, ops, false);
+    let later = user_mounts(cfg, root, ops, false);
+    ops.extend(later);
 }
 
 /// pivot_root into `root` with a minimal /dev, a fresh /proc and read-only /sys.
@@ -248,12 +273,21 @@ fn rootfs_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
     if cfg.read_only {
         ops.push(Op::ReadOnly(root.to_path_buf()));
     }
+    // In the order of runc's and the runtime-tools' default config.json (/proc, /dev and what
+    // lies below it, then /sys): the suite checks that /proc/self/mountinfo lists them so.
     ops.push(Op::Proc(root.join("proc")));
+    sysctl(cfg, root, ops);
+    dev_view(cfg, root, ops);
     ops.push(Op::Sysfs(root.join("sys")));
     protect(cfg, root, ops);
-    dev_view(cfg, root, ops);
-    user_mounts(cfg, root, ops, true);
+    let later = user_mounts(cfg, root, ops, true);
     ops.push(Op::PivotRoot(root.to_path_buf()));
+    // pivot_root refuses a shared new root: its propagation comes after, then each mount's own
+    // (which a recursive root type would otherwise overwrite). Paths as the command sees them.
+    if let Some(kind) = &cfg.rootfs_propagation {
+        ops.push(Op::Propagation { dst: "/".into(), kind: kind.clone() });
+    }
+    ops.extend(later);
 }
 
 /// The minimal /dev under `root`: a tmpfs with null zero full random urandom tty bound in, a
@@ -281,6 +315,21 @@ fn dev_view(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
         ("stderr", "/proc/self/fd/2"),
     ] {
         ops.push(Op::Symlink { target: target.into(), link: dev.join(name) });
+    }
+    for d in &cfg.devices {
+        let dst = inside(root, &d.path);
+        if let Some(parent) = dst.parent().filter(|p| *p != dev) {
+            ops.push(Op::Mkdir(parent.to_path_buf()));
+        }
+        ops.push(Op::Mknod(crate::config::DeviceNode { path: dst, ..d.clone() }));
+    }
+}
+
+/// An OCI config's sysctls, written through the fresh /proc at `root`.
+fn sysctl(cfg: &Config, root: &Path, ops: &mut Vec<Op>) {
+    for (k, v) in &cfg.sysctl {
+        let path = root.join("proc/sys").join(k.replace('.', "/"));
+        ops.push(Op::Sysctl { path, value: v.clone() });
     }
 }
 
@@ -335,202 +384,72 @@ fn target_op(src: &Path, dst: PathBuf) -> Op {
     }
 }
 
-/// `--bind` and `--tmpfs`, in the order given, after our own mounts so that they can override them.
-fn user_mounts(cfg: &Config, root: &Path, ops: &mut Vec<Op>, rootfs: bool) {
-    for b in &cfg.binds {
-        let dst = inside(root, &b.dst);
-        if rootfs && b.dst.starts_with("/dev") {
-            ops.push(target_op(&b.src, dst.clone()));
-        }
-        // Under --read-only a bind inherits read-only from where its source sits in our
-        // namespace, so a writable bind must clear it explicitly.
-        let read_only = if b.read_only {
-            Some(true)
-        } else if cfg.read_only {
-            Some(false)
-        } else {
-            None
+/// `--bind` and `--tmpfs` (binds first, each in the order given), or an OCI config's in its
+/// order, after our own mounts so that they can override them. Returns their propagation
+/// operations, for after the pivot (paths as the command sees them).
+fn user_mounts(cfg: &Config, root: &Path, ops: &mut Vec<Op>, rootfs: bool) -> Vec<Op> {
+    let mut later = Vec::new();
+    enum M<'a> {
+        B(&'a crate::config::Bind),
+        T(&'a crate::config::Tmpfs),
+    }
+    let mut all: Vec<M> = cfg.binds.iter().map(M::B).chain(cfg.tmpfs.iter().map(M::T)).collect();
+    all.sort_by_key(|m| match m {
+        M::B(b) => b.opts.seq,
+        M::T(t) => t.opts.seq,
+    });
+    for m in all {
+        let opts = match m {
+            M::B(b) => &b.opts,
+            M::T(t) => &t.opts,
         };
-        ops.push(Op::Bind { src: b.src.clone(), dst: dst.clone(), read_only });
-        // A bind is a new mount with its source's flags: writable host directories allow devices.
-        if !cfg.privileged {
-            ops.push(Op::NoDev(dst));
+        let dst = match m {
+            M::B(b) => inside(root, &b.dst),
+            M::T(t) => inside(root, &t.dst),
+        };
+        match m {
+            M::B(b) => {
+                if rootfs && b.dst.starts_with("/dev") {
+                    ops.push(target_op(&b.src, dst.clone()));
+                }
+                // Under --read-only a bind inherits read-only from where its source sits in our
+                // namespace, so a writable bind must clear it explicitly.
+                let read_only = if b.read_only {
+                    Some(true)
+                } else if cfg.read_only {
+                    Some(false)
+                } else {
+                    None
+                };
+                let recursive = !opts.non_recursive;
+                ops.push(Op::Bind { src: b.src.clone(), dst: dst.clone(), read_only, recursive });
+                // A bind is a new mount with its source's flags: writable host directories allow devices.
+                if !cfg.privileged {
+                    ops.push(Op::NoDev(dst.clone()));
+                }
+            }
+            M::T(t) => {
+                if rootfs && t.dst.starts_with("/dev") {
+                    ops.push(Op::Mkdir(dst.clone()));
+                }
+                ops.push(Op::Tmpfs { dst: dst.clone(), mode: opts.mode.unwrap_or(0o1777), size: t.size });
+            }
+        }
+        if opts.nosuid || opts.noexec {
+            let recursive = !opts.non_recursive;
+            ops.push(Op::Attrs { dst: dst.clone(), nosuid: opts.nosuid, noexec: opts.noexec, recursive });
+        }
+        if let Some(kind) = &opts.propagation {
+            let dst = match m {
+                M::B(b) => b.dst.clone(),
+                M::T(t) => t.dst.clone(),
+            };
+            later.push(Op::Propagation { dst, kind: kind.clone() });
         }
     }
-    for t in &cfg.tmpfs {
-        let dst = inside(root, &t.dst);
-        if rootfs && t.dst.starts_with("/dev") {
-            ops.push(Op::Mkdir(dst.clone()));
-        }
-        ops.push(Op::Tmpfs { dst, mode: 0o1777, size: t.size });
-    }
+    later
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Bind;
-
-    fn cfg() -> Config {
-        Config::new(["true"])
-    }
-
-    #[test]
-    fn host_view_makes_private_first_and_creates_nothing_on_the_host() {
-        let mut c = cfg();
-        c.read_only = true;
-        c.binds.push(Bind { src: "/etc".into(), dst: "/data".into(), read_only: false });
-        c.tmpfs.push(crate::config::Tmpfs { dst: "/scratch".into(), size: None });
-        let ops = build(&c);
-        assert_eq!(ops[0], Op::MakePrivate);
-        assert_eq!(ops[1], Op::ReadOnly("/".into()));
-        assert!(ops.contains(&Op::Proc("/proc".into())));
-        // Targets are made only on the fresh /dev tmpfs, never on the host's files.
-        let devfs = ops.iter().position(|o| matches!(o, Op::Tmpfs { dst, .. } if dst == Path::new("/dev"))).unwrap();
-        for (i, o) in ops.iter().enumerate() {
-            match o {
-                Op::Mkdir(p) | Op::Touch(p) => assert!(i > devfs && p.starts_with("/dev"), "{o:?}"),
-                Op::PivotRoot(_) => panic!("{o:?}"),
-                _ => {}
-            }
-        }
-        assert_eq!(ops[2], Op::NoDev("/".into()), "every host mount nodev before ours");
-        assert!(ops.contains(&Op::Sysfs("/sys".into())), "a fresh sysfs over the host's");
-        for d in DEVICES {
-            assert!(ops.contains(&Op::Device { name: d, dst: Path::new("/dev").join(d) }));
-        }
-        assert!(ops.contains(&Op::Devpts("/dev/pts".into())));
-        assert!(ops.contains(&Op::NoDev("/data".into())), "a user bind is nodev");
-        let proc_at = ops.iter().position(|o| *o == Op::Proc("/proc".into())).unwrap();
-        let mask_at = ops.iter().position(|o| *o == Op::Mask("/proc/keys".into())).unwrap();
-        assert!(proc_at < mask_at, "masks go on the fresh /proc");
-        let sys_at = ops.iter().position(|o| *o == Op::Sysfs("/sys".into())).unwrap();
-        let fw_at = ops.iter().position(|o| *o == Op::Mask("/sys/firmware".into())).unwrap();
-        assert!(sys_at < fw_at, "masks go on the fresh /sys");
-        assert!(ops.contains(&Op::Mask("/sys/firmware".into())));
-        let bind = ops.iter().position(|o| matches!(o, Op::Bind { .. })).unwrap();
-        let tmp = ops.iter().position(|o| *o == Op::Tmpfs { dst: "/tmp".into(), mode: 0o1777, size: None }).unwrap();
-        assert!(bind > tmp, "user binds come after our own mounts");
-        assert_eq!(ops[bind], Op::Bind { src: "/etc".into(), dst: "/data".into(), read_only: Some(false) });
-        assert_eq!(ops.last(), Some(&Op::Tmpfs { dst: "/scratch".into(), mode: 0o1777, size: None }));
-    }
-
-    #[test]
-    fn rootfs_view_pivots_last_with_a_minimal_dev() {
-        let mut c = cfg();
-        c.rootfs = Some("/r".into());
-        c.read_only = true;
-        c.binds.push(Bind { src: "/etc".into(), dst: "/etc2".into(), read_only: true });
-        let ops = build(&c);
-        assert_eq!(&ops[..2], &[Op::MakePrivate, Op::BindSelf("/r".into())]);
-        assert_eq!(ops.last(), Some(&Op::PivotRoot("/r".into())));
-        let ro = ops.iter().position(|o| *o == Op::ReadOnly("/r".into())).unwrap();
-        let mk = ops.iter().position(|o| *o == Op::Mkdir("/r/etc2".into())).unwrap();
-        let devfs = ops
-            .iter()
-            .position(|o| *o == Op::Tmpfs { dst: "/r/dev".into(), mode: 0o755, size: Some(DEV_SIZE) })
-            .unwrap();
-        assert!(mk < ro && ro < devfs, "targets made before read-only, /dev tmpfs after it");
-        for d in DEVICES {
-            assert!(ops.contains(&Op::Device { name: d, dst: Path::new("/r/dev").join(d) }));
-        }
-        let shm = Op::Tmpfs { dst: "/r/dev/shm".into(), mode: 0o1777, size: Some(crate::config::DEFAULT_SHM_SIZE) };
-        assert!(ops.contains(&shm), "/dev/shm has docker's 64M");
-        assert!(ops.contains(&Op::Sysfs("/r/sys".into())));
-        assert!(ops.contains(&Op::Mask("/r/proc/kcore".into())));
-        assert!(ops.contains(&Op::ReadOnlyPath("/r/proc/sys".into())));
-        c.privileged = true;
-        assert!(!build(&c).iter().any(|o| matches!(o, Op::Mask(_) | Op::ReadOnlyPath(_))));
-        assert!(ops.contains(&Op::Devpts("/r/dev/pts".into())));
-        assert!(ops.contains(&Op::Bind { src: "/etc".into(), dst: "/r/etc2".into(), read_only: Some(true) }));
-    }
-
-    fn layers(n: usize, stack: &str) -> crate::config::Layers {
-        crate::config::Layers {
-            lower: (0..n).map(|i| PathBuf::from(format!("/var/lib/sandbox/layers/{:064x}", i))).collect(),
-            upper: "/var/lib/sandbox/containers/c/upper".into(),
-            work: "/var/lib/sandbox/containers/c/work".into(),
-            stack: stack.into(),
-        }
-    }
-
-    #[test]
-    fn an_image_root_is_one_overlay_when_its_options_fit() {
-        let mut c = cfg();
-        c.rootfs = Some("/m".into());
-        c.layers = Some(layers(3, "/s"));
-        let ops = build(&c);
-        assert_eq!(ops[0], Op::MakePrivate);
-        let Op::Overlay { lower, upper, dst } = &ops[1] else { panic!("{:?}", ops[1]) };
-        assert_eq!(lower[0], c.layers.as_ref().unwrap().lower[2], "top layer first");
-        assert_eq!(dst, Path::new("/m"));
-        assert!(upper.is_some());
-        assert_eq!(ops[2], Op::BindSelf("/m".into()), "then the usual rootfs view");
-        let o = overlay_options(&[PathBuf::from("/a:b,c")], None);
-        assert_eq!(o, "lowerdir=/a\\:b\\,c,index=off,redirect_dir=off,metacopy=off");
-    }
-
-    #[test]
-    fn more_layers_than_one_mount_takes_are_stacked_in_order() {
-        let l = layers(130, "/s");
-        let ops = overlay(&l, Path::new("/m"));
-        let mut seen = vec![];
-        let mut stacks = std::collections::HashMap::new();
-        for op in &ops {
-            match op {
-                Op::Mkdir(p) => assert!(p.starts_with("/s")),
-                Op::Overlay { lower, upper: None, dst } => {
-                    assert!(lower.len() >= 2 && overlay_options(lower, None).len() <= MOUNT_DATA_MAX);
-                    stacks.insert(dst.clone(), lower.clone());
-                }
-                Op::Overlay { lower, upper: Some(u), dst } => {
-                    assert_eq!(dst, Path::new("/m"));
-                    assert!(overlay_options(lower, Some(u)).len() <= MOUNT_DATA_MAX);
-                    // Expand the stacks back: the order must be the image's, top first.
-                    for p in lower {
-                        seen.extend(stacks.get(p).cloned().unwrap_or_else(|| vec![p.clone()]));
-                    }
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        let want: Vec<PathBuf> = l.lower.iter().rev().cloned().collect();
-        assert_eq!(seen, want);
-        assert!(stacks.len() >= 3, "130 long paths need several stacks: {}", stacks.len());
-    }
-
-    #[test]
-    fn rootfs_targets_under_dev_are_made_on_the_new_dev() {
-        let mut c = cfg();
-        c.rootfs = Some("/r".into());
-        c.tmpfs.push(crate::config::Tmpfs { dst: "/dev/cache".into(), size: Some(1 << 20) });
-        let ops = build(&c);
-        let devfs = ops
-            .iter()
-            .position(|o| *o == Op::Tmpfs { dst: "/r/dev".into(), mode: 0o755, size: Some(DEV_SIZE) })
-            .unwrap();
-        let mk = ops.iter().position(|o| *o == Op::Mkdir("/r/dev/cache".into())).unwrap();
-        assert!(mk > devfs);
-        assert!(ops.contains(&Op::Tmpfs { dst: "/r/dev/cache".into(), mode: 0o1777, size: Some(1 << 20) }));
-    }
-
-    #[test]
-    fn the_cgroup_view_is_read_only_unless_privileged() {
-        let mut c = cfg();
-        let v1 = CgroupHierarchies::V1(vec!["memory".into(), "cpu,cpuacct".into(), "pids".into()]);
-        let ops = cgroup_view(&c, &v1);
-        assert_eq!(ops[0], Op::Detach("/sys/fs/cgroup".into()));
-        assert_eq!(ops[1], Op::Tmpfs { dst: "/sys/fs/cgroup".into(), mode: 0o755, size: Some(DEV_SIZE) });
-        assert!(ops.contains(&Op::Cgroup {
-            dst: "/sys/fs/cgroup/cpu,cpuacct".into(),
-            v1_controllers: Some("cpu,cpuacct".into())
-        }));
-        assert!(ops.contains(&Op::Symlink { target: "cpu,cpuacct".into(), link: "/sys/fs/cgroup/cpuacct".into() }));
-        assert_eq!(ops.last(), Some(&Op::ReadOnly("/sys/fs/cgroup".into())));
-        let v2 = cgroup_view(&c, &CgroupHierarchies::V2);
-        assert_eq!(v2[1], Op::Cgroup { dst: "/sys/fs/cgroup".into(), v1_controllers: None });
-        assert_eq!(v2.last(), Some(&Op::ReadOnly("/sys/fs/cgroup".into())));
-        c.privileged = true;
-        assert!(!cgroup_view(&c, &v1).iter().any(|o| matches!(o, Op::ReadOnly(_))));
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

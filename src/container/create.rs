@@ -182,9 +182,37 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     if let Some((rd, _)) = &status {
         parent_fds.push(rd.as_raw_fd());
     }
+    // Namespaces joined by path: opened now (a missing path fails before anything runs), set
+    // by the child first thing; the clone does not make new ones of those types.
+    let mut joined = Vec::new();
+    for (kind, path) in &cfg.join_namespaces {
+        let flag = match kind.as_str() {
+            "net" => libc::CLONE_NEWNET,
+            "ipc" => libc::CLONE_NEWIPC,
+            "uts" => libc::CLONE_NEWUTS,
+            k => return Err(Error::invalid("namespace to join", k, "net, ipc or uts")),
+        };
+        let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open the namespace", path, e))?;
+        // The type is checked here, before anything exists: a path of another type (or not a
+        // namespace at all) is the config's error, not a failure of the created container.
+        if sys::ns_type(&f) != Ok(flag) {
+            return Err(Error::container(format!(
+                "config.json: invalid linux.namespaces {kind} path '{}': expected a {kind} namespace file such as /proc/PID/ns/{kind}",
+                path.display()
+            )));
+        }
+        joined.push((OwnedFd::from(f), flag));
+    }
+    let joins_uts = joined.iter().any(|(_, f)| *f == libc::CLONE_NEWUTS);
+    let hostname = match &cfg.hostname {
+        Some(h) => h.clone(),
+        None if joins_uts => String::new(),
+        None => cfg.id.clone(),
+    };
     let spec = ChildSpec {
         argv,
-        hostname: cfg.hostname.clone().unwrap_or_else(|| cfg.id.clone()),
+        hostname,
+        join: joined.iter().map(|(fd, f)| (fd.as_raw_fd(), *f)).collect(),
         ops,
         init: cfg.init,
         stdio: stdio.child,
@@ -193,6 +221,7 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
         status_wr: status.as_ref().map(|(_, w)| w.as_raw_fd()),
         parent_fds,
         capabilities,
+        process: if cfg.privileged { None } else { cfg.process.clone() },
         no_new_privs: cfg.no_new_privs,
         seccomp,
         userns: userns.is_some(),
@@ -206,7 +235,8 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
 
     let start = Instant::now();
     let started_at = SystemTime::now();
-    let flags = sys::CLONE_FLAGS | if userns.is_some() { libc::CLONE_NEWUSER } else { 0 };
+    let flags = joined.iter().fold(sys::CLONE_FLAGS, |f, (_, j)| f & !j)
+        | if userns.is_some() { libc::CLONE_NEWUSER } else { 0 };
     // Hybrid hosts: the child is born in the run's cgroup2 group (its pressure files), not moved
     // there. The guard removes that group on every error path until the run's group adopts it
     // (declared before the child's guard, so dropped after it: the child is reaped first).

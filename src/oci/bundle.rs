@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
-use super::{invalid, unsupported};
+use super::invalid;
 use crate::config::Config;
 use crate::error::Error;
 
@@ -18,6 +18,8 @@ pub struct Bundle {
     pub config: Config,
     /// `process.rlimits`, set on the runtime before the container is created (inherited).
     pub rlimits: Vec<super::process::Rlimit>,
+    /// `process.oomScoreAdj`, set on the runtime before the container is created (inherited).
+    pub oom_score_adj: Option<i32>,
 }
 
 /// The runtime-spec major version sandbox implements.
@@ -47,8 +49,13 @@ pub fn load(bundle: &Path, id: &str) -> Result<Bundle, Error> {
     let spec: Spec = serde_json::from_str(&text)
         .map_err(|e| Error::Container(format!("config.json: {} is not a valid runtime spec: {e}", path.display())))?;
     let config = to_config(&spec, &dir, id)?;
-    let rlimits = super::process::rlimits(spec.process().as_ref().expect("checked by to_config"))?;
-    Ok(Bundle { dir, spec, config, rlimits })
+    let process = spec.process().as_ref().expect("checked by to_config");
+    let rlimits = super::process::rlimits(process)?;
+    let oom_score_adj = process.oom_score_adj();
+    if let Some(v) = oom_score_adj.filter(|v| !(-1000..=1000).contains(v)) {
+        return Err(invalid("process.oomScoreAdj", &v.to_string(), "-1000 to 1000"));
+    }
+    Ok(Bundle { dir, spec, config, rlimits, oom_score_adj })
 }
 
 /// Checks ociVersion: a semantic version whose major is ours.
@@ -75,8 +82,8 @@ pub fn to_config(spec: &Spec, dir: &Path, id: &str) -> Result<Config, Error> {
     cfg.rootfs = Some(rootfs);
     cfg.read_only = root.readonly().unwrap_or(false);
     cfg.hostname = spec.hostname().clone().filter(|h| !h.is_empty());
-    if spec.domainname().as_deref().is_some_and(|d| !d.is_empty()) {
-        return Err(unsupported("domainname", "sandbox sets only the hostname of its uts namespace"));
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        super::kernel::domainname(d, &mut cfg)?;
     }
     super::process::apply(process, &mut cfg)?;
     super::mounts::apply(spec.mounts().as_deref().unwrap_or(&[]), dir, &mut cfg)?;

@@ -12,6 +12,8 @@ pub mod events;
 pub mod exec;
 pub mod features;
 pub mod files;
+pub mod kernel;
+pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
 pub mod pause;

@@ -7,7 +7,7 @@ use std::path::Path;
 use oci_spec::runtime::Mount;
 
 use super::{invalid, unsupported};
-use crate::config::{Bind, Config, Tmpfs};
+use crate::config::{Bind, Config, MountOpts, Tmpfs};
 use crate::error::Error;
 
 /// Mounts every sandbox makes itself, with the type the spec gives them.
@@ -47,19 +47,30 @@ pub fn apply(mounts: &[Mount], bundle: &Path, cfg: &mut Config) -> Result<(), Er
             }
             continue;
         }
+        let seq = i as u32;
         if is_bind {
-            cfg.binds.push(bind(&field, m, &opts, bundle)?);
+            cfg.binds.push(bind(&field, m, &opts, bundle, seq)?);
         } else if typ == "tmpfs" {
             let mut size = None;
+            let mut mo = MountOpts { seq, ..Default::default() };
             for o in &opts {
+                if common(o, &mut mo) {
+                    continue;
+                }
                 match *o {
-                    "nosuid" | "nodev" | "rw" | "relatime" | "strictatime" | "noatime" => {}
+                    "nodev" | "rw" => {}
                     o if o.starts_with("size=") => size = Some(parse_size(&field, &o[5..])?),
-                    o if o.starts_with("mode=") => {}
+                    o if o.starts_with("mode=") => {
+                        let m = u32::from_str_radix(&o[5..], 8)
+                            .ok()
+                            .filter(|m| *m <= 0o7777)
+                            .ok_or_else(|| invalid(&format!("{field} mode"), &o[5..], "an octal mode"))?;
+                        mo.mode = Some(m);
+                    }
                     o => return Err(unsupported(&format!("{field} option {o:?}"), "sandbox's tmpfs is nosuid,nodev")),
                 }
             }
-            cfg.tmpfs.push(Tmpfs { dst: dst.clone(), size });
+            cfg.tmpfs.push(Tmpfs { dst: dst.clone(), size, opts: mo });
         } else {
             return Err(unsupported(&field, &format!("mount type {typ:?} (sandbox mounts bind and tmpfs)")));
         }
@@ -67,31 +78,49 @@ pub fn apply(mounts: &[Mount], bundle: &Path, cfg: &mut Config) -> Result<(), Er
     Ok(())
 }
 
-fn bind(field: &str, m: &Mount, opts: &[&str], bundle: &Path) -> Result<Bind, Error> {
+/// Options any bind or tmpfs takes: propagation, nosuid, noexec, and the atime ones (which
+/// change no access: taken as they come).
+fn common(o: &str, mo: &mut MountOpts) -> bool {
+    match o {
+        "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" | "unbindable" | "runbindable" => {
+            mo.propagation = Some(o.to_string())
+        }
+        "nosuid" => mo.nosuid = true,
+        "noexec" => mo.noexec = true,
+        "relatime" | "norelatime" | "strictatime" | "nostrictatime" | "noatime" | "atime" | "nodiratime" => {}
+        _ => return false,
+    }
+    true
+}
+
+fn bind(field: &str, m: &Mount, opts: &[&str], bundle: &Path, seq: u32) -> Result<Bind, Error> {
     let src = m.source().as_ref().ok_or_else(|| invalid(field, "", "a source for the bind mount"))?;
     let src = if src.is_absolute() { src.clone() } else { bundle.join(src) };
     let mut read_only = false;
     let mut recursive = false;
+    let mut mo = MountOpts { seq, ..Default::default() };
     for o in opts {
+        if common(o, &mut mo) {
+            continue;
+        }
         match *o {
             "rbind" => recursive = true,
-            "bind" => {}
+            "bind" | "rw" | "nodev" => {}
             "ro" => read_only = true,
-            "rw" | "private" | "rprivate" => {}
-            // sandbox binds are recursive and keep the source's flags: dropping a stricter
-            // option would give the container more than the config allows.
+            // tmpfs data a bind ignores (the suite's mounts pass them to every mount).
+            o if o.starts_with("mode=") || o.starts_with("size=") => {}
+            // suid, dev, exec…: sandbox binds are nodev and keep the source's flags otherwise;
+            // dropping an option would give the container more or less than the config says.
             o => {
                 return Err(unsupported(
                     &format!("{field} option {o:?}"),
-                    "sandbox binds take bind, rbind, ro, rw, rprivate",
+                    "sandbox binds take bind, rbind, ro, rw, nosuid, noexec, nodev, atime and propagation options",
                 ))
             }
         }
     }
-    if !recursive {
-        return Err(unsupported(&format!("{field} option \"bind\""), "sandbox binds are recursive: use rbind"));
-    }
-    Ok(Bind { src, dst: m.destination().clone(), read_only })
+    mo.non_recursive = !recursive;
+    Ok(Bind { src, dst: m.destination().clone(), read_only, opts: mo })
 }
 
 /// Sizes in mount options: bytes, or with k/m/g (tmpfs's units).

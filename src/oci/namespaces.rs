@@ -12,6 +12,9 @@ use crate::userns::{IdMap, UserNs};
 
 pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     namespaces(linux, cfg)?;
+    super::kernel::sysctl(linux, cfg)?;
+    super::kernel::devices(linux, cfg)?;
+    super::lsm::check(None, None, linux.mount_label().as_deref(), std::path::Path::new("/sys"))?;
     if let Some(p) = linux.cgroups_path() {
         let s = p.to_string_lossy();
         if s.contains(':') {
@@ -49,12 +52,14 @@ pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     }
     match linux.rootfs_propagation().as_deref() {
         None | Some("") | Some("private") | Some("rprivate") => {}
-        Some(p) => return Err(unsupported(&format!("linux.rootfsPropagation {p:?}"), "sandbox's root is private")),
+        // Within the container's own mount namespace (made private first): no peer group of
+        // the host's is joined, whatever the type.
+        Some(p @ ("shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable")) => {
+            cfg.rootfs_propagation = Some(p.to_string())
+        }
+        Some(p) => return Err(invalid("linux.rootfsPropagation", p, "shared, slave, private or unbindable (r… too)")),
     }
     for (field, set) in [
-        ("linux.sysctl", linux.sysctl().as_ref().is_some_and(|s| !s.is_empty())),
-        ("linux.devices", linux.devices().as_ref().is_some_and(|s| !s.is_empty())),
-        ("linux.mountLabel", linux.mount_label().as_ref().is_some_and(|s| !s.is_empty())),
         ("linux.intelRdt", linux.intel_rdt().is_some()),
         ("linux.personality", linux.personality().is_some()),
         ("linux.timeOffsets", linux.time_offsets().is_some()),
@@ -77,10 +82,20 @@ fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
             return Err(invalid("linux.namespaces", &name, "each namespace type once"));
         }
         if let Some(p) = n.path() {
-            return Err(unsupported(
-                &format!("linux.namespaces {name} path {}", p.display()),
-                "joining an existing namespace is not supported yet",
-            ));
+            let field = format!("linux.namespaces {name} path");
+            // A pod: the containers join the pause container's net, ipc and uts. Joining a pid,
+            // mount, user or cgroup namespace is not done yet (sandbox's mounts and its pid 1
+            // are made for new ones).
+            let kind = match n.typ() {
+                Ns::Network => "net",
+                Ns::Ipc => "ipc",
+                Ns::Uts => "uts",
+                _ => return Err(unsupported(&field, "sandbox joins existing net, ipc and uts namespaces only")),
+            };
+            if !p.is_absolute() {
+                return Err(invalid(&field, &p.display().to_string(), "an absolute path such as /proc/PID/ns/net"));
+            }
+            cfg.join_namespaces.push((kind.to_string(), p.clone()));
         }
         if n.typ() == Ns::Time {
             return Err(unsupported("linux.namespaces time", "sandbox does not make time namespaces"));
@@ -107,6 +122,9 @@ fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     };
     let uids = maps("linux.uidMappings", linux.uid_mappings())?;
     let gids = maps("linux.gidMappings", linux.gid_mappings())?;
+    if seen.contains(&Ns::User) && !cfg.join_namespaces.is_empty() {
+        return Err(unsupported("linux.namespaces path", "joining namespaces together with a new user namespace"));
+    }
     if seen.contains(&Ns::User) {
         if uids.is_empty() || gids.is_empty() {
             return Err(invalid("linux.uidMappings", "[]", "uid and gid mappings with a user namespace"));

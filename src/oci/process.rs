@@ -1,5 +1,7 @@
 //! `process`: args, env, cwd, user, capabilities, no_new_privileges, rlimits, labels, terminal.
 
+use std::path::Path;
+
 use oci_spec::runtime::{Capabilities, Process};
 
 use super::{invalid, unsupported};
@@ -64,6 +66,15 @@ pub fn set_rlimits(limits: &[Rlimit]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Sets the calling process's oom_score_adj (the runtime's, before it creates the container: the
+/// supervisor and the container inherit it). Lowering it below the current value needs
+/// CAP_SYS_RESOURCE: the error then names the field.
+pub fn set_oom_score_adj(v: Option<i32>) -> Result<(), Error> {
+    let Some(v) = v else { return Ok(()) };
+    std::fs::write("/proc/self/oom_score_adj", v.to_string())
+        .map_err(|e| Error::Container(format!("config.json: process.oomScoreAdj {v}: {e}")))
+}
+
 pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() {
@@ -82,14 +93,15 @@ pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
     if user.username().as_deref().is_some_and(|u| !u.is_empty()) {
         return Err(unsupported("process.user.username", "it is for Windows; give uid and gid"));
     }
-    if user.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
-        return Err(unsupported(
-            "process.user.additionalGids",
-            "sandbox sets the groups of the user's /etc/group entry only",
-        ));
-    }
-    if user.umask().is_some() {
-        return Err(unsupported("process.user.umask", "sandbox keeps the umask it was started with"));
+    let mut attrs = crate::caps::ProcessAttrs {
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(m) = user.umask() {
+        if m > 0o777 {
+            return Err(invalid("process.user.umask", &format!("{m:o}"), "a mode of at most 0777"));
+        }
+        attrs.umask = Some(m);
     }
     cfg.user = Some(format!("{}:{}", user.uid(), user.gid()));
     // The pty's master goes to the engine through --console-socket: the runtime, which knows
@@ -97,19 +109,12 @@ pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
     cfg.tty = if p.terminal() == Some(true) { Tty::Always } else { Tty::Never };
     cfg.no_new_privs = p.no_new_privileges().unwrap_or(false);
     cfg.capabilities = match p.capabilities() {
-        Some(c) => capabilities(c, user.uid())?,
+        Some(c) => capabilities(c, &mut attrs)?,
         None => CapsHashSet::new(),
     };
-    if p.oom_score_adj().is_some() {
-        return Err(unsupported("process.oomScoreAdj", "sandbox does not set it yet"));
-    }
+    cfg.process = Some(attrs);
     // An empty label means "none": ignored. A label asks for confinement: never dropped silently.
-    if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(unsupported("process.apparmorProfile", "sandbox does not apply AppArmor profiles"));
-    }
-    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(unsupported("process.selinuxLabel", "sandbox does not apply SELinux labels"));
-    }
+    super::lsm::check(p.apparmor_profile().as_deref(), p.selinux_label().as_deref(), None, Path::new("/sys"))?;
     if p.scheduler().is_some() {
         return Err(unsupported("process.scheduler", "sandbox does not set scheduling policies"));
     }
@@ -122,26 +127,25 @@ pub fn apply(p: &Process, cfg: &mut Config) -> Result<(), Error> {
     Ok(())
 }
 
-/// Sandbox keeps one capability set: bounding = permitted = effective (and inheritable, ambient
-/// empty or the same). A config whose sets differ is refused, naming the set.
-/// Inheritable and ambient stay empty (CVE-2022-24769): for uid 0 that changes nothing (root's
-/// exec gets the bounding set as permitted); for another uid it would, so it is refused.
-fn capabilities(c: &oci_spec::runtime::LinuxCapabilities, uid: u32) -> Result<CapsHashSet, Error> {
+/// The five sets: bounding is sandbox's capability set (the seccomp profile's too), the four
+/// others go to the process as given (each limited to bounding, so none can hold more).
+/// Inheritable and ambient are only what the config names (CVE-2022-24769: never a default).
+fn capabilities(
+    c: &oci_spec::runtime::LinuxCapabilities,
+    attrs: &mut crate::caps::ProcessAttrs,
+) -> Result<CapsHashSet, Error> {
     let bounding = set("process.capabilities.bounding", c.bounding())?;
-    for (field, s, may_be_empty) in [
-        ("process.capabilities.effective", c.effective(), false),
-        ("process.capabilities.permitted", c.permitted(), false),
-        ("process.capabilities.inheritable", c.inheritable(), true),
-        ("process.capabilities.ambient", c.ambient(), true),
-    ] {
-        let s = set(field, s)?;
-        if may_be_empty && !s.is_empty() && uid != 0 {
-            return Err(unsupported(field, "for a non-root user (sandbox keeps inheritable and ambient empty)"));
+    let within = |field: &str, s: CapsHashSet| -> Result<CapsHashSet, Error> {
+        match s.iter().find(|c| !bounding.contains(c)) {
+            Some(c) => Err(invalid(field, &c.to_string(), "capabilities of the bounding set")),
+            None => Ok(s),
         }
-        if s != bounding && !(may_be_empty && s.is_empty()) {
-            return Err(unsupported(field, "a set different from bounding (sandbox keeps one set in all five)"));
-        }
-    }
+    };
+    attrs.effective = within("process.capabilities.effective", set("process.capabilities.effective", c.effective())?)?;
+    attrs.permitted = within("process.capabilities.permitted", set("process.capabilities.permitted", c.permitted())?)?;
+    attrs.inheritable =
+        within("process.capabilities.inheritable", set("process.capabilities.inheritable", c.inheritable())?)?;
+    attrs.ambient = within("process.capabilities.ambient", set("process.capabilities.ambient", c.ambient())?)?;
     Ok(bounding)
 }
 

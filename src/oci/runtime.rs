@@ -73,7 +73,8 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
         nix::unistd::mkfifo(&container.dir.join(START_FIFO), nix::sys::stat::Mode::from_bits_truncate(0o600))
             .map_err(|e| Error::sys("mkfifo", e))?;
         // Inherited by the supervisor and the container (raising one needs CAP_SYS_RESOURCE).
-        super::process::set_rlimits(&b.rlimits)
+        super::process::set_rlimits(&b.rlimits)?;
+        super::process::set_oom_score_adj(b.oom_score_adj)
     })();
     if let Err(e) = setup {
         let _ = container.remove_dir();

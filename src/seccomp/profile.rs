@@ -106,6 +106,10 @@ pub fn profile_filter(path: &str, json: &str, caps: &CapsHashSet) -> Result<Scmp
     let default = action(&p.default_action, p.default_errno_ret).map_err(bad)?;
     let mut f = ScmpFilterContext::new(default).map_err(|e| ctx_err("seccomp_init", e))?;
     f.set_act_badarch(ScmpAction::Errno(libc::EPERM)).map_err(|e| ctx_err("bad-arch action", e))?;
+    // libseccomp sets no_new_privs itself on load unless told not to: the caller decides
+    // (config.json noNewPrivileges false, --allow-new-privs) and loads while it still holds
+    // CAP_SYS_ADMIN when no_new_privs is off (runc does the same).
+    f.set_ctl_nnp(false).map_err(|e| ctx_err("no_new_privs attribute", e))?;
     for r in p.syscalls.iter().filter(|r| selected(r, caps)) {
         let act = action(&r.action, r.errno_ret).map_err(bad)?;
         if act == default {

@@ -77,6 +77,20 @@ pub fn set_nodev(path: &CStr) -> nix::Result<()> {
     mount_setattr(path, MOUNT_ATTR_NODEV, 0, true)
 }
 
+/// ioctl(NS_GET_NSTYPE) (Linux 4.11): the CLONE_NEW* type of the namespace file `fd` (ENOTTY: it
+/// is not a namespace file).
+pub fn ns_type(fd: &impl AsRawFd) -> nix::Result<libc::c_int> {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703; // _IO(0xb7, 0x3)
+                                                 // SAFETY: an ioctl without an argument on an fd we hold.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) })
+}
+
+/// nosuid and/or noexec on the mount at `path` (and every mount below it with `recursive`).
+pub fn set_nosuid_noexec(path: &CStr, nosuid: bool, noexec: bool, recursive: bool) -> nix::Result<()> {
+    let set = if nosuid { MOUNT_ATTR_NOSUID } else { 0 } | if noexec { MOUNT_ATTR_NOEXEC } else { 0 };
+    mount_setattr(path, set, 0, recursive)
+}
+
 /// A device node's own bind mount (not below it): nodev cleared, read-only, nosuid, noexec. The
 /// node can be opened for reading and writing, but its inode, the host's, cannot be changed
 /// through it (chmod 000 /dev/null would break the host).

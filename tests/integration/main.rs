@@ -27,6 +27,7 @@ mod oci;
 mod oci_commands;
 mod oci_engines;
 mod oci_runtime;
+mod oci_spec;
 mod registry;
 mod samples;
 mod seccomp;
