@@ -7,11 +7,14 @@
 //! the field: a security-relevant setting is never ignored silently.
 
 pub mod bundle;
+pub mod cgroups_path;
 pub mod cli;
+pub mod hooks;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod resources;
+mod resources_files;
 pub mod runtime;
 
 #[cfg(test)]
