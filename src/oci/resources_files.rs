@@ -34,6 +34,19 @@ pub fn apply(r: &LinuxResources, v1: bool, out: &mut Vec<CgroupConf>) -> Result<
         if let Some(shares) = c.shares().filter(|s| *s > 0 && v1) {
             put("cpu.shares", shares.clamp(2, 262_144).to_string());
         }
+        // The exact quota and period (the engine's --cpus is their ratio, over its own period).
+        if let Some(q) = c.quota().filter(|q| *q > 0) {
+            let period = c.period().unwrap_or(100_000);
+            if !(1_000..=1_000_000).contains(&period) {
+                return Err(invalid("linux.resources.cpu.period", &period.to_string(), "1000 to 1000000 (µs)"));
+            }
+            if v1 {
+                put("cpu.cfs_period_us", period.to_string());
+                put("cpu.cfs_quota_us", q.to_string());
+            } else {
+                put("cpu.max", format!("{q} {period}"));
+            }
+        }
         // The period before the runtime: the kernel checks runtime against it.
         for (field, file, v) in [
             ("linux.resources.cpu.realtimePeriod", "cpu.rt_period_us", c.realtime_period().map(|v| v as i64)),
@@ -54,8 +67,13 @@ pub fn apply(r: &LinuxResources, v1: bool, out: &mut Vec<CgroupConf>) -> Result<
             }
             put(if v1 { "blkio.weight" } else { "io.weight" }, w.to_string());
         }
-        if b.leaf_weight().is_some() {
-            return Err(unsupported("linux.resources.blockIO.leafWeight", "removed from the kernel (CFQ)"));
+        if let Some(w) = b.leaf_weight() {
+            // CFQ's; gone from kernels since 5.0 (with CFQ): the group has no such file and the
+            // run is refused naming it.
+            if !v1 {
+                return Err(only_v1("linux.resources.blockIO.leafWeight"));
+            }
+            put("blkio.leaf_weight", w.to_string());
         }
         for d in b.weight_device().iter().flatten() {
             if let Some(w) = d.weight() {
@@ -96,7 +114,7 @@ mod tests {
 
     #[test]
     fn v1_files_carry_exact_values() {
-        let j = r#"{"memory":{"swappiness":10,"disableOOMKiller":true},"cpu":{"shares":1024,"realtimePeriod":1000000,"realtimeRuntime":950000},
+        let j = r#"{"memory":{"swappiness":10,"disableOOMKiller":true},"cpu":{"shares":1024,"quota":50000,"period":500000,"realtimePeriod":1000000,"realtimeRuntime":950000},
                    "blockIO":{"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1048576}]}}"#;
         assert_eq!(
             conf(j, true).unwrap(),
@@ -104,6 +122,8 @@ mod tests {
                 "memory.swappiness=10",
                 "memory.oom_control=1",
                 "cpu.shares=1024",
+                "cpu.cfs_period_us=500000",
+                "cpu.cfs_quota_us=50000",
                 "cpu.rt_period_us=1000000",
                 "cpu.rt_runtime_us=950000",
                 "blkio.throttle.read_bps_device=8:0 1048576"
