@@ -28,7 +28,11 @@ pub fn apply(path: &Path, cfg: &mut Config) -> Result<(), Error> {
     let (rel, absolute) = if SYSTEMD.load(Ordering::Relaxed) {
         (systemd(&s)?, true)
     } else if s.contains(':') {
-        return Err(invalid("linux.cgroupsPath", &s, "a path (the systemd form slice:prefix:name needs --systemd-cgroup)"));
+        return Err(invalid(
+            "linux.cgroupsPath",
+            &s,
+            "a path (the systemd form slice:prefix:name needs --systemd-cgroup)",
+        ));
     } else {
         (s.trim_start_matches('/').to_string(), path.is_absolute())
     };
@@ -63,7 +67,12 @@ fn systemd(s: &str) -> Result<String, Error> {
         ));
     }
     let slice = if slice.is_empty() { "system.slice" } else { slice };
-    if !slice.ends_with(".slice") || slice.contains('/') || name.is_empty() || name.contains('/') || prefix.contains('/') {
+    if !slice.ends_with(".slice")
+        || slice.contains('/')
+        || name.is_empty()
+        || name.contains('/')
+        || prefix.contains('/')
+    {
         return Err(invalid("linux.cgroupsPath", s, "slice:prefix:name, the slice ending in .slice, no '/'"));
     }
     // systemd's expansion: "a-b-c.slice" lives in /a.slice/a-b.slice/a-b-c.slice; "-.slice" is the root.
@@ -71,7 +80,11 @@ fn systemd(s: &str) -> Result<String, Error> {
     if slice != "-.slice" {
         let stem = &slice[..slice.len() - ".slice".len()];
         if stem.starts_with('-') || stem.ends_with('-') || stem.contains("--") {
-            return Err(invalid("linux.cgroupsPath", s, "a slice name as systemd allows (no leading, trailing or double '-')"));
+            return Err(invalid(
+                "linux.cgroupsPath",
+                s,
+                "a slice name as systemd allows (no leading, trailing or double '-')",
+            ));
         }
         let mut acc = String::new();
         for part in stem.split('-') {

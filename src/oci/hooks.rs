@@ -27,7 +27,9 @@ use crate::error::Error;
 /// Checks the hooks of a config before anything is created.
 pub fn check(hooks: &Option<Hooks>) -> Result<(), Error> {
     let Some(h) = hooks else { return Ok(()) };
-    for (field, list) in [("hooks.createContainer", h.create_container()), ("hooks.startContainer", h.start_container())] {
+    for (field, list) in
+        [("hooks.createContainer", h.create_container()), ("hooks.startContainer", h.start_container())]
+    {
         if list.as_ref().is_some_and(|l| !l.is_empty()) {
             return Err(unsupported(field, "hooks in the container's namespaces are not run yet"));
         }
@@ -65,7 +67,8 @@ pub fn of_kind(hooks: &serde_json::Value, kind: &str) -> Vec<Hook> {
 /// Runs `hooks` in order with `state` on stdin; stops at the first failure and returns it.
 pub fn run_all(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), Error> {
     for (i, h) in hooks.iter().enumerate() {
-        run(h, state).map_err(|why| Error::container(format!("{kind} hook {i} ({}) failed: {why}", h.path().display())))?;
+        run(h, state)
+            .map_err(|why| Error::container(format!("{kind} hook {i} ({}) failed: {why}", h.path().display())))?;
     }
     Ok(())
 }

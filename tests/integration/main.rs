@@ -23,6 +23,7 @@ mod limits;
 mod live_cli;
 mod messages;
 mod oci;
+mod oci_cghooks;
 mod oci_runtime;
 mod registry;
 mod samples;
