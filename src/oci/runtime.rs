@@ -73,6 +73,7 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
         "annotations": b.spec.annotations().clone().unwrap_or_default(),
         "hooks": b.spec.hooks(),
         "cgroupParents": parents,
+        "noProcess": b.spec.process().is_none(),
     });
     let setup = (|| {
         write_atomic(&container.dir.join(OCI_FILE), oci.to_string().as_bytes())?;
@@ -252,6 +253,13 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let mut c = find(root, id)?;
     if c.state.status != Status::Created {
         return Err(Error::container(format!("cannot start container {id}: it is {}, not created", c.state.status)));
+    }
+    if read_oci(&c.dir)["noProcess"] == true {
+        // runtime-spec: `start` without `process` is an error; the container is stopped (its
+        // placeholder never runs) so that `delete` finds it stopped.
+        let _ = kill(root, id, libc::SIGKILL, true);
+        control::wait_stopped(&mut c, Some(Instant::now() + Duration::from_secs(5)));
+        return Err(Error::container(format!("cannot start container {id}: its config.json has no process")));
     }
     let fifo = c.dir.join(START_FIFO);
     // Without a reader (no supervisor waiting) this fails at once with ENXIO: never blocks.

@@ -263,3 +263,21 @@ fn oci_hung_hook_is_killed_at_its_timeout_with_what_it_started() {
     assert!(!alive, "the hook's background process {bg_pid} must be killed with it");
     assert!(String::from_utf8_lossy(&oci.runc(&["state", "hung"]).stderr).contains("does not exist"));
 }
+
+#[test]
+fn oci_config_without_process_creates_but_start_fails_and_the_container_stops() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(|s| {
+        s.as_object_mut().unwrap().remove("process");
+    }) else {
+        return;
+    };
+    // runtime-spec: process is OPTIONAL in config.json; `start` MUST fail without it.
+    assert!(oci.create("noproc").status.success(), "create must accept a config without process");
+    let out = oci.runc(&["start", "noproc"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no process"), "the error says why");
+    assert_eq!(oci.state("noproc")["status"], "stopped");
+    assert!(oci.runc(&["delete", "noproc"]).status.success(), "a stopped container is deleted without --force");
+}
