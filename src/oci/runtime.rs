@@ -123,6 +123,11 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
             // The supervisor removed the container and its group; the parents made here go too.
             wait_gone(&root_dir.join(id));
             super::cgroups_path::remove_parents(&parents);
+            // runtime-spec: a failed prestart/createRuntime hook stops the container and the
+            // lifecycle goes on at delete, whose poststop hooks run (warnings only), as runc's
+            // destroy does for any failed create.
+            let hooks = super::hooks::of_kind(&oci["hooks"], "poststop");
+            super::hooks::run_warn("poststop", &hooks, &super::hooks::state(id, &oci, "stopped", 0));
             Err(Error::container(msg.to_string()))
         }
     }

@@ -219,10 +219,14 @@ fn oci_failing_prestart_hook_fails_create_runs_nothing_and_leaves_nothing() {
     let top = format!("sbx-hookfail-{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let ran = dir.path().join("ran");
+    let stopped = dir.path().join("stopped");
     let Some(oci) = Oci::new(|s| {
         s["linux"]["cgroupsPath"] = format!("{top}/c").into();
         s["process"]["args"] = serde_json::json!(["sh", "-c", format!("touch {}", ran.display())]);
-        s["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/false", "args": ["false"]}]});
+        s["hooks"] = serde_json::json!({
+            "prestart": [{"path": "/bin/false", "args": ["false"]}],
+            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", stopped.display())]}],
+        });
     }) else {
         return;
     };
@@ -232,6 +236,9 @@ fn oci_failing_prestart_hook_fails_create_runs_nothing_and_leaves_nothing() {
     let st = oci.runc(&["state", "hookfail"]);
     assert!(String::from_utf8_lossy(&st.stderr).contains("does not exist"), "the container must be gone");
     assert!(!ran.exists(), "the container's process must never run");
+    // The lifecycle goes on at delete: poststop runs (runtime-spec, prestart).
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&stopped).unwrap()).unwrap();
+    assert_eq!(st["status"], "stopped");
     assert!(!own.join(&top).exists(), "its cgroup and parents must be gone: {} is left", own.join(&top).display());
 }
 
