@@ -215,8 +215,12 @@ pub struct Config {
     pub preserve_fds: u32,
     /// Run a minimal init as PID 1 that reaps zombies and forwards signals.
     pub init: bool,
-    /// Cgroup parent, relative to the hierarchy root; default: the invoking process's own cgroup.
+    /// Cgroup parent, relative to the hierarchy root (or, starting with `./`, to the invoking
+    /// process's own cgroup in each hierarchy); default: the invoking process's own cgroup.
     pub cgroup_parent: Option<String>,
+    /// The run group's exact name below the parent (an OCI cgroupsPath's last component), instead
+    /// of sandbox's `sandbox-ID-PID`.
+    pub cgroup_name: Option<String>,
     /// Where the cgroup filesystems are mounted (normally /sys/fs/cgroup).
     pub cgroup_root: PathBuf,
     pub tty: Tty,
@@ -282,6 +286,7 @@ impl Config {
             preserve_fds: 0,
             init: false,
             cgroup_parent: None,
+            cgroup_name: None,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             tty: Tty::Never,
             capabilities: crate::caps::DEFAULT.into_iter().collect(),

@@ -149,11 +149,16 @@ impl Host {
     }
 
     /// The directories under which a run's group is made: one on v2, one per controller on v1.
-    /// `parent` (from `--cgroup-parent`) is relative to the hierarchy root; default: our own cgroup.
+    /// `parent` (from `--cgroup-parent`) is relative to the hierarchy root, or with a leading `./`
+    /// (an OCI relative cgroupsPath) to our own cgroup in each hierarchy; default: our own cgroup.
     pub fn bases(&self, parent: Option<&str>) -> Result<BTreeMap<String, PathBuf>> {
         let pick = |key: &str| {
-            let p = parent.map(|p| format!("/{}", p.trim_start_matches('/')));
-            p.or_else(|| self.own.get(key).cloned()).unwrap_or_else(|| "/".into())
+            let own = self.own.get(key).cloned().unwrap_or_else(|| "/".into());
+            match parent {
+                Some(p) if p.starts_with("./") => format!("{}/{}", own.trim_end_matches('/'), &p[2..]),
+                Some(p) => format!("/{}", p.trim_start_matches('/')),
+                None => own,
+            }
         };
         let mut out = BTreeMap::new();
         if self.layout == Layout::Unified {

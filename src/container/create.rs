@@ -241,7 +241,8 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     // there. The guard removes that group on every error path until the run's group adopts it
     // (declared before the child's guard, so dropped after it: the child is reaped first).
     // Not rootless: a run that goes on without its group (no delegation) could not remove it.
-    let mut premade = Premade(if rootless { None } else { host.premake_unified(&cgroup::group_name(&cfg.id)) });
+    let group_name = cfg.cgroup_name.clone().unwrap_or_else(|| cgroup::group_name(&cfg.id));
+    let mut premade = Premade(if rootless { None } else { host.premake_unified(&group_name) });
     let forked = match &premade.0 {
         Some((_, dir)) => match sys::clone_into_cgroup(flags, dir.as_raw_fd()) {
             Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL) => {
@@ -275,7 +276,7 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     // On v2, sandbox and the child may have to leave the parent group for a leaf so that it can
     // hand controllers down (the "no internal processes" rule): only these two pids, never others.
     let ours = [std::process::id() as i32, pid.as_raw()];
-    let group = match host.create(parent, &cgroup::group_name(&cfg.id), &cfg.limits, &ours) {
+    let group = match host.create(parent, &group_name, &cfg.limits, &ours) {
         Ok(g) => {
             premade.0 = None; // the run's group has it now
             GroupGuard(Some(g))

@@ -49,7 +49,8 @@ pub fn load(bundle: &Path, id: &str) -> Result<Bundle, Error> {
     let spec: Spec = serde_json::from_str(&text)
         .map_err(|e| Error::Container(format!("config.json: {} is not a valid runtime spec: {e}", path.display())))?;
     let config = to_config(&spec, &dir, id)?;
-    let process = spec.process().as_ref().expect("checked by to_config");
+    let no = no_process();
+    let process = spec.process().as_ref().unwrap_or(&no);
     let rlimits = super::process::rlimits(process)?;
     let oom_score_adj = process.oom_score_adj();
     if let Some(v) = oom_score_adj.filter(|v| !(-1000..=1000).contains(v)) {
@@ -68,6 +69,14 @@ pub fn check_version(v: &str) -> Result<(), Error> {
     }
 }
 
+/// What a container created without `process` waits before: never executed (`start` refuses).
+fn no_process() -> oci_spec::runtime::Process {
+    let mut p = oci_spec::runtime::Process::default();
+    p.set_terminal(Some(false));
+    p.set_args(Some(vec!["/".into()]));
+    p
+}
+
 /// The whole mapping: every part of the spec onto `Config`, refusing what cannot be honoured.
 pub fn to_config(spec: &Spec, dir: &Path, id: &str) -> Result<Config, Error> {
     check_version(spec.version())?;
@@ -76,7 +85,10 @@ pub fn to_config(spec: &Spec, dir: &Path, id: &str) -> Result<Config, Error> {
     if !rootfs.is_dir() {
         return Err(invalid("root.path", &rootfs.display().to_string(), "an existing directory"));
     }
-    let process = spec.process().as_ref().ok_or_else(|| invalid("process", "", "a process to run"))?;
+    // runtime-spec: process is optional at create; `start` of such a container is an error
+    // (runtime::start). The container waits before a placeholder that is never executed.
+    let placeholder = no_process();
+    let process = spec.process().as_ref().unwrap_or(&placeholder);
     let mut cfg = Config::new(Vec::<String>::new());
     cfg.id = id.to_string();
     cfg.rootfs = Some(rootfs);

@@ -182,9 +182,7 @@ fn unblock_signals() {
 }
 
 fn dispatch(cli: &Cli) -> Result<i32> {
-    if cli.systemd_cgroup {
-        return Err(Error::container("--systemd-cgroup is not supported yet: give cgroupsPath as a path"));
-    }
+    super::cgroups_path::set_systemd(cli.systemd_cgroup);
     let Some(cmd) = &cli.command else {
         return Err(Error::container("a command is needed: create, start, run, state, kill, delete, list, exec, ps, update, pause, resume, features, spec, events"));
     };

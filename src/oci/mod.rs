@@ -7,6 +7,7 @@
 //! the field: a security-relevant setting is never ignored silently.
 
 pub mod bundle;
+pub mod cgroups_path;
 pub mod cli;
 pub mod events;
 pub mod exec;
@@ -14,12 +15,14 @@ pub mod features;
 pub mod files;
 pub mod kernel;
 pub mod lsm;
+pub mod hooks;
 pub mod mounts;
 pub mod namespaces;
 pub mod pause;
 pub mod process;
 pub mod ps;
 pub mod resources;
+mod resources_files;
 pub mod runtime;
 pub mod spec;
 pub mod update;

@@ -16,19 +16,7 @@ pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     super::kernel::devices(linux, cfg)?;
     super::lsm::check(None, None, linux.mount_label().as_deref(), std::path::Path::new("/sys"))?;
     if let Some(p) = linux.cgroups_path() {
-        let s = p.to_string_lossy();
-        if s.contains(':') {
-            return Err(unsupported("linux.cgroupsPath", "the systemd form slice:prefix:name (use --systemd-cgroup)"));
-        }
-        if !p.is_absolute() {
-            return Err(unsupported("linux.cgroupsPath", &format!("relative path {s:?} (give an absolute one)")));
-        }
-        if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(invalid("linux.cgroupsPath", &s, "a path without '..'"));
-        }
-        // sandbox's group (sandbox-ID-PID, as for --cgroup-parent) is made below this path.
-        let rel = s.trim_start_matches('/').to_string();
-        cfg.cgroup_parent = (!rel.is_empty()).then_some(rel);
+        super::cgroups_path::apply(p, cfg)?;
     }
     // Masked and read-only paths are applied beside sandbox's own lists (never fewer).
     let own = |p: &str| crate::plan::MASKED.contains(&p) || crate::plan::READ_ONLY.contains(&p);
@@ -136,20 +124,7 @@ fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     Ok(())
 }
 
-/// Hooks run host commands at points of the lifecycle: not run yet, so any is refused.
+/// Hooks: see [`super::hooks::check`].
 pub fn check_hooks(hooks: &Option<Hooks>) -> Result<(), Error> {
-    let Some(h) = hooks else { return Ok(()) };
-    for (field, list) in [
-        ("hooks.prestart", h.prestart()),
-        ("hooks.createRuntime", h.create_runtime()),
-        ("hooks.createContainer", h.create_container()),
-        ("hooks.startContainer", h.start_container()),
-        ("hooks.poststart", h.poststart()),
-        ("hooks.poststop", h.poststop()),
-    ] {
-        if list.as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(unsupported(field, "hooks are not run yet"));
-        }
-    }
-    Ok(())
+    super::hooks::check(hooks)
 }

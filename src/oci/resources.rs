@@ -9,6 +9,10 @@ use crate::error::Error;
 use crate::limits::CgroupConf;
 
 pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
+    // What only one cgroup version has a file for (v1: exact cpu.shares, swappiness, the OOM
+    // killer switch, realtime; v2: io.max) goes through the group's files by name.
+    let v1 = crate::cgroup::Host::detect(&cfg.cgroup_root).is_ok_and(|h| h.version() == 1);
+    super::resources_files::apply(r, v1, &mut cfg.limits.cgroup_conf)?;
     let l = &mut cfg.limits;
     if let Some(m) = r.memory() {
         // -1 is "unlimited" in the spec.
@@ -38,8 +42,6 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
         // runc does: kernel memory is part of memory.limit on cgroup v2 and since Linux 5.4's
         // removal of separate kmem limits on v1. They bound nothing beyond the memory limit.
         for (field, set) in [
-            ("linux.resources.memory.swappiness", m.swappiness().is_some()),
-            ("linux.resources.memory.disableOOMKiller", m.disable_oom_killer() == Some(true)),
             ("linux.resources.memory.useHierarchy", m.use_hierarchy() == Some(false)),
             ("linux.resources.memory.checkBeforeUpdate", m.check_before_update() == Some(true)),
         ] {
@@ -60,8 +62,6 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
         l.cpuset_cpus = c.cpus().clone().filter(|s| !s.is_empty());
         l.cpuset_mems = c.mems().clone().filter(|s| !s.is_empty());
         for (field, set) in [
-            ("linux.resources.cpu.realtimeRuntime", c.realtime_runtime().is_some()),
-            ("linux.resources.cpu.realtimePeriod", c.realtime_period().is_some()),
             ("linux.resources.cpu.idle", c.idle().is_some_and(|i| i != 0)),
             ("linux.resources.cpu.burst", c.burst().is_some()),
         ] {
@@ -98,7 +98,6 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
         }
     }
     for (field, set) in [
-        ("linux.resources.blockIO", r.block_io().is_some()),
         ("linux.resources.hugepageLimits", r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())),
         ("linux.resources.network", r.network().is_some()),
         ("linux.resources.rdma", r.rdma().as_ref().is_some_and(|h| !h.is_empty())),

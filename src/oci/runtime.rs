@@ -64,9 +64,20 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
     st.detached = true;
     st.log_driver = LogDriver::None;
     let mut container = root.register(st)?;
+    // The group's parents that do not exist yet (a cgroupsPath's), removed by `delete`.
+    let parents = match super::cgroups_path::make_parents(&cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = container.remove_dir();
+            return Err(e);
+        }
+    };
     let oci = serde_json::json!({
         "bundle": b.dir,
         "annotations": b.spec.annotations().clone().unwrap_or_default(),
+        "hooks": b.spec.hooks(),
+        "cgroupParents": parents,
+        "noProcess": b.spec.process().is_none(),
     });
     let setup = (|| {
         write_atomic(&container.dir.join(OCI_FILE), oci.to_string().as_bytes())?;
@@ -78,6 +89,7 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
     })();
     if let Err(e) = setup {
         let _ = container.remove_dir();
+        super::cgroups_path::remove_parents(&parents);
         return Err(e);
     }
     let hide = vec![root_dir.to_path_buf()];
@@ -115,8 +127,25 @@ pub fn create(root_dir: &Path, bundle: &Path, id: &str, opts: &CreateOpts) -> Re
                 return Ok(0);
             }
             let msg = said.split_once('\n').map_or("the container's supervisor ended before it was created", |m| m.1);
+            // The supervisor removed the container and its group; the parents made here go too.
+            wait_gone(&root_dir.join(id));
+            super::cgroups_path::remove_parents(&parents);
+            // runtime-spec: a failed prestart/createRuntime hook stops the container and the
+            // lifecycle goes on at delete, whose poststop hooks run (warnings only), as runc's
+            // destroy does for any failed create.
+            let hooks = super::hooks::of_kind(&oci["hooks"], "poststop");
+            super::hooks::run_warn("poststop", &hooks, &super::hooks::state(id, &oci, "stopped", 0));
             Err(Error::container(msg.to_string()))
         }
+    }
+}
+
+/// Waits (at most 5 s) until a failed container's directory is gone: its supervisor removes it,
+/// and its group before that.
+fn wait_gone(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -163,12 +192,26 @@ struct OciObserver<'a> {
 impl Observer for OciObserver<'_> {
     fn created(&mut self, pid: i32, group: Option<&dyn Cgroup>) -> Result<()> {
         self.recorder.created(pid, group)?;
+        // runtime-spec: a created container's process is in its cgroup (the suite reads
+        // /proc/PID/cgroup then). The engine lets the child join only at start (it writes 0 to
+        // `tasks` itself, faster); here the supervisor moves it now, the child's own write then
+        // finds it there already.
+        if let Some(g) = group {
+            g.add_pid(pid)?;
+        }
         // Opened before the front hears "created": from then on `start` finds a reader.
         let fifo = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&self.fifo)
             .map_err(|e| Error::io("cannot open", &self.fifo, e))?;
+        // prestart and createRuntime: the namespaces exist, the process has not exec'd. A failure
+        // fails `create` (the engine then kills the process and removes the group).
+        let oci = read_oci(&self.recorder.container.dir);
+        let st = super::hooks::state(self.recorder.container.id(), &oci, "created", pid);
+        for kind in ["prestart", "createRuntime"] {
+            super::hooks::run_all(kind, &super::hooks::of_kind(&oci["hooks"], kind), &st)?;
+        }
         if let Some(fd) = self.notify.take() {
             let _ = writeln!(std::fs::File::from(fd), "ok {pid}");
         }
@@ -223,6 +266,13 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     if c.state.status != Status::Created {
         return Err(Error::container(format!("cannot start container {id}: it is {}, not created", c.state.status)));
     }
+    if read_oci(&c.dir)["noProcess"] == true {
+        // runtime-spec: `start` without `process` is an error; the container is stopped (its
+        // placeholder never runs) so that `delete` finds it stopped.
+        let _ = kill(root, id, libc::SIGKILL, true);
+        control::wait_stopped(&mut c, Some(Instant::now() + Duration::from_secs(5)));
+        return Err(Error::container(format!("cannot start container {id}: its config.json has no process")));
+    }
     let fifo = c.dir.join(START_FIFO);
     // Without a reader (no supervisor waiting) this fails at once with ENXIO: never blocks.
     let mut f = std::fs::OpenOptions::new()
@@ -243,8 +293,20 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     c.check();
     match (c.state.status, &c.state.reason) {
         (Status::Stopped, Some(r)) if c.state.started_at.is_none() => Err(Error::container(r.clone())),
-        _ => Ok(()),
+        _ => {
+            // poststart: the process was started (it may have ended already: the status is the
+            // hook's point's, running). A failure is a warning (runtime-spec).
+            let oci = read_oci(&c.dir);
+            let pid = c.state.process.map_or(0, |p| p.pid);
+            let hooks = super::hooks::of_kind(&oci["hooks"], "poststart");
+            super::hooks::run_warn("poststart", &hooks, &super::hooks::state(id, &oci, "running", pid));
+            Ok(())
+        }
     }
+}
+
+fn read_oci(dir: &Path) -> serde_json::Value {
+    std::fs::read(dir.join(OCI_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
 /// The runtime-spec status of a container.
@@ -310,7 +372,14 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     if matches!(status, "created" | "running" | "paused") && !force {
         return Err(Error::container(format!("cannot delete container {id} that is not stopped: {status}")));
     }
-    control::remove(&mut c, true)
+    let oci = read_oci(&c.dir);
+    control::remove(&mut c, true)?;
+    let parents: Vec<PathBuf> = serde_json::from_value(oci["cgroupParents"].clone()).unwrap_or_default();
+    super::cgroups_path::remove_parents(&parents);
+    // poststop: after the container is gone; a failure is a warning (runtime-spec).
+    let hooks = super::hooks::of_kind(&oci["hooks"], "poststop");
+    super::hooks::run_warn("poststop", &hooks, &super::hooks::state(id, &oci, "stopped", 0));
+    Ok(())
 }
 
 /// `list`: every container of the root.

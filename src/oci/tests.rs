@@ -72,8 +72,10 @@ fn resources_mounts_and_cgroups_path_map_onto_limits() {
     assert_eq!(l.cpu_weight, Some(39), "runc's shares→weight conversion of 1024");
     assert_eq!(l.cpuset_cpus.as_deref(), Some("0"));
     assert_eq!(l.pids, Some(32));
-    assert_eq!(l.cgroup_conf.len(), 1);
-    assert_eq!(c.cgroup_parent.as_deref(), Some("default/web"));
+    // Beside the unified entry: the exact cpu.shares (v1), quota and period.
+    assert_eq!(l.cgroup_conf.iter().filter(|c| !c.file.starts_with("cpu.")).count(), 1);
+    assert_eq!(c.cgroup_parent.as_deref(), Some("/default"));
+    assert_eq!(c.cgroup_name.as_deref(), Some("web"));
     assert_eq!(c.binds.len(), 1);
     assert!(c.binds[0].read_only);
     assert_eq!(c.tmpfs[0].size, Some(1 << 20));
@@ -132,7 +134,7 @@ fn missing_root_is_refused() {
 
 #[test]
 fn security_fields_sandbox_cannot_honour_are_refused_not_ignored() {
-    for (file, field) in [("bad-hooks.json", "hooks.prestart"), ("bad-apparmor.json", "process.apparmorProfile")] {
+    for (file, field) in [("bad-hooks.json", "hooks.createContainer"), ("bad-apparmor.json", "process.apparmorProfile")] {
         let e = err(file, no_terminal);
         assert!(e.contains(field), "{file}: {e}");
     }
