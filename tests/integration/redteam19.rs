@@ -52,6 +52,51 @@ impl Bundle {
     }
 }
 
+/// Two containers whose cgroupsPaths differ only above their last component (`rA/c1`, `rB/c1`):
+/// distinct groups in every v1 hierarchy, but one and the same cgroup2 group (our own directory
+/// there joined with the last component only). The second adopted the first's group, and when it
+/// ended its teardown SIGKILLed the first container.
+#[test]
+fn oci_cgroups_paths_sharing_a_last_component_never_kill_each_others_container() {
+    require_root!();
+    let _m = shared();
+    if own_unified_dir().is_none() {
+        eprintln!(
+            "SKIPPED oci_cgroups_paths_sharing_a_last_component_never_kill_each_others_container: not a hybrid host"
+        );
+        return;
+    }
+    let leaf = format!("rt19c-{}", std::process::id());
+    let Some(a) = Bundle::new(|s| {
+        s["linux"]["cgroupsPath"] = format!("rt19A/{leaf}").into();
+        s["process"]["args"] = serde_json::json!(["sleep", "60"]);
+    }) else {
+        return;
+    };
+    let b = Bundle::new(|s| s["linux"]["cgroupsPath"] = format!("rt19B/{leaf}").into()).unwrap();
+    let bundle = a.dir.path().join("bundle");
+    let state = a.dir.path().join("state");
+    let runc_a = |args: &[&str]| {
+        Command::new(&a.runc)
+            .arg("--root")
+            .arg(&state)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(runc_a(&["create", "--bundle", bundle.to_str().unwrap(), "rt19a"]).success());
+    assert!(runc_a(&["start", "rt19a"]).success());
+    let _ = b.run(&[], "rt19b");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let st = Command::new(&a.runc).arg("--root").arg(&state).args(["state", "rt19a"]).output().unwrap();
+    let status = serde_json::from_slice::<serde_json::Value>(&st.stdout).unwrap()["status"].clone();
+    let _ = runc_a(&["delete", "-f", "rt19a"]);
+    assert_eq!(status, "running", "container B (cgroupsPath rt19B/{leaf}) ending killed container A (rt19A/{leaf})");
+}
+
 /// Our own directory in a hybrid host's cgroup2 (/sys/fs/cgroup/unified), where sandbox puts the
 /// cgroup2 half of a container's group, named by the last component of cgroupsPath.
 fn own_unified_dir() -> Option<PathBuf> {
