@@ -201,6 +201,17 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
                 path.display()
             )));
         }
+        // Never the runtime's own (or PID 1's) namespace: that is the host's, and the container
+        // would share its network, hostname or IPC, and write its sysctls and hostname there
+        // (red-team 19: `/proc/self/ns/net` with `net.ipv4.ip_forward` set it on the host).
+        // sandbox never shares a host namespace; runc refuses the same (isHostNetNS).
+        if let Some(own) = host_namespace(&f, kind) {
+            return Err(Error::container(format!(
+                "config.json: invalid linux.namespaces {kind} path '{}': it is {own}'s own {kind} namespace (the host's); \
+                 sandbox only joins another container's namespaces, never the host's",
+                path.display()
+            )));
+        }
         joined.push((OwnedFd::from(f), flag));
     }
     let joins_uts = joined.iter().any(|(_, f)| *f == libc::CLONE_NEWUTS);
@@ -369,4 +380,15 @@ fn user_namespace(cfg: &Config, rootless: bool) -> Result<Option<crate::userns::
         )),
         _ => Ok(Some(own)),
     }
+}
+
+/// Whether the namespace file `f` is this process's or PID 1's namespace of `kind` (the same
+/// nsfs inode): who it belongs to, or `None`.
+fn host_namespace(f: &std::fs::File, kind: &str) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().ok()?;
+    [("sandbox", "/proc/self/ns"), ("PID 1", "/proc/1/ns")].into_iter().find_map(|(who, dir)| {
+        let o = std::fs::metadata(format!("{dir}/{kind}")).ok()?;
+        (o.dev() == m.dev() && o.ino() == m.ino()).then_some(who)
+    })
 }

@@ -59,8 +59,9 @@ pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     Ok(())
 }
 
-/// sandbox always makes new pid, mount, uts, ipc, network and cgroup namespaces. A config that
-/// leaves one out (to share the host's) or joins one by path is refused until the engine can.
+/// sandbox always makes new pid, mount, uts, ipc, network and cgroup namespaces, or joins another
+/// container's net, ipc or uts by path (a pod). A config that leaves one out (to share the host's)
+/// is refused, and so is a path to the runtime's own namespace (container/create.rs).
 fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     let list = linux.namespaces().clone().unwrap_or_default();
     let mut seen = HashSet::new();
