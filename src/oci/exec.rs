@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::process::Rlimit;
 use super::runtime::find;
 use crate::container::Status;
 use crate::error::{Error, Result};
@@ -51,9 +52,10 @@ pub struct ExecArgs {
 }
 
 /// The process the container gets: its config with the process's fields over it.
-fn process_config(base: &crate::Config, a: &ExecArgs) -> Result<(crate::Config, bool)> {
+fn process_config(base: &crate::Config, a: &ExecArgs) -> Result<(crate::Config, bool, Vec<Rlimit>)> {
     let mut cfg = base.clone();
     let mut tty = a.tty;
+    let mut rlimits = Vec::new();
     match (&a.process, a.command.is_empty()) {
         (Some(_), false) => {
             return Err(Error::container("exec: give --process FILE or a command, not both".to_string()));
@@ -76,7 +78,7 @@ fn process_config(base: &crate::Config, a: &ExecArgs) -> Result<(crate::Config, 
             tty |= p.terminal() == Some(true);
             p.set_terminal(Some(false));
             super::process::apply(&p, &mut cfg)?;
-            super::process::set_rlimits(&super::process::rlimits(&p)?)?;
+            rlimits = super::process::rlimits(&p)?;
         }
         (None, false) => {
             cfg.command = a.command.clone();
@@ -108,7 +110,7 @@ fn process_config(base: &crate::Config, a: &ExecArgs) -> Result<(crate::Config, 
         )));
     }
     cfg.no_new_privs |= base.no_new_privs;
-    Ok((cfg, tty))
+    Ok((cfg, tty, rlimits))
 }
 
 pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
@@ -116,7 +118,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         return Err(Error::invalid("--preserve-fds", &a.preserve_fds.to_string(), "0 for exec"));
     }
     let c = find(root, &a.id)?;
-    let (cfg, tty) = process_config(&c.state.config, a)?;
+    let (cfg, tty, rlimits) = process_config(&c.state.config, a)?;
     // As for create: a terminal goes to the engine's console socket (when detached).
     let console = match (tty && a.detach, &a.console_socket) {
         (true, None) => return Err(Error::container("exec: -t with --detach needs --console-socket".to_string())),
@@ -132,6 +134,20 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         (Status::Running, Some(p)) if c.process_alive() => p,
         _ => return Err(Error::container(format!("container {} is not running: container not running", a.id))),
     };
+    // Never more than the container has: a hard limit above its PID 1's is refused (runc sets
+    // whatever process.json lists, from the host's root; red-team 19 raised NOFILE 64 to 8192).
+    let container = super::process::hard_limits(process.pid)
+        .ok_or_else(|| Error::container(format!("container {} is not running: container not running", a.id)))?;
+    for l in &rlimits {
+        let max = container.get(l.resource as usize).copied().unwrap_or(u64::MAX);
+        if l.hard > max {
+            return Err(Error::container(format!(
+                "exec: process.rlimits {:?} hard {} is above the container's {max} (an exec gets at most the container's)",
+                l.resource, l.hard
+            )));
+        }
+    }
+    super::process::set_rlimits(&rlimits)?;
     let cgroups = c.state.cgroup.as_ref().map(|g| g.paths.clone()).unwrap_or_default();
     let target = crate::exec::Target {
         name: &a.id,

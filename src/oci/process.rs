@@ -54,6 +54,26 @@ pub fn rlimits(p: &Process) -> Result<Vec<Rlimit>, Error> {
     Ok(out)
 }
 
+/// The hard limits of process `pid`, indexed by resource number (RLIMIT_CPU = 0 …), from
+/// /proc/PID/limits (rows in that order, `%-25s %-20s %-20s`; "unlimited" is `u64::MAX`).
+pub fn hard_limits(pid: i32) -> Option<Vec<u64>> {
+    parse_hard_limits(&std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?)
+}
+
+pub fn parse_hard_limits(text: &str) -> Option<Vec<u64>> {
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let hard = l.get(47..)?.split_whitespace().next()?;
+            if hard == "unlimited" {
+                Some(u64::MAX)
+            } else {
+                hard.parse().ok()
+            }
+        })
+        .collect()
+}
+
 /// Sets the rlimits on the calling process (the runtime, before it creates the container): the
 /// supervisor and the container inherit them across fork and exec. Raising a hard limit needs
 /// CAP_SYS_RESOURCE: the error then names the limit.

@@ -215,3 +215,22 @@ fn rlimits_soft_above_hard_is_refused() {
     assert!(e.contains("soft <= hard"), "{e}");
     let _ = to_config;
 }
+
+#[test]
+fn proc_limits_hard_column_by_resource_number() {
+    let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+Max cpu time              unlimited            unlimited            seconds   \n\
+Max file size             unlimited            unlimited            bytes     \n\
+Max data size             unlimited            unlimited            bytes     \n\
+Max stack size            8388608              unlimited            bytes     \n\
+Max core file size        0                    unlimited            bytes     \n\
+Max resident set          unlimited            unlimited            bytes     \n\
+Max processes             96365                96365                processes \n\
+Max open files            64                   1024                 files     \n\
+Max nice priority         0                    0                    \n";
+    let h = super::process::parse_hard_limits(text).unwrap();
+    assert_eq!(h[0], u64::MAX);
+    assert_eq!(h[libc::RLIMIT_NOFILE as usize], 1024);
+    assert_eq!(h[libc::RLIMIT_NPROC as usize], 96365);
+    assert_eq!(h[8], 0, "a row without units");
+}

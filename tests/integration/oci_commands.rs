@@ -143,6 +143,32 @@ fn oci_exec_process_asking_for_capabilities_the_container_lacks_is_refused() {
     assert!(oci.runc(&["delete", "--force", "c6"]).status.success());
 }
 
+/// Red-team 19: `exec --process` with rlimits above the container's (NOFILE 1024 in its config)
+/// got them (runc sets whatever process.json lists): an exec gets at most the container's.
+#[test]
+fn oci_exec_process_asking_for_rlimits_above_the_containers_is_refused() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["sleep", "30"]) else { return };
+    let b = oci.bundle();
+    assert!(oci.runc(&["create", "--bundle", b.to_str().unwrap(), "c9"]).status.success());
+    assert!(oci.runc(&["start", "c9"]).status.success());
+    let p = oci.dir.path().join("process.json");
+    let with = |hard: u64| {
+        let mut j: serde_json::Value = serde_json::from_str(&process_json(&["sh", "-c", "ulimit -Hn"], &CAPS)).unwrap();
+        j["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard}]);
+        std::fs::write(&p, j.to_string()).unwrap();
+        oci.runc(&["exec", "--process", p.to_str().unwrap(), "c9"])
+    };
+    let out = with(8192);
+    assert!(!out.status.success(), "an exec raised NOFILE to 8192: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("above the container's 1024"), "{out:?}");
+    let out = with(512);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "512\n");
+    assert!(oci.runc(&["delete", "--force", "c9"]).status.success());
+}
+
 #[test]
 fn oci_pid_file_through_a_planted_symlink_does_not_write_the_links_target() {
     require_root!();
