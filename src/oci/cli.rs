@@ -199,7 +199,12 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 return Ok(0);
             }
             unblock_signals();
-            runtime::start(root, &a.id)?;
+            // As runc: a `run` whose start fails (e.g. its command is missing) leaves no
+            // container behind; nobody asked for one to delete.
+            if let Err(e) = runtime::start(root, &a.id) {
+                let _ = runtime::delete(root, &a.id, true);
+                return Err(e);
+            }
             if a.detach {
                 return Ok(0);
             }

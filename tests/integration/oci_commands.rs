@@ -324,3 +324,18 @@ fn oci_exec_terminal_master_goes_to_the_console_socket() {
     assert!(text.contains("/dev/pts/") && text.contains("exec-console"), "{text:?}");
     assert!(oci.runc(&["delete", "--force", "c10"]).status.success());
 }
+
+/// Red-team 19: a `run` whose command is missing failed at start and left a "stopped" container
+/// in the state root (runc removes it: nobody asked for one to delete).
+#[test]
+fn oci_run_whose_start_fails_leaves_no_container() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["/bin/no-such-command"]) else { return };
+    let b = oci.bundle();
+    let out = oci.runc(&["run", "--bundle", b.to_str().unwrap(), "c10"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-command"), "{out:?}");
+    let list = oci.runc(&["list", "-q"]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout), "", "a container was left behind");
+}
