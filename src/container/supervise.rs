@@ -221,3 +221,48 @@ pub(crate) fn supervise(
         }
     }
 }
+
+/// The loop of a child that is not ours ([`crate::run::Engine::sibling`]: an OCI container's
+/// init, reaped by the engine's shim): told it started by the error pipe's EOF, that it ended by
+/// its pidfd. Its wait status comes from the kernel's exit information (PIDFD_INFO_EXIT, Linux
+/// 6.15), available once its parent reaped it; on older kernels, or if nobody reaps it within a
+/// few seconds, it stays unknown (the engine has it anyway, from its own wait).
+pub(crate) fn follow(child: &mut ChildGuard, err_rd: &OwnedFd, observer: &mut dyn Observer) -> Result<Ended> {
+    use nix::poll::{poll, PollFd, PollFlags};
+    let Some(pidfd) = child.pidfd.as_ref() else {
+        return Err(Error::container("no pidfd for the container's process"));
+    };
+    let mut exec_pending = true;
+    loop {
+        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        if exec_pending {
+            fds.push(PollFd::new(err_rd.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
+        let exited = ready(&fds[0]);
+        if fds.get(1).is_some_and(ready) {
+            check_exec(err_rd)?;
+            exec_pending = false;
+            observer.started();
+        }
+        if !exited {
+            continue;
+        }
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            match sys::pidfd_exit_status(pidfd) {
+                Ok(Some(raw)) => {
+                    child.status = nix::sys::wait::WaitStatus::from_raw(child.pid, raw).ok();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => break,
+            }
+        }
+        return Ok(Ended { timed_out: false, cpu_time_out: false, stopped: None });
+    }
+}
