@@ -28,6 +28,9 @@ pub trait Observer {
     }
     /// The command was executed.
     fn started(&mut self) {}
+    /// A child that is not ours ended and the kernel did not tell how (before Linux 6.15, or not
+    /// reaped by its parent in time): the report's exit status is not the command's.
+    fn status_unknown(&mut self) {}
 }
 
 /// The `ssi_code` of a stop signal sent by `sandbox stop` (sigqueue: SI_QUEUE), whose `ssi_int`
@@ -253,15 +256,17 @@ pub(crate) fn follow(child: &mut ChildGuard, err_rd: &OwnedFd, observer: &mut dy
             continue;
         }
         let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
+        while child.status.is_none() && Instant::now() < until {
             match sys::pidfd_exit_status(pidfd) {
                 Ok(Some(raw)) => {
                     child.status = nix::sys::wait::WaitStatus::from_raw(child.pid, raw).ok();
-                    break;
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(5)),
                 Err(_) => break,
             }
+        }
+        if child.status.is_none() {
+            observer.status_unknown();
         }
         return Ok(Ended { timed_out: false, cpu_time_out: false, stopped: None });
     }

@@ -116,15 +116,15 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
 /// A rule of the engines' default allow list (char devices only; `*` minor only for the ptys).
 fn engine_default(d: &oci_spec::runtime::LinuxDeviceCgroup) -> bool {
     const HARMLESS: [(i64, Option<i64>); 10] = [
-        (1, Some(3)),  // null
-        (1, Some(5)),  // zero
-        (1, Some(7)),  // full
-        (1, Some(8)),  // random
-        (1, Some(9)),  // urandom
-        (5, Some(0)),  // tty
-        (5, Some(1)),  // console
-        (5, Some(2)),  // ptmx
-        (136, None),   // pts/*
+        (1, Some(3)),    // null
+        (1, Some(5)),    // zero
+        (1, Some(7)),    // full
+        (1, Some(8)),    // random
+        (1, Some(9)),    // urandom
+        (5, Some(0)),    // tty
+        (5, Some(1)),    // console
+        (5, Some(2)),    // ptmx
+        (136, None),     // pts/*
         (10, Some(200)), // net/tun
     ];
     matches!(d.typ(), Some(oci_spec::runtime::LinuxDeviceType::C))

@@ -130,7 +130,8 @@ fn supervise(
 ) -> i32 {
     let _ = c.update(|s| s.supervisor = crate::container::Process::me());
     let fifo = c.dir.join(START_FIFO);
-    let mut obs = OciObserver { recorder: Recorder::new(c, true, None), notify: Some(notify), fifo };
+    let mut obs =
+        OciObserver { recorder: Recorder::new(c, true, None), notify: Some(notify), fifo, status_unknown: false };
     let engine =
         crate::run::Engine { observer: Some(&mut obs), hide, console, sibling: true, ..crate::run::Engine::default() };
     let result = crate::run::run_with(cfg, engine);
@@ -151,6 +152,13 @@ fn supervise(
     }
     let _ = std::fs::remove_file(&obs.fifo);
     obs.recorder.finish(&summary);
+    if obs.status_unknown {
+        // The engine reaped it and has the status; ours would be made up.
+        let _ = obs.recorder.container.update(|s| {
+            s.exit_code = None;
+            s.reason = Some("exited; status unknown here (its parent, the engine, reaped it)".into());
+        });
+    }
     code
 }
 
@@ -158,6 +166,7 @@ struct OciObserver<'a> {
     recorder: Recorder<'a>,
     notify: Option<OwnedFd>,
     fifo: PathBuf,
+    status_unknown: bool,
 }
 
 impl Observer for OciObserver<'_> {
@@ -183,6 +192,10 @@ impl Observer for OciObserver<'_> {
 
     fn started(&mut self) {
         self.recorder.started()
+    }
+
+    fn status_unknown(&mut self) {
+        self.status_unknown = true;
     }
 }
 
