@@ -227,14 +227,17 @@ pub(crate) fn supervise(
 
 /// The loop of a child that is not ours ([`crate::run::Engine::sibling`]: an OCI container's
 /// init, reaped by the engine's shim): told it started by the error pipe's EOF, that it ended by
-/// its pidfd. Its wait status comes from the kernel's exit information (PIDFD_INFO_EXIT, Linux
-/// 6.15), available once its parent reaped it; on older kernels, or if nobody reaps it within a
-/// few seconds, it stays unknown (the engine has it anyway, from its own wait).
+/// its pidfd. Its wait status: /proc/PID/stat's exit_code while it is a zombie, else the kernel's
+/// exit information once its parent reaped it (PIDFD_INFO_EXIT, Linux 6.15); unknown if both
+/// miss it (reaped at once on an older kernel: the engine has it anyway, from its own wait).
 pub(crate) fn follow(child: &mut ChildGuard, err_rd: &OwnedFd, observer: &mut dyn Observer) -> Result<Ended> {
     use nix::poll::{poll, PollFd, PollFlags};
     let Some(pidfd) = child.pidfd.as_ref() else {
         return Err(Error::container("no pidfd for the container's process"));
     };
+    // Named by pid and start time while it lives: its status is read from /proc while it is a
+    // zombie, before its parent (the engine, or whoever adopted it) reaps it.
+    let process = super::Process::of(child.pid.as_raw());
     let mut exec_pending = true;
     loop {
         let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
@@ -257,12 +260,18 @@ pub(crate) fn follow(child: &mut ChildGuard, err_rd: &OwnedFd, observer: &mut dy
         }
         let until = Instant::now() + Duration::from_secs(5);
         while child.status.is_none() && Instant::now() < until {
-            match sys::pidfd_exit_status(pidfd) {
-                Ok(Some(raw)) => {
-                    child.status = nix::sys::wait::WaitStatus::from_raw(child.pid, raw).ok();
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(_) => break,
+            // Reaped already: the kernel kept its status for the pidfd (Linux 6.15+). Still a
+            // zombie: /proc has it. A parent that reaps slowly (pid 1 of some hosts) costs nothing.
+            let kept = sys::pidfd_exit_status(pidfd);
+            let raw = match kept {
+                Ok(Some(raw)) => Some(raw),
+                _ => process.as_ref().and_then(super::process::zombie_status),
+            };
+            match raw {
+                Some(raw) => child.status = nix::sys::wait::WaitStatus::from_raw(child.pid, raw).ok(),
+                // Reaped on a kernel that keeps nothing for the pidfd: gone.
+                None if kept.is_err() => break,
+                None => std::thread::sleep(Duration::from_millis(5)),
             }
         }
         if child.status.is_none() {
