@@ -79,6 +79,9 @@ pub struct ChildSpec {
     pub cwd: Option<std::path::PathBuf>,
     /// `--user` / the image's User, resolved against the new root's /etc/passwd.
     pub user: Option<crate::user::Spec>,
+    /// PR_SET_PDEATHSIG: die with sandbox. Not for an OCI container's init, whose parent is the
+    /// `create` process (it exits at once) and then the engine's shim (sys::clone_sibling).
+    pub die_with_parent: bool,
 }
 
 /// A command line as exec's argv: refused (exit 125, quoted) when an argument holds a NUL byte.
@@ -104,8 +107,10 @@ pub fn main(spec: &ChildSpec) -> ! {
         let _ = unistd::close(*fd);
     }
     let setup = |what: &str, e: Errno| fail(spec.err_wr, 125, &format!("{what}: {}", e.desc()));
-    if let Err(e) = sys::die_with_parent() {
-        setup("prctl(PR_SET_PDEATHSIG)", e);
+    if spec.die_with_parent {
+        if let Err(e) = sys::die_with_parent() {
+            setup("prctl(PR_SET_PDEATHSIG)", e);
+        }
     }
     if spec.userns {
         if let Err(e) = become_root(spec.sync_rd) {
@@ -165,7 +170,7 @@ pub fn main(spec: &ChildSpec) -> ! {
         let _ = nix::mount::umount2("/sys/fs/cgroup", nix::mount::MntFlags::MNT_DETACH);
     }
     restrict(spec);
-    last_checks(spec, true);
+    last_checks(spec, spec.die_with_parent);
     if spec.init {
         crate::init::run(spec)
     }

@@ -262,6 +262,7 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
         cgroup_ops: vec![],
         cwd: Some(cwd),
         user,
+        die_with_parent: !opts.detach,
     };
     let entry = Entry {
         pidfd,

@@ -100,6 +100,10 @@ pub struct Engine<'a> {
     /// The OCI runtime's `--console-socket` (connected): the pty master goes there once the
     /// child made it, before `created` (containerd and conmon wait for it during `create`).
     pub console: Option<std::os::fd::OwnedFd>,
+    /// The OCI runtime's `create`: the command is cloned as our parent's child (the engine's shim
+    /// reaps it, as it does runc's) and only followed here (`supervise::follow`): no signal
+    /// forwarding, deadline or samples, which the OCI config has no place for anyway.
+    pub sibling: bool,
 }
 
 /// The stdio of a detached run.
@@ -124,7 +128,7 @@ pub fn run_with(cfg: &Config, mut engine: Engine) -> Result<Report> {
         Some(d) => Stdio::detached(cfg.tty == crate::config::Tty::Always, d.log, d.attach)?,
         None => Stdio::prepare(cfg.tty)?,
     };
-    let mut c = create(cfg, stdio, &engine.hide)?;
+    let mut c = create(cfg, stdio, &engine.hide, engine.sibling)?;
     if let Some(sock) = engine.console.take() {
         use std::os::fd::AsRawFd;
         if !c.stdio.forward_master(sock.as_raw_fd())? {
@@ -134,6 +138,10 @@ pub fn run_with(cfg: &Config, mut engine: Engine) -> Result<Report> {
     }
     observer.created(c.child.pid.as_raw(), c.group.get())?;
     c.start();
+    if engine.sibling {
+        let ended = crate::container::supervise::follow(&mut c.child, &c.err_rd, observer)?;
+        return finish(cfg, c, ended, None);
+    }
     let deadline = cfg.limits.timeout.map(|t| c.start + t);
     // Only with a group: without one there is nothing to read.
     let mut sampler = engine

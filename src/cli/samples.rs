@@ -84,6 +84,7 @@ pub fn run(cfg: &sandbox::Config, s: &Sampling, engine: sandbox::run::Engine) ->
         detached: engine.detached,
         hide: engine.hide,
         console: engine.console,
+        sibling: engine.sibling,
     };
     let report = sandbox::run::run_with(cfg, engine)?;
     // The command's exit status stays sandbox's: a file that could not be written is a warning.

@@ -71,13 +71,25 @@ pub(crate) struct ChildGuard {
     /// What the child and the descendants it reaped used (wait4): the report's figures when
     /// there is no cgroup.
     pub(crate) rusage: Option<libc::rusage>,
+    /// A child cloned as our parent's (an OCI container's init, `sys::clone_sibling`): the fd
+    /// we follow it by, as we cannot wait4 it. Signals go through it, never to a reused pid.
+    pub(crate) pidfd: Option<OwnedFd>,
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = kill(self.pid, Signal::SIGKILL);
-            let _ = waitpid(self.pid, None);
+        if self.status.is_some() {
+            return;
+        }
+        match &self.pidfd {
+            // Not ours to reap: its parent (the engine's shim) does.
+            Some(fd) => {
+                let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+            }
+            None => {
+                let _ = kill(self.pid, Signal::SIGKILL);
+                let _ = waitpid(self.pid, None);
+            }
         }
     }
 }
@@ -134,7 +146,9 @@ pub(crate) struct Created {
 /// Creates the container for `cfg` with `stdio` (see [`Stdio::prepare`] and
 /// [`Stdio::detached`]): nothing runs of the command until [`Created::start`].
 /// `hide`: host directories the command must not see in a host-view run (the state root).
-pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]) -> Result<Created> {
+/// `sibling`: the child is cloned as our parent's child (an OCI runtime's `create`: the engine's
+/// shim reaps it), followed through a pidfd.
+pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf], sibling: bool) -> Result<Created> {
     cfg.validate()?;
     let argv = child::argv(&cfg.command)?;
     let mut ops = crate::plan::build(cfg);
@@ -242,6 +256,7 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
         cgroup_ops,
         cwd: cfg.cwd.clone(),
         user: cfg.user.as_deref().map(crate::user::Spec::parse).transpose()?,
+        die_with_parent: !sibling,
     };
 
     let start = Instant::now();
@@ -254,21 +269,29 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     // Not rootless: a run that goes on without its group (no delegation) could not remove it.
     let group_name = cfg.cgroup_name.clone().unwrap_or_else(|| cgroup::group_name(&cfg.id));
     let mut premade = Premade(if rootless { None } else { host.premake_unified(&group_name) });
-    let forked = match &premade.0 {
-        Some((_, dir)) => match sys::clone_into_cgroup(flags, dir.as_raw_fd()) {
-            Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL) => {
+    let forked = match (&premade.0, sibling) {
+        (Some((_, dir)), true) => match sys::clone_sibling(flags, Some(dir.as_raw_fd())) {
+            Err(nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL) => {
                 premade.remove();
-                sys::clone_fork(flags)
+                sys::clone_sibling(flags, None)
             }
             r => r,
         },
-        None => sys::clone_fork(flags),
+        (None, true) => sys::clone_sibling(flags, None),
+        (Some((_, dir)), false) => match sys::clone_into_cgroup(flags, dir.as_raw_fd()) {
+            Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL) => {
+                premade.remove();
+                sys::clone_fork(flags).map(|f| (f, None))
+            }
+            r => r.map(|f| (f, None)),
+        },
+        (None, false) => sys::clone_fork(flags).map(|f| (f, None)),
     };
-    let pid = match forked.map_err(|e| Error::sys("clone", e))? {
-        Forked::Child => child::main(&spec),
-        Forked::Parent(pid) => pid,
+    let (pid, pidfd) = match forked.map_err(|e| Error::sys("clone", e))? {
+        (Forked::Child, _) => child::main(&spec),
+        (Forked::Parent(pid), pidfd) => (pid, pidfd),
     };
-    let child = ChildGuard { pid, status: None, rusage: None };
+    let child = ChildGuard { pid, status: None, rusage: None, pidfd };
     drop((sync_rd, err_wr));
     let status_rd = status.map(|(rd, _wr)| rd);
     stdio.close_child_ends();

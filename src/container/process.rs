@@ -71,3 +71,32 @@ pub fn parse_stat(stat: &str) -> Option<(char, u64)> {
     let start = fields.nth(22 - 4)?.parse().ok()?;
     Some((state, start))
 }
+
+/// The wait status of process `p` while it is a zombie (not yet reaped by its parent):
+/// /proc/PID/stat field 52, `exit_code` (Linux 3.5+), "in the form reported by waitpid". The
+/// start time must match: a pid reaped and reused meanwhile is another process. `None` when it
+/// is not (or no longer) that zombie.
+pub fn zombie_status(p: &Process) -> Option<i32> {
+    let stat = crate::sys::read_small(format!("/proc/{}/stat", p.pid)).ok()?;
+    let (state, start) = parse_stat(&stat)?;
+    if state != 'Z' || start != p.start_time {
+        return None;
+    }
+    let (_, rest) = stat.rsplit_once(") ")?;
+    // rest starts at field 3.
+    rest.split_ascii_whitespace().nth(52 - 3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zombie_status_is_field_52_after_the_last_paren() {
+        let mut f: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
+        f[0] = "Z".into();
+        f[52 - 3] = "768".into();
+        let stat = format!("42 (a) b) {}\n", f.join(" "));
+        let (_, rest) = stat.rsplit_once(") ").unwrap();
+        assert_eq!(super::parse_stat(&stat), Some(('Z', 22)));
+        assert_eq!(rest.split_ascii_whitespace().nth(52 - 3), Some("768"));
+    }
+}

@@ -28,6 +28,9 @@ pub trait Observer {
     }
     /// The command was executed.
     fn started(&mut self) {}
+    /// A child that is not ours ended and the kernel did not tell how (before Linux 6.15, or not
+    /// reaped by its parent in time): the report's exit status is not the command's.
+    fn status_unknown(&mut self) {}
 }
 
 /// The `ssi_code` of a stop signal sent by `sandbox stop` (sigqueue: SI_QUEUE), whose `ssi_int`
@@ -219,5 +222,61 @@ pub(crate) fn supervise(
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("wait4", e)),
         }
+    }
+}
+
+/// The loop of a child that is not ours ([`crate::run::Engine::sibling`]: an OCI container's
+/// init, reaped by the engine's shim): told it started by the error pipe's EOF, that it ended by
+/// its pidfd. Its wait status: /proc/PID/stat's exit_code while it is a zombie, else the kernel's
+/// exit information once its parent reaped it (PIDFD_INFO_EXIT, Linux 6.15); unknown if both
+/// miss it (reaped at once on an older kernel: the engine has it anyway, from its own wait).
+pub(crate) fn follow(child: &mut ChildGuard, err_rd: &OwnedFd, observer: &mut dyn Observer) -> Result<Ended> {
+    use nix::poll::{poll, PollFd, PollFlags};
+    let Some(pidfd) = child.pidfd.as_ref() else {
+        return Err(Error::container("no pidfd for the container's process"));
+    };
+    // Named by pid and start time while it lives: its status is read from /proc while it is a
+    // zombie, before its parent (the engine, or whoever adopted it) reaps it.
+    let process = super::Process::of(child.pid.as_raw());
+    let mut exec_pending = true;
+    loop {
+        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        if exec_pending {
+            fds.push(PollFd::new(err_rd.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
+        let exited = ready(&fds[0]);
+        if fds.get(1).is_some_and(ready) {
+            check_exec(err_rd)?;
+            exec_pending = false;
+            observer.started();
+        }
+        if !exited {
+            continue;
+        }
+        let until = Instant::now() + Duration::from_secs(5);
+        while child.status.is_none() && Instant::now() < until {
+            // Reaped already: the kernel kept its status for the pidfd (Linux 6.15+). Still a
+            // zombie: /proc has it. A parent that reaps slowly (pid 1 of some hosts) costs nothing.
+            let kept = sys::pidfd_exit_status(pidfd);
+            let raw = match kept {
+                Ok(Some(raw)) => Some(raw),
+                _ => process.as_ref().and_then(super::process::zombie_status),
+            };
+            match raw {
+                Some(raw) => child.status = nix::sys::wait::WaitStatus::from_raw(child.pid, raw).ok(),
+                // Reaped on a kernel that keeps nothing for the pidfd: gone.
+                None if kept.is_err() => break,
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        if child.status.is_none() {
+            observer.status_unknown();
+        }
+        return Ok(Ended { timed_out: false, cpu_time_out: false, stopped: None });
     }
 }

@@ -160,8 +160,10 @@ fn supervise(
 ) -> i32 {
     let _ = c.update(|s| s.supervisor = crate::container::Process::me());
     let fifo = c.dir.join(START_FIFO);
-    let mut obs = OciObserver { recorder: Recorder::new(c, true, None), notify: Some(notify), fifo };
-    let engine = crate::run::Engine { observer: Some(&mut obs), hide, console, ..crate::run::Engine::default() };
+    let mut obs =
+        OciObserver { recorder: Recorder::new(c, true, None), notify: Some(notify), fifo, status_unknown: false };
+    let engine =
+        crate::run::Engine { observer: Some(&mut obs), hide, console, sibling: true, ..crate::run::Engine::default() };
     let result = crate::run::run_with(cfg, engine);
     let code = match &result {
         Ok(r) => r.exit_code,
@@ -180,6 +182,13 @@ fn supervise(
     }
     let _ = std::fs::remove_file(&obs.fifo);
     obs.recorder.finish(&summary);
+    if obs.status_unknown {
+        // The engine reaped it and has the status; ours would be made up.
+        let _ = obs.recorder.container.update(|s| {
+            s.exit_code = None;
+            s.reason = Some("exited; status unknown here (its parent, the engine, reaped it)".into());
+        });
+    }
     code
 }
 
@@ -187,6 +196,7 @@ struct OciObserver<'a> {
     recorder: Recorder<'a>,
     notify: Option<OwnedFd>,
     fifo: PathBuf,
+    status_unknown: bool,
 }
 
 impl Observer for OciObserver<'_> {
@@ -226,6 +236,10 @@ impl Observer for OciObserver<'_> {
 
     fn started(&mut self) {
         self.recorder.started()
+    }
+
+    fn status_unknown(&mut self) {
+        self.status_unknown = true;
     }
 }
 
@@ -401,9 +415,20 @@ pub fn list(root: &Path) -> Vec<serde_json::Value> {
     out
 }
 
-/// `run`'s wait: until the supervisor is gone; the container's exit status.
+/// `run`'s wait: the container's process is our child (cloned as the `create` process's, which
+/// this is: see `sys::clone_sibling`), so we reap it and have its status; then until the
+/// supervisor has recorded the end.
 pub fn wait(root: &Path, id: &str) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
     let mut c = find(root, id)?;
+    let own = c.state.process.map(|p| loop {
+        match waitpid(nix::unistd::Pid::from_raw(p.pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => break Some(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => break Some(128 + sig as i32),
+            Err(nix::errno::Errno::EINTR) => {}
+            _ => break None,
+        }
+    });
     control::wait_stopped(&mut c, None);
-    Ok(c.state.exit_code.unwrap_or(255))
+    Ok(own.flatten().or(c.state.exit_code).unwrap_or(255))
 }

@@ -144,6 +144,67 @@ pub fn clone_parent(cgroup: Option<RawFd>) -> nix::Result<Forked> {
     clone3(args)
 }
 
+/// clone3(2) with fork semantics, new namespaces (`flags`), CLONE_PARENT and CLONE_PIDFD: the new
+/// process is our parent's child, not ours. An OCI engine's shim (containerd's, conmon) is a child
+/// subreaper that learns a container's init ended by reaping it: the init must become its child
+/// once `create` exits, as with runc, so it cannot be our supervisor's child. With `cgroup` (a
+/// cgroup v2 directory fd) it is born in that group (CLONE_INTO_CGROUP, Linux 5.7). Returns, in
+/// the parent, a pidfd for the child: we cannot wait4 it, we follow it through that fd.
+///
+/// The caller must be single-threaded, as for [`clone_fork`].
+pub fn clone_sibling(flags: libc::c_int, cgroup: Option<RawFd>) -> nix::Result<(Forked, Option<OwnedFd>)> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: flags as u32 as u64 | libc::CLONE_PARENT as u64 | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    match clone3(args)? {
+        Forked::Child => Ok((Forked::Child, None)),
+        // SAFETY: with CLONE_PIDFD the kernel stored a fresh pidfd in `pidfd`, owned here only.
+        parent => Ok((parent, (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }))),
+    }
+}
+
+/// struct pidfd_info of linux/pidfd.h (PIDFD_INFO_SIZE_VER0, 64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    ids: [u32; 11],
+    exit_code: i32,
+}
+
+/// PIDFD_INFO_EXIT (Linux 6.15).
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+/// PIDFD_GET_INFO: _IOWR(PIDFS_IOCTL_MAGIC 0xFF, 11, struct pidfd_info).
+const PIDFD_GET_INFO: libc::c_ulong =
+    (3 << 30) | ((std::mem::size_of::<PidfdInfo>() as libc::c_ulong) << 16) | (0xFF << 8) | 11;
+
+/// The wait status of the exited process `pidfd` names (ioctl PIDFD_GET_INFO with
+/// PIDFD_INFO_EXIT, Linux 6.15): how a process that is not our child ended. `Ok(None)` while the
+/// kernel has no exit information for it (still running, or not yet reaped by its parent);
+/// ENOTTY/EINVAL on older kernels.
+pub fn pidfd_exit_status(pidfd: &OwnedFd) -> nix::Result<Option<i32>> {
+    let mut info = PidfdInfo { mask: PIDFD_INFO_EXIT, ..Default::default() };
+    // SAFETY: PIDFD_GET_INFO reads and writes a struct pidfd_info of the size encoded in the
+    // request; `info` is a live local of that size and layout.
+    let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO as _, &mut info as *mut PidfdInfo) };
+    match r {
+        -1 => match Errno::last() {
+            // Reaped and its exit information gone with it: unknown, not an error of ours.
+            Errno::ESRCH => Ok(None),
+            e => Err(e),
+        },
+        _ => Ok((info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code)),
+    }
+}
+
 /// The siginfo of a queued signal (SI_QUEUE) as the kernel lays it out on 64-bit Linux (x86_64,
 /// aarch64, riscv64): signo, errno, code, then the `_rt` member of the union at offset 16: pid,
 /// uid, the value. 128 bytes in all.

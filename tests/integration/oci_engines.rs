@@ -3,13 +3,11 @@
 //! tmpfs over /run (the shim's runc root and sockets are fixed under /run/containerd), stopped by
 //! pid with every shim it started.
 //!
-//! IGNORED (a lane a developer runs: `cargo test --test integration oci_engines -- --ignored`):
 //! containerd's runc shim learns that a task's init ended as its subreaper, by reaping the pid of
-//! `--pid-file`. sandbox's supervisor, not the shim, is the parent of the container's process, so
-//! the shim never sees it end: `ctr run` of a command that exits waits forever, and a killed task
-//! stays RUNNING. `ctr task exec` (exit status, output) and `ctr task ps` work (an exec'd process
-//! is reparented to the shim). See README "Engines". Also needed from the spec side: containerd's
-//! default device cgroup allow rules (refused by src/oci/resources.rs today).
+//! `--pid-file`: sandbox-runc's `create` clones the init as its own child (not its supervisor's)
+//! so that it becomes the shim's, as runc's does. Before that, `ctr run` of a command that exits
+//! waited forever and a killed task stayed RUNNING. The pod pair (`--with-ns`) needs config.json
+//! namespaces joined by path: ignored until sandbox-runc has them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,7 +19,7 @@ use crate::require_root;
 /// pid (containerd, and each shim by its shim.pid). Prints `ok NAME` per check passed.
 const SCRIPT: &str = r#"
 set -u
-T=$1; RUNC=$2; ROOTFS=$3
+T=$1; RUNC=$2; ROOTFS=$3; PART=$4
 mount -t tmpfs -o mode=0755 sandbox-test-run /run || exit 90
 cat > $T/config.toml <<C
 version = 2
@@ -51,14 +49,17 @@ for i in $(seq 200); do [ -S $T/c.sock ] && break; sleep 0.05; done
 [ -S $T/c.sock ] || { echo "containerd did not start"; tail -5 $T/containerd.log; exit 91; }
 C="timeout -k 2 20 ctr -a $T/c.sock"
 R="--runc-binary $RUNC --cgroup="
+if [ "$PART" = tasks ]; then
 $C run $R --rootfs $ROOTFS t1 sh -c 'exit 3'; [ $? = 3 ] && echo "ok exit-code"
 $C run $R -d --rootfs $ROOTFS t2 sleep 60 && echo "ok run-detached"
 out=$($C task exec --exec-id e1 t2 sh -c 'echo in-exec; exit 4'); [ $? = 4 ] && [ "$out" = in-exec ] && echo "ok exec"
 $C task kill -s KILL t2 && sleep 1 && $C task ls | grep -q 't2.*STOPPED' && echo "ok kill"
-$C task rm t2 && $C c rm t2 && echo "ok delete"
+$C task rm t2 && $C c rm t2 && [ ! -e /run/containerd/runc/default/t2 ] && echo "ok delete"
 # 137 also when timeout's KILL ends ctr: only a quick one is the OOM kill.
 s=$SECONDS; $C run $R --memory-limit 33554432 --rootfs $ROOTFS t3 sh -c 'x=a; while :; do x=$x$x; done'
 [ $? = 137 ] && [ $((SECONDS - s)) -lt 15 ] && echo "ok oom"
+exit 0
+fi
 $C run $R -d --rootfs $ROOTFS t4 sleep 60
 P=$($C task ls | awk '$1 == "t4" {print $2}')
 $C run $R --with-ns network:/proc/$P/ns/net --with-ns ipc:/proc/$P/ns/ipc --rootfs $ROOTFS t5 \
@@ -66,18 +67,17 @@ $C run $R --with-ns network:/proc/$P/ns/net --with-ns ipc:/proc/$P/ns/ipc --root
   && echo "ok with-ns"
 "#;
 
-#[test]
-#[ignore = "containerd's shim reaps the init as its subreaper; sandbox's supervisor is its parent (README: Engines)"]
-fn containerd_runs_execs_kills_oom_kills_and_joins_namespaces_through_sandbox_runc() {
-    require_root!();
+/// Runs SCRIPT's `part` (tasks or pod) against sandbox-runc; `None` when it cannot run here
+/// (said loudly). The checks that passed, the containerd log, the temp dir.
+fn containerd(part: &str) -> Option<(String, String, tempfile::TempDir)> {
     for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
         if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map_or(true, |o| !o.status.success())
         {
             eprintln!("SKIPPED: {tool} is not installed (Debian: apt-get install containerd; tests/deps.sh does)");
-            return;
+            return None;
         }
     }
-    let Some(rootfs) = busybox_rootfs() else { return };
+    let rootfs = busybox_rootfs()?;
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
     let t = dir.path();
     let runc: PathBuf = t.join("sandbox-runc");
@@ -88,6 +88,7 @@ fn containerd_runs_execs_kills_oom_kills_and_joins_namespaces_through_sandbox_ru
         .arg(t)
         .arg(&runc)
         .arg(rootfs.path())
+        .arg(part)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -95,11 +96,26 @@ fn containerd_runs_execs_kills_oom_kills_and_joins_namespaces_through_sandbox_ru
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     if matches!(out.status.code(), Some(90 | 91)) {
         eprintln!("SKIPPED: containerd could not be started here: {text}");
-        return;
+        return None;
     }
     let log = std::fs::read_to_string(t.join("containerd.log")).unwrap_or_default();
-    for check in ["exit-code", "run-detached", "exec", "kill", "delete", "oom", "with-ns"] {
+    Some((text, log, dir))
+}
+
+#[test]
+fn containerd_sees_the_init_end_exit_codes_kill_delete_exec_and_oom_through_sandbox_runc() {
+    require_root!();
+    let Some((text, log, dir)) = containerd("tasks") else { return };
+    for check in ["exit-code", "run-detached", "exec", "kill", "delete", "oom"] {
         assert!(text.contains(&format!("ok {check}\n")), "containerd check {check} failed:\n{text}\n{log}");
     }
-    assert!(!Path::new(&t.join("state/io.containerd.runtime.v2.task/default/t2")).exists());
+    assert!(!Path::new(&dir.path().join("state/io.containerd.runtime.v2.task/default/t2")).exists());
+}
+
+#[test]
+#[ignore = "the pod pair needs config.json namespaces joined by path (net, ipc), not in sandbox-runc yet"]
+fn containerd_pod_pair_joins_the_first_containers_net_and_ipc_through_sandbox_runc() {
+    require_root!();
+    let Some((text, log, _dir)) = containerd("pod") else { return };
+    assert!(text.contains("ok with-ns\n"), "containerd check with-ns failed:\n{text}\n{log}");
 }

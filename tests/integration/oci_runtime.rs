@@ -127,7 +127,10 @@ fn oci_create_waits_before_exec_until_start_then_kill_and_delete_leave_nothing()
     let gone = oci.runc(&["state", "c1"]);
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("does not exist"));
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the container's process is gone");
+    // Gone, or a zombie left for whoever adopted it when `create` exited to reap (an engine's
+    // shim; here the host's pid 1, which may take a moment), as runc's init is.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')), "{stat}");
     let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
     assert!(left.is_empty(), "state left: {left:?}");
     assert!(entries(&oci.root().join("names")).is_empty());
@@ -197,4 +200,69 @@ fn oci_bad_bundle_is_refused_with_a_json_log_line_and_nothing_created() {
     assert!(!out.status.success());
     let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
     assert!(left.is_empty(), "state left: {left:?}");
+}
+
+/// The shim's part, as containerd's runc shim and podman's conmon play it: a child subreaper that
+/// runs `create` and `start`, then learns the init ended by reaping the pid of `--pid-file`.
+const SUBREAPER_SHIM: &str = r#"
+import ctypes, os, signal, subprocess, sys
+runc, root, bundle, pidfile, out = sys.argv[1:6]
+assert ctypes.CDLL(None).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+def rc(*a):
+    subprocess.run([runc, "--root", root, *a], check=True, stdin=subprocess.DEVNULL)
+rc("create", "--bundle", bundle, "--pid-file", pidfile, "c1")
+pid = int(open(pidfile).read())
+rc("start", "c1")
+signal.alarm(20)
+try:
+    _, st = os.waitpid(pid, 0)
+    res = "reaped %d" % os.waitstatus_to_exitcode(st)
+except ChildProcessError:
+    res = "not my child: parent %s" % open("/proc/%d/stat" % pid).read().split()[3]
+open(out, "w").write(res)
+"#;
+
+/// containerd's shim and conmon see a container end only by reaping its init: before, the init
+/// was the child of sandbox's supervisor, so `ctr run` of a command that exits hung and a killed
+/// task stayed running (tests/integration/oci_engines.rs drives containerd itself).
+#[test]
+fn oci_init_is_reaped_by_the_engines_subreaper_as_runcs_is() {
+    require_root!();
+    if Command::new("python3").arg("-V").output().map_or(true, |o| !o.status.success()) {
+        eprintln!("SKIPPED: python3 is not installed (it plays the shim, a child subreaper)");
+        return;
+    }
+    let Some(oci) = Oci::new(&["sh", "-c", "exit 3"]) else { return };
+    let (pid_file, out) = (oci.dir.path().join("pid"), oci.dir.path().join("shim.out"));
+    let f = |n: &str| std::fs::File::create(oci.dir.path().join(n)).unwrap();
+    let status = Command::new("python3")
+        .args(["-c", SUBREAPER_SHIM])
+        .args([oci.dir.path().join("sandbox-runc"), oci.root(), oci.bundle(), pid_file, out.clone()])
+        .stdin(std::process::Stdio::null())
+        .stdout(f("shim.stdout"))
+        .stderr(f("shim.stderr"))
+        .status()
+        .unwrap();
+    let said = std::fs::read_to_string(&out).unwrap_or_default();
+    let err = std::fs::read_to_string(oci.dir.path().join("shim.stderr")).unwrap_or_default();
+    assert!(status.success(), "the shim failed: {said}\n{err}");
+    assert_eq!(said, "reaped 3", "{err}");
+    // The supervisor saw it end too: stopped, and delete leaves nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while oci.status("c1") != "stopped" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(oci.status("c1"), "stopped");
+    // Its status, which it can no longer wait4 for, from the kernel (PIDFD_INFO_EXIT, Linux 6.15).
+    let release = nix::sys::utsname::uname().unwrap().release().to_string_lossy().into_owned();
+    let v: Vec<u32> = release.split(['.', '-']).take(2).map(|x| x.parse().unwrap_or(0)).collect();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(oci.root().join("c1/state.json")).unwrap()).unwrap();
+    if v >= vec![6, 15] {
+        assert_eq!(record["exit_code"], 3, "{record}");
+    } else {
+        eprintln!("NOTE: kernel {release} has no PIDFD_INFO_EXIT: the record's exit status is unknown");
+    }
+    assert!(oci.runc(&["delete", "c1"]).status.success());
+    assert!(!oci.root().join("c1").exists());
 }
