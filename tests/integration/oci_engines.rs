@@ -6,8 +6,8 @@
 //! containerd's runc shim learns that a task's init ended as its subreaper, by reaping the pid of
 //! `--pid-file`: sandbox-runc's `create` clones the init as its own child (not its supervisor's)
 //! so that it becomes the shim's, as runc's does. Before that, `ctr run` of a command that exits
-//! waited forever and a killed task stayed RUNNING. The pod pair (`--with-ns`) needs config.json
-//! namespaces joined by path: ignored until sandbox-runc has them.
+//! waited forever and a killed task stayed RUNNING. The pod pair (`--with-ns`) joins the first
+//! container's net and ipc namespaces by path.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -113,7 +113,6 @@ fn containerd_sees_the_init_end_exit_codes_kill_delete_exec_and_oom_through_sand
 }
 
 #[test]
-#[ignore = "the pod pair needs config.json namespaces joined by path (net, ipc), not in sandbox-runc yet"]
 fn containerd_pod_pair_joins_the_first_containers_net_and_ipc_through_sandbox_runc() {
     require_root!();
     let Some((text, log, _dir)) = containerd("pod") else { return };
