@@ -510,4 +510,22 @@ mod tests {
         let e = V1::create(&b, None, "g", &Limits { memory_bytes: Some(1), ..Default::default() });
         assert!(e.err().unwrap().to_string().contains("--mem"));
     }
+
+    /// Red-team 19, hole 1: a cgroup2 group already there that this run did not make (someone
+    /// else's) is refused before any v1 group is made, and never adopted; one it made is adopted.
+    #[test]
+    fn an_existing_cgroup2_group_the_run_did_not_make_is_refused_not_adopted() {
+        let t = tempfile::tempdir().unwrap();
+        let b = bases(t.path(), false);
+        let theirs = t.path().join("unified/victim");
+        std::fs::create_dir_all(&theirs).unwrap();
+        let e = V1::create(&b, Some((theirs.clone(), false)), "victim", &Limits::default());
+        assert!(e.err().unwrap().to_string().contains("exists"));
+        assert!(theirs.is_dir());
+        for c in ["memory", "cpu", "cpuacct", "pids"] {
+            assert!(!t.path().join(c).join("victim").exists(), "{c} group made before the refusal");
+        }
+        let g = V1::create(&b, Some((theirs.clone(), true)), "victim", &Limits::default()).unwrap();
+        assert!(g.born_in_unified && g.unified.as_ref() == Some(&theirs));
+    }
 }
