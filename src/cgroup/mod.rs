@@ -183,12 +183,37 @@ impl Host {
 
     /// Creates the run's group named `name` with `limits` applied. On error nothing is left.
     /// `ours`: sandbox's own processes, which on v2 may move to a leaf (see [`v2::V2::create`]).
-    pub fn create(&self, parent: Option<&str>, name: &str, limits: &Limits, ours: &[i32]) -> Result<Box<dyn Cgroup>> {
+    /// `premade`: the hybrid run's cgroup2 group was made by this run ([`Host::premake_unified`]
+    /// returned it), so create adopts it; otherwise a group already there is refused.
+    pub fn create(
+        &self,
+        parent: Option<&str>,
+        name: &str,
+        limits: &Limits,
+        ours: &[i32],
+        premade: bool,
+    ) -> Result<Box<dyn Cgroup>> {
         let bases = self.bases(parent)?;
         Ok(match self.layout {
             Layout::Unified => Box::new(v2::V2::create(&bases[""], name, limits, ours)?),
-            _ => Box::new(v1::V1::create(&bases, self.unified.as_deref(), name, limits)?),
+            _ => {
+                let unified = self.unified_dir(parent, name).map(|d| (d, premade));
+                Box::new(v1::V1::create(&bases, unified, name, limits)?)
+            }
         })
+    }
+
+    /// Hybrid hosts: the run's group in the cgroup2 at `unified/`, always below our own group
+    /// there (see [`unified_base`]), at the whole of its path: `parent` (`./a/b` or `/a/b`) then
+    /// `name`, so that cgroupsPaths `rA/c1` and `rB/c1` get two groups, not one shared `c1`
+    /// (red-team 19, hole 1). Where that parent does not exist there (a `--cgroup-parent` that
+    /// names a v1 group; an OCI cgroupsPath's parents are made by cgroups_path::make_parents),
+    /// directly below our own group as before.
+    pub fn unified_dir(&self, parent: Option<&str>, name: &str) -> Option<PathBuf> {
+        let own = self.unified.as_ref()?;
+        let rel = parent.unwrap_or("").trim_start_matches("./").trim_matches('/');
+        let under = own.join(rel);
+        Some(if rel.is_empty() || !under.is_dir() { own.join(name) } else { under.join(name) })
     }
 
     /// Hybrid hosts: makes the run's cgroup2 group (see [`unified_base`]) before the child is
@@ -196,8 +221,11 @@ impl Host {
     /// moved there, which would wait for an RCU grace period (~5-9 ms). [`Host::create`] then
     /// adopts the directory. `None` where there is no such group, or it cannot be made (then the
     /// run goes on without it, as create would).
-    pub fn premake_unified(&self, name: &str) -> Option<(PathBuf, std::fs::File)> {
-        let dir = self.unified.as_ref()?.join(name);
+    ///
+    /// `Some` only when this call made the directory: a group already there (someone else's, or
+    /// another container's) is never returned, and [`Host::create`] then refuses it.
+    pub fn premake_unified(&self, parent: Option<&str>, name: &str) -> Option<(PathBuf, std::fs::File)> {
+        let dir = self.unified_dir(parent, name)?;
         std::fs::create_dir(&dir).ok()?;
         let open = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(&dir);
         match open {
@@ -518,9 +546,9 @@ mod tests {
         host.unified = Some(base.clone());
         // A bad value leaves nothing, in the cgroup2 hierarchy either.
         let bad = Limits { swap_bytes: Some(1), ..Default::default() };
-        assert!(host.create(None, "sandbox-x-1", &bad, &[]).is_err());
+        assert!(host.create(None, "sandbox-x-1", &bad, &[], false).is_err());
         assert!(!base.join("sandbox-x-1").exists());
-        let g = host.create(None, "sandbox-x-1", &Limits::default(), &[]).unwrap();
+        let g = host.create(None, "sandbox-x-1", &Limits::default(), &[], false).unwrap();
         assert_eq!(g.paths()["unified"], base.join("sandbox-x-1"));
         assert!(base.join("sandbox-x-1").is_dir());
         g.remove().unwrap();

@@ -268,7 +268,8 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     // (declared before the child's guard, so dropped after it: the child is reaped first).
     // Not rootless: a run that goes on without its group (no delegation) could not remove it.
     let group_name = cfg.cgroup_name.clone().unwrap_or_else(|| cgroup::group_name(&cfg.id));
-    let mut premade = Premade(if rootless { None } else { host.premake_unified(&group_name) });
+    let parent = cfg.cgroup_parent.as_deref();
+    let mut premade = Premade(if rootless { None } else { host.premake_unified(parent, &group_name) });
     let forked = match (&premade.0, sibling) {
         (Some((_, dir)), true) => match sys::clone_sibling(flags, Some(dir.as_raw_fd())) {
             Err(nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL) => {
@@ -304,13 +305,12 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     // The group is made while the child sets up its namespaces (mounts, lo, hostname): the two
     // overlap instead of adding up. Any error here kills the child (ChildGuard) and undoes the
     // group (GroupGuard), so a bad --cgroup-parent or a missing controller still leaves nothing.
-    let parent = cfg.cgroup_parent.as_deref();
     // Groups left by a sandbox that was SIGKILLed: gone before we add ours.
     host.gc(parent);
     // On v2, sandbox and the child may have to leave the parent group for a leaf so that it can
     // hand controllers down (the "no internal processes" rule): only these two pids, never others.
     let ours = [std::process::id() as i32, pid.as_raw()];
-    let group = match host.create(parent, &group_name, &cfg.limits, &ours) {
+    let group = match host.create(parent, &group_name, &cfg.limits, &ours, premade.0.is_some()) {
         Ok(g) => {
             premade.0 = None; // the run's group has it now
             GroupGuard(Some(g))

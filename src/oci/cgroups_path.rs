@@ -105,7 +105,13 @@ pub fn make_parents(cfg: &Config) -> Result<Vec<PathBuf>, Error> {
     let Some(parent) = cfg.cgroup_parent.as_deref() else { return Ok(vec![]) };
     let host = crate::cgroup::Host::detect(&cfg.cgroup_root)?;
     let mut made = Vec::new();
-    let bases = host.bases(Some(parent))?;
+    let mut bases = host.bases(Some(parent))?;
+    // Hybrid hosts: the group's parents in the cgroup2 too (below our own group there, see
+    // Host::unified_dir), so that its cgroup2 group has the whole path, as in every v1 hierarchy.
+    let rel = parent.trim_start_matches("./").trim_matches('/');
+    if let (Some(own), false) = (host.unified.as_ref(), rel.is_empty()) {
+        bases.insert("unified".into(), own.join(rel));
+    }
     for (ctrl, base) in &bases {
         let mut missing: Vec<&Path> = base.ancestors().take_while(|a| !a.exists()).collect();
         missing.reverse();

@@ -33,14 +33,29 @@ pub struct V1 {
 }
 
 impl V1 {
-    /// `bases`: controller → directory to create the group under; `unified`: where to make the
-    /// run's cgroup2 group on a hybrid host, if anywhere.
+    /// `bases`: controller → directory to create the group under; `unified`: the run's cgroup2
+    /// group on a hybrid host, if any (see Host::unified_dir), and whether this run already made
+    /// it before the clone (Host::premake_unified).
     pub fn create(
         bases: &BTreeMap<String, PathBuf>,
-        unified: Option<&Path>,
+        unified: Option<(PathBuf, bool)>,
         name: &str,
         limits: &Limits,
     ) -> Result<V1> {
+        // Invariant: sandbox never kills or removes a group it did not create (red-team 19,
+        // hole 1: a cgroupsPath naming someone else's cgroup2 group got it adopted as "made
+        // before the clone", and teardown SIGKILLed its processes and removed it). A cgroup2
+        // group already there that this run did not make is refused, before anything is made;
+        // the v1 groups below are refused the same way by create_dir's EEXIST.
+        if let Some((dir, false)) = &unified {
+            if dir.exists() {
+                return Err(Error::io(
+                    "cannot create cgroup",
+                    dir,
+                    std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                ));
+            }
+        }
         let l = limits;
         let conf = "--cgroup-conf";
         let io_flag = l.io.first().map(|r| r.limit.flag()).unwrap_or("--io-read-bps");
@@ -94,18 +109,19 @@ impl V1 {
         }
         // Last, once the limits are set: a bad value leaves nothing, there either. Only accounting
         // (pressure) depends on it, so a failure is a warning and the figures stay null.
-        // A directory already there was made before the clone (Host::premake_unified) and the
-        // child was born in it: adopted, and not joined again (see join_files).
-        if let Some(dir) = unified.map(|u| u.join(name)) {
-            match std::fs::create_dir(&dir) {
+        // A directory this run made before the clone (Host::premake_unified; `premade`) has the
+        // child born in it: adopted, and not joined again (see join_files). Only that one: a
+        // directory made by anyone else was refused above, and one appearing since is an error.
+        if let Some((dir, premade)) = unified {
+            match if premade { Ok(()) } else { std::fs::create_dir(&dir) } {
                 Ok(()) => {
                     g.unique.push(dir.clone());
                     g.unified = Some(dir);
+                    g.born_in_unified = premade;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    g.unique.push(dir.clone());
-                    g.unified = Some(dir);
-                    g.born_in_unified = true;
+                    super::undo(&g.unique);
+                    return Err(Error::io("cannot create cgroup", &dir, e));
                 }
                 Err(e) => crate::run::warn(&format!("cannot create cgroup {} (pressure unknown): {e}", dir.display())),
             }
@@ -493,5 +509,23 @@ mod tests {
         b.remove("memory");
         let e = V1::create(&b, None, "g", &Limits { memory_bytes: Some(1), ..Default::default() });
         assert!(e.err().unwrap().to_string().contains("--mem"));
+    }
+
+    /// Red-team 19, hole 1: a cgroup2 group already there that this run did not make (someone
+    /// else's) is refused before any v1 group is made, and never adopted; one it made is adopted.
+    #[test]
+    fn an_existing_cgroup2_group_the_run_did_not_make_is_refused_not_adopted() {
+        let t = tempfile::tempdir().unwrap();
+        let b = bases(t.path(), false);
+        let theirs = t.path().join("unified/victim");
+        std::fs::create_dir_all(&theirs).unwrap();
+        let e = V1::create(&b, Some((theirs.clone(), false)), "victim", &Limits::default());
+        assert!(e.err().unwrap().to_string().contains("exists"));
+        assert!(theirs.is_dir());
+        for c in ["memory", "cpu", "cpuacct", "pids"] {
+            assert!(!t.path().join(c).join("victim").exists(), "{c} group made before the refusal");
+        }
+        let g = V1::create(&b, Some((theirs.clone(), true)), "victim", &Limits::default()).unwrap();
+        assert!(g.born_in_unified && g.unified.as_ref() == Some(&theirs));
     }
 }
