@@ -1,5 +1,5 @@
 //! `linux.resources` → [`crate::Limits`]: memory (limit, swap, reservation), cpu (shares, quota /
-//! period, cpus, mems), pids, unified. The rest is refused, naming the field.
+//! period, cpus, mems), pids, unified, devices (resources_devices.rs). The rest is refused, naming the field.
 
 use oci_spec::runtime::LinuxResources;
 
@@ -83,19 +83,9 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
             l.cgroup_conf.push(CgroupConf { file: file.clone(), value: value.clone() });
         }
     }
-    // The device cgroup: sandbox's containers see only the devices of its own /dev (null, zero,
-    // full, random, urandom, tty), so a rule list that starts by denying everything is what it
-    // does already; allowing more is not supported.
+    // The device cgroup (see resources_devices.rs): v1 files; on v2 checked against /dev.
     if let Some(devs) = r.devices() {
-        for (i, d) in devs.iter().enumerate() {
-            let deny_all = !d.allow() && d.typ().is_none_or_all() && d.major().is_none() && d.minor().is_none();
-            if i == 0 && !deny_all || i > 0 && d.allow() {
-                return Err(unsupported(
-                    &format!("linux.resources.devices[{i}]"),
-                    "device cgroup rules beyond deny-all",
-                ));
-            }
-        }
+        super::resources_devices::apply(devs, v1, &cfg.devices, &mut cfg.limits.cgroup_conf)?;
     }
     for (field, set) in [
         ("linux.resources.hugepageLimits", r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())),
@@ -107,14 +97,4 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-trait AllType {
-    fn is_none_or_all(&self) -> bool;
-}
-
-impl AllType for Option<oci_spec::runtime::LinuxDeviceType> {
-    fn is_none_or_all(&self) -> bool {
-        matches!(self, None | Some(oci_spec::runtime::LinuxDeviceType::A))
-    }
 }

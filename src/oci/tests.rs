@@ -134,7 +134,8 @@ fn missing_root_is_refused() {
 
 #[test]
 fn security_fields_sandbox_cannot_honour_are_refused_not_ignored() {
-    for (file, field) in [("bad-hooks.json", "hooks.createContainer"), ("bad-apparmor.json", "process.apparmorProfile")] {
+    for (file, field) in [("bad-hooks.json", "hooks.createContainer"), ("bad-apparmor.json", "process.apparmorProfile")]
+    {
         let e = err(file, no_terminal);
         assert!(e.contains(field), "{file}: {e}");
     }
