@@ -36,34 +36,59 @@ const OWN: [(char, i64, Option<i64>, &str); 8] = [
 
 /// The rules a config's list becomes: when it starts by denying everything (runc's default spec,
 /// containerd's, podman's), the nodes of the container's own /dev (sandbox's and linux.devices')
-/// are allowed right after it, and mknod of any node (it lands on a nodev mount: it can never be
-/// opened), as runc allows its default devices. runc appends them after the config's rules, so a
-/// config cannot deny /dev/null there; here they come before the config's other rules, which
-/// therefore still narrow them (a deny of 1:3 denies /dev/null). A list that does not start with
-/// deny-all is taken as written.
+/// stay allowed, and mknod of any node (it lands on a nodev mount: it can never be opened), as
+/// runc appends its default devices after the config's rules. Unlike runc, a default is left out
+/// when one of the config's rules names that node (or a range holding it): a config can deny
+/// /dev/null (runc's appended allow would win). The config's rules come first, in their order, as
+/// runtime-spec's "apply entries in the listed order" (and the validation suite, reading
+/// devices.list) expects. A list that does not start with deny-all is taken as written.
 pub fn effective(rules: &[LinuxDeviceCgroup], nodes: &[DeviceNode]) -> Vec<LinuxDeviceCgroup> {
     let deny_all = |d: &LinuxDeviceCgroup| {
         !d.allow()
             && matches!(d.typ(), None | Some(LinuxDeviceType::A))
             && d.major().is_none()
             && d.minor().is_none()
-            && d.access().as_deref().is_none_or(|a| "rwm".chars().all(|c| a.contains(c)))
+            && d.access().as_deref().map_or(true, |a| "rwm".chars().all(|c| a.contains(c)))
     };
-    let Some(first) = rules.first().filter(|d| deny_all(d)) else {
+    if !rules.first().is_some_and(deny_all) {
         return rules.to_vec();
-    };
+    }
     let rule = |typ: char, major: Option<i64>, minor: Option<i64>, access: &str| {
         let t = if typ == 'b' { LinuxDeviceType::B } else { LinuxDeviceType::C };
         let json = serde_json::json!({"allow": true, "type": t, "major": major, "minor": minor, "access": access});
         serde_json::from_value::<LinuxDeviceCgroup>(json).expect("a device rule")
     };
-    let mut out = vec![first.clone(), rule('c', None, None, "m"), rule('b', None, None, "m")];
-    out.extend(OWN.iter().map(|(t, ma, mi, _)| rule(*t, Some(*ma), *mi, "rwm")));
+    // Whether one of the config's rules (after its deny-all) covers every node of (typ, major, minor).
+    let named = |typ: char, major: Option<i64>, minor: Option<i64>| {
+        rules[1..].iter().any(|d| {
+            let t = kind(d);
+            (t == Some('a') || t == Some(typ))
+                && (d.major().is_none() || d.major() == major)
+                && (d.minor().is_none() || d.minor() == minor)
+        })
+    };
+    let mut out = rules.to_vec();
+    let mut defaults = vec![rule('c', None, None, "m"), rule('b', None, None, "m")];
+    defaults.extend(OWN.iter().map(|(t, ma, mi, _)| rule(*t, Some(*ma), *mi, "rwm")));
     for n in nodes.iter().filter(|n| n.kind != 'p') {
-        out.push(rule(n.kind, Some(n.major as i64), Some(n.minor as i64), "rwm"));
+        defaults.push(rule(if n.kind == 'b' { 'b' } else { 'c' }, Some(n.major as i64), Some(n.minor as i64), "rwm"));
     }
-    out.extend(rules[1..].iter().cloned());
+    for d in defaults {
+        if !named(kind(&d).unwrap_or('a'), d.major(), d.minor()) {
+            out.push(d);
+        }
+    }
     out
+}
+
+/// A rule's type as the cgroup files write it (`None`: not a device cgroup type).
+fn kind(d: &LinuxDeviceCgroup) -> Option<char> {
+    match d.typ() {
+        None | Some(LinuxDeviceType::A) => Some('a'),
+        Some(LinuxDeviceType::C | LinuxDeviceType::U) => Some('c'),
+        Some(LinuxDeviceType::B) => Some('b'),
+        Some(_) => None,
+    }
 }
 
 pub fn apply(
@@ -73,20 +98,16 @@ pub fn apply(
     out: &mut Vec<CgroupConf>,
 ) -> Result<(), Error> {
     let rules = &effective(given, nodes);
-    // Numbered as the config has them (the added defaults are valid).
-    let extra = rules.len() - given.len();
     let mut lines = vec![];
+    // The config's rules first, numbered as it has them; the added defaults are valid.
     for (i, d) in rules.iter().enumerate() {
-        let field = format!("linux.resources.devices[{}]", if i == 0 { 0 } else { i.saturating_sub(extra) });
+        let field = format!("linux.resources.devices[{i}]");
         let access = d.access().clone().unwrap_or_else(|| "rwm".into());
         if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
             return Err(invalid(&format!("{field}.access"), &access, "letters of rwm"));
         }
-        let typ = match d.typ() {
-            None | Some(LinuxDeviceType::A) => 'a',
-            Some(LinuxDeviceType::C | LinuxDeviceType::U) => 'c',
-            Some(LinuxDeviceType::B) => 'b',
-            Some(t) => return Err(invalid(&format!("{field}.type"), &format!("{t:?}"), "a, c or b")),
+        let Some(typ) = kind(d) else {
+            return Err(invalid(&format!("{field}.type"), &format!("{:?}", d.typ()), "a, c or b"));
         };
         for (what, n) in [("major", d.major()), ("minor", d.minor())] {
             if n.is_some_and(|n| n < 0) {
@@ -140,15 +161,10 @@ pub fn apply(
 fn allowed(rules: &[LinuxDeviceCgroup], typ: char, major: i64, minor: Option<i64>, acc: char) -> bool {
     let mut verdict = true;
     for d in rules {
-        let t = match d.typ() {
-            None | Some(LinuxDeviceType::A) => 'a',
-            Some(LinuxDeviceType::C | LinuxDeviceType::U) => 'c',
-            Some(LinuxDeviceType::B) => 'b',
-            Some(_) => continue,
-        };
+        let Some(t) = kind(d) else { continue };
         let access = d.access().as_deref().unwrap_or("rwm");
         let covers = (t == 'a' || t == typ)
-            && d.major().is_none_or(|m| m == major)
+            && d.major().map_or(true, |m| m == major)
             && match (d.minor(), minor) {
                 (None, _) => true,
                 (Some(m), Some(n)) => m == n,
@@ -186,14 +202,16 @@ mod tests {
     fn v1_rules_are_written_in_order_deny_all_as_a() {
         let v = map(CONTAINERD, true).unwrap();
         assert_eq!(v[0], "devices.deny=a");
-        // sandbox's /dev first, then the config's own rules.
-        assert_eq!(v[1..4], ["devices.allow=c *:* m", "devices.allow=b *:* m", "devices.allow=c 1:3 rwm"]);
-        assert_eq!(v[10], "devices.allow=c 136:* rwm");
-        assert_eq!(v[11], "devices.allow=c 1:3 rwm");
-        assert_eq!(v.len(), 11 + 10);
+        // The config's own rules, then what they leave out of sandbox's /dev (here: mknod).
+        assert_eq!(v[1], "devices.allow=c 1:3 rwm");
+        assert_eq!(v[8], "devices.allow=c 136:* rwm");
+        assert_eq!(v[11..], ["devices.allow=c *:* m", "devices.allow=b *:* m"]);
         let deny_null =
             r#"[{"allow":false,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]"#;
-        assert_eq!(map(deny_null, true).unwrap().last().unwrap(), "devices.deny=c 1:3 rwm");
+        let v = map(deny_null, true).unwrap();
+        assert_eq!(v[1], "devices.deny=c 1:3 rwm");
+        assert!(!v.contains(&"devices.allow=c 1:3 rwm".to_string()), "{v:?}");
+        assert!(v.contains(&"devices.allow=c 1:5 rwm".to_string()), "{v:?}");
         assert_eq!(map(r#"[{"allow":true,"type":"b","access":"m"}]"#, true).unwrap(), ["devices.allow=b *:* m"]);
     }
 
