@@ -388,10 +388,6 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
 pub(crate) fn write_conf(conf: &[crate::limits::CgroupConf], dir_for: impl Fn(&str) -> Option<PathBuf>) -> Result<()> {
     for c in conf {
         let ctrl = c.file.split('.').next().unwrap_or_default();
-        // A v1 run's device rules are written by v1/devices.rs (v2 has none: see oci/resources_devices.rs).
-        if c.file == "devices.allow" || c.file == "devices.deny" {
-            continue;
-        }
         let spec = format!("{}={}", c.file, c.value);
         let Some(dir) = dir_for(ctrl) else {
             let why = format!("a file of a controller the run's group has ({ctrl} is not one of them)");

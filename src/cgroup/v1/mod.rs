@@ -177,7 +177,10 @@ impl V1 {
         if let Some(dir) = self.dirs.get("devices") {
             devices::apply(dir, limits)?;
         }
-        super::write_conf(&limits.cgroup_conf, |ctrl| self.dirs.get(ctrl).cloned())
+        // The device rules were written above, in order (v2 has no such files: a --cgroup-conf
+        // devices.* there is refused by write_conf as a file the group lacks).
+        let rest: Vec<_> = limits.cgroup_conf.iter().filter(|c| !devices::is_rule(c)).cloned().collect();
+        super::write_conf(&rest, |ctrl| self.dirs.get(ctrl).cloned())
     }
 }
 
