@@ -31,9 +31,10 @@ use crate::error::{Error, Result};
 /// The v1 controllers a run uses: limits on memory, cpu and pids; accounting from cpuacct and
 /// blkio (and its io limits); cpuset for `--cpuset-*` only; freezer for `pause`/`unpause`. blkio,
 /// cpuset and freezer are optional: a host without them (or whose group we cannot see) runs
-/// without, io figures unknown, and refuses their limits (and `pause`).
-pub const V1_CONTROLLERS: [&str; 7] = ["memory", "cpu", "cpuacct", "pids", "blkio", "cpuset", "freezer"];
-const V1_OPTIONAL: [&str; 3] = ["blkio", "cpuset", "freezer"];
+/// without, io figures unknown, and refuses their limits (and `pause`). devices only for an OCI
+/// config's device rules (v1/devices.rs), optional as well.
+pub const V1_CONTROLLERS: [&str; 8] = ["memory", "cpu", "cpuacct", "pids", "blkio", "cpuset", "freezer", "devices"];
+const V1_OPTIONAL: [&str; 4] = ["blkio", "cpuset", "freezer", "devices"];
 
 /// CFS period used for `--cpus` (the kernel's default, as docker uses).
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -139,7 +140,11 @@ impl Host {
         }
         let mut names: Vec<String> = vec![];
         // Not freezer: the command's view stays what it was before `pause` existed.
-        let shown = |c: &&str| *c != "freezer" && (*c != "cpuset" || limits.wants_cpuset());
+        let shown = |c: &&str| {
+            *c != "freezer"
+                && (*c != "cpuset" || limits.wants_cpuset())
+                && (*c != "devices" || v1::wants_devices(limits))
+        };
         for c in V1_CONTROLLERS.into_iter().filter(shown) {
             if let Some(n) = self.v1.get(c).map(|m| m.controllers.join(",")).filter(|n| !names.contains(n)) {
                 names.push(n);

@@ -22,6 +22,7 @@ pub mod pause;
 pub mod process;
 pub mod ps;
 pub mod resources;
+mod resources_devices;
 mod resources_files;
 pub mod runtime;
 pub mod spec;

@@ -1,5 +1,5 @@
 //! `linux.resources` → [`crate::Limits`]: memory (limit, swap, reservation), cpu (shares, quota /
-//! period, cpus, mems), pids, unified. The rest is refused, naming the field.
+//! period, cpus, mems), pids, unified, devices (resources_devices.rs). The rest is refused, naming the field.
 
 use oci_spec::runtime::LinuxResources;
 
@@ -83,22 +83,9 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
             l.cgroup_conf.push(CgroupConf { file: file.clone(), value: value.clone() });
         }
     }
-    // The device cgroup: sandbox's containers see only the devices of its own /dev (null, zero,
-    // full, random, urandom, tty), so a rule list that starts by denying everything is what it
-    // does already; allowing more is not supported, except the harmless character devices every
-    // engine allows after its deny-all (containerd's and podman's default spec, runc's
-    // AllowedDevices): those sandbox's /dev has, the console, the pty multiplexer and its slaves,
-    // and /dev/net/tun.
+    // The device cgroup (see resources_devices.rs): v1 files; on v2 checked against /dev.
     if let Some(devs) = r.devices() {
-        for (i, d) in devs.iter().enumerate() {
-            let deny_all = !d.allow() && d.typ().is_none_or_all() && d.major().is_none() && d.minor().is_none();
-            if i == 0 && !deny_all || i > 0 && d.allow() && !engine_default(d) {
-                return Err(unsupported(
-                    &format!("linux.resources.devices[{i}]"),
-                    "device cgroup rules beyond deny-all",
-                ));
-            }
-        }
+        super::resources_devices::apply(devs, v1, &cfg.devices, &mut cfg.limits.cgroup_conf)?;
     }
     for (field, set) in [
         ("linux.resources.hugepageLimits", r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())),
@@ -110,32 +97,4 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// A rule of the engines' default allow list (char devices only; `*` minor only for the ptys).
-fn engine_default(d: &oci_spec::runtime::LinuxDeviceCgroup) -> bool {
-    const HARMLESS: [(i64, Option<i64>); 10] = [
-        (1, Some(3)),    // null
-        (1, Some(5)),    // zero
-        (1, Some(7)),    // full
-        (1, Some(8)),    // random
-        (1, Some(9)),    // urandom
-        (5, Some(0)),    // tty
-        (5, Some(1)),    // console
-        (5, Some(2)),    // ptmx
-        (136, None),     // pts/*
-        (10, Some(200)), // net/tun
-    ];
-    matches!(d.typ(), Some(oci_spec::runtime::LinuxDeviceType::C))
-        && d.major().is_some_and(|maj| HARMLESS.contains(&(maj, d.minor())))
-}
-
-trait AllType {
-    fn is_none_or_all(&self) -> bool;
-}
-
-impl AllType for Option<oci_spec::runtime::LinuxDeviceType> {
-    fn is_none_or_all(&self) -> bool {
-        matches!(self, None | Some(oci_spec::runtime::LinuxDeviceType::A))
-    }
 }

@@ -72,8 +72,10 @@ fn resources_mounts_and_cgroups_path_map_onto_limits() {
     assert_eq!(l.cpu_weight, Some(39), "runc's shares→weight conversion of 1024");
     assert_eq!(l.cpuset_cpus.as_deref(), Some("0"));
     assert_eq!(l.pids, Some(32));
-    // Beside the unified entry: the exact cpu.shares (v1), quota and period.
-    assert_eq!(l.cgroup_conf.iter().filter(|c| !c.file.starts_with("cpu.")).count(), 1);
+    // Beside the unified entry: the exact cpu.shares (v1), quota and period, and on v1 the device
+    // rules (the deny-all, then the container's own /dev).
+    let other = |c: &&crate::limits::CgroupConf| !c.file.starts_with("cpu.") && !c.file.starts_with("devices.");
+    assert_eq!(l.cgroup_conf.iter().filter(other).count(), 1);
     assert_eq!(c.cgroup_parent.as_deref(), Some("/default"));
     assert_eq!(c.cgroup_name.as_deref(), Some("web"));
     assert_eq!(c.binds.len(), 1);

@@ -30,6 +30,8 @@ pub fn update(root: &Path, id: &str, resources: Option<&PathBuf>) -> Result<i32>
     super::resources::apply(&r, &mut cfg)?;
     let new = cfg.limits;
     for (field, given) in [
+        // The devices group exists only for a container created with rules (v1), and v2 has none.
+        ("devices", r.devices().as_ref().is_some_and(|d| !d.is_empty())),
         ("cpu.cpus", new.cpuset_cpus.is_some()),
         ("cpu.mems", new.cpuset_mems.is_some()),
         ("unified", !new.cgroup_conf.is_empty()),

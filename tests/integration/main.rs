@@ -26,6 +26,7 @@ mod messages;
 mod oci;
 mod oci_cghooks;
 mod oci_commands;
+mod oci_devices;
 mod oci_engines;
 mod oci_runtime;
 mod oci_spec;

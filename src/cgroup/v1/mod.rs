@@ -9,6 +9,7 @@ mod blkio;
 mod cpu;
 mod cpuacct;
 mod cpuset;
+mod devices;
 mod freezer;
 mod memory;
 mod pids;
@@ -30,6 +31,11 @@ pub struct V1 {
     disks: std::cell::OnceCell<Vec<String>>,
     /// The child was cloned into `unified` (CLONE_INTO_CGROUP): it does not join it.
     born_in_unified: bool,
+}
+
+/// Whether a run with `limits` has a group in the devices hierarchy.
+pub fn wants_devices(limits: &Limits) -> bool {
+    devices::wanted(limits)
 }
 
 impl V1 {
@@ -72,6 +78,7 @@ impl V1 {
             ("--cpuset-cpus", "cpuset", l.cpuset_cpus.is_some()),
             ("--cpuset-mems", "cpuset", l.cpuset_mems.is_some()),
             (conf, "cpuset", l.conf_for("cpuset")),
+            ("linux.resources.devices", "devices", devices::wanted(l)),
         ] {
             if asked && !bases.contains_key(ctrl) {
                 return Err(Error::Unsupported {
@@ -85,7 +92,8 @@ impl V1 {
         }
         let mut dirs = BTreeMap::new();
         let mut unique: Vec<PathBuf> = Vec::new();
-        for (ctrl, base) in bases.iter().filter(|(c, _)| *c != "cpuset" || l.wants_cpuset()) {
+        let made = |c: &str| (c != "cpuset" || l.wants_cpuset()) && (c != "devices" || devices::wanted(l));
+        for (ctrl, base) in bases.iter().filter(|(c, _)| made(c)) {
             let dir = base.join(name);
             if !unique.contains(&dir) {
                 if let Err(e) = std::fs::create_dir(&dir) {
@@ -182,7 +190,13 @@ impl V1 {
             blkio::apply_accounting(dir);
             blkio::apply(dir, limits)?;
         }
-        super::write_conf(&limits.cgroup_conf, |ctrl| self.dirs.get(ctrl).cloned())
+        if let Some(dir) = self.dirs.get("devices") {
+            devices::apply(dir, limits)?;
+        }
+        // The device rules were written above, in order (v2 has no such files: a --cgroup-conf
+        // devices.* there is refused by write_conf as a file the group lacks).
+        let rest: Vec<_> = limits.cgroup_conf.iter().filter(|c| !devices::is_rule(c)).cloned().collect();
+        super::write_conf(&rest, |ctrl| self.dirs.get(ctrl).cloned())
     }
 }
 
