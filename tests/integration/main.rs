@@ -31,7 +31,6 @@ mod oci_engines;
 mod oci_runtime;
 mod oci_spec;
 mod redteam19;
-mod redteam19_cgroups;
 mod registry;
 mod samples;
 mod seccomp;

@@ -1,9 +1,9 @@
-//! Red-team 19: holes found in the OCI additions of 625044f (sysctl and hostname with namespaces
-//! joined by path; the cgroupsPath ones are in redteam19_cgroups.rs). Named after the attack, each
-//! failed on that commit.
+//! Red-team 19: holes found in the OCI additions of 625044f: a cgroupsPath naming a cgroup2 group
+//! sandbox did not create (hybrid hosts), and sysctls/hostname written into a namespace joined by
+//! path that is the runtime's own. Each test is named after the attack and fails on 625044f.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use crate::harness::*;
 use crate::require_root;
@@ -30,6 +30,120 @@ impl Bundle {
         std::fs::write(dir.path().join("bundle/config.json"), spec.to_string()).unwrap();
         Some(Bundle { _rootfs: rootfs, dir, runc })
     }
+
+    /// `sandbox-runc --root STATE run --bundle B id`, prefixed by `wrap` (e.g. unshare), stdout
+    /// and stderr in files (the container keeps what it inherits open).
+    fn run(&self, wrap: &[&str], id: &str) -> Output {
+        let p = |n: &str| self.dir.path().join(n);
+        let mut argv: Vec<String> = wrap.iter().map(|s| s.to_string()).collect();
+        argv.push(self.runc.to_str().unwrap().into());
+        argv.extend(["--root".into(), p("state").to_str().unwrap().into(), "run".into(), "--bundle".into()]);
+        argv.extend([p("bundle").to_str().unwrap().into(), id.into()]);
+        let (o, e) = (p("out"), p("err"));
+        let status = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        let out = Output { status, stdout: std::fs::read(&o).unwrap(), stderr: std::fs::read(&e).unwrap() };
+        eprintln!("{argv:?}: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        out
+    }
+}
+
+/// Two containers whose cgroupsPaths differ only above their last component (`rA/c1`, `rB/c1`):
+/// distinct groups in every v1 hierarchy, but one and the same cgroup2 group (our own directory
+/// there joined with the last component only). The second adopted the first's group, and when it
+/// ended its teardown SIGKILLed the first container.
+#[test]
+fn oci_cgroups_paths_sharing_a_last_component_never_kill_each_others_container() {
+    require_root!();
+    let _m = shared();
+    if own_unified_dir().is_none() {
+        eprintln!(
+            "SKIPPED oci_cgroups_paths_sharing_a_last_component_never_kill_each_others_container: not a hybrid host"
+        );
+        return;
+    }
+    let leaf = format!("rt19c-{}", std::process::id());
+    let Some(a) = Bundle::new(|s| {
+        s["linux"]["cgroupsPath"] = format!("rt19A/{leaf}").into();
+        s["process"]["args"] = serde_json::json!(["sleep", "60"]);
+    }) else {
+        return;
+    };
+    let b = Bundle::new(|s| s["linux"]["cgroupsPath"] = format!("rt19B/{leaf}").into()).unwrap();
+    let bundle = a.dir.path().join("bundle");
+    let state = a.dir.path().join("state");
+    let runc_a = |args: &[&str]| {
+        Command::new(&a.runc)
+            .arg("--root")
+            .arg(&state)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(runc_a(&["create", "--bundle", bundle.to_str().unwrap(), "rt19a"]).success());
+    assert!(runc_a(&["start", "rt19a"]).success());
+    let _ = b.run(&[], "rt19b");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let st = Command::new(&a.runc).arg("--root").arg(&state).args(["state", "rt19a"]).output().unwrap();
+    let status = serde_json::from_slice::<serde_json::Value>(&st.stdout).unwrap()["status"].clone();
+    let _ = runc_a(&["delete", "-f", "rt19a"]);
+    assert_eq!(status, "running", "container B (cgroupsPath rt19B/{leaf}) ending killed container A (rt19A/{leaf})");
+}
+
+/// Our own directory in a hybrid host's cgroup2 (/sys/fs/cgroup/unified), where sandbox puts the
+/// cgroup2 half of a container's group, named by the last component of cgroupsPath.
+fn own_unified_dir() -> Option<PathBuf> {
+    let u = Path::new("/sys/fs/cgroup/unified");
+    if !u.join("cgroup.procs").exists() {
+        return None;
+    }
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(u.join(own.trim_start_matches('/')))
+}
+
+/// cgroupsPath's last component naming a cgroup2 group that already exists (someone else's, with
+/// a process in it): sandbox adopted it as "made before the clone" (premake_unified), then its
+/// teardown SIGKILLed everything in that group's subtree and removed it. With the runtime in the
+/// root cgroup2 group, `"cgroupsPath": "x/system.slice"` would kill every service. A group the
+/// runtime did not make must be refused (or at least never adopted, killed or removed).
+#[test]
+fn oci_cgroups_path_naming_an_existing_cgroup2_group_never_kills_or_removes_it() {
+    require_root!();
+    let _m = shared();
+    let Some(own) = own_unified_dir() else {
+        eprintln!(
+            "SKIPPED oci_cgroups_path_naming_an_existing_cgroup2_group_never_kills_or_removes_it: not a hybrid host"
+        );
+        return;
+    };
+    let name = format!("rt19-victim-{}", std::process::id());
+    let victim_dir = own.join(&name);
+    std::fs::create_dir(&victim_dir).unwrap();
+    let mut victim = Command::new("sleep").arg("60").spawn().unwrap();
+    std::fs::write(victim_dir.join("cgroup.procs"), victim.id().to_string()).unwrap();
+    let Some(b) = Bundle::new(|s| s["linux"]["cgroupsPath"] = name.clone().into()) else {
+        let _ = victim.kill();
+        let _ = victim.wait();
+        let _ = std::fs::remove_dir(&victim_dir);
+        return;
+    };
+    let _ = b.run(&[], "rt19cg");
+    let alive = victim.try_wait().unwrap().is_none();
+    let kept = victim_dir.is_dir();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let _ = std::fs::remove_dir(&victim_dir);
+    assert!(alive, "sandbox-runc SIGKILLed a process in the cgroup2 group {victim_dir:?} it did not create");
+    assert!(kept, "sandbox-runc removed the cgroup2 group {victim_dir:?} it did not create");
 }
 
 /// A config that joins the runtime's own (here: the host's) network and uts namespaces by path
