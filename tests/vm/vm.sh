@@ -6,7 +6,7 @@
 # The VM is Debian's kernel under QEMU/TCG (KVM fails on these hosts: "failed to set MSR"), with a
 # busybox initramfs (tests/vm/init) and the host's root shared READ-ONLY over 9p, so CMD (an
 # absolute host path, e.g. a cargo test binary) runs unchanged. No network device. Output streams
-# to stdout; the exit status is CMD's. Env: VM_TIMEOUT (s, default 1800), VM_MEM (default 2048M),
+# to stdout; the exit status is CMD's. Env: VM_TIMEOUT (s, default 2700), VM_MEM (default 2048M),
 # VM_ENV (extra variable names to pass in).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -86,7 +86,7 @@ chmod 644 "$cmdfile"
 
 start=$(date +%s)
 set +e
-timeout --foreground -k 5 "${VM_TIMEOUT:-1800}" qemu-system-x86_64 \
+timeout --foreground -k 5 "${VM_TIMEOUT:-2700}" qemu-system-x86_64 \
   -accel tcg,thread=multi -cpu max -m "${VM_MEM:-2048M}" -smp 2 \
   -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 layout=$layout vmcmd=$cmdfile" \
@@ -98,7 +98,7 @@ set -e
 status=$(grep -a -o 'VM-EXIT-STATUS=[0-9]*' "$log" | tail -1 | cut -d= -f2)
 echo "vm.sh: layout=$layout kernel=$kver took $(( $(date +%s) - start ))s, command status ${status:-none} (qemu $qemu_rc)" >&2
 if [ -z "$status" ]; then
-  echo "vm.sh: the VM did not report a status (boot failure or timeout after ${VM_TIMEOUT:-1800}s)" >&2
+  echo "vm.sh: the VM did not report a status (boot failure or timeout after ${VM_TIMEOUT:-2700}s)" >&2
   exit 1
 fi
 exit "$status"
