@@ -78,7 +78,9 @@ fn containerd(part: &str) -> Option<(String, String, tempfile::TempDir)> {
         }
     }
     let rootfs = busybox_rootfs()?;
-    let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
+    // Not the checkout (read-only in the VM lanes) and not /tmp: the target's tmp, else /var/tmp.
+    let tmp = |d: &str| tempfile::Builder::new().prefix("containerd-").tempdir_in(d);
+    let dir = tmp(env!("CARGO_TARGET_TMPDIR")).or_else(|_| tmp("/var/tmp")).unwrap();
     let t = dir.path();
     let runc: PathBuf = t.join("sandbox-runc");
     std::os::unix::fs::symlink(bin(), &runc).unwrap();
