@@ -46,6 +46,13 @@ struct Pair {
     log: Option<u8>,
 }
 
+impl Pair {
+    /// A plain relay from `src` (not ours) to `dst`: open, nothing pending, no log.
+    fn relay(src: RawFd, dst: RawFd) -> Pair {
+        Pair { src, dst, open: true, owned_src: false, pending: vec![], close_dst: None, log: None }
+    }
+}
+
 /// What [`Stdio::wait`] found ready.
 pub struct Ready {
     /// A signal is queued on the signalfd.
@@ -317,15 +324,7 @@ impl Stdio {
             return;
         }
         if self.input {
-            self.pairs.push(Pair {
-                src: 0,
-                dst: m,
-                open: true,
-                owned_src: false,
-                pending: vec![],
-                close_dst: None,
-                log: None,
-            });
+            self.pairs.push(Pair::relay(0, m));
         }
         let out = own_destination(1, &mut self.parent_fds);
         self.pairs.push(Pair {
@@ -563,7 +562,7 @@ pub fn write_within(fd: RawFd, buf: &[u8], limit: std::time::Duration) {
         return;
     }
     let end = std::time::Instant::now() + limit;
-    let mut p = Pair { src: -1, dst, open: true, owned_src: false, pending: buf.to_vec(), close_dst: None, log: None };
+    let mut p = Pair { pending: buf.to_vec(), ..Pair::relay(-1, dst) };
     loop {
         flush(&mut p);
         if p.pending.is_empty() || !wait_writable(dst, end) {

@@ -42,9 +42,7 @@ impl Stdio {
     /// Polls the attach socket from now on (once the master is there).
     pub(super) fn listen(&mut self) {
         if let Some(l) = self.attach.listener_fd() {
-            let p =
-                Pair { src: l, dst: ACCEPT, open: true, owned_src: false, pending: vec![], close_dst: None, log: None };
-            self.pairs.push(p);
+            self.pairs.push(Pair::relay(l, ACCEPT));
         }
     }
 
@@ -63,16 +61,7 @@ impl Stdio {
             return;
         }
         self.drop_client();
-        let p = Pair {
-            src: fd.as_raw_fd(),
-            dst: m,
-            open: true,
-            owned_src: false,
-            pending: vec![],
-            close_dst: None,
-            log: None,
-        };
-        self.pairs.push(p);
+        self.pairs.push(Pair::relay(fd.as_raw_fd(), m));
         self.attach.client = Some(fd);
     }
 
