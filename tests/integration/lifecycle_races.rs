@@ -283,13 +283,18 @@ fn attach_connects_to_a_detached_pty_and_detaches_with_ctrl_p_ctrl_q() {
         c.args(["-qfec", &line, "/dev/null"]).env("SANDBOX_STATE_DIR", s.dir());
         let mut t = c.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let mut input = t.stdin.take().unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        // The keys only once attach has its terminal in raw mode (it sets the size right after):
+        // typed earlier, the line discipline of script's pty would eat ctrl-q (IXON's START) and
+        // attach would wait for the command to end (seen in the slow VM lanes).
+        let size = || s.sb(&["exec", "stay", "sh", "-c", "stty size < /proc/1/fd/0"]).stdout.trim().to_string();
+        let sized = eventually(30.0, || size() == "33 101");
         let _ = input.write_all(b"\x10\x11");
         let out = t.wait_with_output().unwrap();
         drop(input);
+        assert!(sized, "the container's pty never took the terminal's size: {}", size());
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-        let r = s.sb(&["exec", "stay", "sh", "-c", "stty size < /proc/1/fd/0"]);
-        assert_eq!(r.stdout.trim(), "33 101", "{}", r.stderr);
+        let ps = s.sb(&["ps", "--format", "json"]);
+        assert!(ps.stdout.contains("\"running\"") && ps.stdout.contains("stay"), "{}", ps.stdout);
     } else {
         eprintln!("SKIPPED (part): /usr/bin/script is not installed: the window size is not checked");
     }
