@@ -253,3 +253,46 @@ except OSError as x:
     }
     assert!(stdout.contains("detach -1") && stdout.contains("load -1"), "{stdout}");
 }
+
+/// `update --resources` with device rules (what an engine sends to take a device away from a
+/// running container): the new list replaces the old one at once, on v2 by a new program that
+/// replaces the container's (the old one would still allow /dev/null: ALLOW_MULTI programs are
+/// all asked, so a program left behind could only deny more, never less; here it must be gone
+/// for the second update to allow /dev/null again).
+#[test]
+fn oci_update_with_device_rules_replaces_the_containers_rules_while_it_runs() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = bundle("sleep 60", CONTAINERD) else { return };
+    let b = oci.bundle();
+    assert!(oci.runc(&["create", "--bundle", b.to_str().unwrap(), "dev8"]).status.success());
+    struct Gone<'a>(&'a Oci);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.runc(&["delete", "--force", "dev8"]);
+        }
+    }
+    let _gone = Gone(&oci);
+    assert!(oci.runc(&["start", "dev8"]).status.success());
+    let null = || {
+        let out = oci.runc(&["exec", "dev8", "sh", "-c", "cat /dev/null && echo opened"]);
+        (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    assert_eq!(null().0, "opened\n");
+    let deny_null = CONTAINERD.replace(
+        r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"},"#,
+        r#"{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"},"#,
+    );
+    let r = b.join("resources.json");
+    for (rules, want) in [(deny_null.as_str(), false), (CONTAINERD, true)] {
+        std::fs::write(&r, format!(r#"{{"devices":{rules}}}"#)).unwrap();
+        let out = oci.runc(&["update", "--resources", r.to_str().unwrap(), "dev8"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (stdout, err) = null();
+        if want {
+            assert_eq!(stdout, "opened\n", "allowed again: the earlier program is gone: {err}");
+        } else {
+            assert!(stdout.is_empty() && err.contains("Operation not permitted"), "{stdout} {err}");
+        }
+    }
+}
