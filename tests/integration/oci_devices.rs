@@ -296,3 +296,26 @@ fn oci_update_with_device_rules_replaces_the_containers_rules_while_it_runs() {
         }
     }
 }
+
+/// `sandbox run --cgroup-conf devices.deny=…` restricts devices the same on v1 (a devices group)
+/// and v2 (the device program; before, v2 refused it as a file the group lacks), and a
+/// malformed rule exits 125 quoting it.
+#[test]
+fn run_with_a_cgroup_conf_device_deny_gets_eperm_on_v1_and_v2_alike() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&[
+        "--cgroup-conf",
+        "devices.deny=c 1:3 rw",
+        "run",
+        "sh",
+        "-c",
+        "cat /dev/null; head -c 1 /dev/zero | wc -c",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "1\n", "/dev/zero stays allowed: {}", r.stderr);
+    assert!(r.stderr.contains("/dev/null: Operation not permitted"), "{}", r.stderr);
+    let r = sandbox(&["--cgroup-conf", "devices.deny=c 1:3 rx", "run", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("devices.deny=c 1:3 rx"), "{}", r.stderr);
+}
