@@ -137,7 +137,12 @@ pub fn parse_cgroup_conf(s: &str) -> Result<CgroupConf, Error> {
     if !plain || value.contains('\0') {
         return Err(Error::invalid("--cgroup-conf", s, help));
     }
-    Ok(CgroupConf { file: file.into(), value: value.into() })
+    let c = CgroupConf { file: file.into(), value: value.into() };
+    // A device rule is checked here, the same for v1 (the kernel's EINVAL later) and v2 (compiled).
+    if crate::cgroup::v2::devices::is_rule(&c) {
+        crate::cgroup::v2::devices::parse(&c)?;
+    }
+    Ok(c)
 }
 
 /// Parses a CPU or memory-node list (`0-3,5`), as cpuset.cpus takes it.

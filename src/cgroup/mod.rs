@@ -343,6 +343,26 @@ pub fn open(version: u8, paths: &BTreeMap<String, PathBuf>) -> Result<Box<dyn Cg
     })
 }
 
+/// New device rules (devices.allow/deny entries) for a live group (`update`): on v2 a new device
+/// program replaces the group's; on v1 the entries are written to its devices group, which exists
+/// only when it was made with rules.
+pub fn update_devices(
+    version: u8,
+    paths: &BTreeMap<String, PathBuf>,
+    rules: &[crate::limits::CgroupConf],
+) -> Result<()> {
+    let l = Limits { cgroup_conf: rules.to_vec(), ..Default::default() };
+    let dir = paths.get(if version == 2 { "" } else { "devices" });
+    match (version, dir) {
+        (2, Some(dir)) => v2::devices::apply(dir, &l),
+        (1, Some(dir)) => v1::apply_devices(dir, &l),
+        _ => Err(Error::Unsupported {
+            limit: "linux.resources.devices",
+            reason: "the container was created without device rules, so it has no devices group (cgroup v1)".into(),
+        }),
+    }
+}
+
 /// SIGKILLs everything in the groups at `dirs` and below them (cgroup.kill where the kernel has
 /// it), for a group known only by its directories: a container's, from its state file.
 pub fn kill_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) {

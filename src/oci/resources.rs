@@ -83,9 +83,9 @@ pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
             l.cgroup_conf.push(CgroupConf { file: file.clone(), value: value.clone() });
         }
     }
-    // The device cgroup (see resources_devices.rs): v1 files; on v2 checked against /dev.
+    // The device cgroup (see resources_devices.rs): v1 files; on v2 a BPF program.
     if let Some(devs) = r.devices() {
-        super::resources_devices::apply(devs, v1, &cfg.devices, &mut cfg.limits.cgroup_conf)?;
+        super::resources_devices::apply(devs, &cfg.devices, &mut cfg.limits.cgroup_conf)?;
     }
     for (field, set) in [
         ("linux.resources.hugepageLimits", r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())),

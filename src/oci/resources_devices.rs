@@ -6,17 +6,15 @@
 //! A child group can never allow more than its parent (the kernel checks each allow against the
 //! parent's list), so a rule can only narrow what sandbox's own hardening leaves reachable.
 //!
-//! cgroup v2 has no device files: rules there need a BPF_PROG_TYPE_CGROUP_DEVICE program, which
-//! sandbox does not load yet. Without one the container still reaches only the nodes of its own
-//! /dev: every other mount is nodev (a node an image ships or one made with CAP_MKNOD cannot be
-//! opened), /dev is a nodev tmpfs with sandbox's few nodes and the config's linux.devices bound
-//! or made in. So a rule list is accepted on v2 only when it allows reading and writing every one
-//! of those nodes (then it denies nothing the container can reach: it is exactly what the run
-//! does anyway), and refused otherwise, naming the node it would deny.
+//! cgroup v2 has no device files: the same entries are compiled into a BPF_PROG_TYPE_CGROUP_DEVICE
+//! program attached to the run's group (src/cgroup/v2/devices.rs), with the semantics the v1
+//! files give them (in order, last match wins, `a` resets), so a config denies the same on both.
+//! Beneath either, the container still reaches only the nodes of its own /dev: every other mount
+//! is nodev, /dev is a nodev tmpfs with sandbox's few nodes and the config's linux.devices.
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-use super::{invalid, unsupported};
+use super::invalid;
 use crate::config::DeviceNode;
 use crate::error::Error;
 use crate::limits::CgroupConf;
@@ -43,6 +41,8 @@ const OWN: [(char, i64, Option<i64>, &str); 8] = [
 /// runtime-spec's "apply entries in the listed order" (and the validation suite, reading
 /// devices.list) expects. A list that does not start with deny-all is taken as written.
 pub fn effective(rules: &[LinuxDeviceCgroup], nodes: &[DeviceNode]) -> Vec<LinuxDeviceCgroup> {
+    let rules: Vec<LinuxDeviceCgroup> = rules.iter().map(wildcards).collect();
+    let rules = &rules[..];
     let deny_all = |d: &LinuxDeviceCgroup| {
         !d.allow()
             && matches!(d.typ(), None | Some(LinuxDeviceType::A))
@@ -81,6 +81,18 @@ pub fn effective(rules: &[LinuxDeviceCgroup], nodes: &[DeviceNode]) -> Vec<Linux
     out
 }
 
+/// runc's -1 for "any" major or minor (what its converters and some engines write) as none.
+fn wildcards(d: &LinuxDeviceCgroup) -> LinuxDeviceCgroup {
+    let mut d = d.clone();
+    if d.major() == Some(-1) {
+        d.set_major(None);
+    }
+    if d.minor() == Some(-1) {
+        d.set_minor(None);
+    }
+    d
+}
+
 /// A rule's type as the cgroup files write it (`None`: not a device cgroup type).
 fn kind(d: &LinuxDeviceCgroup) -> Option<char> {
     match d.typ() {
@@ -91,12 +103,7 @@ fn kind(d: &LinuxDeviceCgroup) -> Option<char> {
     }
 }
 
-pub fn apply(
-    given: &[LinuxDeviceCgroup],
-    v1: bool,
-    nodes: &[DeviceNode],
-    out: &mut Vec<CgroupConf>,
-) -> Result<(), Error> {
+pub fn apply(given: &[LinuxDeviceCgroup], nodes: &[DeviceNode], out: &mut Vec<CgroupConf>) -> Result<(), Error> {
     let rules = &effective(given, nodes);
     let mut lines = vec![];
     // The config's rules first, numbered as it has them; the added defaults are valid.
@@ -131,52 +138,9 @@ pub fn apply(
         };
         lines.push(CgroupConf { file: if d.allow() { "devices.allow" } else { "devices.deny" }.into(), value });
     }
-    if v1 {
-        out.extend(lines);
-        return Ok(());
-    }
-    let extra = nodes.iter().map(|n| {
-        (if n.kind == 'u' { 'c' } else { n.kind }, n.major as i64, Some(n.minor as i64), n.path.display().to_string())
-    });
-    let own = OWN.iter().map(|(t, ma, mi, p)| (*t, *ma, *mi, p.to_string()));
-    for (typ, major, minor, path) in own.chain(extra).filter(|(t, ..)| *t != 'p') {
-        for acc in ['r', 'w'] {
-            if !allowed(rules, typ, major, minor, acc) {
-                return Err(unsupported(
-                    "linux.resources.devices",
-                    &format!(
-                        "on cgroup v2 sandbox loads no device program yet, and these rules deny '{acc}' on {path} ({typ} {major}:{}), which the container's /dev has",
-                        minor.map_or("*".into(), |m| m.to_string())
-                    ),
-                ));
-            }
-        }
-    }
+    // v1: the files; v2: the same entries, compiled into the group's device program.
+    out.extend(lines);
     Ok(())
-}
-
-/// Whether the rules (the last matching one wins; none: allowed, as without a device cgroup)
-/// allow access `acc` to the node (`minor` None: every minor of `major`, i.e. a rule must match
-/// them all).
-fn allowed(rules: &[LinuxDeviceCgroup], typ: char, major: i64, minor: Option<i64>, acc: char) -> bool {
-    let mut verdict = true;
-    for d in rules {
-        let Some(t) = kind(d) else { continue };
-        let access = d.access().as_deref().unwrap_or("rwm");
-        let covers = (t == 'a' || t == typ)
-            && d.major().map_or(true, |m| m == major)
-            && match (d.minor(), minor) {
-                (None, _) => true,
-                (Some(m), Some(n)) => m == n,
-                // A rule for one pty: an allow does not cover them all; a deny denies one.
-                (Some(_), None) => !d.allow(),
-            }
-            && access.contains(acc);
-        if covers {
-            verdict = d.allow();
-        }
-    }
-    verdict
 }
 
 #[cfg(test)]
@@ -191,16 +155,16 @@ mod tests {
         {"allow":true,"type":"c","major":5,"minor":1,"access":"rwm"},{"allow":true,"type":"c","major":136,"access":"rwm"},
         {"allow":true,"type":"c","major":5,"minor":2,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":200,"access":"rwm"}]"#;
 
-    fn map(json: &str, v1: bool) -> Result<Vec<String>, Error> {
+    fn map(json: &str) -> Result<Vec<String>, Error> {
         let r: Vec<LinuxDeviceCgroup> = serde_json::from_str(json).unwrap();
         let mut out = vec![];
-        apply(&r, v1, &[], &mut out)?;
+        apply(&r, &[], &mut out)?;
         Ok(out.into_iter().map(|c| format!("{}={}", c.file, c.value)).collect())
     }
 
     #[test]
     fn v1_rules_are_written_in_order_deny_all_as_a() {
-        let v = map(CONTAINERD, true).unwrap();
+        let v = map(CONTAINERD).unwrap();
         assert_eq!(v[0], "devices.deny=a");
         // The config's own rules, then what they leave out of sandbox's /dev (here: mknod).
         assert_eq!(v[1], "devices.allow=c 1:3 rwm");
@@ -208,32 +172,22 @@ mod tests {
         assert_eq!(v[11..], ["devices.allow=c *:* m", "devices.allow=b *:* m"]);
         let deny_null =
             r#"[{"allow":false,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]"#;
-        let v = map(deny_null, true).unwrap();
+        let v = map(deny_null).unwrap();
         assert_eq!(v[1], "devices.deny=c 1:3 rwm");
         assert!(!v.contains(&"devices.allow=c 1:3 rwm".to_string()), "{v:?}");
         assert!(v.contains(&"devices.allow=c 1:5 rwm".to_string()), "{v:?}");
-        assert_eq!(map(r#"[{"allow":true,"type":"b","access":"m"}]"#, true).unwrap(), ["devices.allow=b *:* m"]);
+        assert_eq!(map(r#"[{"allow":true,"type":"b","access":"m"}]"#).unwrap(), ["devices.allow=b *:* m"]);
     }
 
     #[test]
     fn bad_access_or_numbers_are_invalid() {
-        assert!(map(r#"[{"allow":true,"access":"rwx"}]"#, true).unwrap_err().to_string().contains("access"));
-        assert!(map(r#"[{"allow":true,"type":"c","major":-2}]"#, true).unwrap_err().to_string().contains("major"));
+        assert!(map(r#"[{"allow":true,"access":"rwx"}]"#).unwrap_err().to_string().contains("access"));
+        assert!(map(r#"[{"allow":true,"type":"c","major":-2}]"#).unwrap_err().to_string().contains("major"));
     }
 
     #[test]
-    fn v2_accepts_rules_that_allow_the_whole_dev_and_refuses_a_denied_node() {
-        assert_eq!(map(CONTAINERD, false).unwrap(), Vec::<String>::new());
-        // runc's default spec: deny-all alone; the container's /dev stays allowed.
-        assert_eq!(map(r#"[{"allow":false,"access":"rwm"}]"#, false).unwrap(), Vec::<String>::new());
-        let only_null = r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":8}]"#;
-        assert!(map(only_null, false).unwrap_err().to_string().contains("/dev/random"));
-        let deny_null =
-            r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":3,"access":"w"}]"#;
-        let e = map(deny_null, false).unwrap_err().to_string();
-        assert!(e.contains("'w' on /dev/null"), "{e}");
-        // A deny of every pty but one: the others would be denied.
-        let ptys = r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"c","major":136},{"allow":true,"type":"c","major":136,"minor":4}]"#;
-        assert!(map(ptys, false).unwrap_err().to_string().contains("/dev/pts"));
+    fn minus_one_is_any_number_as_runc_writes_it() {
+        let v = map(r#"[{"allow":true,"type":"c","major":-1,"minor":-1,"access":"m"},{"allow":true,"type":"b","major":8,"minor":-1,"access":"r"}]"#).unwrap();
+        assert_eq!(v, ["devices.allow=c *:* m", "devices.allow=b 8:* r"]);
     }
 }

@@ -28,10 +28,10 @@ pub fn update(root: &Path, id: &str, resources: Option<&PathBuf>) -> Result<i32>
     // Only the fields given: the mapping writes into an empty config's limits.
     let mut cfg = crate::Config::new(["-"]);
     super::resources::apply(&r, &mut cfg)?;
-    let new = cfg.limits;
+    let mut new = cfg.limits;
+    // The device rules go apart (update_devices below), completed with the container's own nodes.
+    new.cgroup_conf.retain(|c| !is_device_rule(c));
     for (field, given) in [
-        // The devices group exists only for a container created with rules (v1), and v2 has none.
-        ("devices", r.devices().as_ref().is_some_and(|d| !d.is_empty())),
         ("cpu.cpus", new.cpuset_cpus.is_some()),
         ("cpu.mems", new.cpuset_mems.is_some()),
         ("unified", !new.cgroup_conf.is_empty()),
@@ -50,12 +50,28 @@ pub fn update(root: &Path, id: &str, resources: Option<&PathBuf>) -> Result<i32>
         return Err(Error::container(format!("cannot update container {id}: it has no cgroup")));
     };
     let group = crate::cgroup::open(cg.version, &cg.paths)?;
+    // New device rules replace the old list: on v2 a new program replaces the container's (the
+    // old one stays until the new one is attached); on v1 they are written to its devices group,
+    // on top of the old list (the same when the list starts with deny-all, as engines' lists do).
+    let mut devices = vec![];
+    if let Some(d) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+        super::resources_devices::apply(d, &c.state.config.devices, &mut devices)?;
+    }
     let done = c.update(|s| {
         group.update(&new)?;
+        if !devices.is_empty() {
+            crate::cgroup::update_devices(cg.version, &cg.paths, &devices)?;
+            s.config.limits.cgroup_conf.retain(|c| !is_device_rule(c));
+            s.config.limits.cgroup_conf.extend(devices.iter().cloned());
+        }
         merge(&mut s.config.limits, &new);
         Ok::<(), Error>(())
     })?;
     done.map(|_| 0)
+}
+
+fn is_device_rule(c: &crate::limits::CgroupConf) -> bool {
+    c.file == "devices.allow" || c.file == "devices.deny"
 }
 
 /// The limits given in `new` replace those of `old`; io rules replace those of the same disk and

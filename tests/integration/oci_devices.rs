@@ -1,6 +1,6 @@
 //! `linux.resources.devices` (issue 15): the device cgroup rules every engine's config carries.
-//! On cgroup v1 they are the run's devices group; on v2 a list is accepted only when it denies
-//! nothing the container's /dev has (sandbox loads no device program yet).
+//! On cgroup v1 they are the run's devices group; on v2 a BPF device program on the run's group.
+//! The same tests run on both: a hybrid host and the legacy VM lane are v1, the unified lane v2.
 
 use std::path::PathBuf;
 
@@ -71,13 +71,8 @@ fn oci_device_rule_denying_dev_null_makes_it_fail_with_eperm_inside() {
     let b = oci.bundle();
     let out = oci.runc(&["run", "--bundle", b.to_str().unwrap(), "dev2"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    if !v1 {
-        // cgroup v2: no device program yet, so a rule that would deny a node of /dev is refused.
-        assert!(!out.status.success(), "{err}");
-        assert!(err.contains("/dev/null") && err.contains("cgroup v2"), "refused naming the node: {err}");
-        assert!(!oci.runc(&["state", "dev2"]).status.success(), "nothing created");
-        return;
-    }
+    // cgroup v2 (v1: the devices group): the BPF program denies it, as runc's does.
+    eprintln!("device cgroup: {}", if v1 { "v1 devices group" } else { "cgroup v2 BPF program" });
     assert!(err.contains("Operation not permitted"), "cat /dev/null must fail with EPERM: {err}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n", "/dev/zero stays allowed");
 }
@@ -144,4 +139,183 @@ fn oci_device_rules_allowing_everything_do_not_open_a_node_made_with_cap_mknod()
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("made") && stdout.ends_with("done\n"), "the container ran and made the node: {stdout}");
     assert!(!stdout.contains("READ"), "a node made inside must never open: {stdout}");
+}
+
+/// A config with the standard deny-all rules, /dev/null denied, and `script` run by the host's
+/// python3 (bound read-only with /usr) or busybox.
+fn bundle_with(script: &str, rules: &str, python: bool, caps: &[&str]) -> Option<Oci> {
+    let oci = bundle(script, rules)?;
+    let file = oci.bundle().join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    for set in ["bounding", "effective", "permitted"] {
+        for c in caps {
+            spec["process"]["capabilities"][set].as_array_mut().unwrap().push((*c).into());
+        }
+    }
+    if python {
+        let root = PathBuf::from(spec["root"]["path"].as_str().unwrap());
+        for l in ["lib", "lib64"] {
+            std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l)).unwrap();
+        }
+        std::fs::create_dir(root.join("usr")).unwrap();
+        let usr =
+            serde_json::json!({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]});
+        spec["mounts"].as_array_mut().unwrap().push(usr);
+        spec["process"]["args"] = serde_json::json!(["/usr/bin/python3", "-c", script]);
+    }
+    std::fs::write(&file, spec.to_string()).unwrap();
+    Some(oci)
+}
+
+/// Attack: root in a container with CAP_MKNOD makes a node the rules do not allow ('m' denied
+/// for char devices here), to open it. mknod itself fails with EPERM (v1: the devices group; v2:
+/// the BPF program; before it, nothing on v2 stopped the mknod), while /dev/null, allowed,
+/// opens for reading and writing.
+#[test]
+fn oci_mknod_of_a_device_the_rules_deny_fails_with_eperm() {
+    require_root!();
+    let _m = shared();
+    let rules = CONTAINERD.replace(
+        r#"{"allow":true,"type":"c","major":10,"minor":200,"access":"rwm"}]"#,
+        r#"{"allow":true,"type":"c","major":10,"minor":200,"access":"rwm"},{"allow":false,"type":"c","access":"m"}]"#,
+    );
+    let script = "echo x > /dev/null && cat /dev/null && echo null-rw; mknod /dev/mem2 c 1 1 && echo MADE; echo done";
+    let Some(oci) = bundle_with(script, &rules, false, &["CAP_MKNOD"]) else { return };
+    let b = oci.bundle();
+    let out = oci.runc(&["run", "--bundle", b.to_str().unwrap(), "dev6"]);
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, "null-rw\ndone\n", "/dev/null rw allowed, the mknod denied: {err}");
+    assert!(err.contains("Operation not permitted"), "mknod fails with EPERM: {err}");
+}
+
+/// Attack: root in the container (no CAP_SYS_ADMIN, CAP_BPF or CAP_NET_ADMIN; its cgroupfs
+/// read-only) tries to lift the device rules with bpf(2): list the programs on its group
+/// (BPF_PROG_QUERY), get one by guessing ids (BPF_PROG_GET_FD_BY_ID), detach it
+/// (BPF_PROG_DETACH), load and attach an allow-everything program beside it (BPF_PROG_LOAD,
+/// BPF_PROG_ATTACH; with ALLOW_MULTI every program must allow anyway). Every call fails, and
+/// /dev/null, which the rules deny, still fails with EPERM afterwards.
+#[test]
+fn oci_container_root_cannot_detach_or_replace_the_device_program_with_bpf() {
+    require_root!();
+    let _m = shared();
+    if !std::path::Path::new("/usr/bin/python3").is_file() {
+        eprintln!("SKIPPED: no /usr/bin/python3 to make the bpf(2) calls from inside");
+        return;
+    }
+    let deny_null = CONTAINERD.replace(
+        r#"{"allow":true,"type":"c","major":10,"minor":200,"access":"rwm"}]"#,
+        r#"{"allow":true,"type":"c","major":10,"minor":200,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]"#,
+    );
+    let script = r#"
+import ctypes, os, struct, platform
+libc = ctypes.CDLL(None, use_errno=True)
+NR = {'x86_64': 321, 'aarch64': 280}[platform.machine()]
+def bpf(cmd, data):
+    buf = ctypes.create_string_buffer(data, 128)
+    r = libc.syscall(NR, cmd, buf, 128)
+    return r, ctypes.get_errno()
+try:
+    fd = os.open('/sys/fs/cgroup', os.O_RDONLY | os.O_DIRECTORY)
+except OSError as e:
+    print('cgroupfs', e.errno)
+    fd = os.open('/', os.O_RDONLY)
+ids = (ctypes.c_uint32 * 8)()
+print('query', *bpf(16, struct.pack('IIIIQI', fd, 6, 0, 0, ctypes.addressof(ids), 8)))
+prog = 0
+for i in range(1, 500):
+    r, e = bpf(13, struct.pack('I', i))
+    if r >= 0:
+        print('GOT', i)
+        prog = r
+        break
+print('getfd', r, e)
+print('detach', *bpf(9, struct.pack('IIII', fd, prog, 6, 0)))
+ib = ctypes.create_string_buffer(struct.pack('<BBhi', 0xb4, 0, 0, 1) + struct.pack('<BBhi', 0x95, 0, 0, 0))
+lic = ctypes.create_string_buffer(b'GPL')
+r, e = bpf(5, struct.pack('IIQQ', 15, 2, ctypes.addressof(ib), ctypes.addressof(lic)))
+print('load', r, e)
+if r >= 0:
+    print('ATTACH', *bpf(8, struct.pack('IIII', fd, r, 6, 2)))
+try:
+    open('/dev/null').read()
+    print('NULL OPENED')
+except OSError as x:
+    print('null', x.errno)
+"#;
+    let Some(oci) = bundle_with(script, &deny_null, true, &[]) else { return };
+    let b = oci.bundle();
+    let out = oci.runc(&["run", "--bundle", b.to_str().unwrap(), "dev7"]);
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("inside:\n{stdout}");
+    assert!(stdout.contains("\nnull 1\n") || stdout.starts_with("null 1\n"), "/dev/null still EPERM: {stdout} {err}");
+    for bad in ["GOT", "ATTACH", "NULL OPENED", "detach 0", "load 3", "load 4", "load 5"] {
+        assert!(!stdout.contains(bad), "{bad}: {stdout}");
+    }
+    assert!(stdout.contains("detach -1") && stdout.contains("load -1"), "{stdout}");
+}
+
+/// `update --resources` with device rules (what an engine sends to take a device away from a
+/// running container): the new list replaces the old one at once, on v2 by a new program that
+/// replaces the container's (the old one would still allow /dev/null: ALLOW_MULTI programs are
+/// all asked, so a program left behind could only deny more, never less; here it must be gone
+/// for the second update to allow /dev/null again).
+#[test]
+fn oci_update_with_device_rules_replaces_the_containers_rules_while_it_runs() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = bundle("sleep 60", CONTAINERD) else { return };
+    let b = oci.bundle();
+    assert!(oci.runc(&["create", "--bundle", b.to_str().unwrap(), "dev8"]).status.success());
+    struct Gone<'a>(&'a Oci);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.runc(&["delete", "--force", "dev8"]);
+        }
+    }
+    let _gone = Gone(&oci);
+    assert!(oci.runc(&["start", "dev8"]).status.success());
+    let null = || {
+        let out = oci.runc(&["exec", "dev8", "sh", "-c", "cat /dev/null && echo opened"]);
+        (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    assert_eq!(null().0, "opened\n");
+    let deny_null = CONTAINERD.replace(
+        r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"},"#,
+        r#"{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"},"#,
+    );
+    let r = b.join("resources.json");
+    for (rules, want) in [(deny_null.as_str(), false), (CONTAINERD, true)] {
+        std::fs::write(&r, format!(r#"{{"devices":{rules}}}"#)).unwrap();
+        let out = oci.runc(&["update", "--resources", r.to_str().unwrap(), "dev8"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (stdout, err) = null();
+        if want {
+            assert_eq!(stdout, "opened\n", "allowed again: the earlier program is gone: {err}");
+        } else {
+            assert!(stdout.is_empty() && err.contains("Operation not permitted"), "{stdout} {err}");
+        }
+    }
+}
+
+/// `sandbox run --cgroup-conf devices.deny=…` restricts devices the same on v1 (a devices group)
+/// and v2 (the device program; before, v2 refused it as a file the group lacks), and a
+/// malformed rule exits 125 quoting it.
+#[test]
+fn run_with_a_cgroup_conf_device_deny_gets_eperm_on_v1_and_v2_alike() {
+    require_root!();
+    let _m = shared();
+    let r = sandbox(&[
+        "--cgroup-conf",
+        "devices.deny=c 1:3 rw",
+        "run",
+        "sh",
+        "-c",
+        "cat /dev/null; head -c 1 /dev/zero | wc -c",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "1\n", "/dev/zero stays allowed: {}", r.stderr);
+    assert!(r.stderr.contains("/dev/null: Operation not permitted"), "{}", r.stderr);
+    let r = sandbox(&["--cgroup-conf", "devices.deny=c 1:3 rx", "run", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("devices.deny=c 1:3 rx"), "{}", r.stderr);
 }

@@ -38,6 +38,11 @@ pub fn wants_devices(limits: &Limits) -> bool {
     devices::wanted(limits)
 }
 
+/// Writes the device rules of `limits` to the devices group `dir`, in order (`update`).
+pub fn apply_devices(dir: &Path, limits: &Limits) -> Result<()> {
+    devices::apply(dir, limits)
+}
+
 impl V1 {
     /// `bases`: controller → directory to create the group under; `unified`: the run's cgroup2
     /// group on a hybrid host, if any (see Host::unified_dir), and whether this run already made

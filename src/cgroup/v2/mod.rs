@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod cpu;
 mod cpuset;
+pub(crate) mod devices;
 mod freezer;
 pub(crate) mod io;
 mod memory;
@@ -140,7 +141,8 @@ impl V2 {
         // Any other controller a --cgroup-conf file belongs to (hugetlb, rdma, misc).
         for c in &l.cgroup_conf {
             let ctrl = c.file.split('.').next().unwrap_or_default();
-            if !["memory", "cpu", "pids", "io", "cpuset", "cgroup"].contains(&ctrl) {
+            // devices: no controller on v2, a program (devices.rs).
+            if !["memory", "cpu", "pids", "io", "cpuset", "cgroup", "devices"].contains(&ctrl) {
                 enable(base, ctrl, Some(conf))?;
             }
         }
@@ -169,7 +171,10 @@ impl V2 {
             io::apply(&self.dir, limits)?;
         }
         cpuset::apply(&self.dir, limits)?;
-        super::write_conf(&limits.cgroup_conf, |_| Some(self.dir.clone()))
+        let rest: Vec<_> = limits.cgroup_conf.iter().filter(|c| !devices::is_rule(c)).cloned().collect();
+        super::write_conf(&rest, |_| Some(self.dir.clone()))?;
+        // Last: a run without device rules (and `update`, which has none) leaves the program be.
+        devices::apply(&self.dir, limits)
     }
 }
 
