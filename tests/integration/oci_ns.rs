@@ -61,13 +61,15 @@ fn oci_pod_container_joins_another_containers_pid_and_mount_namespaces_by_path()
         return;
     };
     let r = app.run("app");
+    // Read before the pause container goes (its /proc entry with it).
     let pause_init = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    let (pause_pid_ns, holder_mnt) = (ns(pid, "pid"), ns(hpid, "mnt"));
     pause.runc(&["delete", "--force", "pause"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let l: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(l.len(), 4, "{l:?}");
-    assert_eq!(l[0], ns(pid, "pid"), "joined the pause container's pid namespace");
-    assert_eq!(l[1], ns(hpid, "mnt"), "joined the given mount namespace");
+    assert_eq!(l[0], pause_pid_ns, "joined the pause container's pid namespace");
+    assert_eq!(l[1], holder_mnt, "joined the given mount namespace");
     assert_ne!(l[2], "1", "not the init of the joined pid namespace");
     assert_eq!(l[3], pause_init, "the pause container's process is pid 1 there");
     assert_ne!(ns(std::process::id() as i64, "pid"), l[0], "the host's pid namespace is untouched");
