@@ -151,7 +151,8 @@ pub fn main(spec: &ChildSpec) -> ! {
     // itself skips cgroup_threadgroup_rwsem, whose write side waits for an RCU grace period
     // (~8 ms here) when the parent writes our pid to cgroup.procs (kernel/cgroup,
     // cgroup_procs_write_start). Cgroup::join_files decides; the command cannot run before this.
-    for fd in wait_for_parent(spec.sync_rd) {
+    let (go, files) = wait_for_go(spec.sync_rd);
+    for fd in files {
         if let Err(e) = unistd::write(&fd, b"0") {
             setup("joining the run's cgroup (writing 0 to tasks)", e);
         }
@@ -168,6 +169,14 @@ pub fn main(spec: &ChildSpec) -> ! {
             fail(spec.err_wr, 125, &m);
         }
         let _ = nix::mount::umount2("/sys/fs/cgroup", nix::mount::MntFlags::MNT_DETACH);
+    }
+    // The OCI `create`: in our group and cgroup namespace now, as a created container is (the
+    // validation suite's linux_ns_nopath reads it before `start`); we say so, then wait for start.
+    if go == b'g' {
+        if let Err(e) = sys::send_fds(spec.sync_rd, b'c', &[]) {
+            setup("telling the runtime the container is created", e);
+        }
+        drop(wait_for_parent(spec.sync_rd));
     }
     restrict(spec);
     last_checks(spec, spec.die_with_parent);
@@ -272,6 +281,15 @@ pub(crate) fn last_checks(spec: &ChildSpec, die_with_parent: bool) {
 fn wait_for_parent(sync_rd: RawFd) -> Vec<std::os::fd::OwnedFd> {
     match sys::recv_fds(sync_rd) {
         Ok(Some((_, fds))) => fds,
+        _ => sys::exit_now(125),
+    }
+}
+
+/// The first go after the setup: b'x' (start now) or b'g' (the OCI `create`: join the group and
+/// the cgroup namespace, answer b'c', then wait for the start), with the v1 `tasks` files.
+fn wait_for_go(sync_rd: RawFd) -> (u8, Vec<std::os::fd::OwnedFd>) {
+    match sys::recv_fds(sync_rd) {
+        Ok(Some((go, fds))) => (go, fds),
         _ => sys::exit_now(125),
     }
 }

@@ -136,6 +136,9 @@ pub fn run_with(cfg: &Config, mut engine: Engine) -> Result<Report> {
             return Err(Error::ChildSetup("the container's process ended before its terminal was made".into()));
         }
     }
+    if engine.sibling {
+        c.settle()?;
+    }
     observer.created(c.child.pid.as_raw(), c.group.get())?;
     c.start();
     if engine.sibling {

@@ -204,7 +204,9 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
             "net" => libc::CLONE_NEWNET,
             "ipc" => libc::CLONE_NEWIPC,
             "uts" => libc::CLONE_NEWUTS,
-            k => return Err(Error::invalid("namespace to join", k, "net, ipc or uts")),
+            "pid" => libc::CLONE_NEWPID,
+            "mnt" => libc::CLONE_NEWNS,
+            k => return Err(Error::invalid("namespace to join", k, "net, ipc, uts, pid or mnt")),
         };
         let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open the namespace", path, e))?;
         // The type is checked here, before anything exists: a path of another type (or not a
@@ -237,7 +239,9 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     let spec = ChildSpec {
         argv,
         hostname,
-        join: joined.iter().map(|(fd, f)| (fd.as_raw_fd(), *f)).collect(),
+        // A pid namespace is joined by us, for the clone (setns sets the namespace of our
+        // children, never our own): the child is born in it.
+        join: joined.iter().filter(|(_, f)| *f != libc::CLONE_NEWPID).map(|(fd, f)| (fd.as_raw_fd(), *f)).collect(),
         ops,
         init: cfg.init,
         stdio: stdio.child,
@@ -270,6 +274,11 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     let group_name = cfg.cgroup_name.clone().unwrap_or_else(|| cgroup::group_name(&cfg.id));
     let parent = cfg.cgroup_parent.as_deref();
     let mut premade = Premade(if rootless { None } else { host.premake_unified(parent, &group_name) });
+    let pid_ns = joined.iter().find(|(_, f)| *f == libc::CLONE_NEWPID).map(|(fd, _)| fd.as_raw_fd());
+    let _back = match pid_ns {
+        Some(fd) => Some(PidNsForChildren::enter(fd)?),
+        None => None,
+    };
     let forked = match (&premade.0, sibling) {
         (Some((_, dir)), true) => match sys::clone_sibling(flags, Some(dir.as_raw_fd())) {
             Err(nix::errno::Errno::E2BIG | nix::errno::Errno::EINVAL) => {
@@ -292,6 +301,7 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
         (Forked::Child, _) => child::main(&spec),
         (Forked::Parent(pid), pidfd) => (pid, pidfd),
     };
+    drop(_back);
     let child = ChildGuard { pid, status: None, rusage: None, pidfd };
     drop((sync_rd, err_wr));
     let status_rd = status.map(|(rd, _wr)| rd);
@@ -351,6 +361,22 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
 }
 
 impl Created {
+    /// The OCI `create`: the child joins its group and makes its cgroup namespace now (as runc's
+    /// created container is in both), answers, and then waits for [`Created::start`].
+    pub(crate) fn settle(&mut self) -> Result<()> {
+        let Some(sync) = &self.sync_wr else { return Ok(()) };
+        let fds: Vec<i32> = self.join.iter().map(|f| f.as_raw_fd()).collect();
+        let sent = sys::send_fds(sync.as_raw_fd(), b'g', &fds);
+        self.join.clear();
+        if sent.is_ok() {
+            if let Ok(Some((b'c', _))) = sys::recv_fds(sync.as_raw_fd()) {
+                return Ok(());
+            }
+        }
+        check_exec(&self.err_rd)?;
+        Err(Error::ChildSetup("the container's process ended before it was created".into()))
+    }
+
     /// Phase 2, start: the go (the child joins its group if it must, finishes its setup and
     /// execs). With a pty, waits for the master the child allocates. Whether the command was
     /// executed is known from the error pipe, in the event loop.
@@ -414,4 +440,27 @@ fn host_namespace(f: &std::fs::File, kind: &str) -> Option<&'static str> {
         let o = std::fs::metadata(format!("{dir}/{kind}")).ok()?;
         (o.dev() == m.dev() && o.ino() == m.ino()).then_some(who)
     })
+}
+
+/// A pid namespace joined by path (linux.namespaces pid path): setns(CLONE_NEWPID) makes it the
+/// namespace of our next children only (pid_for_children), so the clone puts the container's
+/// process there; dropping this sets it back to our own, for every later fork (hooks, exec).
+struct PidNsForChildren(OwnedFd);
+
+impl PidNsForChildren {
+    fn enter(target: std::os::fd::RawFd) -> Result<Self> {
+        let own =
+            std::fs::File::open("/proc/self/ns/pid").map_err(|e| Error::io("cannot open", "/proc/self/ns/pid", e))?;
+        // EINVAL: not a descendant of our own pid namespace (the kernel lets no process join
+        // an ancestor's or a sibling's).
+        sys::setns(target, libc::CLONE_NEWPID)
+            .map_err(|e| Error::sys("joining the pid namespace of linux.namespaces (setns)", e))?;
+        Ok(Self(OwnedFd::from(own)))
+    }
+}
+
+impl Drop for PidNsForChildren {
+    fn drop(&mut self) {
+        let _ = sys::setns(self.0.as_raw_fd(), libc::CLONE_NEWPID);
+    }
 }

@@ -60,7 +60,7 @@ pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
 }
 
 /// sandbox always makes new pid, mount, uts, ipc, network and cgroup namespaces, or joins another
-/// container's net, ipc or uts by path (a pod). A config that leaves one out (to share the host's)
+/// container's net, ipc, uts, pid or mount namespace by path (a pod). A config that leaves one out (to share the host's)
 /// is refused, and so is a path to the runtime's own namespace (container/create.rs).
 fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     let list = linux.namespaces().clone().unwrap_or_default();
@@ -72,14 +72,21 @@ fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
         }
         if let Some(p) = n.path() {
             let field = format!("linux.namespaces {name} path");
-            // A pod: the containers join the pause container's net, ipc and uts. Joining a pid,
-            // mount, user or cgroup namespace is not done yet (sandbox's mounts and its pid 1
-            // are made for new ones).
+            // A pod: the containers join the pause container's net, ipc and uts, and (shared pid
+            // or mount namespace, as runc does) its pid or mount namespace. Never the host's
+            // (container/create.rs). Joining a user or cgroup namespace is not done.
             let kind = match n.typ() {
                 Ns::Network => "net",
                 Ns::Ipc => "ipc",
                 Ns::Uts => "uts",
-                _ => return Err(unsupported(&field, "sandbox joins existing net, ipc and uts namespaces only")),
+                Ns::Pid => "pid",
+                Ns::Mount => "mnt",
+                _ => {
+                    return Err(unsupported(
+                        &field,
+                        "sandbox joins existing net, ipc, uts, pid and mount namespaces only",
+                    ))
+                }
             };
             if !p.is_absolute() {
                 return Err(invalid(&field, &p.display().to_string(), "an absolute path such as /proc/PID/ns/net"));

@@ -84,30 +84,30 @@ fn resources_mounts_and_cgroups_path_map_onto_limits() {
 }
 
 #[test]
-fn namespace_paths_net_ipc_uts_are_joined_others_refused_naming_the_namespace() {
+fn namespace_paths_net_ipc_uts_pid_mnt_are_joined_user_and_cgroup_refused_naming_the_namespace() {
     let b = load("runc-default.json", |v| {
         no_terminal(v);
         for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" || n["type"] == "ipc" || n["type"] == "uts" {
-                n["path"] =
-                    format!("/proc/1/ns/{}", if n["type"] == "network" { "net" } else { n["type"].as_str().unwrap() })
-                        .into();
+            let file = match n["type"].as_str().unwrap() {
+                "network" => "net",
+                "mount" => "mnt",
+                t => t,
+            };
+            if ["net", "ipc", "uts", "pid", "mnt"].contains(&file) {
+                n["path"] = format!("/proc/1/ns/{file}").into();
             }
         }
     })
     .unwrap();
     let mut j = b.config.join_namespaces.clone();
     j.sort();
-    assert_eq!(j.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["ipc", "net", "uts"]);
+    assert_eq!(j.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["ipc", "mnt", "net", "pid", "uts"]);
     let e = err("runc-default.json", |v| {
         no_terminal(v);
-        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "pid" {
-                n["path"] = "/proc/1/ns/pid".into();
-            }
-        }
+        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(serde_json::json!({"type": "cgroup", "path": "/proc/1/ns/cgroup"}));
     });
-    assert!(e.contains("linux.namespaces pid path"), "{e}");
+    assert!(e.contains("linux.namespaces cgroup path"), "{e}");
 }
 
 #[test]

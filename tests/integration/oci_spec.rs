@@ -330,7 +330,7 @@ fn oci_lsm_labels_empty_are_ignored_and_set_are_refused_naming_the_missing_lsm()
 
 impl Bundle {
     /// `sandbox-runc --root STATE ARGS…` (stdout and stderr in files).
-    fn runc(&self, args: &[&str]) -> Ran {
+    pub fn runc(&self, args: &[&str]) -> Ran {
         let n = args.join("-").replace('/', "_");
         let (o, e) = (self.dir.path().join(format!("{n}.out")), self.dir.path().join(format!("{n}.err")));
         let status = Command::new(self.dir.path().join("sandbox-runc"))
