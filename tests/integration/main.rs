@@ -24,6 +24,7 @@ mod limits;
 mod live_cli;
 mod messages;
 mod oci;
+mod oci_bundle;
 mod oci_cghooks;
 mod oci_commands;
 mod oci_devices;
