@@ -29,6 +29,7 @@ mod oci_cghooks;
 mod oci_commands;
 mod oci_devices;
 mod oci_engines;
+mod oci_gaps;
 mod oci_runtime;
 mod oci_spec;
 mod redteam19;
