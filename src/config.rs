@@ -263,6 +263,10 @@ pub struct Config {
     /// with a `path`: a pod's containers share its net, ipc and uts): `net`, `ipc` or `uts`.
     #[serde(default)]
     pub join_namespaces: Vec<(String, PathBuf)>,
+    /// The OCI runtime runs hooks in the container (createContainer, startContainer): the child
+    /// names itself `sandbox-ready` (comm) once its root is made, before it waits for the go.
+    #[serde(default)]
+    pub announce_ready: bool,
 }
 
 impl Config {
@@ -302,6 +306,7 @@ impl Config {
             devices: Vec::new(),
             rootfs_propagation: None,
             join_namespaces: Vec::new(),
+            announce_ready: false,
         }
     }
 

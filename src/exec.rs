@@ -266,6 +266,7 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
         cwd: Some(cwd),
         user,
         die_with_parent: !opts.detach,
+        announce_ready: false,
     };
     let entry = Entry {
         pidfd,

@@ -257,6 +257,7 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
         cwd: cfg.cwd.clone(),
         user: cfg.user.as_deref().map(crate::user::Spec::parse).transpose()?,
         die_with_parent: !sibling,
+        announce_ready: cfg.announce_ready,
     };
 
     let start = Instant::now();

@@ -192,6 +192,50 @@ fn supervise(
     code
 }
 
+impl OciObserver<'_> {
+    /// Runs the hooks of `kind` (createContainer, startContainer) in the container (hooks.rs).
+    fn in_container(&self, kind: &str, oci: &serde_json::Value, pid: i32) -> Result<()> {
+        let hooks = super::hooks::of_kind(&oci["hooks"], kind);
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let c = &self.recorder.container;
+        let status = if kind == "createContainer" { "creating" } else { "created" };
+        let st = super::hooks::state(c.id(), oci, status, pid);
+        let process = crate::container::Process::of(pid)
+            .ok_or_else(|| Error::container("the container's process ended before its hooks ran".to_string()))?;
+        let cgroups = c.state.cgroup.as_ref().map(|g| g.paths.clone()).unwrap_or_default();
+        let target = crate::exec::Target {
+            name: c.id(),
+            pid,
+            start_time: process.start_time,
+            cgroups: &cgroups,
+            config: &c.state.config,
+        };
+        super::hooks::run_in_container(kind, &hooks, &st, &target)
+    }
+}
+
+/// Waits until the container's process has made its root and waits for the go (it names itself
+/// child::READY_COMM then), or fails when it ended first (its setup failed).
+fn wait_ready(pid: i32, child: Option<&OwnedFd>) -> Result<()> {
+    let comm = format!("/proc/{pid}/comm");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim_end() == crate::child::READY_COMM) {
+            return Ok(());
+        }
+        let died = child.map_or(false, |c| {
+            let mut fds = [nix::poll::PollFd::new(c.as_fd(), nix::poll::PollFlags::POLLIN)];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
+        });
+        if died || Instant::now() >= deadline {
+            return Err(Error::container("the container's process ended before its root was made".to_string()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 struct OciObserver<'a> {
     recorder: Recorder<'a>,
     notify: Option<OwnedFd>,
@@ -222,16 +266,25 @@ impl Observer for OciObserver<'_> {
         for kind in ["prestart", "createRuntime"] {
             super::hooks::run_all(kind, &super::hooks::of_kind(&oci["hooks"], kind), &st)?;
         }
+        let child = crate::container::Process::of(pid).and_then(|p| p.pidfd());
+        // createContainer: in the container, once its root is made (runtime-spec: after
+        // pivot_root, the path resolved in its mount namespace). A failure fails `create`.
+        let in_container = self.recorder.container.state.config.announce_ready;
+        if in_container {
+            wait_ready(pid, child.as_ref())?;
+        }
+        self.in_container("createContainer", &oci, pid)?;
         if let Some(fd) = self.notify.take() {
             let _ = writeln!(std::fs::File::from(fd), "ok {pid}");
         }
         // From here the engine knows the container: whatever happens to it, it stays (stopped,
         // with the reason) until `delete`, instead of vanishing as a failed `run -d` does.
         self.recorder.container.state.detached = false;
-        let child = crate::container::Process::of(pid).and_then(|p| p.pidfd());
         wait_for_start(&fifo, child.as_ref())?;
         let _ = std::fs::remove_file(&self.fifo);
-        Ok(())
+        // startContainer: in the container, before its command is executed. A failure fails
+        // `start` (the container is stopped, with the hook's error as its reason).
+        self.in_container("startContainer", &oci, pid)
     }
 
     fn started(&mut self) {

@@ -429,6 +429,13 @@ pub fn clear_cloexec(fd: RawFd) -> nix::Result<()> {
     Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
 }
 
+/// PR_SET_NAME: this thread's comm (at most 15 bytes are kept).
+pub fn set_comm(name: &str) -> nix::Result<()> {
+    let c = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from the pointer.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) }).map(drop)
+}
+
 /// Whether `fd` is open in this process.
 pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only inspects the fd table.

@@ -30,6 +30,7 @@ mod oci_commands;
 mod oci_devices;
 mod oci_engines;
 mod oci_gaps;
+mod oci_hooks;
 mod oci_runtime;
 mod oci_spec;
 mod redteam19;
