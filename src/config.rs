@@ -115,6 +115,10 @@ pub struct MountOpts {
     pub propagation: Option<String>,
     /// A tmpfs's `mode=` (default 1777).
     pub mode: Option<u32>,
+    /// An idmapped bind (runtime-spec `uidMappings`/`gidMappings`): files owned by `inside` on
+    /// the source are seen as `outside` (one user namespace's maps; no setgroups).
+    #[serde(default)]
+    pub idmap: Option<crate::userns::UserNs>,
 }
 
 /// An image's root filesystem: overlayfs over unpacked layers with a per-container upper dir

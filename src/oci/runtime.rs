@@ -225,7 +225,7 @@ fn wait_ready(pid: i32, child: Option<&OwnedFd>) -> Result<()> {
         if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim_end() == crate::child::READY_COMM) {
             return Ok(());
         }
-        let died = child.map_or(false, |c| {
+        let died = child.is_some_and(|c| {
             let mut fds = [nix::poll::PollFd::new(c.as_fd(), nix::poll::PollFlags::POLLIN)];
             nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
         });

@@ -5,7 +5,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
+mod idmap;
 mod process;
+pub use idmap::*;
 pub use process::*;
 
 /// The namespaces a run gets at clone time. The cgroup namespace is unshared later, by the child,
@@ -49,18 +51,18 @@ pub fn load_bpf(prog: &[libc::sock_filter]) -> nix::Result<()> {
     Errno::result(r).map(drop)
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
+pub(crate) const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 #[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+pub(crate) struct MountAttr {
+    pub(crate) attr_set: u64,
+    pub(crate) attr_clr: u64,
+    pub(crate) propagation: u64,
+    pub(crate) userns_fd: u64,
 }
 
 /// mount_setattr(2) (Linux 5.12): sets or clears read-only on the mount at `path` and, with

@@ -93,3 +93,64 @@ fn oci_sigterm_to_a_created_containers_supervisor_ends_the_container() {
     assert!(stopped && init_gone, "SIGTERM to the supervisor of a created container ended nothing");
     assert!(oci.left().is_empty(), "state left: {:?}", oci.left());
 }
+
+/// An idmapped bind of a host directory whose files are owned by `owner` (uidMappings and
+/// gidMappings {containerID: owner, hostID: 0}): the container runs `script` over it at /mnt/id.
+fn idmapped(owner: u32, script: &str) -> Option<(Oci, tempfile::TempDir, crate::oci_bundle::Ran)> {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "mine\n").unwrap();
+    std::fs::write(host.path().join("root-secret"), "secret\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(host.path().join("root-secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    for p in [host.path().to_path_buf(), host.path().join("f")] {
+        std::os::unix::fs::chown(&p, Some(owner), Some(owner)).unwrap();
+    }
+    let src = host.path().to_str().unwrap().to_string();
+    let map = serde_json::json!([{"containerID": owner, "hostID": 0, "size": 1}]);
+    let oci = Oci::sh(script, |s| {
+        s["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/mnt/id", "type": "bind", "source": src,
+            "options": ["rbind"], "uidMappings": map, "gidMappings": map
+        }));
+    })?;
+    let r = oci.run("idm");
+    if r.code != 0 && r.stderr.contains("does not support idmapped mounts") {
+        eprintln!("SKIPPED: this filesystem has no idmapped mounts: {}", r.stderr);
+        return None;
+    }
+    Some((oci, host, r))
+}
+
+/// runtime-spec 1.1 idmapped mounts: a host directory owned by 1000 is seen as root's in the
+/// container (no user namespace needed), and what root makes there is 1000's on the host.
+#[test]
+fn oci_idmapped_bind_shows_files_of_uid_1000_as_root_inside() {
+    require_root!();
+    let _m = shared();
+    let script = "stat -c %u:%g /mnt/id/f; echo new > /mnt/id/made; stat -c %u /mnt/id/made";
+    let Some((_oci, host, r)) = idmapped(1000, script) else { return };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "0:0\n0\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(host.path().join("made")).unwrap().uid(), 1000, "written back as 1000");
+}
+
+/// The attack: root in the container, through an idmapped bind, plants a root-owned setuid file
+/// on the host or reads a root-only host file. The mapping maps only 1000: the container's root
+/// creates files as 1000 on the host (never 0), and the host's root-owned files are nobody's
+/// inside (unreadable without CAP_DAC_OVERRIDE, which runc's default set lacks).
+#[test]
+fn oci_idmapped_bind_never_lets_the_container_plant_root_owned_files_or_read_root_only_ones() {
+    require_root!();
+    let _m = shared();
+    let script = "cp /bin/busybox /mnt/id/suid && chmod 4755 /mnt/id/suid; \
+                  cat /mnt/id/root-secret 2>/dev/null || echo denied; stat -c %u /mnt/id/root-secret";
+    let Some((_oci, host, r)) = idmapped(1000, script) else { return };
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    use std::os::unix::fs::MetadataExt;
+    let planted = std::fs::metadata(host.path().join("suid")).unwrap();
+    assert_ne!(planted.uid(), 0, "a root-owned file planted on the host");
+    assert_eq!(planted.uid(), 1000);
+    assert!(!r.stdout.contains("secret"), "read a root-only host file: {}", r.stdout);
+    assert_eq!(r.stdout, "denied\n65534\n");
+}
