@@ -6,6 +6,7 @@
 //! - [`Oci::new`]`(args)`: runc's default config running `args` (terminal off, root read-only).
 //! - [`Oci::with`]`(args, edit)`: the same, then `edit(&mut spec)`.
 //! - [`Oci::sh`]`(script, edit)`: `sh -c script` on a writable root, then `edit`.
+//! - [`Oci::running`]`(args, id)`: [`Oci::new`], then `create` and `start` of `id` (asserted).
 //! - [`Oci::runc`]`(args)`: `sandbox-runc --root STATE ARGS…` in the bundle dir, stdout and
 //!   stderr in files (the container and its supervisor keep what they inherit open, so pipes
 //!   would see no EOF); [`Oci::runc_in`] prefixes a wrapper (e.g. `unshare -m`).
@@ -72,6 +73,14 @@ impl Oci {
             s["root"]["readonly"] = false.into();
             edit(s)
         })
+    }
+
+    /// runc's default config.json running `args`, created and started as container `id`.
+    pub(crate) fn running(args: &[&str], id: &str) -> Option<Oci> {
+        let oci = Oci::new(args)?;
+        assert!(oci.create(id).status.success(), "create {id}");
+        assert!(oci.runc(&["start", id]).status.success(), "start {id}");
+        Some(oci)
     }
 
     /// A path in the temp dir (beside `bundle` and `state`).

@@ -11,9 +11,7 @@ use crate::require_root;
 fn oci_exec_preserve_fds_passes_fd_3_into_the_exec_process() {
     require_root!();
     let _m = shared();
-    let Some(oci) = Oci::new(&["sleep", "30"]) else { return };
-    assert!(oci.create("pf").status.success());
-    assert!(oci.runc(&["start", "pf"]).status.success());
+    let Some(oci) = Oci::running(&["sleep", "30"], "pf") else { return };
     let file = oci.path("passed");
     std::fs::write(&file, "through-fd-3\n").unwrap();
     let redirect = format!("exec \"$@\" 3<{}", file.display());
@@ -32,9 +30,7 @@ fn oci_exec_preserve_fds_passes_fd_3_into_the_exec_process() {
 fn oci_exec_preserve_fds_over_closed_fds_never_hands_the_runtimes_own_fds_to_the_container() {
     require_root!();
     let _m = shared();
-    let Some(oci) = Oci::new(&["sleep", "30"]) else { return };
-    assert!(oci.create("pfx").status.success());
-    assert!(oci.runc(&["start", "pfx"]).status.success());
+    let Some(oci) = Oci::running(&["sleep", "30"], "pfx") else { return };
     let probe = "for f in 3 4 5; do readlink /proc/self/fd/$f; done; echo ran";
     let out = oci.runc_in(
         &["sh", "-c", "exec \"$@\" 3<&- 4<&- 5<&-", "sh"],
