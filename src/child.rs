@@ -39,6 +39,10 @@ pub enum ChildStdio {
     Pipes { input: Option<RawFd>, out: Option<RawFd>, err: Option<RawFd> },
 }
 
+/// The child's name (comm) once its mounts are made and it waits for the go, with
+/// [`ChildSpec::announce_ready`]; exec gives the command its own.
+pub const READY_COMM: &str = "sandbox-ready";
+
 /// Everything the child needs, prepared by the parent before clone.
 pub struct ChildSpec {
     pub argv: Vec<CString>,
@@ -82,6 +86,8 @@ pub struct ChildSpec {
     /// PR_SET_PDEATHSIG: die with sandbox. Not for an OCI container's init, whose parent is the
     /// `create` process (it exits at once) and then the engine's shim (sys::clone_sibling).
     pub die_with_parent: bool,
+    /// [`crate::Config::announce_ready`].
+    pub announce_ready: bool,
 }
 
 /// A command line as exec's argv: refused (exit 125, quoted) when an argument holds a NUL byte.
@@ -151,6 +157,13 @@ pub fn main(spec: &ChildSpec) -> ! {
     // itself skips cgroup_threadgroup_rwsem, whose write side waits for an RCU grace period
     // (~8 ms here) when the parent writes our pid to cgroup.procs (kernel/cgroup,
     // cgroup_procs_write_start). Cgroup::join_files decides; the command cannot run before this.
+    if spec.announce_ready {
+        // What the OCI supervisor waits for before it runs createContainer hooks in our mount
+        // namespace: the root is ours now (pivot_root done), nothing of the command has run.
+        if let Err(e) = sys::set_comm(READY_COMM) {
+            setup("prctl(PR_SET_NAME)", e);
+        }
+    }
     let (go, files) = wait_for_go(spec.sync_rd);
     for fd in files {
         if let Err(e) = unistd::write(&fd, b"0") {

@@ -115,6 +115,10 @@ pub struct MountOpts {
     pub propagation: Option<String>,
     /// A tmpfs's `mode=` (default 1777).
     pub mode: Option<u32>,
+    /// An idmapped bind (runtime-spec `uidMappings`/`gidMappings`): files owned by `inside` on
+    /// the source are seen as `outside` (one user namespace's maps; no setgroups).
+    #[serde(default)]
+    pub idmap: Option<crate::userns::UserNs>,
 }
 
 /// An image's root filesystem: overlayfs over unpacked layers with a per-container upper dir
@@ -263,6 +267,10 @@ pub struct Config {
     /// with a `path`: a pod's containers share its net, ipc and uts): `net`, `ipc` or `uts`.
     #[serde(default)]
     pub join_namespaces: Vec<(String, PathBuf)>,
+    /// The OCI runtime runs hooks in the container (createContainer, startContainer): the child
+    /// names itself `sandbox-ready` (comm) once its root is made, before it waits for the go.
+    #[serde(default)]
+    pub announce_ready: bool,
 }
 
 impl Config {
@@ -302,6 +310,7 @@ impl Config {
             devices: Vec::new(),
             rootfs_propagation: None,
             join_namespaces: Vec::new(),
+            announce_ready: false,
         }
     }
 

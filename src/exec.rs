@@ -71,6 +71,9 @@ pub struct Options {
     /// With `detach` and `tty`: the OCI runtime's `--console-socket` (connected): the master of
     /// the process's pty (from the container's devpts) is sent there, nothing is relayed.
     pub console: Option<std::os::fd::RawFd>,
+    /// The OCI runtime's `exec --preserve-fds N`: the caller's fds 3 .. 3+N-1 are the process's
+    /// (checked open by the caller before it opened anything of its own).
+    pub preserve_fds: u32,
 }
 
 /// The namespaces exec joins, in the order the /proc/PID/ns fallback joins them.
@@ -258,11 +261,12 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
         userns: flags & libc::CLONE_NEWUSER != 0,
         env,
         term: std::env::var("TERM").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "xterm".into()),
-        preserve_fds: 0,
+        preserve_fds: opts.preserve_fds,
         cgroup_ops: vec![],
         cwd: Some(cwd),
         user,
         die_with_parent: !opts.detach,
+        announce_ready: false,
     };
     let entry = Entry {
         pidfd,

@@ -19,7 +19,7 @@ pub fn execute(ops: &[Op]) -> Result<(), String> {
     for op in ops {
         let dev;
         let src = match op {
-            Op::Bind { src, .. } => src,
+            Op::Bind { src, .. } | Op::IdmapBind { src, .. } => src,
             Op::Mask(_) => Path::new("/dev/null"),
             Op::Device { name, .. } => {
                 dev = Path::new("/dev").join(name);
@@ -38,6 +38,29 @@ pub fn execute(ops: &[Op]) -> Result<(), String> {
     Ok(())
 }
 
+/// The user namespaces of the idmapped binds in `ops` (by the parent, before clone: the maps are
+/// written from outside), their fds set in the ops. Kept open until the child has cloned; the
+/// child's exec closes them (close-on-exec).
+pub fn make_idmaps(ops: &mut [Op]) -> crate::error::Result<Vec<OwnedFd>> {
+    let mut fds = Vec::new();
+    for op in ops.iter_mut() {
+        if let Op::IdmapBind { maps, userns, dst, .. } = op {
+            let uid = crate::userns::map_text(&maps.uids);
+            let gid = crate::userns::map_text(&maps.gids);
+            let fd = sys::userns_with_maps(&uid, &gid).map_err(|e| {
+                crate::error::Error::container(format!(
+                    "idmapped mount on {}: cannot make a user namespace with uid_map {uid:?} gid_map {gid:?}: {}",
+                    dst.display(),
+                    e.desc()
+                ))
+            })?;
+            *userns = Some(fd.as_raw_fd());
+            fds.push(fd);
+        }
+    }
+    Ok(fds)
+}
+
 fn open_path(p: &Path) -> std::io::Result<OwnedFd> {
     let f = OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_CLOEXEC).open(p)?;
     Ok(f.into())
@@ -51,6 +74,7 @@ fn describe(op: &Op) -> String {
         Op::Mkdir(p) => format!("creating mount target {}", d(p)),
         Op::Touch(p) => format!("creating mount target {}", d(p)),
         Op::Bind { src, dst, .. } => format!("bind {} on {}", d(src), d(dst)),
+        Op::IdmapBind { src, dst, .. } => format!("idmapped bind {} on {}", d(src), d(dst)),
         Op::Proc(p) => format!("mount proc on {}", d(p)),
         Op::Sysfs(p) => format!("mount sysfs on {}", d(p)),
         Op::Tmpfs { dst, .. } => format!("mount tmpfs on {}", d(dst)),
@@ -91,6 +115,22 @@ fn run(op: &Op, src: Option<OwnedFd>) -> Result<(), String> {
             let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
             let rec = if *recursive { MsFlags::MS_REC } else { MsFlags::empty() };
             mount(Some(from.as_str()), dst, none, MsFlags::MS_BIND | rec, none).map_err(e)?;
+            match read_only {
+                Some(ro) => sys::set_read_only(&cstr(dst)?, *ro, true).map_err(e),
+                None => Ok(()),
+            }
+        }
+        Op::IdmapBind { src: path, dst, read_only, recursive, userns, .. } => {
+            let fd = src.expect("bind sources are opened up front");
+            let ns = userns.expect("idmap user namespaces are made before clone");
+            sys::idmapped_bind(fd.as_raw_fd(), &cstr(dst)?, *recursive, ns).map_err(|err| match err {
+                nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS => format!(
+                    "the filesystem of {} does not support idmapped mounts here (mount_setattr MOUNT_ATTR_IDMAP: {})",
+                    path.display(),
+                    err.desc()
+                ),
+                err => err.desc().to_string(),
+            })?;
             match read_only {
                 Some(ro) => sys::set_read_only(&cstr(dst)?, *ro, true).map_err(e),
                 None => Ok(()),

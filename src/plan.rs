@@ -25,6 +25,17 @@ pub enum Op {
         read_only: Option<bool>,
         recursive: bool,
     },
+    /// [`Op::Bind`] as an idmapped mount (open_tree, mount_setattr MOUNT_ATTR_IDMAP, move_mount)
+    /// through a user namespace with `maps`; `userns` is its fd, made by the parent before clone
+    /// ([`crate::mounts::make_idmaps`]).
+    IdmapBind {
+        src: PathBuf,
+        dst: PathBuf,
+        read_only: Option<bool>,
+        recursive: bool,
+        maps: crate::userns::UserNs,
+        userns: Option<std::os::fd::RawFd>,
+    },
     /// nosuid and/or noexec on the mount at `dst` (and below it with `recursive`).
     Attrs {
         dst: PathBuf,
@@ -422,7 +433,13 @@ fn user_mounts(cfg: &Config, root: &Path, ops: &mut Vec<Op>, rootfs: bool) -> Ve
                     None
                 };
                 let recursive = !opts.non_recursive;
-                ops.push(Op::Bind { src: b.src.clone(), dst: dst.clone(), read_only, recursive });
+                let src = b.src.clone();
+                ops.push(match &opts.idmap {
+                    Some(maps) => {
+                        Op::IdmapBind { src, dst: dst.clone(), read_only, recursive, maps: maps.clone(), userns: None }
+                    }
+                    None => Op::Bind { src, dst: dst.clone(), read_only, recursive },
+                });
                 // A bind is a new mount with its source's flags: writable host directories allow devices.
                 if !cfg.privileged {
                     ops.push(Op::NoDev(dst.clone()));

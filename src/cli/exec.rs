@@ -82,6 +82,7 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> Result<i32> {
         detach: args.detach,
         keep_stdio: false,
         console: None,
+        preserve_fds: 0,
     };
     Ok(sandbox::exec::exec(&target, &opts)?)
 }

@@ -152,6 +152,8 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     cfg.validate()?;
     let argv = child::argv(&cfg.command)?;
     let mut ops = crate::plan::build(cfg);
+    // Alive until the child is cloned: its idmapped binds attach through them.
+    let _idmaps = crate::mounts::make_idmaps(&mut ops)?;
     // The state root stays out of the command's view of the host's files: a command that is
     // root inside (DAC_OVERRIDE) could otherwise rewrite its own state or report there.
     if cfg.rootfs.is_none() {
@@ -261,6 +263,7 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
         cwd: cfg.cwd.clone(),
         user: cfg.user.as_deref().map(crate::user::Spec::parse).transpose()?,
         die_with_parent: !sibling,
+        announce_ready: cfg.announce_ready,
     };
 
     let start = Instant::now();

@@ -100,6 +100,7 @@ pub fn to_config(spec: &Spec, dir: &Path, id: &str) -> Result<Config, Error> {
     super::process::apply(process, &mut cfg)?;
     super::mounts::apply(spec.mounts().as_deref().unwrap_or(&[]), dir, &mut cfg)?;
     super::namespaces::check_hooks(spec.hooks())?;
+    cfg.announce_ready = super::hooks::any_in_container(spec.hooks());
     match spec.linux() {
         Some(linux) => {
             super::namespaces::apply(linux, &mut cfg)?;

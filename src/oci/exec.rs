@@ -114,8 +114,15 @@ fn process_config(base: &crate::Config, a: &ExecArgs) -> Result<(crate::Config, 
 }
 
 pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
-    if a.preserve_fds > 0 {
-        return Err(Error::invalid("--preserve-fds", &a.preserve_fds.to_string(), "0 for exec"));
+    // As for create: the fds passed on purpose must be open before we open anything, else one of
+    // our own (the state lock, the pidfd, a cgroup directory: CVE-2024-21626) could take a number
+    // in 3 .. 3+N-1 and reach the container.
+    if let Some(fd) = (3..3 + a.preserve_fds as i32).find(|fd| !crate::sys::fd_is_open(*fd)) {
+        return Err(Error::invalid(
+            "--preserve-fds",
+            &a.preserve_fds.to_string(),
+            &format!("a count of fds that are open from fd 3 on (fd {fd} is not open)"),
+        ));
     }
     let c = find(root, &a.id)?;
     let (cfg, tty, rlimits) = process_config(&c.state.config, a)?;
@@ -163,6 +170,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         detach: a.detach,
         keep_stdio: a.detach,
         console: console.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+        preserve_fds: a.preserve_fds,
         ..Default::default()
     };
     if a.detach {

@@ -7,10 +7,16 @@
 //! - `poststart`: by `start`, after the process was started (status running). A failure is a
 //!   warning; the lifecycle goes on.
 //! - `poststop`: by `delete`, after the container is gone. A failure is a warning.
-//! - `createContainer` and `startContainer` run in the container's mount namespace; sandbox does
-//!   not run them yet and refuses a config with them.
+//! - `createContainer`: by `create`, after createRuntime, once the container's root is made
+//!   (pivot_root done) and before its process may exec; `startContainer`: by `start`, before the
+//!   command is executed. Both run in the container: its namespaces (the path is resolved in its
+//!   mount namespace), its group, and never with more than its process has (its user,
+//!   capabilities, no_new_privs and seccomp filter, as an `exec`): the binary is the image's, and
+//!   a hostile image must not get the runtime's privileges through it (runc runs createContainer
+//!   as root with every capability). A failure fails `create` (nothing is left) or `start`.
+//!   Their `timeout` is not enforced: a hung one is ended with the container (`delete --force`).
 //!
-//! A hook runs as the runtime (root on the host, as with runc: its path is the config's, possibly
+//! A host hook runs as the runtime (root on the host, as with runc: its path is the config's, possibly
 //! inside the bundle), with exactly its `env`, in its own process group; `timeout` (seconds) ends
 //! that whole group with SIGKILL, so a hung hook leaves nothing behind.
 
@@ -21,20 +27,15 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Hook, Hooks};
 
-use super::{invalid, unsupported};
+use super::invalid;
 use crate::error::Error;
 
 /// Checks the hooks of a config before anything is created.
 pub fn check(hooks: &Option<Hooks>) -> Result<(), Error> {
     let Some(h) = hooks else { return Ok(()) };
-    for (field, list) in
-        [("hooks.createContainer", h.create_container()), ("hooks.startContainer", h.start_container())]
-    {
-        if list.as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(unsupported(field, "hooks in the container's namespaces are not run yet"));
-        }
-    }
     for (field, list) in [
+        ("hooks.createContainer", h.create_container()),
+        ("hooks.startContainer", h.start_container()),
         ("hooks.prestart", h.prestart()),
         ("hooks.createRuntime", h.create_runtime()),
         ("hooks.poststart", h.poststart()),
@@ -58,10 +59,70 @@ pub fn check(hooks: &Option<Hooks>) -> Result<(), Error> {
     Ok(())
 }
 
-/// The hooks of `kind` ("prestart", "createRuntime", "poststart", "poststop") from the `hooks`
+/// The hooks of `kind` (a runtime-spec hook name: "prestart", "createRuntime", …) from the `hooks`
 /// object a container recorded at create time.
 pub fn of_kind(hooks: &serde_json::Value, kind: &str) -> Vec<Hook> {
     hooks.get(kind).and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+}
+
+/// Whether a config has hooks that run in the container (createContainer, startContainer).
+pub fn any_in_container(hooks: &Option<Hooks>) -> bool {
+    hooks.as_ref().is_some_and(|h| {
+        [h.create_container(), h.start_container()].iter().any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    })
+}
+
+/// Runs `hooks` of `kind` in the container `target` names, as an `exec` there would run
+/// (namespaces, group, its process's user, capabilities and filters; the hook's env exactly, cwd
+/// /), `state` on stdin, stdout to stderr. Stops at the first failure and returns it.
+pub fn run_in_container(
+    kind: &str,
+    hooks: &[Hook],
+    state: &serde_json::Value,
+    target: &crate::exec::Target,
+) -> Result<(), Error> {
+    for (i, h) in hooks.iter().enumerate() {
+        let fail = |why: String| Error::container(format!("{kind} hook {i} ({}) failed: {why}", h.path().display()));
+        let mut cfg = target.config.clone();
+        cfg.env = Some(h.env().clone().unwrap_or_default());
+        cfg.cwd = Some("/".into());
+        let mut command = vec![h.path().display().to_string()];
+        command.extend(h.args().iter().flatten().skip(1).cloned());
+        let t = crate::exec::Target { config: &cfg, ..*target };
+        let opts = crate::exec::Options { command, interactive: true, ..Default::default() };
+        let code = with_state_on_stdin(state, || crate::exec::exec(&t, &opts)).map_err(|e| fail(e.to_string()))?;
+        if code != 0 {
+            return Err(fail(format!("it exited with status {code}")));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` with `state` readable on fd 0 and fd 1 going to fd 2 (what an exec's process
+/// inherits), both restored after.
+fn with_state_on_stdin<T>(
+    state: &serde_json::Value,
+    f: impl FnOnce() -> crate::error::Result<T>,
+) -> crate::error::Result<T> {
+    use nix::unistd::{dup, dup2};
+    use std::os::fd::AsRawFd;
+    let sys = |what: &str, e| Error::sys(what, e);
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| sys("pipe2", e))?;
+    // The State is small (well under a pipe's 64 KiB): written whole before the hook reads.
+    std::fs::File::from(wr).write_all(state.to_string().as_bytes()).map_err(|e| Error::container(e.to_string()))?;
+    let saved = [dup(0).map_err(|e| sys("dup", e))?, dup(1).map_err(|e| sys("dup", e))?];
+    let _ = nix::fcntl::fcntl(saved[0], nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    let _ = nix::fcntl::fcntl(saved[1], nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    let moved = dup2(rd.as_raw_fd(), 0).and_then(|_| dup2(2, 1));
+    let r = match moved {
+        Ok(_) => f(),
+        Err(e) => Err(sys("dup2", e)),
+    };
+    let _ = dup2(saved[0], 0);
+    let _ = dup2(saved[1], 1);
+    let _ = nix::unistd::close(saved[0]);
+    let _ = nix::unistd::close(saved[1]);
+    r
 }
 
 /// Runs `hooks` in order with `state` on stdin; stops at the first failure and returns it.

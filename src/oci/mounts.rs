@@ -31,8 +31,11 @@ pub fn apply(mounts: &[Mount], bundle: &Path, cfg: &mut Config) -> Result<(), Er
         let opts: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = typ == "bind" || opts.iter().any(|o| *o == "bind" || *o == "rbind");
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(unsupported(&field, "idmapped mounts are not supported yet"));
+        let idmapped = m.uid_mappings().is_some()
+            || m.gid_mappings().is_some()
+            || opts.iter().any(|o| *o == "idmap" || *o == "ridmap");
+        if idmapped && !is_bind {
+            return Err(unsupported(&field, "idmapped mounts are bind mounts here (type bind, or option bind/rbind)"));
         }
         if let Some((_, std_type)) = STANDARD.iter().find(|(d, _)| Path::new(d) == dst) {
             let std_type = if *std_type == "cgroup" && typ == "cgroup2" { "cgroup2" } else { std_type };
@@ -104,7 +107,8 @@ fn bind(field: &str, m: &Mount, opts: &[&str], bundle: &Path, seq: u32) -> Resul
             continue;
         }
         match *o {
-            "rbind" => recursive = true,
+            "rbind" | "ridmap" => recursive = true,
+            "idmap" => {}
             "bind" | "rw" | "nodev" => {}
             "ro" => read_only = true,
             // tmpfs data a bind ignores (the suite's mounts pass them to every mount).
@@ -120,10 +124,40 @@ fn bind(field: &str, m: &Mount, opts: &[&str], bundle: &Path, seq: u32) -> Resul
         }
     }
     mo.non_recursive = !recursive;
+    mo.idmap = idmap(field, m)?;
     Ok(Bind { src, dst: m.destination().clone(), read_only, opts: mo })
 }
 
 /// Sizes in mount options: bytes, or with k/m/g (tmpfs's units).
+/// An idmapped bind's maps (runtime-spec 1.1 `uidMappings`/`gidMappings`, as runc and crun
+/// read them: files owned by `containerID` on the source are seen as `hostID`). Both are needed:
+/// sandbox has no container user namespace to take the other from (options idmap/ridmap alone).
+fn idmap(field: &str, m: &Mount) -> Result<Option<crate::userns::UserNs>, Error> {
+    let idmap_opt = m.options().iter().flatten().any(|o| o == "idmap" || o == "ridmap");
+    let lines = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Option<Vec<crate::userns::IdMap>> {
+        v.as_ref().map(|v| {
+            v.iter()
+                .map(|l| crate::userns::IdMap { inside: l.container_id(), outside: l.host_id(), count: l.size() })
+                .collect()
+        })
+    };
+    match (lines(m.uid_mappings()), lines(m.gid_mappings())) {
+        (None, None) if !idmap_opt => Ok(None),
+        (Some(uids), Some(gids)) => {
+            for (what, v) in [("uidMappings", &uids), ("gidMappings", &gids)] {
+                if v.is_empty() || v.len() > 340 || v.iter().any(|l| l.count == 0 || l.inside.checked_add(l.count).is_none()) {
+                    return Err(invalid(&format!("{field} {what}"), &format!("{v:?}"), "1 to 340 ranges of size > 0"));
+                }
+            }
+            Ok(Some(crate::userns::UserNs { uids, gids, deny_setgroups: false }))
+        }
+        _ => Err(unsupported(
+            field,
+            "an idmapped mount needs both uidMappings and gidMappings (sandbox does not take them from a container user namespace)",
+        )),
+    }
+}
+
 fn parse_size(field: &str, s: &str) -> Result<u64, Error> {
     let (num, mult) = match s.as_bytes().last() {
         Some(b'k' | b'K') => (&s[..s.len() - 1], 1u64 << 10),

@@ -192,6 +192,50 @@ fn supervise(
     code
 }
 
+impl OciObserver<'_> {
+    /// Runs the hooks of `kind` (createContainer, startContainer) in the container (hooks.rs).
+    fn in_container(&self, kind: &str, oci: &serde_json::Value, pid: i32) -> Result<()> {
+        let hooks = super::hooks::of_kind(&oci["hooks"], kind);
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let c = &self.recorder.container;
+        let status = if kind == "createContainer" { "creating" } else { "created" };
+        let st = super::hooks::state(c.id(), oci, status, pid);
+        let process = crate::container::Process::of(pid)
+            .ok_or_else(|| Error::container("the container's process ended before its hooks ran".to_string()))?;
+        let cgroups = c.state.cgroup.as_ref().map(|g| g.paths.clone()).unwrap_or_default();
+        let target = crate::exec::Target {
+            name: c.id(),
+            pid,
+            start_time: process.start_time,
+            cgroups: &cgroups,
+            config: &c.state.config,
+        };
+        super::hooks::run_in_container(kind, &hooks, &st, &target)
+    }
+}
+
+/// Waits until the container's process has made its root and waits for the go (it names itself
+/// child::READY_COMM then), or fails when it ended first (its setup failed).
+fn wait_ready(pid: i32, child: Option<&OwnedFd>) -> Result<()> {
+    let comm = format!("/proc/{pid}/comm");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim_end() == crate::child::READY_COMM) {
+            return Ok(());
+        }
+        let died = child.is_some_and(|c| {
+            let mut fds = [nix::poll::PollFd::new(c.as_fd(), nix::poll::PollFlags::POLLIN)];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
+        });
+        if died || Instant::now() >= deadline {
+            return Err(Error::container("the container's process ended before its root was made".to_string()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 struct OciObserver<'a> {
     recorder: Recorder<'a>,
     notify: Option<OwnedFd>,
@@ -222,16 +266,25 @@ impl Observer for OciObserver<'_> {
         for kind in ["prestart", "createRuntime"] {
             super::hooks::run_all(kind, &super::hooks::of_kind(&oci["hooks"], kind), &st)?;
         }
+        let child = crate::container::Process::of(pid).and_then(|p| p.pidfd());
+        // createContainer: in the container, once its root is made (runtime-spec: after
+        // pivot_root, the path resolved in its mount namespace). A failure fails `create`.
+        let in_container = self.recorder.container.state.config.announce_ready;
+        if in_container {
+            wait_ready(pid, child.as_ref())?;
+        }
+        self.in_container("createContainer", &oci, pid)?;
         if let Some(fd) = self.notify.take() {
             let _ = writeln!(std::fs::File::from(fd), "ok {pid}");
         }
         // From here the engine knows the container: whatever happens to it, it stays (stopped,
         // with the reason) until `delete`, instead of vanishing as a failed `run -d` does.
         self.recorder.container.state.detached = false;
-        let child = crate::container::Process::of(pid).and_then(|p| p.pidfd());
         wait_for_start(&fifo, child.as_ref())?;
         let _ = std::fs::remove_file(&self.fifo);
-        Ok(())
+        // startContainer: in the container, before its command is executed. A failure fails
+        // `start` (the container is stopped, with the hook's error as its reason).
+        self.in_container("startContainer", &oci, pid)
     }
 
     fn started(&mut self) {
@@ -247,10 +300,24 @@ use std::os::unix::fs::OpenOptionsExt;
 
 /// Blocks until `start` writes its byte into the FIFO, or fails when the container's process
 /// died first (`kill ID KILL`, `delete --force` of a created container).
+///
+/// A stop signal to the supervisor (SIGTERM, SIGINT, SIGHUP: a shim or systemd ending it) ends
+/// the container too, as it does a running one: before, the engine's signalfd only read them once
+/// started, so a created container ignored a plain TERM to its supervisor.
 fn wait_for_start(fifo: &std::fs::File, child: Option<&OwnedFd>) -> Result<()> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signal::{SigSet, Signal};
+    let mut stops = SigSet::empty();
+    [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP].into_iter().for_each(|s| stops.add(s));
+    // Blocked already by the engine (its signalfd reads them); a second signalfd sees them too.
+    let _ = stops.thread_block();
+    let sfd = nix::sys::signalfd::SignalFd::with_flags(
+        &stops,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .map_err(|e| Error::sys("signalfd", e))?;
     loop {
-        let mut fds = vec![PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         if let Some(c) = child {
             fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
         }
@@ -258,7 +325,11 @@ fn wait_for_start(fifo: &std::fs::File, child: Option<&OwnedFd>) -> Result<()> {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", e)),
         }
-        let died = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        if let Ok(Some(info)) = sfd.read_signal() {
+            let name = Signal::try_from(info.ssi_signo as i32).map_or("a stop signal", |s| s.as_str());
+            return Err(Error::container(format!("stopped by {name} before start")));
+        }
+        let died = fds.get(2).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
         let ready = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
         if ready {
             let mut b = [0u8; 1];
@@ -368,6 +439,11 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let Some(p) = c.state.process.filter(|p| live && p.is_alive()) else {
         return Err(Error::container(format!("container {id} is not running: container not running")));
     };
+    // A created container's process is still sandbox's setup code, waiting for the go: as PID 1
+    // of its pid namespace it gets no signal it has no handler for, so a TERM from the engine was
+    // dropped and the container stayed created. runc's init (Go) dies of any signal whose default
+    // is to end a process: so does ours, with SIGKILL (nothing of the command ran to clean up).
+    let sig = if c.state.status == Status::Created && ends_a_process(sig) { libc::SIGKILL } else { sig };
     if all && sig == libc::SIGKILL {
         // Everything in the group is killed, the init with it: whoever adopted the init (a
         // subreaper, or PID 1) may reap it before the signal below, which then finds no process
@@ -380,6 +456,21 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
         return Err(Error::container(format!("container {id} is not running: container not running")));
     }
     Ok(())
+}
+
+/// Whether `sig`'s default action ends a process (all but the ignored and the stopping ones).
+fn ends_a_process(sig: i32) -> bool {
+    ![
+        libc::SIGCHLD,
+        libc::SIGCONT,
+        libc::SIGURG,
+        libc::SIGWINCH,
+        libc::SIGSTOP,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+    ]
+    .contains(&sig)
 }
 
 /// `delete`: a stopped container goes with its group and state; a created, running or paused

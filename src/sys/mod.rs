@@ -6,7 +6,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 
 pub mod bpf;
+mod idmap;
 mod process;
+pub use idmap::*;
 pub use process::*;
 
 /// The namespaces a run gets at clone time. The cgroup namespace is unshared later, by the child,
@@ -50,18 +52,18 @@ pub fn load_bpf(prog: &[libc::sock_filter]) -> nix::Result<()> {
     Errno::result(r).map(drop)
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
+pub(crate) const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 #[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+pub(crate) struct MountAttr {
+    pub(crate) attr_set: u64,
+    pub(crate) attr_clr: u64,
+    pub(crate) propagation: u64,
+    pub(crate) userns_fd: u64,
 }
 
 /// mount_setattr(2) (Linux 5.12): sets or clears read-only on the mount at `path` and, with
@@ -428,6 +430,13 @@ pub fn close_range(first: u32, last: u32, cloexec: bool) -> nix::Result<()> {
 pub fn clear_cloexec(fd: RawFd) -> nix::Result<()> {
     // SAFETY: F_SETFD takes an integer.
     Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// PR_SET_NAME: this thread's comm (at most 15 bytes are kept).
+pub fn set_comm(name: &str) -> nix::Result<()> {
+    let c = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from the pointer.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) }).map(drop)
 }
 
 /// Whether `fd` is open in this process.

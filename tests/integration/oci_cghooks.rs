@@ -3,71 +3,12 @@
 //! (State JSON on stdin, failure semantics, timeouts that leave nothing).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use crate::oci_bundle::Oci;
 use crate::require_root;
-
-struct Oci {
-    _rootfs: tempfile::TempDir,
-    dir: tempfile::TempDir,
-    runc: PathBuf,
-}
-
-impl Oci {
-    fn new(edit: impl FnOnce(&mut serde_json::Value)) -> Option<Oci> {
-        let rootfs = busybox_rootfs()?;
-        let dir = tempfile::tempdir().unwrap();
-        let runc = dir.path().join("sandbox-runc");
-        std::os::unix::fs::symlink(bin(), &runc).unwrap();
-        let bundle = dir.path().join("bundle");
-        std::fs::create_dir(&bundle).unwrap();
-        let mut spec: serde_json::Value =
-            serde_json::from_str(include_str!("../../src/oci/testdata/runc-default.json")).unwrap();
-        spec["root"]["path"] = rootfs.path().to_str().unwrap().into();
-        spec["process"]["terminal"] = false.into();
-        spec["process"]["args"] = serde_json::json!(["sleep", "60"]);
-        edit(&mut spec);
-        std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
-        Some(Oci { _rootfs: rootfs, dir, runc })
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// stdout and stderr in files: the container keeps what it inherits open.
-    fn runc(&self, args: &[&str]) -> Output {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (o, e) = (self.path(&format!("out{n}")), self.path(&format!("err{n}")));
-        let status = Command::new(&self.runc)
-            .arg("--root")
-            .arg(self.path("state"))
-            .args(args)
-            .current_dir(self.path("bundle"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        let out = Output { status, stdout: std::fs::read(&o).unwrap(), stderr: std::fs::read(&e).unwrap() };
-        eprintln!("sandbox-runc {args:?}: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-        out
-    }
-
-    fn create(&self, id: &str) -> Output {
-        let bundle = self.path("bundle");
-        self.runc(&["create", "--bundle", bundle.to_str().unwrap(), id])
-    }
-
-    fn state(&self, id: &str) -> serde_json::Value {
-        let out = self.runc(&["state", id]);
-        assert!(out.status.success());
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
 
 /// The pids hierarchy's directory of our own cgroup (v1), or our cgroup2 directory (pure v2).
 fn own_pids_dir() -> Option<PathBuf> {
@@ -95,7 +36,7 @@ fn oci_relative_cgroups_path_is_the_group_below_our_own_cgroup_and_delete_remove
     };
     let top = format!("sbx-rel-{}", std::process::id());
     let id = format!("rel{}", std::process::id());
-    let Some(oci) = Oci::new(|s| {
+    let Some(oci) = Oci::with(&["sleep", "60"], |s| {
         s["linux"]["cgroupsPath"] = format!("{top}/inner/{id}").into();
         s["linux"]["resources"] = serde_json::json!({"pids": {"limit": 77}});
     }) else {
@@ -131,7 +72,7 @@ fn oci_absolute_cgroups_path_is_the_group_itself_with_exact_cpu_quota_and_period
     };
     let id = format!("abs{}", std::process::id());
     let rel = own.strip_prefix(root).unwrap().join(format!("sbx-abs-{}", std::process::id()));
-    let Some(oci) = Oci::new(|s| {
+    let Some(oci) = Oci::with(&["sleep", "60"], |s| {
         s["linux"]["cgroupsPath"] = format!("/{}/{id}", rel.display()).into();
         s["linux"]["resources"] = serde_json::json!({"pids": {"limit": 55}, "cpu": {"quota": 50000, "period": 500000}});
     }) else {
@@ -180,7 +121,7 @@ fn oci_hooks_get_the_state_on_stdin_at_their_point_of_the_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let (pre, cr, post, stop) =
         (dir.path().join("pre"), dir.path().join("cr"), dir.path().join("post"), dir.path().join("stop"));
-    let Some(oci) = Oci::new(|s| {
+    let Some(oci) = Oci::with(&["sleep", "60"], |s| {
         s["annotations"] = serde_json::json!({"org.example": "v"});
         s["hooks"] = serde_json::json!({
             "prestart": [hook(&pre, Some(5))],
@@ -220,7 +161,7 @@ fn oci_failing_prestart_hook_fails_create_runs_nothing_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ran = dir.path().join("ran");
     let stopped = dir.path().join("stopped");
-    let Some(oci) = Oci::new(|s| {
+    let Some(oci) = Oci::with(&["sleep", "60"], |s| {
         s["linux"]["cgroupsPath"] = format!("{top}/c").into();
         s["process"]["args"] = serde_json::json!(["sh", "-c", format!("touch {}", ran.display())]);
         s["hooks"] = serde_json::json!({
@@ -248,7 +189,7 @@ fn oci_hung_hook_is_killed_at_its_timeout_with_what_it_started() {
     let _m = shared();
     let dir = tempfile::tempdir().unwrap();
     let bg = dir.path().join("bg");
-    let Some(oci) = Oci::new(|s| {
+    let Some(oci) = Oci::with(&["sleep", "60"], |s| {
         s["hooks"] = serde_json::json!({"createRuntime": [{
             "path": "/bin/sh",
             "args": ["sh", "-c", format!("sleep 1000 & echo $! > {}; sleep 1000", bg.display())],
@@ -275,7 +216,7 @@ fn oci_hung_hook_is_killed_at_its_timeout_with_what_it_started() {
 fn oci_config_without_process_creates_but_start_fails_and_the_container_stops() {
     require_root!();
     let _m = shared();
-    let Some(oci) = Oci::new(|s| {
+    let Some(oci) = Oci::with(&["sleep", "60"], |s| {
         s.as_object_mut().unwrap().remove("process");
     }) else {
         return;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::harness::*;
-use crate::oci_runtime::{entries, Oci};
+use crate::oci_bundle::{entries, Oci};
 use crate::require_root;
 
 fn json(out: &std::process::Output) -> serde_json::Value {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::harness::*;
-use crate::oci_runtime::Oci;
+use crate::oci_bundle::Oci;
 use crate::require_root;
 
 /// containerd's default rules (oci.WithDefaultUnixDevices): deny all, then the standard nodes.
@@ -41,7 +41,7 @@ fn devices_base() -> Option<PathBuf> {
 /// The run groups of container `id` under `base` (sandbox-ID-PID).
 fn groups(base: &std::path::Path, id: &str) -> Vec<String> {
     let mine = |n: &String| n.starts_with(&format!("sandbox-{id}-"));
-    let mut v: Vec<String> = crate::oci_runtime::entries(base).into_iter().filter(mine).collect();
+    let mut v: Vec<String> = crate::oci_bundle::entries(base).into_iter().filter(mine).collect();
     v.sort();
     v
 }

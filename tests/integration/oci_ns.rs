@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 
 use crate::harness::*;
-use crate::oci_spec::Bundle;
+use crate::oci_bundle::{Oci, Ran};
 use crate::require_root;
 
 fn ns(pid: i64, n: &str) -> String {
@@ -13,9 +13,8 @@ fn ns(pid: i64, n: &str) -> String {
 }
 
 /// The process of a container in the state root of `b` (it must exist).
-fn pid_of(b: &Bundle, id: &str) -> i64 {
-    let state: serde_json::Value = serde_json::from_str(&b.runc(&["state", id]).stdout).unwrap();
-    state["pid"].as_i64().unwrap()
+fn pid_of(b: &Oci, id: &str) -> i64 {
+    b.state(id)["pid"].as_i64().unwrap()
 }
 
 /// Kills and reaps a helper process on every path.
@@ -32,8 +31,8 @@ impl Drop for Holder {
 fn oci_pod_container_joins_another_containers_pid_and_mount_namespaces_by_path() {
     require_root!();
     let _m = shared();
-    let Some(pause) = Bundle::new("exec sleep 30", |_| {}) else { return };
-    let out = pause.runc(&["create", "--bundle", pause.bundle().to_str().unwrap(), "pause"]);
+    let Some(pause) = Oci::sh("exec sleep 30", |_| {}) else { return };
+    let out = Ran::from(pause.create("pause"));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let pid = pid_of(&pause, "pause");
     // A mount namespace that is not the host's (a private copy, as the suite's `unshare --mount`):
@@ -48,7 +47,7 @@ fn oci_pod_container_joins_another_containers_pid_and_mount_namespaces_by_path()
     let hpid = holder.0.id() as i64;
     assert!(eventually(5.0, || ns(hpid, "mnt") != ns(std::process::id() as i64, "mnt")), "unshare made no namespace");
     let Some(app) =
-        Bundle::new("readlink /proc/self/ns/pid; readlink /proc/self/ns/mnt; echo $$; cat /proc/1/cmdline", |s| {
+        Oci::sh("readlink /proc/self/ns/pid; readlink /proc/self/ns/mnt; echo $$; cat /proc/1/cmdline", |s| {
             for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
                 match n["type"].as_str().unwrap() {
                     "pid" => n["path"] = format!("/proc/{pid}/ns/pid").into(),
@@ -80,7 +79,7 @@ fn oci_attack_joining_the_hosts_pid_or_mount_namespace_by_path_is_refused() {
     require_root!();
     let _m = shared();
     for (typ, path) in [("pid", "/proc/self/ns/pid"), ("mount", "/proc/self/ns/mnt")] {
-        let Some(b) = Bundle::new("echo ran", |s| {
+        let Some(b) = Oci::sh("echo ran", |s| {
             for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
                 if n["type"] == typ {
                     n["path"] = path.into();
@@ -100,13 +99,13 @@ fn oci_attack_joining_the_hosts_pid_or_mount_namespace_by_path_is_refused() {
 fn oci_created_container_is_in_its_own_cgroup_namespace_before_start() {
     require_root!();
     let _m = shared();
-    let Some(b) = Bundle::new("exec sleep 30", |_| {}) else { return };
-    let out = b.runc(&["create", "--bundle", b.bundle().to_str().unwrap(), "cg"]);
+    let Some(b) = Oci::sh("exec sleep 30", |_| {}) else { return };
+    let out = Ran::from(b.create("cg"));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let pid = pid_of(&b, "cg");
     let (theirs, ours) = (ns(pid, "cgroup"), ns(std::process::id() as i64, "cgroup"));
-    let status = b.runc(&["state", "cg"]).stdout;
+    let status = b.status("cg");
     b.runc(&["delete", "--force", "cg"]);
-    assert!(status.contains("\"created\""), "{status}");
+    assert_eq!(status, "created");
     assert_ne!(theirs, ours, "a created container already has its own cgroup namespace (runtime-spec; runc's does)");
 }

@@ -1,85 +1,11 @@
 //! sandbox as an OCI runtime (issue 15): `sandbox-runc` (a symlink to the binary) driven as
 //! containerd's go-runc drives runc, on a busybox bundle with runc's default config.json.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::harness::*;
+use crate::oci_bundle::{entries, Oci};
 use crate::require_root;
-
-/// A bundle (config.json from `runc spec`, the rootfs a busybox tree), a state root and a
-/// `sandbox-runc` symlink, all in temp dirs.
-pub(crate) struct Oci {
-    _rootfs: tempfile::TempDir,
-    pub(crate) dir: tempfile::TempDir,
-    runc: PathBuf,
-}
-
-impl Oci {
-    pub(crate) fn new(args: &[&str]) -> Option<Oci> {
-        let rootfs = busybox_rootfs()?;
-        let dir = tempfile::tempdir().unwrap();
-        let runc = dir.path().join("sandbox-runc");
-        std::os::unix::fs::symlink(bin(), &runc).unwrap();
-        let bundle = dir.path().join("bundle");
-        std::fs::create_dir(&bundle).unwrap();
-        let mut spec: serde_json::Value =
-            serde_json::from_str(include_str!("../../src/oci/testdata/runc-default.json")).unwrap();
-        spec["root"]["path"] = rootfs.path().to_str().unwrap().into();
-        spec["process"]["terminal"] = false.into();
-        spec["process"]["args"] = serde_json::json!(args);
-        std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
-        Some(Oci { _rootfs: rootfs, dir, runc })
-    }
-
-    pub(crate) fn bundle(&self) -> PathBuf {
-        self.dir.path().join("bundle")
-    }
-
-    pub(crate) fn root(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    /// Runs sandbox-runc with stdout and stderr in files, as the validation suite and the shims
-    /// pass them: the container (and its supervisor) keep them open, so pipes would see no EOF.
-    pub(crate) fn runc(&self, args: &[&str]) -> Output {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (o, e) = (self.dir.path().join(format!("out{n}")), self.dir.path().join(format!("err{n}")));
-        let status = Command::new(&self.runc)
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        let out = Output { status, stdout: std::fs::read(&o).unwrap(), stderr: std::fs::read(&e).unwrap() };
-        eprintln!(
-            "sandbox-runc {args:?}: {:?}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    pub(crate) fn status(&self, id: &str) -> String {
-        let out = self.runc(&["state", id]);
-        assert!(out.status.success());
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["id"], id);
-        assert_eq!(v["ociVersion"].as_str().unwrap().split('.').next(), Some("1"));
-        v["status"].as_str().unwrap().to_string()
-    }
-}
-
-pub(crate) fn entries(p: &Path) -> Vec<String> {
-    std::fs::read_dir(p)
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default()
-}
 
 #[test]
 fn oci_create_waits_before_exec_until_start_then_kill_and_delete_leave_nothing() {

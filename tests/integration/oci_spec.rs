@@ -2,76 +2,9 @@
 //! configs that must not reach the host. Each test runs `sandbox-runc run` on a busybox bundle
 //! whose config.json is runc's default with the test's edits.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use crate::harness::*;
+use crate::oci_bundle::Oci;
 use crate::require_root;
-
-/// A bundle, a state root and a `sandbox-runc` symlink in a temp dir.
-pub struct Bundle {
-    pub rootfs: tempfile::TempDir,
-    pub dir: tempfile::TempDir,
-}
-
-/// What `sandbox-runc run` printed and its exit status.
-pub struct Ran {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Bundle {
-    /// runc's default config.json running `sh -c script`, edited by `edit`.
-    pub fn new(script: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Option<Bundle> {
-        let rootfs = busybox_rootfs()?;
-        let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(bin(), dir.path().join("sandbox-runc")).unwrap();
-        std::fs::create_dir(dir.path().join("bundle")).unwrap();
-        let mut spec: serde_json::Value =
-            serde_json::from_str(include_str!("../../src/oci/testdata/runc-default.json")).unwrap();
-        spec["root"]["path"] = rootfs.path().to_str().unwrap().into();
-        spec["root"]["readonly"] = false.into();
-        spec["process"]["terminal"] = false.into();
-        spec["process"]["args"] = serde_json::json!(["sh", "-c", script]);
-        edit(&mut spec);
-        let b = Bundle { rootfs, dir };
-        b.write(&spec);
-        Some(b)
-    }
-
-    pub fn write(&self, spec: &serde_json::Value) {
-        std::fs::write(self.bundle().join("config.json"), spec.to_string()).unwrap();
-    }
-
-    pub fn bundle(&self) -> PathBuf {
-        self.dir.path().join("bundle")
-    }
-
-    /// `sandbox-runc --root STATE run --bundle B ID`, stdout and stderr in files (the container
-    /// keeps them open).
-    pub fn run(&self, id: &str) -> Ran {
-        let (o, e) = (self.dir.path().join(format!("{id}.out")), self.dir.path().join(format!("{id}.err")));
-        let status = Command::new(self.dir.path().join("sandbox-runc"))
-            .arg("--root")
-            .arg(self.dir.path().join("state"))
-            .args(["run", "--bundle"])
-            .arg(self.bundle())
-            .arg(id)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        let r = Ran {
-            code: status.code().unwrap_or(-1),
-            stdout: std::fs::read_to_string(&o).unwrap(),
-            stderr: std::fs::read_to_string(&e).unwrap(),
-        };
-        eprintln!("sandbox-runc run {id}: {}\n{}{}", r.code, r.stdout, r.stderr);
-        r
-    }
-}
 
 /// A status line of /proc/self/status as the container printed it (`grep NAME /proc/self/status`).
 fn status_field<'a>(out: &'a str, name: &str) -> &'a str {
@@ -82,7 +15,7 @@ fn status_field<'a>(out: &'a str, name: &str) -> &'a str {
 fn oci_all_five_capability_sets_are_what_config_json_says() {
     require_root!();
     let _m = shared();
-    let Some(b) = Bundle::new("grep -E '^(Cap|NoNewPrivs)' /proc/self/status", |s| {
+    let Some(b) = Oci::sh("grep -E '^(Cap|NoNewPrivs)' /proc/self/status", |s| {
         let c = &mut s["process"]["capabilities"];
         c["inheritable"] = serde_json::json!(["CAP_KILL"]);
         c["ambient"] = serde_json::json!(["CAP_KILL"]);
@@ -106,7 +39,7 @@ fn oci_no_new_privileges_false_stays_off_with_a_seccomp_profile() {
     let _m = shared();
     // libseccomp sets no_new_privs on load unless told not to: a config with a profile and
     // noNewPrivileges false must still let setuid binaries work (runc clears the attribute).
-    let Some(b) = Bundle::new("grep NoNewPrivs /proc/self/status", |s| {
+    let Some(b) = Oci::sh("grep NoNewPrivs /proc/self/status", |s| {
         s["process"]["noNewPrivileges"] = false.into();
         s["linux"]["seccomp"] = serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
@@ -124,7 +57,7 @@ fn oci_no_new_privileges_false_stays_off_with_a_seccomp_profile() {
 fn oci_user_umask_and_additional_gids_are_applied() {
     require_root!();
     let _m = shared();
-    let Some(b) = Bundle::new("umask; id -G; grep CapEff /proc/self/status", |s| {
+    let Some(b) = Oci::sh("umask; id -G; grep CapEff /proc/self/status", |s| {
         s["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000, "umask": 0o027, "additionalGids": [5, 7]});
         // Ambient (which needs inheritable) is how a non-root user's exec keeps capabilities.
         let c = &mut s["process"]["capabilities"];
@@ -145,7 +78,7 @@ fn oci_user_umask_and_additional_gids_are_applied() {
 fn oci_dev_is_mounted_before_sys_in_config_order() {
     require_root!();
     let _m = shared();
-    let Some(b) = Bundle::new("cut -d' ' -f5 /proc/self/mountinfo", |_| {}) else { return };
+    let Some(b) = Oci::sh("cut -d' ' -f5 /proc/self/mountinfo", |_| {}) else { return };
     let r = b.run("order");
     assert_eq!(r.code, 0, "{}", r.stderr);
     let at = |m: &str| r.stdout.lines().position(|l| l == m).unwrap_or_else(|| panic!("{m} missing: {}", r.stdout));
@@ -159,7 +92,7 @@ fn oci_sysctl_domainname_and_oom_score_adj_apply_to_the_container_only() {
     let _m = shared();
     let host_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let host_domain = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
-    let Some(b) = Bundle::new(
+    let Some(b) = Oci::sh(
         "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni /proc/sys/kernel/domainname /proc/self/oom_score_adj",
         |s| {
             s["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"});
@@ -185,7 +118,7 @@ fn oci_attack_sysctl_outside_the_containers_namespaces_is_refused() {
     // kernel.core_pattern is global: a pipe there runs a program as the host's root on every
     // crash. The second key would walk out of /proc/sys/net if it became a path as given.
     for key in ["kernel.core_pattern", "net.ipv4/../../kernel/core_pattern", "kernel.modprobe"] {
-        let Some(b) = Bundle::new("echo ran", |s| {
+        let Some(b) = Oci::sh("echo ran", |s| {
             s["linux"]["sysctl"] = serde_json::json!({ key: "|/bin/sh -c 'touch /pwned'" });
         }) else {
             return;
@@ -203,15 +136,14 @@ fn oci_attack_sysctl_outside_the_containers_namespaces_is_refused() {
 fn oci_devices_are_made_in_dev_with_their_mode_and_owner() {
     require_root!();
     let _m = shared();
-    let Some(b) = Bundle::new(
-        "stat -c '%F %t:%T %a %u:%g' /dev/test1 /dev/sub/fifo; echo hi > /dev/test1 && echo written",
-        |s| {
+    let Some(b) =
+        Oci::sh("stat -c '%F %t:%T %a %u:%g' /dev/test1 /dev/sub/fifo; echo hi > /dev/test1 && echo written", |s| {
             s["linux"]["devices"] = serde_json::json!([
                 {"path": "/dev/test1", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620, "uid": 0, "gid": 5},
                 {"path": "/dev/sub/fifo", "type": "p", "fileMode": 0o600}
             ]);
-        },
-    ) else {
+        })
+    else {
         return;
     };
     let r = b.run("dev");
@@ -224,7 +156,7 @@ fn oci_attack_device_path_escaping_dev_is_refused() {
     require_root!();
     let _m = shared();
     for path in ["/dev/../etc/evil", "/etc/evil", "dev/evil", "/dev"] {
-        let Some(b) = Bundle::new("echo ran", |s| {
+        let Some(b) = Oci::sh("echo ran", |s| {
             s["linux"]["devices"] = serde_json::json!([{"path": path, "type": "b", "major": 8, "minor": 0}]);
         }) else {
             return;
@@ -243,7 +175,7 @@ fn oci_attack_mount_destination_through_a_rootfs_symlink_cve_2021_30465() {
     // The rootfs points /evil at a host directory: a mount at /evil/x must not land on the
     // host's side (runc's CVE-2021-30465 class: a path resolved outside the rootfs).
     let host = tempfile::tempdir_in("/var/tmp").unwrap();
-    let Some(b) = Bundle::new("echo ran", |s| {
+    let Some(b) = Oci::sh("echo ran", |s| {
         s["mounts"].as_array_mut().unwrap().push(serde_json::json!(
             {"destination": "/evil/x", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}
         ));
@@ -269,7 +201,7 @@ fn oci_mount_options_order_and_propagation_stay_inside_the_container() {
     let src = tempfile::tempdir_in("/var/tmp").unwrap();
     std::fs::create_dir(src.path().join("sub")).unwrap();
     // mountinfo's fields: 5 mount point, 6 options, 7… optional (shared:N) up to "-".
-    let Some(b) = Bundle::new("awk '$5 ~ /^\\/(mnt|tmp)\\// {print $5, $6, $7}' /proc/self/mountinfo", |s| {
+    let Some(b) = Oci::sh("awk '$5 ~ /^\\/(mnt|tmp)\\// {print $5, $6, $7}' /proc/self/mountinfo", |s| {
         let m = s["mounts"].as_array_mut().unwrap();
         m.push(serde_json::json!({"destination": "/tmp/t", "type": "tmpfs", "source": "tmpfs",
             "options": ["nosuid", "noexec", "strictatime", "mode=700", "size=1k", "shared"]}));
@@ -300,7 +232,7 @@ fn oci_lsm_labels_empty_are_ignored_and_set_are_refused_naming_the_missing_lsm()
         eprintln!("SKIPPED: this host runs AppArmor or SELinux; the test checks the error of a host without");
         return;
     }
-    let Some(b) = Bundle::new("echo ran", |s| {
+    let Some(b) = Oci::sh("echo ran", |s| {
         s["process"]["apparmorProfile"] = "".into();
         s["process"]["selinuxLabel"] = "".into();
         s["linux"]["mountLabel"] = "".into();
@@ -314,7 +246,7 @@ fn oci_lsm_labels_empty_are_ignored_and_set_are_refused_naming_the_missing_lsm()
         ("process.selinuxLabel", serde_json::json!({"process": {"selinuxLabel": "system_u:system_r:acme:s0"}})),
         ("linux.mountLabel", serde_json::json!({"linux": {"mountLabel": "system_u:object_r:acme:s0"}})),
     ] {
-        let Some(b) = Bundle::new("echo ran", |s| {
+        let Some(b) = Oci::sh("echo ran", |s| {
             let (k, v) = json.as_object().unwrap().iter().next().unwrap();
             let (k2, v2) = v.as_object().unwrap().iter().next().unwrap();
             s[k][k2] = v2.clone();
@@ -328,42 +260,15 @@ fn oci_lsm_labels_empty_are_ignored_and_set_are_refused_naming_the_missing_lsm()
     }
 }
 
-impl Bundle {
-    /// `sandbox-runc --root STATE ARGS…` (stdout and stderr in files).
-    pub fn runc(&self, args: &[&str]) -> Ran {
-        let n = args.join("-").replace('/', "_");
-        let (o, e) = (self.dir.path().join(format!("{n}.out")), self.dir.path().join(format!("{n}.err")));
-        let status = Command::new(self.dir.path().join("sandbox-runc"))
-            .arg("--root")
-            .arg(self.dir.path().join("state"))
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        let r = Ran {
-            code: status.code().unwrap_or(-1),
-            stdout: std::fs::read_to_string(&o).unwrap(),
-            stderr: std::fs::read_to_string(&e).unwrap(),
-        };
-        eprintln!("sandbox-runc {args:?}: {}\n{}{}", r.code, r.stdout, r.stderr);
-        r
-    }
-}
-
 #[test]
 fn oci_pod_container_joins_the_pause_containers_net_ipc_and_uts_by_path() {
     require_root!();
     let _m = shared();
-    let Some(pause) = Bundle::new("exec sleep 30", |s| s["hostname"] = "pod-1".into()) else { return };
-    let bundle = pause.bundle();
-    let out = pause.runc(&["create", "--bundle", bundle.to_str().unwrap(), "pause"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let state: serde_json::Value = serde_json::from_str(&pause.runc(&["state", "pause"]).stdout).unwrap();
-    let pid = state["pid"].as_i64().unwrap();
+    let Some(pause) = Oci::sh("exec sleep 30", |s| s["hostname"] = "pod-1".into()) else { return };
+    assert!(pause.create("pause").status.success());
+    let pid = pause.state("pause")["pid"].as_i64().unwrap();
     let ns = |p: i64, n: &str| std::fs::read_link(format!("/proc/{p}/ns/{n}")).unwrap().display().to_string();
-    let Some(app) = Bundle::new("for n in net ipc uts pid; do readlink /proc/self/ns/$n; done; hostname", |s| {
+    let Some(app) = Oci::sh("for n in net ipc uts pid; do readlink /proc/self/ns/$n; done; hostname", |s| {
         s["hostname"] = serde_json::Value::Null;
         for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
             let t = n["type"].as_str().unwrap().replace("network", "net");
@@ -375,7 +280,7 @@ fn oci_pod_container_joins_the_pause_containers_net_ipc_and_uts_by_path() {
         return;
     };
     // A path of another type (the pod's net namespace given as its ipc): refused, nothing left.
-    let Some(wrong) = Bundle::new("echo ran", |s| {
+    let Some(wrong) = Oci::sh("echo ran", |s| {
         for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
             if n["type"] == "ipc" {
                 n["path"] = format!("/proc/{pid}/ns/net").into();
@@ -388,12 +293,7 @@ fn oci_pod_container_joins_the_pause_containers_net_ipc_and_uts_by_path() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("linux.namespaces ipc path"), "{}", r.stderr);
     // The supervisor removes its half-made container as it exits (ID renamed .rm-ID first).
-    let left = || -> Vec<std::ffi::OsString> {
-        std::fs::read_dir(wrong.dir.path().join("state"))
-            .map(|d| d.flatten().map(|e| e.file_name()).filter(|n| n != "lock" && n != "names").collect())
-            .unwrap_or_default()
-    };
-    assert!(eventually(5.0, || left().is_empty()), "state left: {:?}", left());
+    assert!(eventually(5.0, || wrong.left().is_empty()), "state left: {:?}", wrong.left());
     let want = [ns(pid, "net"), ns(pid, "ipc"), ns(pid, "uts")];
     assert_ne!(ns(std::process::id() as i64, "net"), want[0], "the pod's network is not the host's");
     let r = app.run("app");

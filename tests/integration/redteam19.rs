@@ -3,55 +3,11 @@
 //! path that is the runtime's own. Each test is named after the attack and fails on 625044f.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::harness::*;
+use crate::oci_bundle::Oci;
 use crate::require_root;
-
-struct Bundle {
-    _rootfs: tempfile::TempDir,
-    dir: tempfile::TempDir,
-    runc: PathBuf,
-}
-
-impl Bundle {
-    fn new(edit: impl FnOnce(&mut serde_json::Value)) -> Option<Bundle> {
-        let rootfs = busybox_rootfs()?;
-        let dir = tempfile::tempdir().unwrap();
-        let runc = dir.path().join("sandbox-runc");
-        std::os::unix::fs::symlink(bin(), &runc).unwrap();
-        std::fs::create_dir(dir.path().join("bundle")).unwrap();
-        let mut spec: serde_json::Value =
-            serde_json::from_str(include_str!("../../src/oci/testdata/runc-default.json")).unwrap();
-        spec["root"]["path"] = rootfs.path().to_str().unwrap().into();
-        spec["process"]["terminal"] = false.into();
-        spec["process"]["args"] = serde_json::json!(["true"]);
-        edit(&mut spec);
-        std::fs::write(dir.path().join("bundle/config.json"), spec.to_string()).unwrap();
-        Some(Bundle { _rootfs: rootfs, dir, runc })
-    }
-
-    /// `sandbox-runc --root STATE run --bundle B id`, prefixed by `wrap` (e.g. unshare), stdout
-    /// and stderr in files (the container keeps what it inherits open).
-    fn run(&self, wrap: &[&str], id: &str) -> Output {
-        let p = |n: &str| self.dir.path().join(n);
-        let mut argv: Vec<String> = wrap.iter().map(|s| s.to_string()).collect();
-        argv.push(self.runc.to_str().unwrap().into());
-        argv.extend(["--root".into(), p("state").to_str().unwrap().into(), "run".into(), "--bundle".into()]);
-        argv.extend([p("bundle").to_str().unwrap().into(), id.into()]);
-        let (o, e) = (p("out"), p("err"));
-        let status = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        let out = Output { status, stdout: std::fs::read(&o).unwrap(), stderr: std::fs::read(&e).unwrap() };
-        eprintln!("{argv:?}: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-        out
-    }
-}
 
 /// Two containers whose cgroupsPaths differ only above their last component (`rA/c1`, `rB/c1`):
 /// distinct groups in every v1 hierarchy, but one and the same cgroup2 group (our own directory
@@ -68,33 +24,19 @@ fn oci_cgroups_paths_sharing_a_last_component_never_kill_each_others_container()
         return;
     }
     let leaf = format!("rt19c-{}", std::process::id());
-    let Some(a) = Bundle::new(|s| {
+    let Some(a) = Oci::with(&["true"], |s| {
         s["linux"]["cgroupsPath"] = format!("rt19A/{leaf}").into();
         s["process"]["args"] = serde_json::json!(["sleep", "60"]);
     }) else {
         return;
     };
-    let b = Bundle::new(|s| s["linux"]["cgroupsPath"] = format!("rt19B/{leaf}").into()).unwrap();
-    let bundle = a.dir.path().join("bundle");
-    let state = a.dir.path().join("state");
-    let runc_a = |args: &[&str]| {
-        Command::new(&a.runc)
-            .arg("--root")
-            .arg(&state)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap()
-    };
-    assert!(runc_a(&["create", "--bundle", bundle.to_str().unwrap(), "rt19a"]).success());
-    assert!(runc_a(&["start", "rt19a"]).success());
-    let _ = b.run(&[], "rt19b");
+    let b = Oci::with(&["true"], |s| s["linux"]["cgroupsPath"] = format!("rt19B/{leaf}").into()).unwrap();
+    assert!(a.create("rt19a").status.success());
+    assert!(a.runc(&["start", "rt19a"]).status.success());
+    let _ = b.run("rt19b");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let st = Command::new(&a.runc).arg("--root").arg(&state).args(["state", "rt19a"]).output().unwrap();
-    let status = serde_json::from_slice::<serde_json::Value>(&st.stdout).unwrap()["status"].clone();
-    let _ = runc_a(&["delete", "-f", "rt19a"]);
+    let status = a.state("rt19a")["status"].clone();
+    let _ = a.runc(&["delete", "-f", "rt19a"]);
     assert_eq!(status, "running", "container B (cgroupsPath rt19B/{leaf}) ending killed container A (rt19A/{leaf})");
 }
 
@@ -130,13 +72,13 @@ fn oci_cgroups_path_naming_an_existing_cgroup2_group_never_kills_or_removes_it()
     std::fs::create_dir(&victim_dir).unwrap();
     let mut victim = Command::new("sleep").arg("60").spawn().unwrap();
     std::fs::write(victim_dir.join("cgroup.procs"), victim.id().to_string()).unwrap();
-    let Some(b) = Bundle::new(|s| s["linux"]["cgroupsPath"] = name.clone().into()) else {
+    let Some(b) = Oci::with(&["true"], |s| s["linux"]["cgroupsPath"] = name.clone().into()) else {
         let _ = victim.kill();
         let _ = victim.wait();
         let _ = std::fs::remove_dir(&victim_dir);
         return;
     };
-    let _ = b.run(&[], "rt19cg");
+    let _ = b.run("rt19cg");
     let alive = victim.try_wait().unwrap().is_none();
     let kept = victim_dir.is_dir();
     let _ = victim.kill();
@@ -165,7 +107,7 @@ fn oci_sysctl_and_hostname_never_written_into_the_runtimes_own_joined_namespaces
     }
     // The "host": a net+uts pair made by unshare; the runtime is run inside it, then a shell in
     // the same namespaces reports what the container's setup left there.
-    let Some(b) = Bundle::new(|s| {
+    let Some(b) = Oci::with(&["true"], |s| {
         s["linux"]["namespaces"] = serde_json::json!([
             {"type": "pid"}, {"type": "ipc"}, {"type": "mount"},
             {"type": "network", "path": "/proc/self/ns/net"},

@@ -1,0 +1,124 @@
+//! config.json hooks that run in the container (runtime-spec: createContainer after createRuntime
+//! once the root is made, startContainer before the command is executed): their path is the
+//! container's, the State JSON is on their stdin, a failure fails create (nothing left) or start;
+//! and an image's hook binary gets nothing of the host (never more than the container has).
+
+use std::path::Path;
+
+use crate::harness::*;
+use crate::oci_bundle::Oci;
+use crate::require_root;
+
+/// A hook running `/NAME` of the container's root with PATH=/bin.
+fn hook(name: &str, args: &[&str]) -> serde_json::Value {
+    let mut argv = vec![format!("/{name}")];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    serde_json::json!({"path": format!("/{name}"), "args": argv, "env": ["PATH=/bin"]})
+}
+
+/// Writes an executable shell script `NAME` at the root of the container's rootfs.
+fn script(oci: &Oci, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = oci.rootfs.path().join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn oci_create_and_start_container_hooks_run_in_the_container_with_the_state_on_stdin() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::sh("cat /order; echo cmd", |s| {
+        s["hooks"] =
+            serde_json::json!({"createContainer": [hook("hc", &["c"])], "startContainer": [hook("hs", &["s"])]});
+    }) else {
+        return;
+    };
+    script(&oci, "hc", "cat > /hc.json; echo create-$1 >> /order");
+    script(&oci, "hs", "cat > /hs.json; echo start-$1 >> /order");
+    assert!(oci.create("hk").status.success());
+    let root = oci.rootfs.path();
+    let order = || std::fs::read_to_string(root.join("order")).unwrap_or_default();
+    assert_eq!(order(), "create-c\n", "createContainer ran at create (and startContainer not yet)");
+    let created: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("hc.json")).unwrap()).unwrap();
+    assert_eq!((created["id"].as_str(), created["status"].as_str()), (Some("hk"), Some("creating")), "{created}");
+    assert_eq!(created["bundle"].as_str(), oci.bundle().to_str());
+    assert!(oci.runc(&["start", "hk"]).status.success());
+    assert!(eventually(5.0, || oci.status("hk") == "stopped"));
+    let started: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("hs.json")).unwrap()).unwrap();
+    assert_eq!(started["status"], "created", "{started}");
+    assert_eq!(order(), "create-c\nstart-s\n");
+    let log = std::fs::read_dir(oci.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("out"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    let _ = oci.runc(&["delete", "hk"]);
+    // The command's stdout is the engine's (create's): it saw both hooks done before it ran.
+    assert!(log.contains("create-c\nstart-s\ncmd\n"), "{log}");
+    assert!(oci.left().is_empty(), "{:?}", oci.left());
+}
+
+#[test]
+fn oci_failing_create_container_hook_fails_create_and_leaves_nothing_start_container_fails_start() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) =
+        Oci::sh("echo ran > /ran", |s| s["hooks"] = serde_json::json!({"createContainer": [hook("no", &[])]}))
+    else {
+        return;
+    };
+    script(&oci, "no", "exit 3");
+    let out = oci.create("hf");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("createContainer hook 0 (/no) failed"), "{err}");
+    assert!(eventually(5.0, || oci.left().is_empty()), "state left: {:?}", oci.left());
+
+    oci.edit(|s| s["hooks"] = serde_json::json!({"startContainer": [hook("no", &[])]}));
+    assert!(oci.create("hs").status.success());
+    let out = oci.runc(&["start", "hs"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("startContainer hook 0 (/no) failed"), "{err}");
+    assert_eq!(oci.status("hs"), "stopped");
+    assert!(!oci.rootfs.path().join("ran").exists(), "the command ran after its startContainer hook failed");
+    assert!(oci.runc(&["delete", "hs"]).status.success());
+    assert!(oci.left().is_empty(), "{:?}", oci.left());
+}
+
+/// The attack: the image supplies the hook binary (the path is resolved in the container), so a
+/// hostile image would run code from inside the container as the runtime does its hooks: as
+/// root with every capability (runc), from which a mknod of the host's disk or a new mount leads
+/// out. The hook must run in the container's mount namespace (a host path given to it is not
+/// there) and with no more capabilities than the container's own process.
+#[test]
+fn oci_image_supplied_create_container_hook_gets_no_host_files_and_no_more_caps_than_the_container() {
+    require_root!();
+    let _m = shared();
+    let host = tempfile::tempdir().unwrap();
+    let target = host.path().join("pwned");
+    let t = target.to_str().unwrap().to_string();
+    let Some(oci) = Oci::sh("grep CapEff /proc/self/status", |s| {
+        s["hooks"] = serde_json::json!({"createContainer": [hook("evil", &[&t])]});
+    }) else {
+        return;
+    };
+    script(
+        &oci,
+        "evil",
+        "echo pwned > \"$1\" 2>/dev/null; mkdir -p \"${1%/*}\" 2>/dev/null; echo x > \"$1\" 2>/dev/null
+         mknod /evil-disk b 8 0 2>/dev/null && echo mknod-ok >> /report
+         grep CapEff /proc/self/status >> /report; readlink /proc/self/ns/mnt >> /report",
+    );
+    let r = oci.run("evil");
+    let report = std::fs::read_to_string(oci.rootfs.path().join("report")).unwrap_or_default();
+    eprintln!("hook report: {report}");
+    assert!(!Path::new(&t).exists(), "the image's hook wrote the host path {t}");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!report.is_empty(), "the createContainer hook did not run");
+    assert!(!report.contains("mknod-ok"), "the image's hook made a block device node: {report}");
+    let container_caps = r.stdout.trim();
+    assert!(report.lines().any(|l| l.trim() == container_caps), "hook {report} vs container {container_caps}");
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    assert!(!report.contains(host_mnt.to_str().unwrap()), "the hook ran in the host's mount namespace");
+}
