@@ -69,3 +69,39 @@ fn a_free_supervisor_lock_means_the_supervisor_was_lost() {
     assert!(fs::symlink_metadata(r.dir().join("names/x")).is_err(), "the name is free again");
     r.register(state("x")).unwrap();
 }
+
+#[test]
+fn name_links_fit_in_an_inode_and_whole_id_links_still_resolve() {
+    let (_t, r) = root();
+    let a = r.register(state("web")).unwrap();
+    let target = fs::read_link(r.dir().join("names/web")).unwrap();
+    // ext4 keeps a symlink target under 60 bytes in the inode: no data block, no discard.
+    assert!(target.as_os_str().len() < 60, "{target:?}");
+    assert!(links_to(&target, a.id()));
+    // A link written by an older version: the whole id.
+    let b = r.register(state("old")).unwrap();
+    fs::remove_file(r.dir().join("names/old")).unwrap();
+    std::os::unix::fs::symlink(b.id(), r.dir().join("names/old")).unwrap();
+    assert_eq!(r.find("old").unwrap().id(), b.id());
+    assert!(!links_to(Path::new(&a.id()[..12]), a.id()), "a short prefix is not a link");
+    r.remove_leftovers();
+    let is_link = |n: &str| fs::symlink_metadata(r.dir().join("names").join(n)).is_ok();
+    assert!(is_link("web") && is_link("old"), "live names stay");
+    b.remove_dir().unwrap();
+    assert!(fs::symlink_metadata(r.dir().join("names/old")).is_err(), "its name went with it");
+    let e = r.register(state("web")).unwrap_err().to_string();
+    assert!(e.contains(&format!("already in use by {}", a.id())), "{e}");
+}
+
+#[test]
+fn state_updates_replace_the_file_and_leave_no_temporary() {
+    let (_t, r) = root();
+    let mut c = r.register(state("x")).unwrap();
+    c.update(|s| s.exit_code = Some(3)).unwrap();
+    c.update(|s| s.exit_code = Some(4)).unwrap();
+    assert_eq!(read_state(&c.dir).unwrap().exit_code, Some(4));
+    let mut left: Vec<String> =
+        fs::read_dir(&c.dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["lock", "state.json", "update.lock"]);
+}
