@@ -99,6 +99,11 @@ pub fn kill(c: &Container, sig: i32) -> Result<()> {
 /// Waits until the container's supervisor is gone (its lock free), or `deadline`. Returns
 /// whether it is gone; `c.state` is then the last state (the directory may be gone with `--rm`).
 pub fn wait_stopped(c: &mut Container, deadline: Option<Instant>) -> bool {
+    // Woken the moment the supervisor exits (its pidfd) rather than at the next tick: an OCI
+    // `delete` right after the container's process ended waited for the supervisor's last
+    // writes in 10 ms steps. Dropped once it fired (the recorded supervisor may be another
+    // process, e.g. the `create` front before the supervisor recorded itself): ticks then.
+    let mut sup = c.state.supervisor.pidfd();
     loop {
         if !c.supervisor_alive() {
             if c.reload().is_err() {
@@ -115,7 +120,17 @@ pub fn wait_stopped(c: &mut Container, deadline: Option<Instant>) -> bool {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
-        std::thread::sleep(POLL);
+        match &sup {
+            Some(fd) => {
+                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+                use std::os::fd::AsFd;
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                if matches!(poll(&mut fds, PollTimeout::from(POLL.as_millis() as u16)), Ok(n) if n > 0) {
+                    sup = None;
+                }
+            }
+            None => std::thread::sleep(POLL),
+        }
     }
 }
 
