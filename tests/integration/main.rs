@@ -28,6 +28,7 @@ mod oci_cghooks;
 mod oci_commands;
 mod oci_devices;
 mod oci_engines;
+mod oci_podman;
 mod oci_runtime;
 mod oci_spec;
 mod redteam19;
