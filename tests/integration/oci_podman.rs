@@ -30,6 +30,9 @@ const SCRIPT: &str = r#"
 set -u
 T=$1; RT=$2; ROOTFS=$3; PART=$4
 NAME=${T##*/}
+# conmon 2.1.6, given no --persist-dir by podman 4.3, writes its `oom` file to its working
+# directory, podman's: the temp dir, never the checkout.
+cd "$T" || exit 90
 cg=/sys/fs/cgroup
 # Every hierarchy mounted again in this cgroup namespace (rooted at the test's own groups). The old
 # mounts go first: a covered mount would still be listed in mountinfo, with a root outside the
@@ -70,7 +73,8 @@ case "$mem" in [1-9]*) echo "ok stats" ;; esac
 $P kill -s KILL c2 > /dev/null && [ "$($P wait c2)" = 137 ] \
   && [ "$($P inspect --format '{{.State.Status}} {{.State.ExitCode}}' c2)" = "exited 137" ] && echo "ok kill"
 $P rm c2 > /dev/null && echo "ok rm"
-# 137 also when timeout's KILL ends podman: only a quick one is the OOM kill.
+# 137 also when timeout's KILL ends podman (60 s): only a quicker one is the OOM kill (17 s in
+# the VM lanes, under a second here).
 # The limit in the container's group (v1 memory.limit_in_bytes, v2 memory.max).
 id=$($P run -d --name c7 $U --memory 32m localhost/bb sleep 60)
 lim=$(cat $cg/memory/$NAME/libpod-$id/memory.limit_in_bytes $cg/$NAME/libpod-$id/memory.max 2>/dev/null)
@@ -78,8 +82,10 @@ echo "memory limit: $lim"; [ "$lim" = 33554432 ] && echo "ok memory-limit"
 $P rm -f -t 0 c7 > /dev/null
 s=$SECONDS; $P run --name c3 $U --memory 32m localhost/bb sh -c 'x=a; while :; do x=$x$x; done'; rc=$?
 oom=$($P inspect --format '{{.State.OOMKilled}}' c3); echo "oom: rc $rc OOMKilled $oom in $((SECONDS - s)) s"
-[ $rc = 137 ] && [ $((SECONDS - s)) -lt 30 ] && echo "ok oom"
+[ $rc = 137 ] && [ $((SECONDS - s)) -lt 45 ] && echo "ok oom"
 [ "$oom" = true ] && echo "ok oom-inspect"
+# conmon saw the OOM event in the container's group (v1 memory.oom_control, v2 memory.events).
+[ -e "$T/oom" ] && echo "ok oom-conmon"
 $P rm c3 > /dev/null
 id=$($P run -d --name c6 $U --pids-limit 10 localhost/bb sleep 60)
 max=$(cat "$(group $id)/pids.max" 2>/dev/null)
@@ -110,7 +116,7 @@ left=$(grep " $T" /proc/self/mountinfo); [ -z "$left" ] && echo "ok no-mounts" |
 # it too) and the parent are podman's; anything else below the parent is a container's.
 left=$(find $cg/ -mindepth 2 -path "*/$NAME/*" -type d ! -name conmon)
 [ -z "$left" ] && echo "ok no-cgroups" || echo "left groups: $left"
-for d in $(find $cg/ -mindepth 2 -depth -path "*/$NAME*" -type d); do rmdir $d; done
+for d in $(find $cg/ -mindepth 1 -depth -path "*/$NAME*" -type d); do rmdir $d; done
 exit 0
 "#;
 
@@ -163,24 +169,19 @@ fn podman(part: &str, runtime: Option<&str>) -> Option<PodmanRun> {
 
 /// What the host had of podman's before (none of it may appear or change).
 fn host_podman_paths() -> Vec<(String, Option<Vec<String>>)> {
-    [
-        "/run/libpod",
-        "/run/containers",
-        "/var/lib/containers",
-        "/etc/containers/networks",
-        "/run/runc",
-        "/run/sandbox-runc",
-    ]
-    .iter()
-    .map(|p| {
-        let list = std::fs::read_dir(p).ok().map(|rd| {
-            let mut v: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-            v.sort();
-            v
-        });
-        (p.to_string(), list)
-    })
-    .collect()
+    // (The runtimes' default roots, /run/runc and /run/sandbox-runc, are in the tmpfs too, but other
+    // users of the host may use them meanwhile.)
+    ["/run/libpod", "/run/containers", "/var/lib/containers", "/etc/containers/networks"]
+        .iter()
+        .map(|p| {
+            let list = std::fs::read_dir(p).ok().map(|rd| {
+                let mut v: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+                v.sort();
+                v
+            });
+            (p.to_string(), list)
+        })
+        .collect()
 }
 
 /// Runs `part` through runc (when installed) and sandbox-runc; every check in `checks` must pass
@@ -207,16 +208,22 @@ fn check(part: &str, checks: &[&str]) {
         }
         panic!("podman check {c} failed with sandbox-runc:\n{}", ours.text);
     }
-    // Nothing of podman's on the host, no process or mount of the test left, no group.
+    // Nothing of podman's on the host, no process or mount of the test left, no group. What runc's
+    // run left (it is the reference, not under test) is removed and only said.
     assert_eq!(host_podman_paths(), before, "podman's paths on the host changed");
-    for r in with_runc.iter().chain([&ours]) {
+    for (r, ours) in with_runc.iter().map(|r| (r, false)).chain([(&ours, true)]) {
         let t = r.dir.path().to_string_lossy().into_owned();
-        assert!(procs_with(&t).is_empty(), "processes of the test left: {:?}", procs_with(&t));
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mi.contains(&t), "mounts of the test left on the host");
+        let procs = procs_with(&t);
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.contains(&t));
         let name = r.dir.path().file_name().unwrap().to_string_lossy().into_owned();
-        let left = groups_named(&name);
-        assert!(left.is_empty(), "cgroups of the test left: {left:?}");
+        let groups = remove_groups(&name);
+        if ours {
+            assert!(procs.is_empty(), "processes of the test left: {procs:?}");
+            assert!(!mounts, "mounts of the test left on the host");
+            assert!(groups.is_empty(), "cgroups of the test left (now removed): {groups:?}");
+        } else if !procs.is_empty() || mounts || !groups.is_empty() {
+            eprintln!("NOTE: runc's run left processes {procs:?}, mounts: {mounts}, groups (now removed) {groups:?}");
+        }
     }
 }
 
@@ -232,22 +239,40 @@ fn procs_with(s: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Directories named `name` below the test's own group in every hierarchy (the cgroup parent).
-fn groups_named(name: &str) -> Vec<PathBuf> {
+/// Removes the groups named `name` below the test's own group in every hierarchy (the cgroup
+/// parent, left once the pid namespace ended, so empty of processes) with all below them, and
+/// returns what was there besides podman's own `conmon` group.
+fn remove_groups(name: &str) -> Vec<PathBuf> {
+    fn rmdir_tree(p: &Path, left: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if e.file_name() != "conmon" {
+                    left.push(e.path());
+                }
+                rmdir_tree(&e.path(), left);
+            }
+        }
+        let _ = std::fs::remove_dir(p);
+    }
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let mut found = vec![];
+    let mut left = vec![];
     for line in own.lines() {
         let mut it = line.splitn(3, ':');
         let (_, ctrl, path) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or("/"));
         let ctrl = ctrl.strip_prefix("name=").unwrap_or(ctrl);
-        for base in [format!("/sys/fs/cgroup/{ctrl}"), "/sys/fs/cgroup/unified".into(), "/sys/fs/cgroup".into()] {
+        for base in [format!("/sys/fs/cgroup/{ctrl}"), "/sys/fs/cgroup/unified".into()] {
             let p = Path::new(&base).join(path.trim_start_matches('/')).join(name);
-            if p.exists() {
-                found.push(p);
+            if p.is_dir() {
+                rmdir_tree(&p, &mut left);
+                if p.exists() {
+                    left.push(p);
+                }
             }
         }
     }
-    found
+    left.sort();
+    left.dedup();
+    left
 }
 
 #[test]
@@ -267,6 +292,7 @@ fn podman_runs_execs_kills_ooms_and_limits_pids_through_sandbox_runc_leaving_not
             "memory-limit",
             "oom",
             "oom-inspect",
+            "oom-conmon",
             "pids-limit",
             "no-containers",
             "no-processes",
