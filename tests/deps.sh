@@ -34,9 +34,10 @@ deps=(
   # password file.
   tar gzip umoci skopeo docker-registry apache2-utils
   # registry/push.rs: podman loads what `save` writes and pulls what `push` wrote (its own --root,
-  # vfs storage; no containers run).
-  podman
-  # oci_engines.rs (an ignored lane for now): containerd, ctr and containerd-shim-runc-v2 drive
+  # vfs storage); oci_podman.rs runs containers through sandbox-runc with podman and conmon (a
+  # dependency of podman, named so that a missing one is installed).
+  podman conmon
+  # oci_engines.rs: containerd, ctr and containerd-shim-runc-v2 drive
   # sandbox-runc as Kubernetes' CRI would.
   containerd
 )

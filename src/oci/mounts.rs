@@ -37,7 +37,10 @@ pub fn apply(mounts: &[Mount], bundle: &Path, cfg: &mut Config) -> Result<(), Er
         if idmapped && !is_bind {
             return Err(unsupported(&field, "idmapped mounts are bind mounts here (type bind, or option bind/rbind)"));
         }
-        if let Some((_, std_type)) = STANDARD.iter().find(|(d, _)| Path::new(d) == dst) {
+        // podman binds a tmpfs of its own at /dev/shm (containers sharing an ipc namespace share
+        // it): that bind goes over sandbox's /dev/shm, as any bind below /dev does.
+        let shm_bind = is_bind && dst == Path::new("/dev/shm");
+        if let Some((_, std_type)) = STANDARD.iter().find(|(d, _)| Path::new(d) == dst && !shm_bind) {
             let std_type = if *std_type == "cgroup" && typ == "cgroup2" { "cgroup2" } else { std_type };
             if typ != std_type || is_bind {
                 return Err(unsupported(&field, &format!("sandbox mounts its own {std_type} there")));

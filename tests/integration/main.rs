@@ -32,6 +32,7 @@ mod oci_engines;
 mod oci_gaps;
 mod oci_hooks;
 mod oci_ns;
+mod oci_podman;
 mod oci_runtime;
 mod oci_spec;
 mod redteam19;

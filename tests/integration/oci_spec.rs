@@ -223,6 +223,34 @@ fn oci_mount_options_order_and_propagation_stay_inside_the_container() {
     assert_eq!(before, std::fs::read_to_string("/proc/self/mountinfo").unwrap());
 }
 
+/// podman binds a tmpfs of its own at /dev/shm (shared by the containers of a pod that share an
+/// ipc namespace); sandbox-runc refused every mount at /dev/shm but its own tmpfs, so no podman
+/// container could be created.
+#[test]
+fn oci_dev_shm_bound_by_the_engine_is_the_containers_shm_as_podman_binds_it() {
+    require_root!();
+    let _m = shared();
+    let src = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::write(src.path().join("marker"), "from-the-engine\n").unwrap();
+    let script =
+        "cat /dev/shm/marker; echo back > /dev/shm/back; awk '$5 == \"/dev/shm\" {print $6}' /proc/self/mountinfo";
+    let Some(b) = Bundle::new(script, |s| {
+        // podman 4.3's mount, as its config.json has it.
+        s["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/dev/shm", "type": "bind",
+            "source": src.path(), "options": ["bind", "rprivate", "nosuid", "noexec", "nodev"]}));
+    }) else {
+        return;
+    };
+    let r = b.run("shm");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let l: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(l.first(), Some(&"from-the-engine"), "{l:?}");
+    assert_eq!(std::fs::read_to_string(src.path().join("back")).unwrap(), "back\n");
+    // The bind is the top mount there, nosuid, nodev and noexec as the config says.
+    let top = l.last().unwrap();
+    assert!(["nosuid", "nodev", "noexec"].iter().all(|o| top.split(',').any(|x| x == *o)), "{l:?}");
+}
+
 #[test]
 fn oci_lsm_labels_empty_are_ignored_and_set_are_refused_naming_the_missing_lsm() {
     require_root!();
