@@ -129,6 +129,15 @@ fn concurrent_commands_on_one_container_never_corrupt_its_state() {
             }
             n
         });
+        // The readers stop on every path: an assertion failing below would otherwise leave them
+        // looping (and loading the machine) while the scope waits for them, for ever.
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let stop_readers = Done(&done);
         std::thread::sleep(Duration::from_millis(1500));
         let stoppers: Vec<_> = (0..3).map(|_| sc.spawn(|| s.sb(&["stop", "-t", "5", "busy"]))).collect();
         let waiter = sc.spawn(|| s.sb(&["wait", "busy"]));
@@ -139,7 +148,7 @@ fn concurrent_commands_on_one_container_never_corrupt_its_state() {
         let w = waiter.join().unwrap();
         assert_eq!((w.code, w.stdout.as_str()), (0, "7\n"), "{}", w.stderr);
         std::thread::sleep(Duration::from_millis(300));
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(stop_readers);
         let counts: Vec<u32> = readers.into_iter().map(|t| t.join().unwrap()).collect();
         eprintln!("commands run alongside: {counts:?}; state.json parsed {} times", parser.join().unwrap());
         assert!(counts.iter().all(|&c| c >= 2), "{counts:?}");

@@ -234,7 +234,7 @@ fn oci_dev_shm_bound_by_the_engine_is_the_containers_shm_as_podman_binds_it() {
     std::fs::write(src.path().join("marker"), "from-the-engine\n").unwrap();
     let script =
         "cat /dev/shm/marker; echo back > /dev/shm/back; awk '$5 == \"/dev/shm\" {print $6}' /proc/self/mountinfo";
-    let Some(b) = Bundle::new(script, |s| {
+    let Some(b) = Oci::sh(script, |s| {
         // podman 4.3's mount, as its config.json has it.
         s["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/dev/shm", "type": "bind",
             "source": src.path(), "options": ["bind", "rprivate", "nosuid", "noexec", "nodev"]}));
