@@ -8,6 +8,7 @@
 
 pub mod detect;
 mod freeze;
+mod gc;
 pub mod live;
 pub(crate) mod pressure;
 pub mod stats;
@@ -271,48 +272,6 @@ impl Host {
         }
         Ok(out)
     }
-
-    /// Removes stale groups: named `sandbox-*-<pid>` (runs, and the `sandbox-sup-<pid>` leaves of
-    /// v2 supervisors) whose owner pid is gone. Whatever is still in one, subgroups included (a
-    /// command may have made them), is killed and removed depth-first: only groups with our name
-    /// pattern and a dead owner, so only groups we made. Returns the directories removed.
-    pub fn gc(&self, parent: Option<&str>) -> Vec<PathBuf> {
-        let mut removed = Vec::new();
-        let Ok(bases) = self.bases(parent) else {
-            return removed;
-        };
-        let mut seen = std::collections::BTreeSet::new();
-        // Every run calls this: each owner's /proc/PID/stat is read once, not once per hierarchy
-        // (its group has the same name in every one of them).
-        let mut owners = BTreeMap::new();
-        // The freezer's groups first: a task frozen by the v1 freezer dies of SIGKILL only once
-        // thawed, and until then every other hierarchy's group of the run stays busy. The cgroup2
-        // groups of hybrid runs are always under our own cgroup there (not the parent), last.
-        let freezer_first = bases
-            .get("freezer")
-            .into_iter()
-            .chain(bases.iter().filter(|(c, _)| *c != "freezer").map(|(_, b)| b))
-            .chain(&self.unified);
-        for base in freezer_first.filter(|b| seen.insert(b.to_path_buf())) {
-            let Ok(entries) = std::fs::read_dir(base) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Some(owner) = owner_pid(&name) else {
-                    continue;
-                };
-                if !e.file_type().is_ok_and(|t| t.is_dir()) || *owners.entry(owner).or_insert_with(|| alive(owner)) {
-                    continue;
-                }
-                let dir = e.path();
-                if teardown::remove_tree(&dir).is_ok() {
-                    removed.push(dir);
-                }
-            }
-        }
-        removed
-    }
 }
 
 /// Where a hybrid host's runs get their group in the cgroup2 at `root/unified`: the directory of
@@ -392,21 +351,6 @@ pub fn remove_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
         }
     }
     res
-}
-
-/// Whether process `pid` exists and is not a zombie (a SIGKILLed sandbox whose parent has not
-/// reaped it yet is gone for our purposes).
-fn alive(pid: u32) -> bool {
-    use std::io::Read;
-    // Every run checks the owner of each group it finds: one read into the stack, no allocation
-    // (the line is ~300 bytes, 52 numbers and a comm of at most 64 bytes, well under a page).
-    let mut buf = [0u8; 4096];
-    let Ok(n) = std::fs::File::open(format!("/proc/{pid}/stat")).and_then(|mut f| f.read(&mut buf)) else {
-        return false;
-    };
-    let stat = &buf[..n];
-    // The state follows the last ") " (comm may hold one itself).
-    stat.windows(2).rposition(|w| w == b") ").is_some_and(|i| !matches!(stat.get(i + 2), Some(b'Z' | b'X')))
 }
 
 /// The group name for run `id` owned by this process.
@@ -499,21 +443,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alive_is_false_for_a_zombie_and_a_gone_pid_true_for_a_live_one() {
-        assert!(alive(std::process::id()));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        // Unreaped, it becomes a zombie: its group is stale.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while alive(pid) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(!alive(pid), "a zombie owner counts as gone");
-        child.wait().unwrap();
-        assert!(!alive(pid), "a reaped owner is gone");
-    }
-
-    #[test]
     fn group_names_carry_the_owner_pid() {
         let n = group_name("abc123");
         assert_eq!(owner_pid(&n), Some(std::process::id()));
@@ -522,7 +451,7 @@ mod tests {
         assert_eq!(owner_pid("other-abc-17"), None);
     }
 
-    fn fake_v1(tmp: &Path) -> Host {
+    pub(super) fn fake_v1(tmp: &Path) -> Host {
         let mut v1 = BTreeMap::new();
         for c in ["memory", "cpu", "cpuacct", "pids"] {
             let mp = tmp.join(c);
@@ -545,21 +474,6 @@ mod tests {
         assert_eq!(b["pids"], tmp.path().join("pids"));
         let b = host.bases(Some("jobs")).unwrap();
         assert_eq!(b["memory"], tmp.path().join("memory/jobs"));
-    }
-
-    #[test]
-    fn gc_removes_only_groups_whose_owner_is_gone() {
-        let tmp = tempfile::tempdir().unwrap();
-        let host = fake_v1(tmp.path());
-        let live = tmp.path().join(format!("pids/sandbox-a-{}", std::process::id()));
-        let dead = tmp.path().join("pids/sandbox-b-999999999");
-        let other = tmp.path().join("pids/not-ours-999999999");
-        for d in [&live, &dead, &other] {
-            std::fs::create_dir(d).unwrap();
-        }
-        let removed = host.gc(None);
-        assert_eq!(removed, vec![dead.clone()]);
-        assert!(live.exists() && other.exists() && !dead.exists());
     }
 
     #[test]
@@ -605,26 +519,5 @@ mod tests {
         assert_eq!(unified_base(tmp.path(), &line("/"), &BTreeMap::new()), None);
         // Not a cgroup2 there (legacy): nothing.
         assert_eq!(unified_base(tmp.path(), &line("/").replace(" cgroup2 ", " tmpfs "), &own("/")), None);
-    }
-
-    #[test]
-    fn gc_removes_nested_stale_groups_depth_first_and_nothing_else() {
-        let tmp = tempfile::tempdir().unwrap();
-        let host = fake_v1(tmp.path());
-        // A command with CAP_SYS_ADMIN made subgroups in its run's group (see teardown.rs).
-        let dead_mem = tmp.path().join("memory/user/sandbox-b-999999999");
-        let dead_pids = tmp.path().join("pids/sandbox-b-999999999");
-        let live = tmp.path().join(format!("pids/sandbox-a-{}", std::process::id()));
-        let other = tmp.path().join("pids/not-ours-999999999");
-        for g in [&dead_mem, &dead_pids, &live, &other] {
-            std::fs::create_dir_all(g.join("sub/subsub")).unwrap();
-        }
-        std::fs::create_dir_all(dead_pids.join("sub2")).unwrap();
-        let mut removed = host.gc(None);
-        removed.sort();
-        assert_eq!(removed, vec![dead_mem.clone(), dead_pids.clone()]);
-        assert!(!dead_mem.exists() && !dead_pids.exists());
-        assert!(live.join("sub/subsub").exists(), "a live run's subgroups are its own");
-        assert!(other.join("sub/subsub").exists(), "not named by us: never touched");
     }
 }

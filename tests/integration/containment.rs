@@ -287,3 +287,58 @@ fn tcp_buffers_count_against_the_memory_limit() {
         assert!(rep["memory"]["tcp_peak_bytes"].is_null(), "v2: part of memory.peak: {rep}");
     }
 }
+
+/// Every run first removes stale groups beside its own: `sandbox-<id>-<pid>` whose owner pid is
+/// gone. A sandbox started in another pid namespace with its own /proc (`unshare -p
+/// --mount-proc`, a CI job in a container whose cgroup view includes runs of the host) sees no
+/// such pid for a live run of the host: it took the run for stale, spent seconds on v1 groups it
+/// could not empty (their members read as pid 0 from there) and then SIGKILLed the run through
+/// its cgroup2 group's cgroup.kill (found as stray 137s and slow starts of tests running beside
+/// the podman test).
+#[test]
+fn a_sandbox_in_another_pid_namespace_never_kills_a_live_run_it_cannot_see() {
+    require_root!();
+    let _m = shared();
+    let script = "trap 'echo survived; exit 0' TERM; sleep 30 & wait";
+    let outer = Command::new(bin())
+        .args(["--report", "none", "run", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let owner = outer.id();
+    // Ended on every path (a failed assertion included): sandbox forwards the TERM to sh.
+    struct Outer(std::process::Child);
+    impl Drop for Outer {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::SIGTERM);
+            let _ = self.0.wait();
+        }
+    }
+    let mut outer = Outer(outer);
+    assert!(eventually(5.0, || !groups_of(owner).is_empty()), "the outer run made no group");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    let inner = Command::new("timeout")
+        .args(["-k", "2", "20", "unshare", "-m", "--propagation", "private", "-p", "-f", "--mount-proc"])
+        .args([bin().as_str(), "--report", "none", "run", "true"])
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    let alive = outer.0.try_wait().unwrap().is_none();
+    let mut stdout = outer.0.stdout.take().unwrap();
+    let code = {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(owner as i32), nix::sys::signal::SIGTERM);
+        outer.0.wait().unwrap().code()
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+    let out = (code, text);
+    let why = String::from_utf8_lossy(&inner.stderr);
+    assert!(inner.status.success(), "the run in another pid namespace: {:?} after {took:?}: {why}", inner.status);
+    assert!(alive, "the live run was killed by a sandbox in another pid namespace");
+    assert!(took < std::time::Duration::from_secs(5), "the run in another pid namespace took {took:?}");
+    assert_eq!(out.0, Some(0), "{}", out.1);
+    assert!(out.1.contains("survived"), "{}", out.1);
+    assert_no_groups_of(owner);
+}
