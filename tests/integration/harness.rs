@@ -39,8 +39,28 @@ extern "C" fn init_state_dir() {
 /// In the VM lanes the target directory is a read-only 9p mount: there the root goes to /var/tmp
 /// (a tmpfs in the VM), never to /tmp, which host-view containers replace with their own.
 pub fn state_root() -> tempfile::TempDir {
-    let dir = |d: &str| tempfile::Builder::new().prefix("state-").tempdir_in(d);
+    scratch_dir("state-")
+}
+
+/// A fresh temp dir named `prefix…` (removed when dropped): in the target's tmp, or in /var/tmp
+/// where that is read-only (the VM lanes' 9p checkout); never /tmp, which host-view containers
+/// replace with their own.
+pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = |d: &str| tempfile::Builder::new().prefix(prefix).tempdir_in(d);
     dir(env!("CARGO_TARGET_TMPDIR")).or_else(|_| dir("/var/tmp")).unwrap()
+}
+
+/// Whether every one of `tools` is on PATH; if not, says loudly which is missing and which Debian
+/// package has it (tests/deps.sh installs it), and the caller skips.
+pub fn have_tools(tools: &[&str], package: &str) -> bool {
+    for tool in tools {
+        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
+        if found.map_or(true, |o| !o.status.success()) {
+            eprintln!("SKIPPED: {tool} is not installed (Debian: apt-get install {package}; tests/deps.sh does)");
+            return false;
+        }
+    }
+    true
 }
 
 /// Timing-sensitive tests (CPU share) take this exclusively; every other test shares it.

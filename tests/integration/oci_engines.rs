@@ -70,17 +70,11 @@ $C run $R --with-ns network:/proc/$P/ns/net --with-ns ipc:/proc/$P/ns/ipc --root
 /// Runs SCRIPT's `part` (tasks or pod) against sandbox-runc; `None` when it cannot run here
 /// (said loudly). The checks that passed, the containerd log, the temp dir.
 fn containerd(part: &str) -> Option<(String, String, tempfile::TempDir)> {
-    for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
-        if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map_or(true, |o| !o.status.success())
-        {
-            eprintln!("SKIPPED: {tool} is not installed (Debian: apt-get install containerd; tests/deps.sh does)");
-            return None;
-        }
+    if !have_tools(&["containerd", "ctr", "containerd-shim-runc-v2"], "containerd") {
+        return None;
     }
     let rootfs = busybox_rootfs()?;
-    // Not the checkout (read-only in the VM lanes) and not /tmp: the target's tmp, else /var/tmp.
-    let tmp = |d: &str| tempfile::Builder::new().prefix("containerd-").tempdir_in(d);
-    let dir = tmp(env!("CARGO_TARGET_TMPDIR")).or_else(|_| tmp("/var/tmp")).unwrap();
+    let dir = scratch_dir("containerd-");
     let t = dir.path();
     let runc: PathBuf = t.join("sandbox-runc");
     std::os::unix::fs::symlink(bin(), &runc).unwrap();

@@ -128,17 +128,11 @@ struct PodmanRun {
 
 /// Runs SCRIPT's `part` (tasks or cleanup) through `runtime` (`None`: sandbox-runc).
 fn podman(part: &str, runtime: Option<&str>) -> Option<PodmanRun> {
-    for tool in ["podman", "conmon"] {
-        if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map_or(true, |o| !o.status.success())
-        {
-            eprintln!("SKIPPED: {tool} is not installed (Debian: apt-get install podman; tests/deps.sh does)");
-            return None;
-        }
+    if !have_tools(&["podman", "conmon"], "podman") {
+        return None;
     }
     let rootfs = busybox_rootfs()?;
-    // Not the checkout (read-only in the VM lanes) and not /tmp: the target's tmp, else /var/tmp.
-    let tmp = |d: &str| tempfile::Builder::new().prefix("podman-").tempdir_in(d);
-    let dir = tmp(env!("CARGO_TARGET_TMPDIR")).or_else(|_| tmp("/var/tmp")).unwrap();
+    let dir = scratch_dir("podman-");
     let t = dir.path();
     let rt: PathBuf = match runtime {
         Some(r) => r.into(),
