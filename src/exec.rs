@@ -74,6 +74,9 @@ pub struct Options {
     /// The OCI runtime's `exec --preserve-fds N`: the caller's fds 3 .. 3+N-1 are the process's
     /// (checked open by the caller before it opened anything of its own).
     pub preserve_fds: u32,
+    /// A foreground exec's time limit (a createContainer/startContainer hook's `timeout`): past
+    /// it the process is SIGKILLed and the exec fails with [`Error::Container`] saying so.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// The namespaces exec joins, in the order the /proc/PID/ns fallback joins them.
@@ -312,7 +315,8 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
     }
     let stdio = stdio.as_mut().expect("a foreground exec has stdio");
     stdio.receive_master();
-    let status = relay(pid, &sfd, &err_rd, stdio)?;
+    let deadline = opts.timeout.map(|t| (std::time::Instant::now() + t, t));
+    let status = relay(pid, &sfd, &err_rd, stdio, deadline)?;
     guard.0 = None;
     drop(sync_wr);
     crate::container::create::check_exec(&err_rd)?;
@@ -327,11 +331,36 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
 }
 
 /// Until the process is reaped: pass signals on (SIGWINCH resizes the pty), relay stdio, and
-/// read the error pipe until exec (a setup or exec failure ends the wait with its message).
-fn relay(pid: Pid, sfd: &SignalFd, err_rd: &OwnedFd, stdio: &mut Stdio) -> Result<WaitStatus> {
+/// read the error pipe until exec (a setup or exec failure ends the wait with its message). Past
+/// `deadline` the process is SIGKILLed, reaped, and the wait fails saying so.
+fn relay(
+    pid: Pid,
+    sfd: &SignalFd,
+    err_rd: &OwnedFd,
+    stdio: &mut Stdio,
+    deadline: Option<(std::time::Instant, std::time::Duration)>,
+) -> Result<WaitStatus> {
     let mut exec_pending = true;
     loop {
-        let ready = stdio.wait(sfd.as_fd(), exec_pending.then(|| err_rd.as_fd()), PollTimeout::NONE)?;
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some((at, limit)) => match at.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => {
+                    // Rounded up, so the poll never wakes just before the deadline for nothing.
+                    PollTimeout::try_from(left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+                _ => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                    return Err(Error::Container(format!(
+                        "it did not end within its timeout of {} s and was killed",
+                        limit.as_secs_f64()
+                    )));
+                }
+            },
+        };
+        let ready = stdio.wait(sfd.as_fd(), exec_pending.then(|| err_rd.as_fd()), timeout)?;
         let (err_ready, pumps) = (ready.exec_result, ready.pumps);
         if err_ready {
             crate::container::create::check_exec(err_rd)?;

@@ -83,6 +83,7 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> Result<i32> {
         keep_stdio: false,
         console: None,
         preserve_fds: 0,
+        timeout: None,
     };
     Ok(sandbox::exec::exec(&target, &opts)?)
 }

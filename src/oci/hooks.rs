@@ -14,7 +14,8 @@
 //!   capabilities, no_new_privs and seccomp filter, as an `exec`): the binary is the image's, and
 //!   a hostile image must not get the runtime's privileges through it (runc runs createContainer
 //!   as root with every capability). A failure fails `create` (nothing is left) or `start`.
-//!   Their `timeout` is not enforced: a hung one is ended with the container (`delete --force`).
+//!   Their `timeout` (seconds) SIGKILLs the hook's process and fails create or start; what it
+//!   started in the container is ended with the container.
 //!
 //! A host hook runs as the runtime (root on the host, as with runc: its path is the config's, possibly
 //! inside the bundle), with exactly its `env`, in its own process group; `timeout` (seconds) ends
@@ -89,7 +90,8 @@ pub fn run_in_container(
         let mut command = vec![h.path().display().to_string()];
         command.extend(h.args().iter().flatten().skip(1).cloned());
         let t = crate::exec::Target { config: &cfg, ..*target };
-        let opts = crate::exec::Options { command, interactive: true, ..Default::default() };
+        let timeout = h.timeout().map(|t| Duration::from_secs(t as u64));
+        let opts = crate::exec::Options { command, interactive: true, timeout, ..Default::default() };
         let code = with_state_on_stdin(state, || crate::exec::exec(&t, &opts)).map_err(|e| fail(e.to_string()))?;
         if code != 0 {
             return Err(fail(format!("it exited with status {code}")));

@@ -122,3 +122,41 @@ fn oci_image_supplied_create_container_hook_gets_no_host_files_and_no_more_caps_
     let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
     assert!(!report.contains(host_mnt.to_str().unwrap()), "the hook ran in the host's mount namespace");
 }
+
+/// A hook that never ends (a hostile image's, or one waiting on something that never comes) must
+/// not hold `create` or `start` for ever: runtime-spec's hook `timeout` applies to the hooks that
+/// run in the container too. Its process is SIGKILLed at the timeout and the operation fails
+/// saying so; a failed create leaves nothing.
+#[test]
+fn oci_hung_container_hook_is_killed_at_its_timeout_and_fails_create_or_start() {
+    require_root!();
+    let _m = shared();
+    let timed = |kind: &str| {
+        let mut h = hook("hang", &[]);
+        h["timeout"] = serde_json::json!(1);
+        serde_json::json!({ kind: [h] })
+    };
+    let Some(oci) = Oci::sh("echo ran > /ran", |s| s["hooks"] = timed("createContainer")) else {
+        return;
+    };
+    script(&oci, "hang", "exec sleep 30");
+    let t0 = std::time::Instant::now();
+    let out = oci.create("ht");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(t0.elapsed().as_secs() < 15, "create took {:?}: the hook's timeout was not applied", t0.elapsed());
+    assert!(!out.status.success() && err.contains("createContainer hook 0 (/hang) failed"), "{err}");
+    assert!(err.contains("timeout of 1 s"), "{err}");
+    assert!(eventually(5.0, || oci.left().is_empty()), "state left: {:?}", oci.left());
+
+    oci.edit(|s| s["hooks"] = timed("startContainer"));
+    assert!(oci.create("hs").status.success());
+    let t0 = std::time::Instant::now();
+    let out = oci.runc(&["start", "hs"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(t0.elapsed().as_secs() < 15, "start took {:?}: the hook's timeout was not applied", t0.elapsed());
+    assert!(!out.status.success() && err.contains("startContainer hook 0 (/hang) failed"), "{err}");
+    assert!(err.contains("timeout of 1 s"), "{err}");
+    assert!(!oci.rootfs.path().join("ran").exists(), "the command ran after its startContainer hook failed");
+    let _ = oci.runc(&["delete", "--force", "hs"]);
+    assert!(eventually(5.0, || oci.left().is_empty()), "state left: {:?}", oci.left());
+}
