@@ -267,6 +267,13 @@ pub struct Config {
     /// with a `path`: a pod's containers share its net, ipc and uts): `net`, `ipc` or `uts`.
     #[serde(default)]
     pub join_namespaces: Vec<(String, PathBuf)>,
+    /// Namespace types the command shares with sandbox instead of getting new ones (an OCI config
+    /// that leaves the type out of linux.namespaces: Kubernetes' hostNetwork, hostIPC and hostPID
+    /// pods): `net`, `ipc`, `uts` or `pid`. Never `mnt`: every run gets its own mount namespace,
+    /// private before its first mount. No hostname, loopback or sysctl is written into a shared
+    /// one. `sandbox run` always makes them all new.
+    #[serde(default)]
+    pub shared_namespaces: Vec<String>,
     /// The OCI runtime runs hooks in the container (createContainer, startContainer): the child
     /// names itself `sandbox-ready` (comm) once its root is made, before it waits for the go.
     #[serde(default)]
@@ -310,6 +317,7 @@ impl Config {
             devices: Vec::new(),
             rootfs_propagation: None,
             join_namespaces: Vec::new(),
+            shared_namespaces: Vec::new(),
             announce_ready: false,
         }
     }
@@ -354,7 +362,29 @@ impl Config {
                 return Err(Error::invalid("--hostname", h, "1 to 64 characters"));
             }
         }
-        Ok(())
+        self.check_shared()
+    }
+
+    /// Whether the command shares sandbox's own namespace of `kind` (`net`, `ipc`, `uts`, `pid`).
+    pub fn shares(&self, kind: &str) -> bool {
+        self.shared_namespaces.iter().any(|k| k == kind)
+    }
+
+    /// [`Config::shared_namespaces`]: known types only, never the mount namespace, and nothing
+    /// written into a shared one (the OCI layer refuses the same with the config's field names).
+    fn check_shared(&self) -> Result<(), Error> {
+        for k in &self.shared_namespaces {
+            if !["net", "ipc", "uts", "pid"].contains(&k.as_str()) {
+                return Err(Error::invalid("shared namespace", k, "net, ipc, uts or pid (never mnt)"));
+            }
+        }
+        if let Some(h) = self.hostname.as_ref().filter(|_| self.shares("uts")) {
+            return Err(Error::invalid("--hostname", h, "no hostname with the host's uts namespace"));
+        }
+        match self.sysctl.iter().find(|(k, _)| crate::oci::kernel::namespace_of(k).is_some_and(|n| self.shares(n))) {
+            Some((k, _)) => Err(Error::invalid("sysctl", k, "a sysctl of a namespace the command does not share")),
+            None => Ok(()),
+        }
     }
 }
 
