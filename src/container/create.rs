@@ -150,6 +150,18 @@ pub(crate) struct Created {
 /// shim reaps it), followed through a pidfd.
 pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf], sibling: bool) -> Result<Created> {
     cfg.validate()?;
+    // Namespaces shared with us (an OCI config that leaves the type out): no new one at clone,
+    // and nothing of ours is set there (validate refused a hostname or sysctl for them).
+    let shared = cfg.shared_namespaces.iter().filter_map(|k| ns_flag(k)).fold(0, |f, n| f | n);
+    if shared & libc::CLONE_NEWNS != 0 {
+        return Err(Error::invalid("shared namespace", "mnt", "net, ipc, uts or pid: every run has its own mounts"));
+    }
+    // The command's end kills its whole pid namespace only when it is PID 1 of a new one: with
+    // sandbox's own, PR_SET_PDEATHSIG would leave its children running if sandbox died. Only an
+    // OCI container may share it: its supervisor kills its whole group when the process ends.
+    if shared & libc::CLONE_NEWPID != 0 && !sibling {
+        return Err(Error::invalid("shared namespace", "pid", "a new pid namespace for a supervised run"));
+    }
     let argv = child::argv(&cfg.command)?;
     let mut ops = crate::plan::build(cfg);
     // Alive until the child is cloned: its idmapped binds attach through them.
@@ -226,18 +238,6 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
             )));
         }
         joined.push((OwnedFd::from(f), flag));
-    }
-    // Namespaces shared with us (an OCI config that leaves the type out): no new one at clone,
-    // and nothing of ours is set there (validate refused a hostname or sysctl for them).
-    let shared = cfg.shared_namespaces.iter().filter_map(|k| ns_flag(k)).fold(0, |f, n| f | n);
-    if shared & libc::CLONE_NEWNS != 0 {
-        return Err(Error::invalid("shared namespace", "mnt", "net, ipc, uts or pid: every run has its own mounts"));
-    }
-    // The command's end kills its whole pid namespace only when it is PID 1 of a new one: with
-    // sandbox's own, PR_SET_PDEATHSIG would leave its children running if sandbox died. Only an
-    // OCI container (whose group the runtime's `kill --all`/`delete` end) may share it.
-    if shared & libc::CLONE_NEWPID != 0 && !sibling {
-        return Err(Error::invalid("shared namespace", "pid", "a new pid namespace for a supervised run"));
     }
     let joins_uts = joined.iter().any(|(_, f)| *f == libc::CLONE_NEWUTS);
     let hostname = match &cfg.hostname {
