@@ -47,6 +47,8 @@ pub const READY_COMM: &str = "sandbox-ready";
 pub struct ChildSpec {
     pub argv: Vec<CString>,
     pub hostname: String,
+    /// Bring up `lo`: false when the network namespace is the runtime's own (shared).
+    pub loopback: bool,
     pub ops: Vec<Op>,
     pub init: bool,
     pub stdio: ChildStdio,
@@ -137,8 +139,10 @@ pub fn main(spec: &ChildSpec) -> ! {
             setup("sethostname", e);
         }
     }
-    if let Err(e) = sys::loopback_up() {
-        setup("bringing up lo", e);
+    if spec.loopback {
+        if let Err(e) = sys::loopback_up() {
+            setup("bringing up lo", e);
+        }
     }
     if let Err(m) = crate::mounts::execute(&spec.ops) {
         fail(spec.err_wr, 125, &m);

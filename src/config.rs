@@ -267,6 +267,13 @@ pub struct Config {
     /// with a `path`: a pod's containers share its net, ipc and uts): `net`, `ipc` or `uts`.
     #[serde(default)]
     pub join_namespaces: Vec<(String, PathBuf)>,
+    /// Namespace types the command shares with sandbox instead of getting new ones (an OCI config
+    /// that leaves the type out of linux.namespaces: Kubernetes' hostNetwork, hostIPC and hostPID
+    /// pods): `net`, `ipc`, `uts` or `pid`. Never `mnt`: every run gets its own mount namespace,
+    /// private before its first mount. No hostname, loopback or sysctl is written into a shared
+    /// one. `sandbox run` always makes them all new.
+    #[serde(default)]
+    pub shared_namespaces: Vec<String>,
     /// The OCI runtime runs hooks in the container (createContainer, startContainer): the child
     /// names itself `sandbox-ready` (comm) once its root is made, before it waits for the go.
     #[serde(default)]
@@ -310,6 +317,7 @@ impl Config {
             devices: Vec::new(),
             rootfs_propagation: None,
             join_namespaces: Vec::new(),
+            shared_namespaces: Vec::new(),
             announce_ready: false,
         }
     }
@@ -354,7 +362,29 @@ impl Config {
                 return Err(Error::invalid("--hostname", h, "1 to 64 characters"));
             }
         }
-        Ok(())
+        self.check_shared()
+    }
+
+    /// Whether the command shares sandbox's own namespace of `kind` (`net`, `ipc`, `uts`, `pid`).
+    pub fn shares(&self, kind: &str) -> bool {
+        self.shared_namespaces.iter().any(|k| k == kind)
+    }
+
+    /// [`Config::shared_namespaces`]: known types only, never the mount namespace, and nothing
+    /// written into a shared one (the OCI layer refuses the same with the config's field names).
+    fn check_shared(&self) -> Result<(), Error> {
+        for k in &self.shared_namespaces {
+            if !["net", "ipc", "uts", "pid"].contains(&k.as_str()) {
+                return Err(Error::invalid("shared namespace", k, "net, ipc, uts or pid (never mnt)"));
+            }
+        }
+        if let Some(h) = self.hostname.as_ref().filter(|_| self.shares("uts")) {
+            return Err(Error::invalid("--hostname", h, "no hostname with the host's uts namespace"));
+        }
+        match self.sysctl.iter().find(|(k, _)| crate::oci::kernel::namespace_of(k).is_some_and(|n| self.shares(n))) {
+            Some((k, _)) => Err(Error::invalid("sysctl", k, "a sysctl of a namespace the command does not share")),
+            None => Ok(()),
+        }
     }
 }
 
@@ -520,64 +550,5 @@ pub fn host_cpus() -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_are_binary_and_accept_decimals() {
-        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
-        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
-        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
-        assert_eq!(parse_size("1048576").unwrap(), 1048576);
-        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_size("32mb").unwrap(), 32 << 20);
-    }
-
-    #[test]
-    fn bad_sizes_quote_the_value_and_the_valid_form() {
-        for bad in ["", "M", "64X", "-1M", "0", "1.2.3M", "99999999999T", "."] {
-            let e = parse_size(bad).unwrap_err().to_string();
-            assert!(e.contains(&format!("'{bad}'")), "{e}");
-            assert!(e.contains("64M"), "{e}");
-        }
-    }
-
-    #[test]
-    fn cpus_must_be_positive_and_at_most_the_host_count() {
-        assert_eq!(parse_cpus("0.5", 2).unwrap(), 0.5);
-        assert_eq!(parse_cpus("2", 2).unwrap(), 2.0);
-        for bad in ["0", "-1", "3", "abc", "nan", "inf", "0.001"] {
-            let e = parse_cpus(bad, 2).unwrap_err().to_string();
-            assert!(e.contains(&format!("'{bad}'")) && e.contains("0.01 to 2"), "{e}");
-        }
-    }
-
-    #[test]
-    fn pids_and_timeouts() {
-        assert_eq!(parse_pids("20").unwrap(), 20);
-        assert!(parse_pids("0").is_err());
-        assert!(parse_pids("-3").is_err());
-        assert!(parse_pids("1.5").is_err());
-        assert_eq!(parse_timeout("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_timeout("10s").unwrap(), Duration::from_secs(10));
-        assert!(parse_timeout("0s").is_err());
-        assert!(parse_timeout("ten").unwrap_err().to_string().contains("'ten'"));
-        assert_eq!(parse_cpu_time("1s").unwrap(), Duration::from_secs(1));
-        assert_eq!(parse_cpu_time("250ms").unwrap(), Duration::from_millis(250));
-        for bad in ["-1s", "0", "0s", "abc", ""] {
-            let e = parse_cpu_time(bad).unwrap_err().to_string();
-            assert!(e.contains(&format!("invalid --cpu-time '{bad}'")) && e.contains("positive duration"), "{e}");
-        }
-    }
-
-    #[test]
-    fn binds_parse_mode_and_default_destination() {
-        let b = parse_bind("/tmp:/data:ro").unwrap();
-        assert_eq!((b.dst.to_str().unwrap(), b.read_only), ("/data", true));
-        let b = parse_bind("/tmp").unwrap();
-        assert_eq!((b.dst.to_str().unwrap(), b.read_only), ("/tmp", false));
-        assert!(parse_bind("/tmp:relative").is_err());
-        assert!(parse_bind("/does/not/exist:/x").is_err());
-        assert!(parse_bind("/a:/b:/c:/d").is_err());
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -249,6 +249,7 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
     let spec = ChildSpec {
         argv,
         hostname: String::new(),
+        loopback: false,
         join: vec![],
         ops: vec![],
         init: false,

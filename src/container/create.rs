@@ -150,6 +150,18 @@ pub(crate) struct Created {
 /// shim reaps it), followed through a pidfd.
 pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf], sibling: bool) -> Result<Created> {
     cfg.validate()?;
+    // Namespaces shared with us (an OCI config that leaves the type out): no new one at clone,
+    // and nothing of ours is set there (validate refused a hostname or sysctl for them).
+    let shared = cfg.shared_namespaces.iter().filter_map(|k| ns_flag(k)).fold(0, |f, n| f | n);
+    if shared & libc::CLONE_NEWNS != 0 {
+        return Err(Error::invalid("shared namespace", "mnt", "net, ipc, uts or pid: every run has its own mounts"));
+    }
+    // The command's end kills its whole pid namespace only when it is PID 1 of a new one: with
+    // sandbox's own, PR_SET_PDEATHSIG would leave its children running if sandbox died. Only an
+    // OCI container may share it: its supervisor kills its whole group when the process ends.
+    if shared & libc::CLONE_NEWPID != 0 && !sibling {
+        return Err(Error::invalid("shared namespace", "pid", "a new pid namespace for a supervised run"));
+    }
     let argv = child::argv(&cfg.command)?;
     let mut ops = crate::plan::build(cfg);
     // Alive until the child is cloned: its idmapped binds attach through them.
@@ -202,13 +214,8 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     // by the child first thing; the clone does not make new ones of those types.
     let mut joined = Vec::new();
     for (kind, path) in &cfg.join_namespaces {
-        let flag = match kind.as_str() {
-            "net" => libc::CLONE_NEWNET,
-            "ipc" => libc::CLONE_NEWIPC,
-            "uts" => libc::CLONE_NEWUTS,
-            "pid" => libc::CLONE_NEWPID,
-            "mnt" => libc::CLONE_NEWNS,
-            k => return Err(Error::invalid("namespace to join", k, "net, ipc, uts, pid or mnt")),
+        let Some(flag) = ns_flag(kind) else {
+            return Err(Error::invalid("namespace to join", kind, "net, ipc, uts, pid or mnt"));
         };
         let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open the namespace", path, e))?;
         // The type is checked here, before anything exists: a path of another type (or not a
@@ -235,12 +242,14 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
     let joins_uts = joined.iter().any(|(_, f)| *f == libc::CLONE_NEWUTS);
     let hostname = match &cfg.hostname {
         Some(h) => h.clone(),
-        None if joins_uts => String::new(),
+        None if joins_uts || shared & libc::CLONE_NEWUTS != 0 => String::new(),
         None => cfg.id.clone(),
     };
     let spec = ChildSpec {
         argv,
         hostname,
+        // The runtime's own network namespace (the host's) is left as it is.
+        loopback: shared & libc::CLONE_NEWNET == 0,
         // A pid namespace is joined by us, for the clone (setns sets the namespace of our
         // children, never our own): the child is born in it.
         join: joined.iter().filter(|(_, f)| *f != libc::CLONE_NEWPID).map(|(fd, f)| (fd.as_raw_fd(), *f)).collect(),
@@ -268,7 +277,7 @@ pub(crate) fn create(cfg: &Config, mut stdio: Stdio, hide: &[std::path::PathBuf]
 
     let start = Instant::now();
     let started_at = SystemTime::now();
-    let flags = joined.iter().fold(sys::CLONE_FLAGS, |f, (_, j)| f & !j)
+    let flags = joined.iter().fold(sys::CLONE_FLAGS & !shared, |f, (_, j)| f & !j)
         | if userns.is_some() { libc::CLONE_NEWUSER } else { 0 };
     // Hybrid hosts: the child is born in the run's cgroup2 group (its pressure files), not moved
     // there. The guard removes that group on every error path until the run's group adopts it
@@ -431,6 +440,19 @@ fn user_namespace(cfg: &Config, rootless: bool) -> Result<Option<crate::userns::
              and the kernel lets an unprivileged process map nothing else",
         )),
         _ => Ok(Some(own)),
+    }
+}
+
+/// The CLONE_NEW* flag of a namespace kind as /proc/PID/ns names it (`net`, `ipc`, `uts`, `pid`,
+/// `mnt`).
+fn ns_flag(kind: &str) -> Option<libc::c_int> {
+    match kind {
+        "net" => Some(libc::CLONE_NEWNET),
+        "ipc" => Some(libc::CLONE_NEWIPC),
+        "uts" => Some(libc::CLONE_NEWUTS),
+        "pid" => Some(libc::CLONE_NEWPID),
+        "mnt" => Some(libc::CLONE_NEWNS),
+        _ => None,
     }
 }
 

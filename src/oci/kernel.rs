@@ -23,14 +23,48 @@ const IPC_SYSCTLS: [&str; 8] = [
     "kernel.shm_rmid_forced",
 ];
 
-/// Whether `key` belongs to a namespace sandbox always makes new (ipc, network, uts): writing it
-/// changes the container, never the host.
+/// The namespace whose sysctl `key` is (`ipc`, `net`, `uts`): writing it changes that namespace
+/// only. `None`: a sysctl of the whole kernel, never written.
+pub fn namespace_of(key: &str) -> Option<&'static str> {
+    if IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some("ipc")
+    } else if key.starts_with("net.") {
+        Some("net")
+    } else if key == "kernel.domainname" || key == "kernel.hostname" {
+        Some("uts")
+    } else {
+        None
+    }
+}
+
+/// Whether `key` belongs to a namespace (ipc, network, uts) rather than the whole kernel.
 pub fn namespaced(key: &str) -> bool {
-    IPC_SYSCTLS.contains(&key)
-        || key.starts_with("fs.mqueue.")
-        || key.starts_with("net.")
-        || key == "kernel.domainname"
-        || key == "kernel.hostname"
+    namespace_of(key).is_some()
+}
+
+/// What would be written into a namespace the container shares with the runtime (a type left
+/// out of linux.namespaces, i.e. the host's): hostname, domainname and that namespace's sysctls
+/// are refused, as runc refuses them ("not allowed in the host's network namespace"), instead of
+/// changing the host's hostname or net.ipv4.ip_forward.
+pub fn refuse_shared_writes(cfg: &Config) -> Result<(), Error> {
+    let why = |ns: &str| {
+        let ty = if ns == "net" { "network" } else { ns };
+        format!(
+            "nothing of the {ns} namespace without a new one: linux.namespaces has no {ty}, so the container \
+             shares the runtime's (the host's) {ns} namespace; add {{\"type\": \"{ty}\"}}"
+        )
+    };
+    if let Some(h) = cfg.hostname.as_ref().filter(|_| cfg.shares("uts")) {
+        return Err(invalid("hostname", h, &why("uts")));
+    }
+    for (k, v) in &cfg.sysctl {
+        let Some(ns) = namespace_of(k).filter(|ns| cfg.shares(ns)) else { continue };
+        return Err(match k.as_str() {
+            "kernel.domainname" => invalid("domainname", v, &why(ns)),
+            _ => invalid("linux.sysctl", k, &why(ns)),
+        });
+    }
+    Ok(())
 }
 
 /// A key is dot-separated names of letters, digits, `_` and `-`: no `/`, no empty part, so the

@@ -13,6 +13,7 @@ use crate::userns::{IdMap, UserNs};
 pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     namespaces(linux, cfg)?;
     super::kernel::sysctl(linux, cfg)?;
+    super::kernel::refuse_shared_writes(cfg)?;
     super::kernel::devices(linux, cfg)?;
     super::lsm::check(None, None, linux.mount_label().as_deref(), std::path::Path::new("/sys"))?;
     if let Some(p) = linux.cgroups_path() {
@@ -59,9 +60,11 @@ pub fn apply(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     Ok(())
 }
 
-/// sandbox always makes new pid, mount, uts, ipc, network and cgroup namespaces, or joins another
-/// container's net, ipc, uts, pid or mount namespace by path (a pod). A config that leaves one out (to share the host's)
-/// is refused, and so is a path to the runtime's own namespace (container/create.rs).
+/// New namespaces, or another container's net, ipc, uts, pid or mount namespace joined by path (a
+/// pod; a path to the runtime's own namespace is refused: container/create.rs). A net, ipc, uts
+/// or pid type left out is shared with the runtime ([`Config::shared_namespaces`]); a config
+/// without mount is refused. The cgroup namespace is always new (the cgroupfs view is made for
+/// it), whether listed or not.
 fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
     let list = linux.namespaces().clone().unwrap_or_default();
     let mut seen = HashSet::new();
@@ -97,12 +100,18 @@ fn namespaces(linux: &Linux, cfg: &mut Config) -> Result<(), Error> {
             return Err(unsupported("linux.namespaces time", "sandbox does not make time namespaces"));
         }
     }
-    for ns in [Ns::Pid, Ns::Mount, Ns::Uts, Ns::Ipc, Ns::Network] {
+    // runtime-spec: a type left out is the runtime's own namespace of that type. Kubernetes'
+    // hostNetwork, hostIPC and hostPID pods are made so (containerd's CRI drops the type).
+    if !seen.contains(&Ns::Mount) {
+        return Err(unsupported(
+            "linux.namespaces without mount",
+            "every sandbox container gets its own mount namespace, made private before its first mount, \
+             so that nothing it mounts can change the host's mounts; add {\"type\": \"mount\"}",
+        ));
+    }
+    for (ns, kind) in [(Ns::Network, "net"), (Ns::Ipc, "ipc"), (Ns::Uts, "uts"), (Ns::Pid, "pid")] {
         if !seen.contains(&ns) {
-            return Err(unsupported(
-                &format!("linux.namespaces without {}", format!("{ns:?}").to_lowercase()),
-                "sandbox always makes new pid, mount, uts, ipc and network namespaces",
-            ));
+            cfg.shared_namespaces.push(kind.to_string());
         }
     }
     let maps = |field: &str, m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Result<Vec<IdMap>, Error> {

@@ -173,9 +173,9 @@ fn security_fields_sandbox_cannot_honour_are_refused_not_ignored() {
     assert!(e.contains("process.capabilities.ambient 'CAP_SYS_ADMIN'"), "{e}");
     let e = err("runc-default.json", |v| {
         no_terminal(v);
-        v["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
+        v["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "mount");
     });
-    assert!(e.contains("without network"), "{e}");
+    assert!(e.contains("without mount"), "{e}");
 }
 
 #[test]
@@ -235,4 +235,58 @@ Max nice priority         0                    0                    \n";
     assert_eq!(h[libc::RLIMIT_NOFILE as usize], 1024);
     assert_eq!(h[libc::RLIMIT_NPROC as usize], 96365);
     assert_eq!(h[8], 0, "a row without units");
+}
+
+/// Removes the namespace types `types` from linux.namespaces (and the terminal).
+fn without(types: &[&str], v: &mut serde_json::Value) {
+    no_terminal(v);
+    v["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| !types.contains(&n["type"].as_str().unwrap()));
+}
+
+#[test]
+fn omitted_net_ipc_uts_pid_namespaces_are_shared_and_omitted_mount_is_refused() {
+    let b = load("runc-default.json", |v| {
+        without(&["network", "ipc", "uts", "pid"], v);
+        v["hostname"] = "".into();
+    })
+    .unwrap();
+    let mut shared = b.config.shared_namespaces.clone();
+    shared.sort();
+    assert_eq!(shared, ["ipc", "net", "pid", "uts"]);
+    let b = load("runc-default.json", no_terminal).unwrap();
+    assert!(b.config.shared_namespaces.is_empty());
+    let e = err("runc-default.json", |v| without(&["mount"], v));
+    assert!(e.contains("linux.namespaces without mount") && e.contains("own mount namespace"), "{e}");
+}
+
+#[test]
+fn hostname_domainname_and_sysctls_into_a_shared_namespace_are_refused() {
+    let e = err("runc-default.json", |v| without(&["uts"], v));
+    assert!(e.contains("invalid hostname 'runc'") && e.contains("no uts"), "{e}");
+    let e = err("runc-default.json", |v| {
+        without(&["uts"], v);
+        v["hostname"] = "".into();
+        v["domainname"] = "corp".into();
+    });
+    assert!(e.contains("invalid domainname 'corp'"), "{e}");
+    for (ty, key) in [("network", "net.ipv4.ip_forward"), ("ipc", "kernel.shmmax"), ("ipc", "fs.mqueue.msg_max")] {
+        let e = err("runc-default.json", |v| {
+            without(&[ty], v);
+            v["linux"]["sysctl"] = serde_json::json!({ key: "1" });
+        });
+        assert!(e.contains(&format!("invalid linux.sysctl '{key}'")) && e.contains(&format!("no {ty}")), "{e}");
+        // With its own namespace of that type the same sysctl is fine.
+        load("runc-default.json", |v| {
+            no_terminal(v);
+            v["linux"]["sysctl"] = serde_json::json!({ key: "1" });
+        })
+        .unwrap();
+    }
+    // A shared network namespace does not stop an ipc sysctl.
+    let b = load("runc-default.json", |v| {
+        without(&["network"], v);
+        v["linux"]["sysctl"] = serde_json::json!({"kernel.shmmax": "1"});
+    })
+    .unwrap();
+    assert_eq!(b.config.shared_namespaces, ["net"]);
 }

@@ -31,6 +31,7 @@ mod oci_devices;
 mod oci_engines;
 mod oci_gaps;
 mod oci_hooks;
+mod oci_hostns;
 mod oci_ns;
 mod oci_podman;
 mod oci_runtime;
