@@ -115,7 +115,7 @@ fn oci_host_pid_container_exec_ps_kill_and_delete_end_every_process_through_its_
         readlink /proc/self/ns/net | sed 's/^/wrapper-net:/'
         echo ps=$(r ps --format json hp)
         PID=$(r state hp | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
-        echo cgroup=$(grep ':pids:' /proc/$PID/cgroup | cut -d: -f3)
+        echo cgroup=$( (grep ':pids:' /proc/$PID/cgroup || grep '^0::' /proc/$PID/cgroup) | head -1 | cut -d: -f3)
         r kill hp KILL
         i=0; while ! r state hp | grep -q '"stopped"' && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
         r state hp | grep -q '"stopped"' && echo stopped
@@ -140,7 +140,7 @@ fn oci_host_pid_container_exec_ps_kill_and_delete_end_every_process_through_its_
     assert!(r.stdout.contains("\ndeleted"), "{}{}", r.stdout, r.stderr);
     let cg = line("cgroup=").unwrap_or_default();
     assert!(cg.len() > 1, "{}", r.stdout);
-    let dir = std::path::Path::new("/sys/fs/cgroup/pids").join(cg.trim_start_matches('/'));
+    let dir = pids_hierarchy().join(cg.trim_start_matches('/'));
     assert!(!dir.exists(), "its group is gone: {}", dir.display());
     assert!(b.left().is_empty(), "{:?}", b.left());
 }
@@ -192,9 +192,73 @@ fn oci_attack_writing_hostname_or_sysctls_into_a_shared_namespace_or_sharing_mou
     }
 }
 
-/// This process's group in the v1 pids hierarchy: where the runtime it starts makes its groups.
+/// The v1 pids hierarchy, or the v2 one (pure cgroup v2: the VM's unified lane).
+fn pids_hierarchy() -> std::path::PathBuf {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/pids");
+    if v1.is_dir() {
+        v1.to_path_buf()
+    } else {
+        "/sys/fs/cgroup".into()
+    }
+}
+
+/// This process's group in the pids hierarchy: where the runtime it starts makes its groups.
 fn own_pids_group() -> std::path::PathBuf {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let rel = own.lines().find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_string())).unwrap_or_default();
-    std::path::Path::new("/sys/fs/cgroup/pids").join(rel.trim_start_matches('/'))
+    let rel = own
+        .lines()
+        .find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_string()))
+        .or_else(|| own.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string)))
+        .unwrap_or_default();
+    pids_hierarchy().join(rel.trim_start_matches('/'))
+}
+
+/// The attack: a hostPID container's root (runc's default capabilities, CAP_KILL among them)
+/// sees every process of the shared pid namespace, the runtime's supervisor and the wrapper's
+/// PID 1 included. Through /proc/PID/root, /proc/PID/cwd or /proc/PID/fd of one of them it would
+/// read the host's files (the bundle's config.json is not in the container's root) or reach the
+/// supervisor's status pipe (the fd numbers can be listed, as for any process of the same uid;
+/// following or reading one of them is what must fail). The kernel's ptrace check must refuse every such open: the
+/// supervisor and the wrapper keep capabilities the container does not have (commoncap), and
+/// sandbox leaves nothing of its own reachable.
+#[test]
+fn oci_attack_host_pid_container_cannot_reach_the_runtime_or_host_through_proc_pid_root_or_fd() {
+    require_root!();
+    let _m = shared();
+    let Some(b) = Oci::sh("", |s| without(s, &["pid"])) else { return };
+    let bundle = b.bundle();
+    let cfg = bundle.join("config.json");
+    let script = format!(
+        "own=$(cat /proc/self/cgroup); n=0; \
+         for d in /proc/[0-9]*; do p=${{d#/proc/}}; \
+           [ \"$(cat $d/cgroup 2>/dev/null)\" = \"$own\" ] && continue; n=$((n+1)); \
+           cat $d/root{cfg} >/dev/null 2>&1 && echo LEAK-root-$p; \
+           ls $d/cwd/ >/dev/null 2>&1 && echo LEAK-cwd-$p; \
+           readlink $d/exe >/dev/null 2>&1 && echo LEAK-exe-$p; \
+           readlink $d/fd/* 2>/dev/null | grep -q . && echo LEAK-fd-$p; \
+           cat $d/environ >/dev/null 2>&1 && echo LEAK-environ-$p; \
+         done; echo others=$n",
+        cfg = cfg.display()
+    );
+    b.edit(|s| s["process"]["args"] = serde_json::json!(["sh", "-c", script]));
+    let (_, r) = run_wrapped(&b, &["-p", "-f", "--mount-proc", "-m", "--propagation", "private"], "hostpid-attack");
+    assert!(r.stdout.contains("rc=0"), "{}{}", r.stdout, r.stderr);
+    let others = r.stdout.lines().find_map(|l| l.strip_prefix("others=")).unwrap_or("0");
+    assert!(others.parse::<u32>().unwrap_or(0) >= 2, "the wrapper and the supervisor are visible: {}", r.stdout);
+    assert!(!r.stdout.contains("LEAK"), "reached through /proc of another process:\n{}", r.stdout);
+    assert!(b.left().is_empty(), "{:?}", b.left());
+    // The probe itself works: given CAP_SYS_PTRACE, the same container does reach them.
+    b.edit(|s| {
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set].as_array_mut().unwrap().push("CAP_SYS_PTRACE".into());
+        }
+    });
+    let (_, r) = run_wrapped(&b, &["-p", "-f", "--mount-proc", "-m", "--propagation", "private"], "hostpid-ptrace");
+    assert!(
+        r.stdout.contains("LEAK-root-"),
+        "the probe found nothing even with CAP_SYS_PTRACE:\n{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(b.left().is_empty(), "{:?}", b.left());
 }
