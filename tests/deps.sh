@@ -40,6 +40,8 @@ deps=(
   # oci_engines.rs: containerd, ctr and containerd-shim-runc-v2 drive
   # sandbox-runc as Kubernetes' CRI would.
   containerd
+  # tests/oci/ci.sh (CI's validation lane) builds the runtime-tools suite with Go (bc times files).
+  golang-go bc
 )
 deps+=("$@")
 

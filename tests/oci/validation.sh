@@ -15,9 +15,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-top=$repo/target/oci-validation
+top=${OCI_VALIDATION_DIR:-$repo/target/oci-validation}
 src=$top/src
 git_dir=${RUNTIME_TOOLS_GIT:-/work/.mirror/opencontainers+runtime-tools/repo}
+# Without that git dir (CI's fresh clone): the snapshot kept beside this script (`git archive` of
+# the commit its name gives).
+tarball=$(ls "$here"/runtime-tools-*.tar.gz 2>/dev/null | head -1)
 timeout_s=${OCI_VALIDATION_TIMEOUT:-60}
 
 [ $# -ge 1 ] || { echo "usage: $0 RUNTIME [TEST ...]" >&2; exit 2; }
@@ -31,11 +34,23 @@ shift
 build() {
 	command -v go >/dev/null || { echo "no Go toolchain: apt-get install -y golang-go" >&2; exit 2; }
 	local commit
-	commit=$(git --git-dir="$git_dir" rev-parse HEAD)
+	if git --git-dir="$git_dir" rev-parse HEAD >/dev/null 2>&1; then
+		commit=$(git --git-dir="$git_dir" rev-parse HEAD)
+	elif [ -n "$tarball" ]; then
+		commit=$(basename "$tarball" .tar.gz)
+		commit=${commit#runtime-tools-}
+	else
+		echo "no runtime-tools source: neither the git dir $git_dir nor $here/runtime-tools-*.tar.gz" >&2
+		exit 2
+	fi
 	if [ -f "$src/.built" ] && [ "$(cat "$src/.built")" = "$commit" ]; then return; fi
 	echo "building runtime-tools $commit with $(go version | cut -d' ' -f3) in $src" >&2
 	rm -rf "$src" && mkdir -p "$src"
-	git --git-dir="$git_dir" archive "$commit" | tar -x -C "$src"
+	if git --git-dir="$git_dir" rev-parse HEAD >/dev/null 2>&1; then
+		git --git-dir="$git_dir" archive "$commit" | tar -x -C "$src"
+	else
+		tar -xzf "$tarball" -C "$src"
+	fi
 	(cd "$src" && bash "$here/go119-compat.sh")
 	export GOFLAGS=-mod=vendor GOPATH=$top/gopath GOCACHE=$top/gocache
 	(cd "$src" && CGO_ENABLED=0 go build -tags "netgo osusergo" -o runtimetest ./cmd/runtimetest)
