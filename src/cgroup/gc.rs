@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{owner_pid, read, teardown, Host};
+use super::{own_pid_namespace, owner, read, teardown, Host, INITIAL_PID_NS};
 
 impl Host {
     /// Removes stale groups: named `sandbox-*-<pid>` (runs, and the `sandbox-sup-<pid>` leaves of
@@ -21,7 +21,11 @@ impl Host {
         // Every run calls this: each owner's /proc/PID/stat is read once, not once per hierarchy
         // (its group has the same name in every one of them).
         let mut owners = BTreeMap::new();
-        let mut initial_pidns = None;
+        let own_ns = own_pid_namespace();
+        let initial = own_ns == Some(INITIAL_PID_NS);
+        // The pid namespaces that still have a process (read once, when a group names one that
+        // is not ours).
+        let mut live_namespaces = None;
         // The freezer's groups first: a task frozen by the v1 freezer dies of SIGKILL only once
         // thawed, and until then every other hierarchy's group of the run stays busy. The cgroup2
         // groups of hybrid runs are always under our own cgroup there (not the parent), last.
@@ -36,14 +40,29 @@ impl Host {
             };
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let Some(owner) = owner_pid(&name) else {
+                let Some(owner) = owner(&name) else {
                     continue;
                 };
-                if !e.file_type().is_ok_and(|t| t.is_dir()) || *owners.entry(owner).or_insert_with(|| alive(owner)) {
+                if !e.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
                 }
+                // Whether the owner is gone, and whether an empty group may be judged from here.
+                let (gone, judge_empty) = match owner.pid_ns {
+                    // Named in our own pid namespace: its pid is ours to look up.
+                    Some(ns) if Some(ns) == own_ns => (!owner_alive(&mut owners, owner), true),
+                    // Another pid namespace: its pids mean nothing here. From the initial one,
+                    // a namespace no process is in any more is gone with every process it had
+                    // (the death of its PID 1 kills them all), its sandbox included.
+                    Some(ns) => {
+                        let live = live_namespaces.get_or_insert_with(pid_namespaces_in_use);
+                        (initial && !live.contains(&ns), true)
+                    }
+                    // No namespace in the name: the initial one, or a sandbox from before
+                    // namespaces were named (judged as then).
+                    None => (!owner_alive(&mut owners, owner), initial),
+                };
                 let dir = e.path();
-                if !stale_here(&dir, *initial_pidns.get_or_insert_with(in_initial_pid_namespace)) {
+                if !gone || !stale_here(&dir, judge_empty) {
                     continue;
                 }
                 if teardown::remove_tree(&dir).is_ok() {
@@ -60,10 +79,11 @@ impl Host {
 /// the host) a live owner may simply be invisible, and its run was taken for stale: seconds spent
 /// on v1 groups whose members read as pid 0, then cgroup.kill of its cgroup2 group. cgroup.procs
 /// shows a task of a pid namespace we cannot see as 0 (task_pid_vnr): such a group is never ours
-/// to judge. An empty group is judged only from the initial pid namespace, where every owner is
-/// visible. With members, all visible: their pid namespace is ours or below it, and so is the
-/// owner's, which made it (or they share it): the owner really is gone.
-fn stale_here(dir: &Path, initial_pidns: bool) -> bool {
+/// to judge. An empty group is judged only when `judge_empty` (the owner's pid namespace is
+/// known: ours, named in the group's name, or for an unnamed one, ours being the initial one).
+/// The group names its owner's pid namespace (`-ns<inode>`) whenever that is not the initial
+/// one, so the caller knows it is gone before asking.
+fn stale_here(dir: &Path, judge_empty: bool) -> bool {
     let mut members = false;
     for d in teardown::subtree(dir) {
         for f in ["cgroup.procs", "tasks"] {
@@ -75,13 +95,22 @@ fn stale_here(dir: &Path, initial_pidns: bool) -> bool {
             }
         }
     }
-    members || initial_pidns
+    members || judge_empty
 }
 
-/// Whether we are in the initial pid namespace (its inode is fixed: PROC_PID_INIT_INO,
-/// include/linux/proc_ns.h), where the pids in group names are all visible.
-fn in_initial_pid_namespace() -> bool {
-    std::fs::read_link("/proc/self/ns/pid").is_ok_and(|l| l.as_os_str() == "pid:[4026531836]")
+/// Whether `owner`'s pid is a live process here, each pid read once per gc.
+fn owner_alive(owners: &mut BTreeMap<u32, bool>, owner: super::Owner) -> bool {
+    *owners.entry(owner.pid).or_insert_with(|| alive(owner.pid))
+}
+
+/// The pid namespaces (nsfs inodes) that some process we can see is in.
+fn pid_namespaces_in_use() -> std::collections::BTreeSet<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir("/proc") else { return Default::default() };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|e| std::fs::metadata(e.path().join("ns/pid")).ok().map(|m| m.ino()))
+        .collect()
 }
 
 /// Whether process `pid` exists and is not a zombie (a SIGKILLed sandbox whose parent has not

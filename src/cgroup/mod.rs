@@ -355,13 +355,55 @@ pub fn remove_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
 
 /// The group name for run `id` owned by this process.
 pub fn group_name(id: &str) -> String {
-    format!("sandbox-{id}-{}", std::process::id())
+    format!("sandbox-{id}-{}", owner_suffix())
+}
+
+/// The inode of the initial pid namespace (PROC_PID_INIT_INO, include/linux/proc_ns.h).
+pub(crate) const INITIAL_PID_NS: u64 = 0xEFFF_FFFC;
+
+/// This process's pid namespace (the inode of /proc/self/ns/pid), read once.
+pub(crate) fn own_pid_namespace() -> Option<u64> {
+    static NS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+    })
+}
+
+/// How a group's name ends to say which process owns it: its pid, and outside the initial pid
+/// namespace also that namespace (`1203-ns4026532345`). A pid means something only in its own
+/// pid namespace: a sandbox inside a container (or `unshare -p`) named its groups with a pid that,
+/// read by the host's gc, was some other process or none, so the host killed its live runs as
+/// stale, or (as PID 1 of its namespace, `-1`) kept its groups for ever once it was SIGKILLed.
+pub(crate) fn owner_suffix() -> String {
+    let pid = std::process::id();
+    match own_pid_namespace() {
+        Some(ns) if ns != INITIAL_PID_NS => format!("{pid}-ns{ns}"),
+        _ => pid.to_string(),
+    }
+}
+
+/// The owner of a group named by [`group_name`]: its pid, and its pid namespace when the name
+/// says (`None`: the initial one, or a name of a sandbox from before the namespace was named).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Owner {
+    pub pid: u32,
+    pub pid_ns: Option<u64>,
+}
+
+/// The owner of a group named `sandbox-…-<pid>[-ns<inode>]`.
+pub fn owner(name: &str) -> Option<Owner> {
+    let rest = name.strip_prefix("sandbox-")?;
+    let (rest, pid_ns) = match rest.rsplit_once("-ns").and_then(|(r, ns)| Some((r, ns.parse::<u64>().ok()?))) {
+        Some((r, ns)) => (r, Some(ns)),
+        None => (rest, None),
+    };
+    Some(Owner { pid: rest.rsplit_once('-')?.1.parse().ok()?, pid_ns })
 }
 
 /// The owner pid of a group named by [`group_name`].
 pub fn owner_pid(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix("sandbox-")?;
-    rest.rsplit_once('-')?.1.parse().ok()
+    owner(name).map(|o| o.pid)
 }
 
 /// Writes `value` to a cgroup file; the error names the file and the value.
@@ -449,6 +491,15 @@ mod tests {
         assert_eq!(owner_pid("sandbox-abc-17"), Some(17));
         assert_eq!(owner_pid("sandbox-abc"), None);
         assert_eq!(owner_pid("other-abc-17"), None);
+        // Outside the initial pid namespace the name carries that namespace too.
+        assert_eq!(owner("sandbox-abc-17-ns4026532345"), Some(Owner { pid: 17, pid_ns: Some(4026532345) }));
+        assert_eq!(owner("sandbox-abc-17"), Some(Owner { pid: 17, pid_ns: None }));
+        // An id may hold "-ns" itself.
+        assert_eq!(owner("sandbox-my-ns12-77"), Some(Owner { pid: 77, pid_ns: None }));
+        assert_eq!(owner("sandbox-a-ns5-77-ns99"), Some(Owner { pid: 77, pid_ns: Some(99) }));
+        assert_eq!(owner("sandbox-abc-ns99"), None);
+        let own = owner(&n).unwrap();
+        assert_eq!(own.pid_ns.is_some(), own_pid_namespace() != Some(INITIAL_PID_NS), "{n}");
     }
 
     pub(super) fn fake_v1(tmp: &Path) -> Host {

@@ -342,3 +342,103 @@ fn a_sandbox_in_another_pid_namespace_never_kills_a_live_run_it_cannot_see() {
     assert!(out.1.contains("survived"), "{}", out.1);
     assert_no_groups_of(owner);
 }
+
+/// The reverse of the test above: the host's gc read the pid in the name of a group made by a
+/// sandbox inside a child pid namespace (a container, `unshare -p`) as a host pid. That pid was
+/// some other process or none: when none, the host took the live run for stale and killed it.
+/// The inner sandbox here gets a pid that no host process has (ns_last_pid), and the host's
+/// `sandbox gc` runs while its command does. Groups now name their owner's pid namespace.
+#[test]
+fn the_host_gc_never_kills_a_live_run_of_a_sandbox_in_a_child_pid_namespace() {
+    require_root!();
+    let _m = shared();
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap();
+    let n = (1000..pid_max).rev().find(|p| !Path::new(&format!("/proc/{p}")).exists()).unwrap();
+    let script = format!(
+        "echo {} > /proc/sys/kernel/ns_last_pid && {} --report none run sh -c 'sleep 2; echo inner-done'; echo rc=$?",
+        n - 1,
+        bin()
+    );
+    let inner = Command::new("timeout")
+        .args(["-k", "2", "30", "unshare", "-m", "--propagation", "private", "-p", "-f", "--mount-proc"])
+        .args(["sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (plain, named) = (format!("-{n}"), format!("-{n}-ns"));
+    let ours = |name: &str| name.starts_with("sandbox-") && (name.ends_with(&plain) || name.contains(&named));
+    let made = eventually(5.0, || !cgroup_dirs_where(ours).is_empty());
+    let gc = Command::new(bin()).arg("gc").output().unwrap();
+    let out = inner.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        made,
+        "the inner sandbox (pid {n} of its namespace) made no group: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert!(text.contains("inner-done") && text.contains("rc=0"), "the host's gc killed the inner run: {text}");
+    assert!(cgroup_dirs_where(ours).is_empty(), "{:?}", cgroup_dirs_where(ours));
+}
+
+/// A sandbox that is PID 1 of its pid namespace (a container's entry point) named its groups
+/// `sandbox-<id>-1`; SIGKILLed, it took its namespace and its run with it, but every gc on the
+/// host saw its own PID 1 alive and kept those groups for ever. Named with their pid namespace,
+/// they are removed once no process is left in it. The inner sandbox keeps its state records
+/// apart, as one in a container does (its own /run): the host's gc finds its groups by name only.
+#[test]
+fn a_sigkilled_sandbox_that_was_pid_1_of_its_namespace_leaves_no_group_after_gc() {
+    require_root!();
+    let _m = shared();
+    let records = state_root();
+    let mut inner = Command::new("unshare")
+        .env("SANDBOX_STATE_DIR", records.path())
+        .args(["-m", "--propagation", "private", "-p", "-f", "--mount-proc", bin().as_str()])
+        .args(["--report", "none", "run", "sleep", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let mut sandbox = None;
+    let mut group = None;
+    eventually(5.0, || {
+        sandbox = children(inner.id()).first().copied();
+        // The run's group: a descendant of the inner sandbox is in it.
+        let mut todo = sandbox.map(&children).unwrap_or_default();
+        while let Some(p) = todo.pop() {
+            let cg = std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap_or_default();
+            group =
+                cg.lines().filter_map(|l| l.rsplit('/').next()).find(|n| n.starts_with("sandbox-")).map(String::from);
+            if group.is_some() {
+                return true;
+            }
+            todo.extend(children(p));
+        }
+        false
+    });
+    let (Some(sandbox), Some(group)) = (sandbox, group) else {
+        let _ = inner.kill();
+        let _ = inner.wait();
+        panic!("the inner sandbox's run made no group");
+    };
+    let dirs = cgroup_dirs_where(|n| n == group);
+    assert!(!dirs.is_empty(), "{group}");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(sandbox as i32), nix::sys::signal::SIGKILL);
+    let _ = inner.wait();
+    let gc = Command::new(bin()).arg("gc").output().unwrap();
+    let left = cgroup_dirs_where(|n| n == group);
+    // Whatever this left (empty, its processes died with their namespace) goes, pass or fail.
+    for d in &left {
+        let _ = std::fs::remove_dir(d);
+    }
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert!(left.is_empty(), "the host's gc kept the groups of a SIGKILLed PID 1 sandbox: {left:?}");
+}

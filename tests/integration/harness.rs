@@ -161,6 +161,12 @@ pub fn as_nobody() -> Option<Vec<&'static str>> {
 /// Every cgroup directory whose name says it belongs to sandbox process `pid`.
 pub fn groups_of(pid: u32) -> Vec<PathBuf> {
     let suffix = format!("-{pid}");
+    cgroup_dirs_where(|name| name.starts_with("sandbox-") && name.ends_with(&suffix))
+}
+
+/// The cgroup directories (every hierarchy, up to 5 levels deep) whose name passes `pred`; a
+/// match is not searched below.
+pub fn cgroup_dirs_where(pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut found = vec![];
     let mut stack = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
     while let Some((dir, depth)) = stack.pop() {
@@ -173,7 +179,7 @@ pub fn groups_of(pid: u32) -> Vec<PathBuf> {
                 continue;
             }
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("sandbox-") && name.ends_with(&suffix) {
+            if pred(&name) {
                 found.push(e.path());
             } else if depth < 4 {
                 stack.push((e.path(), depth + 1));

@@ -77,7 +77,7 @@ fn vacate(base: &Path, ours: &[i32], also: &[&str]) -> Result<()> {
     {
         return Ok(());
     }
-    let leaf = base.join(format!("sandbox-sup-{}", std::process::id()));
+    let leaf = base.join(format!("sandbox-sup-{}", super::owner_suffix()));
     match std::fs::create_dir(&leaf) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(Error::io("cannot create cgroup", &leaf, e));
@@ -405,7 +405,7 @@ mod tests {
         std::fs::write(t.path().join("cgroup.type"), "domain\n").unwrap();
         let ours = [std::process::id() as i32, 4242];
         std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
-        let leaf = t.path().join(format!("sandbox-sup-{}", std::process::id()));
+        let leaf = t.path().join(format!("sandbox-sup-{}", crate::cgroup::owner_suffix()));
         vacate(t.path(), &ours, &[]).unwrap();
         assert!(leaf.is_dir(), "the child (ours) moved to a leaf");
         std::fs::remove_dir_all(&leaf).unwrap();
@@ -420,7 +420,7 @@ mod tests {
         let t = fake_base("memory pids io", "memory pids");
         std::fs::write(t.path().join("cgroup.type"), "domain\n").unwrap();
         std::fs::write(t.path().join("cgroup.procs"), "4242\n").unwrap();
-        let leaf = t.path().join(format!("sandbox-sup-{}", std::process::id()));
+        let leaf = t.path().join(format!("sandbox-sup-{}", crate::cgroup::owner_suffix()));
         vacate(t.path(), &ours, &[]).unwrap();
         assert!(!leaf.exists(), "no io limit: io accounting is not worth a move");
         vacate(t.path(), &ours, &["io"]).unwrap();
