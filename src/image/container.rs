@@ -68,11 +68,26 @@ fn lock(dir: &Path, wait: bool) -> Result<Option<Flock<File>>> {
         .write(true)
         .open(&p)
         .map_err(|e| Error::io("cannot open", &p, e))?;
-    let arg = if wait { FlockArg::LockExclusive } else { FlockArg::LockExclusiveNonblock };
-    match Flock::lock(f, arg) {
-        Ok(l) => Ok(Some(l)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(Error::sys(format!("flock {}", p.display()), e)),
+    if wait {
+        return Flock::lock(f, FlockArg::LockExclusive)
+            .map(Some)
+            .map_err(|(_, e)| Error::sys(format!("flock {}", p.display()), e));
+    }
+    // A busy lock is a run's only if it stays busy: `images`, `rmi` and `prune` probe it (see
+    // `in_use`) by taking it for a moment, and a commit or rm that met such a probe was refused
+    // as "in use by a run" (1 in 360 commands of the store's concurrency test).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+    let mut f = f;
+    loop {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(Some(l)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() >= deadline => return Ok(None),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
+                f = back;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err((_, e)) => return Err(Error::sys(format!("flock {}", p.display()), e)),
+        }
     }
 }
 
