@@ -259,12 +259,10 @@ impl Observer for OciObserver<'_> {
     fn created(&mut self, pid: i32, group: Option<&dyn Cgroup>) -> Result<()> {
         self.recorder.created(pid, group)?;
         // runtime-spec: a created container's process is in its cgroup (the suite reads
-        // /proc/PID/cgroup then). The engine lets the child join only at start (it writes 0 to
-        // `tasks` itself, faster); here the supervisor moves it now, the child's own write then
-        // finds it there already.
-        if let Some(g) = group {
-            g.add_pid(pid)?;
-        }
+        // /proc/PID/cgroup then). It is already: `Created::settle` had it join its group (0
+        // written to v1 `tasks` by itself, CLONE_INTO_CGROUP for cgroup2) before it answered.
+        // Moving it again from here, as before, only cost the first write to a v1 cgroup.procs
+        // an RCU grace period (cgroup_threadgroup_rwsem's write side: 5-20 ms on this host).
         // Opened before the front hears "created": from then on `start` finds a reader.
         let fifo = std::fs::OpenOptions::new()
             .read(true)

@@ -121,3 +121,33 @@ fn oci_start_waits_for_the_running_state_without_sleep_polling() {
     let sleeps: Vec<&str> = t.lines().filter(|l| l.contains("nanosleep(")).collect();
     assert!(sleeps.is_empty(), "start slept (polling) {} times:\n{}", sleeps.len(), sleeps.join("\n"));
 }
+
+#[test]
+fn oci_created_process_is_in_every_hierarchy_of_its_group_before_start() {
+    require_root!();
+    let _m = shared();
+    let Some(oci) = Oci::new(&["sleep", "30"]) else { return };
+    let id = "ingroup";
+    assert!(oci.create(id).status.success());
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(oci.root().join(id).join("state.json")).unwrap()).unwrap();
+    let pid = st["process"]["pid"].as_i64().unwrap().to_string();
+    // runtime-spec: created means in its cgroup. The child joins its group itself during create
+    // (0 to v1 `tasks`; born in its cgroup2 group); the supervisor no longer moves it again.
+    let paths = st["cgroup"]["paths"].as_object().cloned().unwrap_or_default();
+    let missing: Vec<String> = paths
+        .iter()
+        .filter(|(_, dir)| {
+            let procs =
+                std::fs::read_to_string(Path::new(dir.as_str().unwrap()).join("cgroup.procs")).unwrap_or_default();
+            !procs.lines().any(|l| l.trim() == pid)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    let _ = oci.runc(&["delete", "--force", id]);
+    if paths.is_empty() {
+        eprintln!("SKIPPED oci_created_process_is_in_every_hierarchy_of_its_group_before_start: no group here");
+        return;
+    }
+    assert!(missing.is_empty(), "the created process {pid} is not in its group of {missing:?}");
+}
