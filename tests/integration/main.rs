@@ -36,6 +36,7 @@ mod oci_ns;
 mod oci_podman;
 mod oci_runtime;
 mod oci_spec;
+mod oci_start;
 mod redteam19;
 mod registry;
 mod samples;
