@@ -316,7 +316,8 @@ fn run(target: &Target, opts: &Options) -> Result<(i32, i32)> {
     }
     let stdio = stdio.as_mut().expect("a foreground exec has stdio");
     stdio.receive_master();
-    let deadline = opts.timeout.map(|t| (std::time::Instant::now() + t, t));
+    // A timeout too long for the clock (an OCI hook's may be i64::MAX seconds) is none.
+    let deadline = opts.timeout.and_then(|t| std::time::Instant::now().checked_add(t).map(|d| (d, t)));
     let status = relay(pid, &sfd, &err_rd, stdio, deadline)?;
     guard.0 = None;
     drop(sync_wr);

@@ -55,7 +55,7 @@ impl Host {
                     // (the death of its PID 1 kills them all), its sandbox included.
                     Some(ns) => {
                         let live = live_namespaces.get_or_insert_with(pid_namespaces_in_use);
-                        (initial && !live.contains(&ns), true)
+                        (initial && live.as_ref().is_some_and(|l| !l.contains(&ns)), true)
                     }
                     // No namespace in the name: the initial one, or a sandbox from before
                     // namespaces were named (judged as then).
@@ -103,14 +103,38 @@ fn owner_alive(owners: &mut BTreeMap<u32, bool>, owner: super::Owner) -> bool {
     *owners.entry(owner.pid).or_insert_with(|| alive(owner.pid))
 }
 
-/// The pid namespaces (nsfs inodes) that some process we can see is in.
-fn pid_namespaces_in_use() -> std::collections::BTreeSet<u64> {
+/// The pid namespaces (nsfs inodes) that some process we can see is in, or `None` when that
+/// cannot be known: /proc unreadable, or the `ns/pid` of a process in a nested pid namespace
+/// refused. That link needs ptrace access, which a caller without CAP_SYS_PTRACE (a systemd
+/// unit's bounding set, capsh --drop) lacks for the non-dumpable processes of every run: those
+/// runs' namespaces then looked empty and gc SIGKILLed them while they ran. A refused process
+/// whose `NSpid` (in /proc/PID/status, readable without ptrace access) has one entry is in our own
+/// namespace, no nested one, and does not matter (some hosts' PID 1 refuses even root). A process
+/// that is gone meanwhile (ENOENT, ESRCH) is simply not counted.
+fn pid_namespaces_in_use() -> Option<std::collections::BTreeSet<u64>> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Default::default() };
-    rd.flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|e| std::fs::metadata(e.path().join("ns/pid")).ok().map(|m| m.ino()))
-        .collect()
+    let mut live = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        if !e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        match std::fs::metadata(e.path().join("ns/pid")) {
+            Ok(m) => {
+                live.insert(m.ino());
+            }
+            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
+            Err(_) if nested_levels(&e.path()) == Some(1) => {}
+            Err(_) => return None,
+        }
+    }
+    Some(live)
+}
+
+/// How many pid namespaces, ours and those nested in it, the process at `/proc/PID` has a pid
+/// in (the `NSpid:` line of its status), if that can be read.
+fn nested_levels(proc_pid: &Path) -> Option<usize> {
+    let status = read(&proc_pid.join("status"))?;
+    status.lines().find_map(|l| l.strip_prefix("NSpid:")).map(|v| v.split_whitespace().count())
 }
 
 /// Whether process `pid` exists and is not a zombie (a SIGKILLed sandbox whose parent has not

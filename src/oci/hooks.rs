@@ -169,7 +169,8 @@ fn run(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
         // A hook that does not read its stdin may close it: EPIPE is not its failure.
         let _ = stdin.write_all(state.to_string().as_bytes());
     }
-    let deadline = h.timeout().map(|t| Instant::now() + Duration::from_secs(t as u64));
+    // A timeout too long for the clock (i64::MAX seconds is valid JSON) is none: no panic.
+    let deadline = h.timeout().and_then(|t| Instant::now().checked_add(Duration::from_secs(t as u64)));
     loop {
         match child.try_wait() {
             Ok(Some(st)) if st.success() => return Ok(()),

@@ -364,7 +364,8 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     if c.state.status != Status::Created {
         return Err(Error::container(format!("cannot start container {id}: it is {}, not created", c.state.status)));
     }
-    if read_oci(&c.dir)["noProcess"] == true {
+    let oci = read_oci(&c.dir);
+    if oci["noProcess"] == true {
         // runtime-spec: `start` without `process` is an error; the container is stopped (its
         // placeholder never runs) so that `delete` finds it stopped.
         let _ = kill(root, id, libc::SIGKILL, true);
@@ -379,7 +380,17 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         .open(&fifo)
         .map_err(|_| Error::container(format!("cannot start container {id}: it is not waiting to start")))?;
     f.write_all(b"s").map_err(|e| Error::io("cannot write", &fifo, e))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // 10 s for the supervisor to record running, plus what the startContainer hooks, which run
+    // before the command, may take by their timeouts; one without a timeout may take any time
+    // (the supervisor's death still wakes us). Before, a fixed 10 s let `start` report success
+    // while a longer hook still ran, the container still created.
+    let hooks = super::hooks::of_kind(&oci["hooks"], "startContainer");
+    let hook_time = hooks.iter().try_fold(Duration::ZERO, |sum, h| {
+        h.timeout().map(|t| sum.saturating_add(Duration::from_secs(t.max(0) as u64)))
+    });
+    const FOREVER: Duration = Duration::from_secs(u32::MAX as u64);
+    let wait = hook_time.map_or(FOREVER, |t| t.saturating_add(Duration::from_secs(10))).min(FOREVER);
+    let deadline = Instant::now() + wait;
     // Woken when the supervisor closes the FIFO's read end, which it holds until state.json says
     // running or stopped, or when it dies (its pidfd; its death closes the FIFO as well). Before,
     // this polled state.json every 2 ms: ~4 of the 5 ms `start` took.
@@ -401,10 +412,13 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     c.check();
     match (c.state.status, &c.state.reason) {
         (Status::Stopped, Some(r)) if c.state.started_at.is_none() => Err(Error::container(r.clone())),
+        (Status::Created, _) => Err(Error::container(format!(
+            "container {id} was told to start but is still created after {} s",
+            wait.as_secs()
+        ))),
         _ => {
             // poststart: the process was started (it may have ended already: the status is the
             // hook's point's, running). A failure is a warning (runtime-spec).
-            let oci = read_oci(&c.dir);
             let pid = c.state.process.map_or(0, |p| p.pid);
             let hooks = super::hooks::of_kind(&oci["hooks"], "poststart");
             super::hooks::run_warn("poststart", &hooks, &super::hooks::state(id, &oci, "running", pid));

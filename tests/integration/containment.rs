@@ -400,30 +400,7 @@ fn a_sigkilled_sandbox_that_was_pid_1_of_its_namespace_leaves_no_group_after_gc(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let children = |pid: u32| -> Vec<u32> {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    };
-    let mut sandbox = None;
-    let mut group = None;
-    eventually(5.0, || {
-        sandbox = children(inner.id()).first().copied();
-        // The run's group: a descendant of the inner sandbox is in it.
-        let mut todo = sandbox.map(&children).unwrap_or_default();
-        while let Some(p) = todo.pop() {
-            let cg = std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap_or_default();
-            group =
-                cg.lines().filter_map(|l| l.rsplit('/').next()).find(|n| n.starts_with("sandbox-")).map(String::from);
-            if group.is_some() {
-                return true;
-            }
-            todo.extend(children(p));
-        }
-        false
-    });
+    let (sandbox, group) = inner_run(inner.id());
     let (Some(sandbox), Some(group)) = (sandbox, group) else {
         let _ = inner.kill();
         let _ = inner.wait();
@@ -441,4 +418,91 @@ fn a_sigkilled_sandbox_that_was_pid_1_of_its_namespace_leaves_no_group_after_gc(
     }
     assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
     assert!(left.is_empty(), "the host's gc kept the groups of a SIGKILLed PID 1 sandbox: {left:?}");
+}
+
+/// The sandbox that `unshare … -f` (pid `unshare`) started as its namespace's PID 1, and the name
+/// of its run's group (a descendant of that sandbox is in it), once both exist (5 s at most).
+fn inner_run(unshare: u32) -> (Option<u32>, Option<String>) {
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let mut sandbox = None;
+    let mut group = None;
+    eventually(5.0, || {
+        sandbox = children(unshare).first().copied();
+        let mut todo = sandbox.map(&children).unwrap_or_default();
+        while let Some(p) = todo.pop() {
+            let cg = std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap_or_default();
+            group =
+                cg.lines().filter_map(|l| l.rsplit('/').next()).find(|n| n.starts_with("sandbox-")).map(String::from);
+            if group.is_some() {
+                return true;
+            }
+            todo.extend(children(p));
+        }
+        false
+    });
+    (sandbox, group)
+}
+
+/// gc judged a run named with another pid namespace stale when no process it could see was in
+/// that namespace. But reading a process's /proc/PID/ns/pid needs ptrace access, and a gc (or any
+/// `sandbox run`, which starts with one) without CAP_SYS_PTRACE (a systemd unit's bounding set,
+/// `capsh --drop`) cannot read it for a run's non-dumpable sandbox: the namespace looked empty and
+/// gc SIGKILLed the live run. A namespace it cannot see into is now never judged empty.
+#[test]
+fn a_gc_without_cap_sys_ptrace_never_kills_a_live_run_in_a_child_pid_namespace() {
+    require_root!();
+    let _m = shared();
+    if !have_tools(&["setpriv"], "util-linux") {
+        return;
+    }
+    let records = state_root();
+    let inner = Command::new("timeout")
+        .env("SANDBOX_STATE_DIR", records.path())
+        .args([
+            "-k",
+            "2",
+            "30",
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "-p",
+            "-f",
+            "--mount-proc",
+            bin().as_str(),
+        ])
+        .args(["--report", "none", "run", "sh", "-c", "sleep 3; echo inner-done"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `timeout` runs unshare, which forks the sandbox: the walk starts at unshare.
+    let mut unshare = None;
+    eventually(5.0, || {
+        unshare = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", inner.id()))
+            .ok()
+            .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()));
+        unshare.is_some()
+    });
+    let group = unshare.and_then(|u| inner_run(u).1);
+    let gc =
+        Command::new("setpriv").args(["--bounding-set", "-sys_ptrace", "--", bin().as_str(), "gc"]).output().unwrap();
+    let out = inner.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(group.is_some(), "the inner run made no group: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert!(
+        text.contains("inner-done") && out.status.success(),
+        "a gc without CAP_SYS_PTRACE killed the inner run ({:?}): {text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let group = group.unwrap();
+    assert!(eventually(5.0, || cgroup_dirs_where(|n| n == group).is_empty()), "{group} left");
 }

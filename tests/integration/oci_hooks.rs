@@ -160,3 +160,59 @@ fn oci_hung_container_hook_is_killed_at_its_timeout_and_fails_create_or_start() 
     let _ = oci.runc(&["delete", "--force", "hs"]);
     assert!(eventually(5.0, || oci.left().is_empty()), "state left: {:?}", oci.left());
 }
+
+/// `start` gave up after a fixed 10 s and reported success while a startContainer hook allowed
+/// more by its timeout still ran: the container was still created, and poststart hooks were told
+/// it was running. It now waits as long as the startContainer hooks' timeouts allow (plus its 10 s),
+/// and only a container that has really started makes `start` succeed.
+#[test]
+fn oci_start_waits_out_a_start_container_hook_longer_than_ten_seconds_within_its_timeout() {
+    require_root!();
+    let _m = shared();
+    let mut h = hook("slow", &[]);
+    h["timeout"] = serde_json::json!(30);
+    let Some(oci) = Oci::sh("echo ran > /ran", |s| s["hooks"] = serde_json::json!({ "startContainer": [h] })) else {
+        return;
+    };
+    script(&oci, "slow", "exec sleep 12");
+    assert!(oci.create("slow").status.success());
+    let t0 = std::time::Instant::now();
+    let out = oci.runc(&["start", "slow"]);
+    let took = t0.elapsed();
+    let status = oci.status("slow");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(took.as_secs_f64() >= 11.5, "start returned after {took:?}, before its 12 s hook ended");
+    assert_ne!(status, "created", "start succeeded but the container is still created");
+    assert!(eventually(5.0, || oci.rootfs.path().join("ran").exists()), "the command never ran");
+    let _ = oci.runc(&["delete", "--force", "slow"]);
+    assert!(eventually(5.0, || oci.left().is_empty()), "state left: {:?}", oci.left());
+}
+
+/// A hook's `timeout` is any positive JSON integer: i64::MAX seconds made `Instant + Duration`
+/// overflow and the supervisor panic, so `create` failed ("the container's supervisor ended
+/// before it was created") and left a stopped record. Too long for the clock now means no limit.
+#[test]
+fn oci_hook_timeouts_too_long_for_the_clock_are_no_limit_not_a_panic() {
+    require_root!();
+    let _m = shared();
+    let huge = |name: &str| {
+        let mut h = hook(name, &[]);
+        h["timeout"] = serde_json::json!(i64::MAX);
+        h
+    };
+    let mut host = huge("ignored");
+    host["path"] = serde_json::json!("/bin/true");
+    host["args"] = serde_json::json!(["true"]);
+    let hooks = serde_json::json!({ "prestart": [host.clone()], "createRuntime": [host], "createContainer": [huge("ok")], "startContainer": [huge("ok")] });
+    let Some(oci) = Oci::sh("echo ran > /ran", |s| s["hooks"] = hooks) else {
+        return;
+    };
+    script(&oci, "ok", "exit 0");
+    let out = oci.create("huge");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = oci.runc(&["start", "huge"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(eventually(5.0, || oci.rootfs.path().join("ran").exists()), "the command never ran");
+    let _ = oci.runc(&["delete", "--force", "huge"]);
+    assert!(eventually(5.0, || oci.left().is_empty()), "state left: {:?}", oci.left());
+}
