@@ -7,7 +7,12 @@ use crate::require_root;
 fn fork_bomb_is_held_at_pids_max() {
     require_root!();
     let _m = shared();
-    let r = sandbox(&["--pids", "20", "--timeout", "20s", "run", "sh", "-c", "b(){ b|b& }; b; sleep 2; echo survived"]);
+    // The shell waits out the bomb with builtins only: `sleep` would need a fork, which the bomb
+    // wins whenever it holds all 20 pids at that moment, and dash exits 2 on a failed fork (seen
+    // in the unified VM lane under load: "Cannot fork").
+    let wait = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done";
+    let script = format!("b(){{ b|b& }}; b; {wait}; echo survived");
+    let r = sandbox(&["--pids", "20", "--timeout", "20s", "run", "sh", "-c", &script]);
     assert_eq!(r.code, 0, "the shell outlives its bomb: {}", r.stderr);
     assert!(r.stdout.contains("survived"));
     let rep = r.report();
