@@ -502,9 +502,10 @@ fn a_hundred_detached_containers_are_listed_stopped_within_the_grace_and_removed
     assert_eq!(r.code, 0, "{}", r.stderr);
     // The bound, grace + 2 s, on a real kernel. Under QEMU/TCG (the VM lanes) everything
     // runs ~10 times slower (the 100 runs took 45 s to start, ps 0.3 s): stop of 100 took 7.7 s
-    // there, so the lanes allow grace + 10 s: they check that every container ends and nothing
-    // is left, the host checks the time.
-    let bound = if std::env::var_os("SANDBOX_TEST_IN_VM").is_some() { 13 } else { 5 };
+    // there; on a slower machine (2026-12-01: 65 s to start the 100, whole lanes 2,400 s against
+    // 1,560) it took 16.5 s in both lanes while the host's took 3.3 s. So the lanes allow grace +
+    // 20 s: they check that every container ends and nothing is left, the host checks the time.
+    let bound = if std::env::var_os("SANDBOX_TEST_IN_VM").is_some() { 23 } else { 5 };
     assert!(took < Duration::from_secs(bound), "stop took {took:?}, more than the grace + {} s", bound - 3);
     assert_eq!(s.sb(&["ps", "-q"]).stdout, "");
     let mut a = vec!["rm"];
