@@ -146,10 +146,13 @@ static void child(char **argv, int cgroups) {
     mnt("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
     if (symlink("pts/ptmx", "/dev/ptmx")) die("symlink", "/dev/ptmx");
     mnt("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=67108864");
-    // The state root hidden (sandbox masks its own), when there is one.
+    // The state root hidden (sandbox masks its own: SANDBOX_STATE_DIR, else /run/sandbox), when
+    // there is one.
     struct stat st;
-    if (stat("/run/sandbox", &st) == 0)
-        mnt("tmpfs", "/run/sandbox", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=555");
+    const char *state = getenv("SANDBOX_STATE_DIR");
+    if (!state || !*state) state = "/run/sandbox";
+    if (stat(state, &st) == 0)
+        mnt("tmpfs", state, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=555");
     // The cgroup view: a tmpfs and, in the new cgroup namespace, each v1 hierarchy sandbox shows
     // (the ones that carry limits or accounting), then all of it read-only.
     mnt("tmpfs", "/sys/fs/cgroup", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=65536");

@@ -15,6 +15,11 @@ mkdir -p "$out"
 
 . bench/common.sh
 bench_setup hyperfine util-linux gcc
+# sandbox's state root (each run's record) in a temp dir removed at the end, not /run/sandbox;
+# the floor hides that same directory, as sandbox does.
+SANDBOX_STATE_DIR=$(mktemp -d)
+export SANDBOX_STATE_DIR
+trap 'rm -rf "$SANDBOX_STATE_DIR"' EXIT
 gcc -O2 -Wall -o "$out/hostview-floor" bench/hostview-floor.c
 floor=$(realpath "$out/hostview-floor")
 "$floor" /bin/true || { echo "hostview-floor failed here; nothing timed" >&2; exit 1; }

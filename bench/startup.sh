@@ -28,6 +28,8 @@ bundle=$(realpath -m "$out/bundle")
 bench_runc_bundle "$bundle" "$root" runc-bench /bin/true
 state=$(mktemp -d)
 trap 'rm -rf "$state"' EXIT
+# sandbox's own state root (each run's record) in the same temp dir: nothing left in /run/sandbox.
+export SANDBOX_STATE_DIR=$state/sandbox
 # A unique container id per run: hyperfine substitutes nothing, so a tiny wrapper counts.
 cat > "$out/runc-once.sh" <<EOF
 #!/bin/sh
