@@ -9,7 +9,7 @@
 # 0.25/0.5/1.0/1.5, and the sampling overhead once --samples exists. Prints Markdown tables.
 # Targets: CPU within 1%, memory within 2 MiB, io within 1%, overshoot <= 50 ms, share within 2%,
 # sampling < 0.5%. Needs root (cgroups; runexec uses v1 on a hybrid host). Run it on a quiet machine.
-# Env: SANDBOX_BIN (default target/release/sandbox, built if missing), RUNS (cpu-time runs, 3),
+# Env: SANDBOX_BIN (default the release build, built if missing), RUNS (cpu-time runs, 3),
 #      NO_RUNEXEC=1 to leave runexec out.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,9 +1,10 @@
 # Sourced by the benchmarks: `bench_setup PACKAGE…` installs what the tests need (tests/deps.sh:
 # busybox-static, python3, …) and the benchmark's own Debian packages, only what is missing, then
-# sets $bin to the sandbox binary (SANDBOX_BIN, default target/release/sandbox, built if missing).
+# sets $bin to the sandbox binary (SANDBOX_BIN, default
+# target/x86_64-unknown-linux-gnu/release/sandbox, built if missing).
 bench_setup() {
   bash tests/deps.sh "$@"
-  bin=${SANDBOX_BIN:-target/release/sandbox}
+  bin=${SANDBOX_BIN:-target/x86_64-unknown-linux-gnu/release/sandbox}
   [ -x "$bin" ] || cargo build --release -q
   bin=$(realpath "$bin")
 }

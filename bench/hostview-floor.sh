@@ -7,7 +7,7 @@
 # read, removed). Prints medians and the ratios floor/unshare and floor-cg/unshare (what no
 # implementation of item 3 can beat), host-view/unshare (the target) and host-view/floor-cg (what
 # sandbox adds over the floor). Needs root and gcc; -c needs a v1 or hybrid host.
-# Env: RUNS (default 200), SANDBOX_BIN (default target/release/sandbox, built if missing).
+# Env: RUNS (default 200), SANDBOX_BIN (default the release build, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench

@@ -10,7 +10,7 @@
 #   3. start-up: `sandbox run --image IMG /bin/true` against `sandbox run --rootfs DIR /bin/true`
 #      on the same files (DIR is umoci's unpack of the same image), same limits.
 # Prints medians and the ratios against the targets. Needs root.
-# Env: PULL_RUNS (default 5), RUNS (default 100), SANDBOX_BIN (default target/release/sandbox,
+# Env: PULL_RUNS (default 5), RUNS (default 100), SANDBOX_BIN (default the release build,
 #      built if missing), LAYER_DIRS (host dirs, one layer each; default a set under /usr).
 set -euo pipefail
 cd "$(dirname "$0")/.."

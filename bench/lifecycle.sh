@@ -5,7 +5,7 @@
 #   exec       sandbox exec C /bin/true                  (C: `run -d` of `sleep` on that rootfs)
 #   runc-exec  runc exec C /bin/true                     (C: `runc run -d` of the same rootfs)
 # Prints medians and the ratios against their targets: exec/run <= 1.00, exec/runc-exec <= 0.25.
-# Needs root. Env: RUNS (default 100), SANDBOX_BIN (default target/release/sandbox, built if missing).
+# Needs root. Env: RUNS (default 100), SANDBOX_BIN (default the release build, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench

@@ -5,7 +5,7 @@
 # for sandbox-runc (the sandbox binary under that name), runc, and crun when it is installed and
 # completes one cycle on this host (it refuses hybrid cgroup hosts without shims: then skipped,
 # saying why). Prints medians and sandbox-runc/runc against the target (<= 0.25).
-# Needs root. Env: RUNS (default 50), SANDBOX_BIN (default target/release/sandbox, built if missing).
+# Needs root. Env: RUNS (default 50), SANDBOX_BIN (default the release build, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench

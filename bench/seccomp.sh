@@ -4,7 +4,7 @@
 # (one filter run is too quick to time through the noise) and times calls the kernel's seccomp
 # action cache cannot skip; prints nanoseconds per filter run, (t(K) - t(0)) / K, medians over
 # ROUNDS alternating rounds. Needs root and gcc.
-# Env: SANDBOX_BIN (default target/release/sandbox), BASELINE_BIN (an older build, e.g. the
+# Env: SANDBOX_BIN (default the release build), BASELINE_BIN (an older build, e.g. the
 #      denylist, timed beside it), K (default 32), N (calls per timing, default 50000), ROUNDS (7).
 set -euo pipefail
 cd "$(dirname "$0")/.."

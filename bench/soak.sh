@@ -12,7 +12,7 @@
 # files left in the rootfs, TMPDIR, the image store or the report directory. Exits non-zero on any
 # leftover or unexpected ending. It removes what it made (target/soak.*) unless KEEP=1.
 # Needs root. Env: RUNS, PARALLEL, SEED (replays a mix), SANDBOX_BIN (default
-# target/release/sandbox, built if missing), KEEP.
+# the release build, built if missing), KEEP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "soak.sh: needs root (namespaces, cgroups)" >&2; exit 1; }

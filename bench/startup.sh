@@ -8,7 +8,7 @@
 #   bare /bin/true
 # Prints medians and the ratios against their targets (issue 11, item 13):
 #   sandbox/bwrap <= 1.00, sandbox/runc <= 0.20, host-view/unshare <= 1.5. Needs root.
-# Env: RUNS (default 100), SANDBOX_BIN (default target/release/sandbox, built if missing),
+# Env: RUNS (default 100), SANDBOX_BIN (default the release build, built if missing),
 #      BASELINE_BIN: an older sandbox build to time beside it (e.g. before a change); its median
 #      and the difference in ms are printed too. Issue 4 uses this for "hardening adds <= 1 ms".
 set -euo pipefail

@@ -341,7 +341,9 @@ impl Root {
             if !crate::sys::flock(lock.as_raw_fd(), true, true).unwrap_or(false) {
                 return Err(Error::container(format!("cannot lock {}", tmp.join("lock").display())));
             }
-            write_state(&tmp, &state)?;
+            // Written in place: the directory is out of sight (.new-ID) until the rename below,
+            // so no reader can see a partial file, and a run is one file creation cheaper.
+            write_new_state(&tmp, &state)?;
             fs::rename(&tmp, &dir).map_err(|e| Error::io("cannot rename", &tmp, e))?;
             std::os::unix::fs::symlink(name_link(&state.id), &link)
                 .map_err(|e| Error::io("cannot create", &link, e))?;
@@ -431,9 +433,30 @@ fn open_lock(path: &Path, create: bool) -> Result<OwnedFd> {
         .map_err(|e| Error::io("cannot open", path, e))
 }
 
+/// The text of state.json (written with one write).
+fn state_json(state: &State) -> Result<Vec<u8>> {
+    let mut body = serde_json::to_vec_pretty(state).map_err(|e| Error::container(format!("state.json: {e}")))?;
+    body.push(b'\n');
+    Ok(body)
+}
+
+/// Writes the first state.json of a directory nobody sees yet (ROOT/.new-ID).
+fn write_new_state(dir: &Path, state: &State) -> Result<()> {
+    let body = state_json(state)?;
+    let path = dir.join("state.json");
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&body))
+        .map_err(|e| Error::io("cannot write", path, e))
+}
+
 /// Writes ID/state.json atomically: a new file beside it, renamed over it.
 fn write_state(dir: &Path, state: &State) -> Result<()> {
-    let body = serde_json::to_vec_pretty(state).map_err(|e| Error::container(format!("state.json: {e}")))?;
+    let body = state_json(state)?;
     let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
     let path = dir.join("state.json");
     let res = (|| {
@@ -444,7 +467,6 @@ fn write_state(dir: &Path, state: &State) -> Result<()> {
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(&body)?;
-        f.write_all(b"\n")?;
         // No fsync: the rename is what makes the update atomic for readers and against a crash
         // of any process. The state lives as long as the machine's boot (the default root is
         // in /run, a tmpfs): after a power loss there is no container to describe. An fsync

@@ -202,8 +202,9 @@ fn stats_no_stream_of_100_containers_within_200_ms() {
         assert_eq!((code, out.lines().count()), (0, 101));
     }
     eprintln!("MEASURED ps, 100 containers: {ps:?} (best of 3; the engine's, not asserted here)");
-    // The figure is for a release build (SANDBOX_TEST_BIN=target/release/sandbox); a
-    // debug build only has to stay within 1 s.
+    // The figure is for a release build
+    // (SANDBOX_TEST_BIN=target/x86_64-unknown-linux-gnu/release/sandbox); a debug build only has
+    // to stay within 1 s.
     // Under QEMU/TCG (the VM lanes, ~10 times slower) a debug build took 1.09 s: 3 s there.
     let bound = if bin().contains("/release/") {
         200

@@ -10,7 +10,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-bin=${SANDBOX_BIN:-$repo/target/debug/sandbox}
+bin=${SANDBOX_BIN:-$repo/target/x86_64-unknown-linux-gnu/debug/sandbox}
 [ -x "$bin" ] || { echo "tests/oci/ci.sh: no sandbox binary at $bin (cargo build first)" >&2; exit 2; }
 # The runtime's name decides its run directory (run-sandbox-runc) and makes sandbox the OCI runtime.
 dir=$repo/target/oci-validation/bin

@@ -2,7 +2,7 @@
 # The opencontainers/runtime-tools validation suite against an OCI runtime binary (issue 15, item 3).
 #
 #   tests/oci/validation.sh RUNTIME [TEST ...]     e.g. tests/oci/validation.sh /usr/sbin/runc
-#                                                       tests/oci/validation.sh target/debug/sandbox-runc state kill
+#                                                       tests/oci/validation.sh target/x86_64-unknown-linux-gnu/debug/sandbox-runc state kill
 #
 # Builds the suite once from the public repository (a git dir, default the `fetch` mirror; RUNTIME_TOOLS_GIT to
 # change) into target/oci-validation/src with the system's Go (Debian 12: 1.19, so go119-compat.sh adds stand-ins;
