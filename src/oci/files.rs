@@ -27,7 +27,17 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp)
         .map_err(|e| Error::io("cannot write the pid file", &tmp, e))?;
-    let done = f.write_all(pid.to_string().as_bytes()).and_then(|_| std::fs::rename(&tmp, path));
+    let done = f.write_all(pid.to_string().as_bytes()).and_then(|_| {
+        // An old pid file (engines reuse the path) is exchanged and unlinked rather than renamed
+        // over: on ext4 a file renamed over another is written out at once (auto_da_alloc), and
+        // with `-o discard` removing it later waits for a synchronous discard
+        // (container::record::replace_file). Anything else at `path` is replaced as before.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+            crate::container::record::replace_file(&tmp, path)
+        } else {
+            std::fs::rename(&tmp, path)
+        }
+    });
     if let Err(e) = done {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io("cannot write the pid file", path, e));
@@ -71,5 +81,32 @@ pub fn console_for(terminal: bool, socket: Option<&Path>) -> Result<Option<Owned
             &p.display().to_string(),
             "only with process.terminal true in config.json",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_pid_file;
+
+    #[test]
+    fn a_pid_file_replaces_an_old_one_and_leaves_no_temp_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("init.pid");
+        write_pid_file(&p, 41).unwrap();
+        write_pid_file(&p, 42).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "42");
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["init.pid"]);
+    }
+
+    #[test]
+    fn a_pid_file_path_that_is_a_directory_is_refused_and_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("init.pid");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("kept"), "x").unwrap();
+        assert!(write_pid_file(&p, 42).is_err());
+        assert!(p.join("kept").exists());
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }
