@@ -51,8 +51,13 @@ pid_file=$1/oci-cycle.pid; bundle=$2; shift 2
 read -r pid < "$pid_file" || [ -n "$pid" ]  # no newline at its end: read says EOF
 "$@" start oci-cycle
 # Until the process is gone or a zombie (its state, the field after the ") " ending its name).
+# The wait costs no fork: a timed `read` (a builtin) on a FIFO nobody writes sleeps 0.5 ms; an
+# external `sleep 0.001` cost ~0.7 ms of fork and exec a turn, the same for every runtime.
+tick=${pid_file%/*}/tick
+[ -p "$tick" ] || mkfifo "$tick"
+exec 9<>"$tick"
 while { read -r stat < /proc/$pid/stat; } 2>/dev/null && st=${stat##*) } && [ "${st%% *}" != Z ]; do
-  sleep 0.001
+  read -r -t 0.0005 -u 9 _ || true
 done
 "$@" delete oci-cycle
 SH

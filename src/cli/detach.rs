@@ -29,14 +29,13 @@ pub fn start(
 ) -> Result<i32> {
     let id = container.id().to_string();
     let front = detach::spawn(|notify| {
-        // First of all: `stop` and `ps` must find this process, not the front, as the supervisor.
-        let _ = container.update(|s| s.supervisor = sandbox::container::Process::me());
         let log = match container.state.log_driver {
             LogDriver::JsonFile => LogWriter::create(&container.dir, container.state.log_max_size).ok(),
             LogDriver::None => None,
         };
         let attach = if container.state.tty { sandbox::container::attach::listen(&container.dir).ok() } else { None };
-        let mut recorder = Recorder::new(&mut container, true, Some(notify));
+        // `stop` and `ps` find this process as the supervisor from the created record on.
+        let mut recorder = Recorder::new(&mut container, true, Some(notify)).supervised_here();
         let engine = Engine {
             observer: Some(&mut recorder),
             detached: Some(sandbox::run::Detached { log, attach }),

@@ -22,11 +22,23 @@ pub struct Recorder<'a> {
     pending: Option<(Option<Process>, Option<CgroupState>)>,
     /// The command was executed.
     pub started: bool,
+    /// A forked supervisor (`run -d`, the OCI `create`) records itself as the supervisor with
+    /// the created record instead of with an update of its own (one atomic write less on
+    /// `create`'s path). Until then the state names the front process, which waits for the
+    /// child; a `stop` meanwhile is queued in the state (`control::request_stop`).
+    supervisor: Option<Process>,
 }
 
 impl<'a> Recorder<'a> {
     pub fn new(container: &'a mut Container, write_created: bool, notify: Option<OwnedFd>) -> Recorder<'a> {
-        Recorder { container, write_created, notify, pending: None, started: false }
+        Recorder { container, write_created, notify, pending: None, started: false, supervisor: None }
+    }
+
+    /// The forked supervisor: this process is recorded as the container's supervisor with the
+    /// created record.
+    pub fn supervised_here(mut self) -> Self {
+        self.supervisor = Some(Process::me());
+        self
     }
 
     /// The end of a detached run: report.json written, status stopped with the exit code and the
@@ -88,7 +100,11 @@ impl Observer for Recorder<'_> {
         let cg = group.map(|g| CgroupState { version: g.version(), path: g.path().to_path_buf(), paths: g.paths() });
         let process = Process::of(pid);
         if self.write_created {
+            let supervisor = self.supervisor.take();
             let asked = self.container.update(|s| {
+                if let Some(me) = supervisor {
+                    s.supervisor = me;
+                }
                 s.process = process;
                 s.cgroup = cg;
                 s.stop_request.take()
@@ -103,7 +119,11 @@ impl Observer for Recorder<'_> {
     fn started(&mut self) {
         self.started = true;
         let pending = self.pending.take();
+        let supervisor = self.supervisor.take();
         let asked = self.container.update(|s| {
+            if let Some(me) = supervisor {
+                s.supervisor = me;
+            }
             if let Some((p, cg)) = pending {
                 s.process = p;
                 s.cgroup = cg;

@@ -11,7 +11,9 @@ use crate::limits::CgroupConf;
 pub fn apply(r: &LinuxResources, cfg: &mut Config) -> Result<(), Error> {
     // What only one cgroup version has a file for (v1: exact cpu.shares, swappiness, the OOM
     // killer switch, realtime; v2: io.max) goes through the group's files by name.
-    let v1 = crate::cgroup::Host::detect(&cfg.cgroup_root).is_ok_and(|h| h.version() == 1);
+    // The layout alone (statfs): not the whole Host (mountinfo and our own groups), which only
+    // `create` needs.
+    let v1 = crate::cgroup::Layout::detect(&cfg.cgroup_root).is_ok_and(|l| l != crate::cgroup::Layout::Unified);
     super::resources_files::apply(r, v1, &mut cfg.limits.cgroup_conf)?;
     let l = &mut cfg.limits;
     if let Some(m) = r.memory() {

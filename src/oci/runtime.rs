@@ -158,10 +158,9 @@ fn supervise(
     hide: Vec<PathBuf>,
     console: Option<OwnedFd>,
 ) -> i32 {
-    let _ = c.update(|s| s.supervisor = crate::container::Process::me());
     let fifo = c.dir.join(START_FIFO);
     let mut obs = OciObserver {
-        recorder: Recorder::new(c, true, None),
+        recorder: Recorder::new(c, true, None).supervised_here(),
         notify: Some(notify),
         fifo,
         held: None,
