@@ -35,8 +35,9 @@ impl<'a> Recorder<'a> {
     }
 
     /// The forked supervisor: this process is recorded as the container's supervisor with the
-    /// created record.
+    /// created record (only a recorder that writes one: `write_created`).
     pub fn supervised_here(mut self) -> Self {
+        assert!(self.write_created, "supervised_here needs a recorder that writes the created record");
         self.supervisor = Some(Process::me());
         self
     }
@@ -119,11 +120,7 @@ impl Observer for Recorder<'_> {
     fn started(&mut self) {
         self.started = true;
         let pending = self.pending.take();
-        let supervisor = self.supervisor.take();
         let asked = self.container.update(|s| {
-            if let Some(me) = supervisor {
-                s.supervisor = me;
-            }
             if let Some((p, cg)) = pending {
                 s.process = p;
                 s.cgroup = cg;

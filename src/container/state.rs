@@ -440,18 +440,21 @@ fn state_json(state: &State) -> Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Writes the first state.json of a directory nobody sees yet (ROOT/.new-ID).
-fn write_new_state(dir: &Path, state: &State) -> Result<()> {
-    let body = state_json(state)?;
-    let path = dir.join("state.json");
+/// Creates `path` (it must not exist, nor be a link) with `body`.
+fn create_file(path: &Path, body: &[u8]) -> std::io::Result<()> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(&path)
-        .and_then(|mut f| f.write_all(&body))
-        .map_err(|e| Error::io("cannot write", path, e))
+        .open(path)
+        .and_then(|mut f| f.write_all(body))
+}
+
+/// Writes the first state.json of a directory nobody sees yet (ROOT/.new-ID).
+fn write_new_state(dir: &Path, state: &State) -> Result<()> {
+    let path = dir.join("state.json");
+    create_file(&path, &state_json(state)?).map_err(|e| Error::io("cannot write", path, e))
 }
 
 /// Writes ID/state.json atomically: a new file beside it, renamed over it.
@@ -459,20 +462,11 @@ fn write_state(dir: &Path, state: &State) -> Result<()> {
     let body = state_json(state)?;
     let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
     let path = dir.join("state.json");
-    let res = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(&body)?;
-        // No fsync: the rename is what makes the update atomic for readers and against a crash
-        // of any process. The state lives as long as the machine's boot (the default root is
-        // in /run, a tmpfs): after a power loss there is no container to describe. An fsync
-        // per phase cost ~0.7 ms of a foreground run's start-up on a disk-backed root.
-        super::record::replace_file(&tmp, &path)
-    })();
+    // No fsync: the rename is what makes the update atomic for readers and against a crash of
+    // any process. The state lives as long as the machine's boot (the default root is in /run, a
+    // tmpfs): after a power loss there is no container to describe. An fsync per phase cost
+    // ~0.7 ms of a foreground run's start-up on a disk-backed root.
+    let res = create_file(&tmp, &body).and_then(|_| super::record::replace_file(&tmp, &path));
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
     }

@@ -601,3 +601,61 @@ fn supervisors_killed_at_random_moments_leave_nothing_after_gc() {
     }
     assert_eq!(s.sb(&["ps", "-q"]).stdout, "", "nothing listed as running");
 }
+
+/// A `stop` that races `run -d` while its supervisor has not yet recorded itself (the state still
+/// names the front process until the created record): the stop is queued in the state or reaches
+/// the supervisor, never the front alone. Every container ends within the grace: stopped with
+/// its record, or, stopped before its command ran, gone as a failed run is (the front says so
+/// and fails); no group or process is left either way.
+#[test]
+fn a_stop_racing_a_detached_runs_creation_ends_it_and_leaves_nothing() {
+    require_root!();
+    let _m = shared();
+    let s = States::new();
+    let marker = format!("60.{}", std::process::id());
+    let (mut recorded, mut gone) = (0, 0);
+    for i in 0..12 {
+        let name = format!("race{i}");
+        let front = s
+            .cmd(&["run", "-d", "--name", &name, "sleep", &marker])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // As soon as the name exists (a link to the ID, relative to the root: not followed here):
+        // the supervisor is forked or about to be.
+        let link = s.dir().join("names").join(&name);
+        let t = Instant::now();
+        while link.symlink_metadata().is_err() && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        // The link holds the id's first 48 hex digits.
+        let id48 = std::fs::read_link(&link).expect("named").to_string_lossy().into_owned();
+        let t = Instant::now();
+        let r = s.sb(&["stop", "-t", "1", &name]);
+        assert_eq!(r.code, 0, "stop {name}: {}", r.stderr);
+        assert!(t.elapsed() < Duration::from_secs(8), "stop {name} took {:?}", t.elapsed());
+        let out = front.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if let Some(id) = s.ids().into_iter().find(|i| i.starts_with(&id48)) {
+            recorded += 1;
+            let w = s.sb(&["wait", &name]);
+            assert_eq!(w.code, 0, "wait {name}: {}", w.stderr);
+            let st = s.state(&id);
+            assert_eq!(st["status"], "stopped", "{name}: {st}");
+        } else {
+            gone += 1;
+            assert!(!out.status.success() && err.contains("ended before its command ran"), "{name}: {err}");
+            assert!(link.symlink_metadata().is_err(), "{name}: the name outlives its container");
+        }
+        let prefix = format!("sandbox-{}-", &id48[..12]);
+        let groups = cgroup_dirs_where(|n| n.starts_with(&prefix));
+        assert!(groups.is_empty(), "{name}: groups left: {groups:?}");
+    }
+    assert!(
+        eventually(5.0, || procs_named("sleep", &marker).is_empty()),
+        "commands left: {:?}",
+        procs_named("sleep", &marker)
+    );
+    eprintln!("{recorded} stopped with their record, {gone} stopped before their command ran");
+}
