@@ -14,6 +14,7 @@ pub mod names;
 pub mod process;
 pub mod ps;
 pub mod record;
+mod spare;
 pub mod state;
 pub mod supervise;
 mod times;

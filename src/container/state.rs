@@ -6,8 +6,10 @@
 //!     lock                 flock while a container is created or removed (names stay unique)
 //!     names/NAME -> ID48   a symlink per name, made under that lock, to the id's first 48 hex
 //!                          digits (see [`NAME_LINK_LEN`]; older versions wrote all 64)
+//!     .spare/XXXXXXXXXXXX  removed containers' directories, emptied, for the next ones (`spare`)
 //!     ID/                  64 hex digits (`ID[..12]` is the short id: the run's id, hostname, cgroup)
-//!         state.json       [`State`], replaced atomically (a new file, renamed over it)
+//!         state.json       [`State`], replaced atomically (exchanged with .state.json.next)
+//!         .state.json.next the update's new text before the exchange, the old one after it
 //!         lock             flock held by the supervisor for its whole life: free while the status
 //!                          is not `stopped` means the supervisor was lost
 //!         update.lock      flock of every writer of state.json (read, change, write)
@@ -336,11 +338,18 @@ impl Root {
         let tmp = self.dir.join(format!(".new-{}", state.id));
         let dir = self.dir.join(&state.id);
         let made = (|| -> Result<OwnedFd> {
-            fs::DirBuilder::new().mode(0o700).create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-            let lock = open_lock(&tmp.join("lock"), true)?;
-            if !crate::sys::flock(lock.as_raw_fd(), true, true).unwrap_or(false) {
-                return Err(Error::container(format!("cannot lock {}", tmp.join("lock").display())));
-            }
+            // A spare directory (a removed container's, its lock already taken) or a new one.
+            let lock = match super::spare::take(&self.dir, &tmp) {
+                Some(lock) => lock,
+                None => {
+                    fs::DirBuilder::new().mode(0o700).create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+                    let lock = open_lock(&tmp.join("lock"), true)?;
+                    if !crate::sys::flock(lock.as_raw_fd(), true, true).unwrap_or(false) {
+                        return Err(Error::container(format!("cannot lock {}", tmp.join("lock").display())));
+                    }
+                    lock
+                }
+            };
             // Written in place: the directory is out of sight (.new-ID) until the rename below,
             // so no reader can see a partial file, and a run is one file creation cheaper.
             write_new_state(&tmp, &state)?;
@@ -422,7 +431,7 @@ fn links_to(target: &Path, id: &str) -> bool {
 
 /// Opens a lock file read-only (flock needs no more), creating it if asked (mode 0644: in a state
 /// root shared by several users, each can take the locks; the root itself is 0700 by default).
-fn open_lock(path: &Path, create: bool) -> Result<OwnedFd> {
+pub(super) fn open_lock(path: &Path, create: bool) -> Result<OwnedFd> {
     let flags = if create { libc::O_CREAT } else { 0 };
     OpenOptions::new()
         .read(true)
@@ -440,36 +449,50 @@ fn state_json(state: &State) -> Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Creates `path` (it must not exist, nor be a link) with `body`.
-fn create_file(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    OpenOptions::new()
+/// The update's new state.json, written beside it and exchanged with it: the old one is then
+/// this file, rewritten by the next update (under update.lock), not deleted and made again.
+pub(super) const NEXT_STATE: &str = ".state.json.next";
+
+/// Writes `body` into `path` from its start and cuts it there: created if missing (never through
+/// a link). An existing file keeps its inode (see `spare`).
+fn rewrite_file(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(path)
-        .and_then(|mut f| f.write_all(body))
+        .open(path)?;
+    f.write_all(body)?;
+    f.set_len(body.len() as u64)
 }
 
-/// Writes the first state.json of a directory nobody sees yet (ROOT/.new-ID).
+/// Writes the first state.json of a directory nobody sees yet (ROOT/.new-ID, perhaps a spare's).
 fn write_new_state(dir: &Path, state: &State) -> Result<()> {
     let path = dir.join("state.json");
-    create_file(&path, &state_json(state)?).map_err(|e| Error::io("cannot write", path, e))
+    rewrite_file(&path, &state_json(state)?).map_err(|e| Error::io("cannot write", path, e))
 }
 
-/// Writes ID/state.json atomically: a new file beside it, renamed over it.
+/// Writes ID/state.json atomically (the caller holds update.lock): [`NEXT_STATE`] rewritten, then
+/// exchanged with state.json (RENAME_EXCHANGE). A reader sees the old file or the new one whole;
+/// one that opened the old file just before and reads it only after the next update rewrote it
+/// may see a torn text, which `read_state` reads again.
 fn write_state(dir: &Path, state: &State) -> Result<()> {
     let body = state_json(state)?;
-    let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
+    let next = dir.join(NEXT_STATE);
     let path = dir.join("state.json");
-    // No fsync: the rename is what makes the update atomic for readers and against a crash of
+    // No fsync: the exchange is what makes the update atomic for readers and against a crash of
     // any process. The state lives as long as the machine's boot (the default root is in /run, a
     // tmpfs): after a power loss there is no container to describe. An fsync per phase cost
     // ~0.7 ms of a foreground run's start-up on a disk-backed root.
-    let res = create_file(&tmp, &body).and_then(|_| super::record::replace_file(&tmp, &path));
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
+    let res = rewrite_file(&next, &body).and_then(|_| {
+        use nix::fcntl::{renameat2, RenameFlags};
+        match renameat2(None, &next, None, &path, RenameFlags::RENAME_EXCHANGE) {
+            Ok(()) => Ok(()),
+            // No exchange on this filesystem: renamed over it (the next update makes a new file).
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => fs::rename(&next, &path),
+            Err(e) => Err(e.into()),
+        }
+    });
     res.map_err(|e| Error::io("cannot write", path, e))
 }
 
@@ -603,6 +626,7 @@ impl Container {
         // Out of sight first: a reader never sees a half-removed directory.
         let gone = self.root.join(format!(".rm-{}", self.state.id));
         match fs::rename(&self.dir, &gone) {
+            Ok(()) if super::spare::keep(&self.root, &gone) => Ok(()),
             Ok(()) => fs::remove_dir_all(&gone).map_err(|e| Error::io("cannot remove", &gone, e)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("cannot remove", &self.dir, e)),
@@ -627,10 +651,24 @@ impl Container {
     }
 }
 
+/// Reads DIR/state.json. A torn text (see `write_state`) is read again. In ROOT/ID, a state of
+/// another id is a spare directory taken by a newer container since it was opened: this one is
+/// gone (not found).
 fn read_state(dir: &Path) -> Result<State> {
     let path = dir.join("state.json");
-    let text = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-    serde_json::from_slice(&text).map_err(|e| Error::container(format!("{}: {e}", path.display())))
+    let id = dir.file_name().and_then(|n| n.to_str()).filter(|n| n.len() == 64);
+    let mut attempt = 0;
+    loop {
+        let text = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        match serde_json::from_slice::<State>(&text) {
+            Ok(s) if id.is_some_and(|id| s.id != id) => {
+                return Err(Error::io("cannot read", &path, ErrorKind::NotFound.into()));
+            }
+            Ok(s) => return Ok(s),
+            Err(_) if attempt < 3 => attempt += 1,
+            Err(e) => return Err(Error::container(format!("{}: {e}", path.display()))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -95,13 +95,82 @@ fn name_links_fit_in_an_inode_and_whole_id_links_still_resolve() {
 
 #[test]
 fn state_updates_replace_the_file_and_leave_no_temporary() {
+    use std::os::unix::fs::MetadataExt;
     let (_t, r) = root();
     let mut c = r.register(state("x")).unwrap();
     c.update(|s| s.exit_code = Some(3)).unwrap();
+    let inodes = |c: &Container| {
+        (fs::metadata(c.dir.join("state.json")).unwrap().ino(), fs::metadata(c.dir.join(NEXT_STATE)).unwrap().ino())
+    };
+    let (a, b) = inodes(&c);
     c.update(|s| s.exit_code = Some(4)).unwrap();
     assert_eq!(read_state(&c.dir).unwrap().exit_code, Some(4));
+    // The two files trade places: no inode made or deleted per update.
+    assert_eq!(inodes(&c), (b, a));
     let mut left: Vec<String> =
         fs::read_dir(&c.dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     left.sort();
-    assert_eq!(left, ["lock", "state.json", "update.lock"]);
+    assert_eq!(left, [NEXT_STATE, "lock", "state.json", "update.lock"]);
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| rd.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_removed_containers_directory_is_the_next_ones_without_its_files_or_lock() {
+    use std::os::unix::fs::MetadataExt;
+    let (_t, r) = root();
+    let mut a = r.register(state("a")).unwrap();
+    a.update(|s| s.exit_code = Some(1)).unwrap();
+    fs::write(a.dir.join("report.json"), "{}").unwrap();
+    fs::create_dir(a.dir.join("stray")).unwrap();
+    let ino = fs::metadata(&a.dir).unwrap().ino();
+    let old_path = a.dir.clone();
+    a.remove_dir().unwrap();
+    assert!(!old_path.exists());
+    let spares = r.dir().join(super::super::spare::DIR);
+    assert_eq!(names_in(&spares).len(), 1, "kept as a spare");
+    // Its lock is still held by `a` (this process's fd): passed over, a new directory is made.
+    let b = r.register(state("b")).unwrap();
+    assert_ne!(fs::metadata(&b.dir).unwrap().ino(), ino);
+    drop(a);
+    let c = r.register(state("c")).unwrap();
+    assert_eq!(fs::metadata(&c.dir).unwrap().ino(), ino, "the spare taken");
+    assert_eq!(names_in(&c.dir), [NEXT_STATE, "lock", "state.json", "update.lock"]);
+    let st = read_state(&c.dir).unwrap();
+    assert_eq!((st.name.as_str(), st.exit_code), ("c", None));
+    assert!(c.supervisor_alive(), "its lock is held");
+    assert!(names_in(&spares).is_empty());
+    // A reader that still had the old path sees the old container gone, not the new one.
+    fs::create_dir(&old_path).unwrap();
+    fs::copy(c.dir.join("state.json"), old_path.join("state.json")).unwrap();
+    assert!(read_state(&old_path).is_err(), "another id's state is not this container's");
+}
+
+#[test]
+fn spares_are_kept_up_to_a_few() {
+    let (_t, r) = root();
+    let all: Vec<Container> = (0..12).map(|i| r.register(state(&format!("n{i}"))).unwrap()).collect();
+    for c in &all {
+        c.remove_dir().unwrap();
+    }
+    let spares = r.dir().join(super::super::spare::DIR);
+    assert_eq!(names_in(&spares).len(), 8);
+    assert_eq!(r.ids(), Vec::<String>::new());
+    let left: Vec<String> = names_in(r.dir()).into_iter().filter(|n| n.starts_with(".rm-")).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_torn_state_is_read_again_and_a_bad_one_still_fails() {
+    let (_t, r) = root();
+    let c = r.register(state("x")).unwrap();
+    fs::write(c.dir.join("state.json"), "{\"id\": \"").unwrap();
+    let e = read_state(&c.dir).unwrap_err().to_string();
+    assert!(e.contains("state.json"), "{e}");
 }

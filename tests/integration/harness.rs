@@ -294,3 +294,25 @@ pub fn cgroup2_of(pid: &str) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     text.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/").to_string()
 }
+
+/// What is left in a state root besides its lock and names/: every entry but `.spare`, and of
+/// `.spare` (removed containers' directories kept for the next ones) each spare that holds more
+/// than a spare keeps (its lock files and state.json), as `.spare/X: [its files]`.
+pub fn state_left(root: &Path) -> Vec<String> {
+    const KEPT: [&str; 4] = ["lock", "update.lock", "state.json", ".state.json.next"];
+    let names = |p: &Path| -> Vec<String> {
+        std::fs::read_dir(p)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let mut left: Vec<String> =
+        names(root).into_iter().filter(|n| n != "lock" && n != "names" && n != ".spare").collect();
+    for spare in names(&root.join(".spare")) {
+        let extra: Vec<String> =
+            names(&root.join(".spare").join(&spare)).into_iter().filter(|f| !KEPT.contains(&f.as_str())).collect();
+        if !extra.is_empty() {
+            left.push(format!(".spare/{spare}: {extra:?}"));
+        }
+    }
+    left
+}

@@ -157,8 +157,8 @@ fn concurrent_commands_on_one_container_never_corrupt_its_state() {
     assert_eq!((end["status"].as_str(), end["exit_code"].as_i64()), (Some("stopped"), Some(7)), "{end}");
     assert_eq!(s.sb(&["rm", "busy"]).code, 0);
     assert_gone(&s, &id, &st);
-    let left: Vec<_> = std::fs::read_dir(s.dir()).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(left.iter().all(|n| n == "names" || n == "lock"), "left in the state root: {left:?}");
+    let left = state_left(s.dir());
+    assert!(left.is_empty(), "left in the state root: {left:?}");
 }
 
 /// `top` named users from the host's /etc/passwd: wrong for a container (an image's uid 70 is

@@ -179,7 +179,7 @@ impl Oci {
 
     /// What the state root holds besides its lock and names index (nothing once all is deleted).
     pub(crate) fn left(&self) -> Vec<String> {
-        entries(&self.root()).into_iter().filter(|n| n != "lock" && n != "names").collect()
+        crate::harness::state_left(&self.root())
     }
 }
 

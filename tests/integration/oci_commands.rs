@@ -275,7 +275,7 @@ fn oci_console_socket_through_a_symlink_is_refused_and_nothing_created() {
     assert!(listener.accept().is_err(), "the runtime connected through the planted link");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--console-socket"));
-    let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
+    let left: Vec<_> = crate::harness::state_left(&oci.root());
     assert!(left.is_empty(), "state left: {left:?}");
 }
 

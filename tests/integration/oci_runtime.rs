@@ -57,7 +57,7 @@ fn oci_create_waits_before_exec_until_start_then_kill_and_delete_leave_nothing()
     // shim; here the host's pid 1, which may take a moment), as runc's init is.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     assert!(stat.is_empty() || stat.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')), "{stat}");
-    let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
+    let left: Vec<_> = crate::harness::state_left(&oci.root());
     assert!(left.is_empty(), "state left: {left:?}");
     assert!(entries(&oci.root().join("names")).is_empty());
 }
@@ -75,7 +75,7 @@ fn oci_delete_force_of_a_created_container_leaves_nothing() {
     let out = oci.runc(&["delete", "--force", "c2"]);
     assert!(out.status.success());
     assert!(!oci.runc(&["state", "c2"]).status.success());
-    let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
+    let left: Vec<_> = crate::harness::state_left(&oci.root());
     assert!(left.is_empty(), "state left: {left:?}");
 }
 
@@ -124,7 +124,7 @@ fn oci_bad_bundle_is_refused_with_a_json_log_line_and_nothing_created() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ociVersion '2.0.0'"));
     let out = oci.runc(&["create", "--bundle", oci.bundle().to_str().unwrap(), "a/b"]);
     assert!(!out.status.success());
-    let left: Vec<_> = entries(&oci.root()).into_iter().filter(|n| n != "lock" && n != "names").collect();
+    let left: Vec<_> = crate::harness::state_left(&oci.root());
     assert!(left.is_empty(), "state left: {left:?}");
 }
 
