@@ -12,11 +12,13 @@
 //!
 //! Every step is under the root's lock (as register and remove are), so two commands never take
 //! the same spare. A spare whose lock some process still holds (the one that removed it, until
-//! it exits) is passed over. A command killed halfway leaves a `.rm-ID` (removed by the next
-//! register's `remove_leftovers`) or a spare with stray files (removed when it is taken).
+//! it exits) is passed over. A command killed halfway leaves a `.rm-ID` or `.new-ID` (hidden;
+//! removed by `sandbox gc`) or a spare with stray files (removed when it is taken).
 
 use std::fs;
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// ROOT/.spare/: the spare directories, each named by 12 random hex digits.
@@ -33,6 +35,14 @@ pub(super) fn take(root: &Path, into: &Path) -> Option<OwnedFd> {
     let rd = fs::read_dir(&spares).ok()?;
     for e in rd.flatten().take(MAX) {
         let dir = e.path();
+        // Only a real directory of ours: a link would lead the clean-up below elsewhere, and
+        // another user's directory would hold a container of ours.
+        let ours = e.file_type().is_ok_and(|t| t.is_dir())
+            && fs::symlink_metadata(&dir).is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw());
+        if !ours {
+            let _ = fs::remove_file(&dir);
+            continue;
+        }
         let Ok(lock) = super::state::open_lock(&dir.join("lock"), false) else {
             // Not a spare we kept (no lock file): out of the way.
             let _ = fs::remove_dir_all(&dir);
@@ -41,6 +51,12 @@ pub(super) fn take(root: &Path, into: &Path) -> Option<OwnedFd> {
         // Still held by the process that removed the container (or one checking it): not yet.
         if !crate::sys::flock(lock.as_raw_fd(), true, true).unwrap_or(false) {
             continue;
+        }
+        // A writer stopped while it holds update.lock (a `pause` or `update` suspended with ^Z)
+        // would hold up every update of the next container: passed over as well.
+        match super::state::open_lock(&dir.join("update.lock"), false) {
+            Ok(u) if !crate::sys::flock(u.as_raw_fd(), true, true).unwrap_or(false) => continue,
+            _ => {}
         }
         if fs::rename(&dir, into).is_err() {
             continue;
@@ -69,6 +85,12 @@ pub(super) fn keep(root: &Path, gone: &Path) -> bool {
     let Ok(rd) = fs::read_dir(gone) else { return false };
     for e in rd.flatten() {
         if KEPT.iter().any(|k| e.file_name() == *k) {
+            // Kept as inodes, not as texts: `rm` leaves no config (argv, environment) behind.
+            // Blanked, not truncated: on ext4 without a journal a freed block is discarded
+            // synchronously (`-o discard`), and a reader of a blank state reads it gone.
+            if e.file_name() != "lock" && e.file_name() != "update.lock" && blank(&e.path()).is_err() {
+                return false;
+            }
             continue;
         }
         let p = e.path();
@@ -84,9 +106,19 @@ pub(super) fn keep(root: &Path, gone: &Path) -> bool {
     match fs::rename(gone, &to) {
         Ok(()) => true,
         // The first spare of this root.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && fs::create_dir(&spares).is_ok() => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && fs::DirBuilder::new().mode(0o700).create(&spares).is_ok() =>
+        {
             fs::rename(gone, &to).is_ok()
         }
         Err(_) => false,
     }
+}
+
+/// Overwrites `path` with as many spaces as it holds (its blocks stay; see [`keep`]).
+fn blank(path: &Path) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)?;
+    let len = f.metadata()?.len() as usize;
+    f.write_all(&vec![b' '; len])
 }

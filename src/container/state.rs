@@ -656,10 +656,15 @@ impl Container {
 /// gone (not found).
 fn read_state(dir: &Path) -> Result<State> {
     let path = dir.join("state.json");
-    let id = dir.file_name().and_then(|n| n.to_str()).filter(|n| n.len() == 64);
+    // Any ROOT/ID (an OCI id too: its directory is reused as well), not ROOT/.new-ID.
+    let id = dir.file_name().and_then(|n| n.to_str()).filter(|n| !n.starts_with('.'));
     let mut attempt = 0;
     loop {
         let text = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+        // Blanked as its directory became a spare: that container is gone.
+        if id.is_some() && text.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(Error::io("cannot read", &path, ErrorKind::NotFound.into()));
+        }
         match serde_json::from_slice::<State>(&text) {
             Ok(s) if id.is_some_and(|id| s.id != id) => {
                 return Err(Error::io("cannot read", &path, ErrorKind::NotFound.into()));

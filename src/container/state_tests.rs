@@ -174,3 +174,62 @@ fn a_torn_state_is_read_again_and_a_bad_one_still_fails() {
     let e = read_state(&c.dir).unwrap_err().to_string();
     assert!(e.contains("state.json"), "{e}");
 }
+
+#[test]
+fn a_spare_keeps_no_text_of_its_container_and_a_stale_reader_finds_it_gone() {
+    let (_t, r) = root();
+    let mut st = state("secret");
+    st.id = "c1".into(); // an OCI id: any directory name is checked
+    let mut a = r.register(st).unwrap();
+    a.update(|s| s.exit_code = Some(1)).unwrap();
+    let spares = r.dir().join(super::super::spare::DIR);
+    let a_dir = a.dir.clone();
+    a.remove_dir().unwrap();
+    drop(a);
+    let spare = spares.join(&names_in(&spares)[0]);
+    for f in ["state.json", NEXT_STATE] {
+        let text = fs::read_to_string(spare.join(f)).unwrap();
+        assert!(!text.is_empty() && text.trim().is_empty(), "{f} blanked, not emptied: {text:?}");
+    }
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&spares).unwrap().permissions()) & 0o777, 0o700);
+    // A reader that opened the old path before the removal and reads the blank text: gone.
+    fs::create_dir(&a_dir).unwrap();
+    fs::copy(spare.join("state.json"), a_dir.join("state.json")).unwrap();
+    let e = read_state(&a_dir).unwrap_err();
+    assert!(e.to_string().contains("not found"), "{e}");
+    // The next container of another OCI id takes it; reading c1 there is not c2.
+    let mut st = state("b");
+    st.id = "c2".into();
+    let b = r.register(st).unwrap();
+    fs::copy(b.dir.join("state.json"), a_dir.join("state.json")).unwrap();
+    assert!(read_state(&a_dir).is_err(), "c2's state read as c1's");
+}
+
+#[test]
+fn a_spare_whose_update_lock_is_held_or_that_is_a_link_is_passed_over() {
+    use std::os::unix::fs::MetadataExt;
+    let (t, r) = root();
+    let a = r.register(state("a")).unwrap();
+    let held = open_lock(&a.dir.join("update.lock"), true).unwrap();
+    assert!(crate::sys::flock(held.as_raw_fd(), true, true).unwrap());
+    let ino = fs::metadata(&a.dir).unwrap().ino();
+    a.remove_dir().unwrap();
+    drop(a);
+    let b = r.register(state("b")).unwrap();
+    assert_ne!(fs::metadata(&b.dir).unwrap().ino(), ino, "taken while a writer holds its update.lock");
+    drop(held);
+    // A link planted among the spares is never followed (its target keeps its files).
+    let target = t.path().join("victim");
+    fs::create_dir(&target).unwrap();
+    fs::write(target.join("lock"), "").unwrap();
+    fs::write(target.join("precious"), "x").unwrap();
+    let spares = r.dir().join(super::super::spare::DIR);
+    for n in names_in(&spares) {
+        fs::remove_dir_all(spares.join(n)).unwrap();
+    }
+    std::os::unix::fs::symlink(&target, spares.join("aaaaaaaaaaaa")).unwrap();
+    let c = r.register(state("c")).unwrap();
+    assert!(target.join("precious").exists() && target.join("lock").exists());
+    assert!(c.dir.join("state.json").exists());
+    assert!(fs::symlink_metadata(spares.join("aaaaaaaaaaaa")).is_err(), "the link removed");
+}

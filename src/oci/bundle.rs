@@ -30,13 +30,17 @@ pub const OCI_MAJOR: u64 = 1;
 pub fn validate_id(id: &str) -> Result<(), Error> {
     let ok = !id.is_empty()
         && id.len() <= 1024
-        && id != "."
-        && id != ".."
+        // Not starting with '.': the state root's own entries do (.spare, .new-ID, .rm-ID).
+        && !id.starts_with('.')
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid("container id", id, "1 to 1024 letters, digits, '_', '+', '-' or '.' (not '.' or '..')"))
+        Err(Error::invalid(
+            "container id",
+            id,
+            "1 to 1024 letters, digits, '_', '+', '-' or '.', not starting with '.'",
+        ))
     }
 }
 

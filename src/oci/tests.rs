@@ -198,7 +198,8 @@ fn the_five_capability_sets_umask_and_additional_gids_are_kept_apart() {
 
 #[test]
 fn bad_ids_are_refused() {
-    for id in ["", ".", "..", "a/b", "../x", "a b", &"x".repeat(1025)] {
+    // A leading '.' is the state root's own (.spare, .new-ID, .rm-ID).
+    for id in ["", ".", "..", "a/b", "../x", "a b", ".spare", ".new-x", &"x".repeat(1025)] {
         assert!(validate_id(id).is_err(), "{id:?}");
     }
     for id in ["c1", "abc-DEF_0.1+x"] {
