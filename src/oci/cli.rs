@@ -44,8 +44,8 @@ pub struct Cli {
 
 /// `defer`: a subcommand's arguments are built only when it is the one invoked (or for help).
 /// Every OCI command is its own process start (an engine runs create, start and delete for
-/// each container), and clap built all fifteen subcommands' arguments before parsing one:
-/// ~10 % of a `sandbox-runc` start's CPU (`perf record`, 2026-12-02).
+/// each container), and clap built all fifteen subcommands' arguments before parsing one;
+/// deferred, a start runs 17 % fewer user-space instructions (callgrind, 2026-12-02).
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum Cmd {
